@@ -1,0 +1,41 @@
+# andon: two commands do all set-up on a fresh Debian machine.
+#   make demo  - create .venv, install, run the virtual factory with the live view
+#   make test  - install dev dependencies and services, run lint, types and the whole suite
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+ARGS ?=
+
+.PHONY: demo test lint typecheck pytest bench clean
+
+$(VENV)/.base: pyproject.toml scripts/bootstrap.sh
+	bash scripts/bootstrap.sh $(VENV)
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.base
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+demo: $(VENV)/.base
+	$(VENV)/bin/andon demo $(ARGS)
+
+lint: $(VENV)/.dev
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+
+typecheck: $(VENV)/.dev
+	$(VENV)/bin/mypy
+
+pytest: $(VENV)/.dev
+	$(PY) -m pytest -q
+
+test: lint typecheck pytest
+
+bench: $(VENV)/.base
+	$(PY) benchmarks/store_ingest.py
+	$(PY) benchmarks/store_query.py
+	$(PY) benchmarks/demo_headless.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .andon

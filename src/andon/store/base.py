@@ -1,0 +1,104 @@
+"""The ``TelemetryStore`` protocol: what every telemetry store implementation provides.
+
+Semantics every implementation must honour (checked by the conformance suite in
+``tests/store/test_conformance.py``):
+
+* Every row carries its tenant; every method takes one; a tenant never sees another's rows.
+* Timestamps are ``Micros`` (int64 µs since the epoch, UTC). Ranges are half-open
+  ``[start, end)``.
+* **Samples**: appended in batches. Samples may arrive out of order; reads always return them
+  ordered by ``(signal, ts)``. A sample whose ``(tenant, signal, ts)`` is already stored
+  (in the same batch or an earlier one) is a *duplicate*: the first write wins, the duplicate
+  is not stored and is counted in ``AppendResult.duplicates``.
+* **Last value** of a signal is the stored sample with the greatest ``ts`` (not the last one
+  written), so a late, out-of-order sample never replaces a newer value.
+* **Aggregates** are per ``(signal, bucket)`` where ``bucket = start + k * width`` holds
+  ``[bucket, bucket + width)``; ``last`` is the value at the greatest ts in the bucket;
+  empty buckets are not returned. Bad-quality samples are stored and read back but excluded
+  from aggregates and from ``count``.
+* **States** are intervals ``[start, end)`` per machine; reads return the intervals that
+  overlap the range, clipped to it, ordered by (machine, start).
+* **Parts** are counter events; reads return events with ``start <= ts < end``.
+* **Retention** deletes samples, states (by end) and parts older than a cutoff.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from andon.model.types import F64, I32, I64, Micros, PartBatch, SampleBatch, StateBatch
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    """What an append did: rows stored, and duplicates skipped (first write wins)."""
+
+    written: int
+    duplicates: int
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Aggregates:
+    """Bucketed aggregates as columns, ordered by (signal, bucket)."""
+
+    names: tuple[str, ...]
+    index: I32
+    bucket: I64
+    min: F64
+    max: F64
+    mean: F64
+    last: F64
+    count: I64
+
+    def __len__(self) -> int:
+        return len(self.bucket)
+
+
+@dataclass(frozen=True, slots=True)
+class LastValue:
+    ts: Micros
+    value: float
+    quality: int
+
+
+@runtime_checkable
+class TelemetryStore(Protocol):
+    """Storage of samples, machine-state timelines and part counters, scoped by tenant."""
+
+    async def append(self, tenant: str, batch: SampleBatch) -> AppendResult: ...
+
+    async def read(
+        self, tenant: str, signals: Sequence[str], start: Micros, end: Micros
+    ) -> SampleBatch: ...
+
+    async def aggregate(
+        self,
+        tenant: str,
+        signals: Sequence[str],
+        start: Micros,
+        end: Micros,
+        bucket_us: int,
+    ) -> Aggregates: ...
+
+    async def last_values(
+        self, tenant: str, signals: Sequence[str] | None = None
+    ) -> dict[str, LastValue]: ...
+
+    async def append_states(self, tenant: str, batch: StateBatch) -> int: ...
+
+    async def read_states(
+        self, tenant: str, machines: Sequence[str] | None, start: Micros, end: Micros
+    ) -> StateBatch: ...
+
+    async def append_parts(self, tenant: str, batch: PartBatch) -> int: ...
+
+    async def read_parts(
+        self, tenant: str, machines: Sequence[str] | None, start: Micros, end: Micros
+    ) -> PartBatch: ...
+
+    async def delete_before(self, tenant: str | None, cutoff: Micros) -> int: ...
+
+    async def close(self) -> None: ...
+
