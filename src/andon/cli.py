@@ -1,0 +1,194 @@
+"""The ``andon`` command line. Thin: parses options, calls the packages, prints."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import sys
+import tempfile
+from contextlib import contextmanager
+from datetime import datetime
+from importlib.resources import as_file, files
+from pathlib import Path
+from typing import Annotated, Any
+from collections.abc import Iterator
+from zoneinfo import ZoneInfo
+
+import typer
+from rich.console import Console
+
+from andon.model.loader import ModelError, load_plant
+from andon.model.plant import Plant
+from andon.model.types import Micros, to_micros
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="andon: the open smart-manufacturing platform.")
+model_app = typer.Typer(no_args_is_help=True, help="Asset model files.")
+app.add_typer(model_app, name="model")
+
+err = Console(stderr=True)
+out = Console()
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _load(path: Path | None) -> Plant:
+    try:
+        if path is None:
+            with as_file(files("andon.sim") / "plants" / "demo.yaml") as p:
+                return load_plant(p)
+        return load_plant(path)
+    except ModelError as exc:
+        _fail(str(exc))
+        raise  # pragma: no cover - _fail raises
+
+
+@model_app.command("check")
+def model_check(file: Annotated[Path, typer.Argument(help="Plant YAML file")]) -> None:
+    """Validate a plant file; print what it holds, or one error with file, line and field."""
+    plant = _load(file)
+    n_sig = len(plant.signal_paths())
+    out.print(f"[green]ok[/] {file}: site {plant.site.id!r}, {len(plant.site.areas)} areas, "
+              f"{len(plant.lines())} lines, {len(plant.machines())} machines, "
+              f"{n_sig} signals", highlight=False)
+
+
+def _parse_start(text: str | None, plant: Plant) -> Micros | None:
+    if text is None:
+        return None
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        _fail(f"--start: {text!r} is not an ISO date-time such as 2026-01-05T06:00")
+        raise  # pragma: no cover
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=ZoneInfo(plant.site.timezone))
+    return to_micros(dt)
+
+
+@contextmanager
+def _data_dir(path: Path | None) -> Iterator[Path]:
+    if path is not None:
+        path.mkdir(parents=True, exist_ok=True)
+        yield path
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="andon-demo-"))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@app.command()
+def demo(
+    plant_file: Annotated[Path | None, typer.Option(
+        "--plant", help="Plant YAML (default: the built-in demo plant)")] = None,
+    headless: Annotated[bool, typer.Option(
+        help="Simulate as fast as possible and print a summary")] = False,
+    hours: Annotated[float | None, typer.Option(
+        help="Plant hours to simulate (headless default 24; live default: until Ctrl-C)")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same run")] = 7,
+    speed: Annotated[float, typer.Option(
+        help="Live view: plant seconds per wall second")] = 60.0,
+    start: Annotated[str | None, typer.Option(
+        help="Plant start time, ISO (site-local if no offset); default Mon 2026-01-05 06:00")
+    ] = None,
+    data_dir: Annotated[Path | None, typer.Option(
+        help="Keep the store and ground truth here (default: a temporary directory)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Headless: print JSON")] = False,
+) -> None:
+    """Run the virtual factory into the store, with a live view or headless."""
+    from andon.store.duckdb_store import DuckDBStore
+
+    plant = _load(plant_file)
+    t0 = _parse_start(start, plant)
+    if hours is not None and hours <= 0:
+        _fail("--hours must be positive")
+    if speed <= 0:
+        _fail("--speed must be positive")
+    with _data_dir(data_dir) as d:
+        if headless:
+            summary = asyncio.run(_headless(plant, d, seed, hours or 24.0, t0, not as_json,
+                                            keep_truth=data_dir is not None))
+            if as_json:
+                sys.stdout.write(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+            else:
+                _print_summary(summary)
+            return
+        from rich.live import Live
+
+        from andon.sim.demo import run_live
+        from andon.sim.view import render
+
+        async def live() -> None:
+            store = DuckDBStore.open(d / "telemetry.duckdb")
+            try:
+                with Live(console=out, refresh_per_second=4, screen=False) as view:
+                    await run_live(plant, store, seed, speed,
+                                   lambda run: view.update(render(run, speed)), start=t0,
+                                   until_s=hours * 3600.0 if hours else None)
+            finally:
+                await store.close()
+
+        try:
+            asyncio.run(live())
+        except KeyboardInterrupt:
+            out.print("stopped.")
+
+
+async def _headless(plant: Plant, d: Path, seed: int, hours: float, start: Micros | None,
+                    show_progress: bool, keep_truth: bool) -> dict[str, Any]:
+    from rich.progress import Progress
+
+    from andon.sim.demo import run_headless
+    from andon.store.duckdb_store import DuckDBStore
+
+    store = DuckDBStore.open(d / "telemetry.duckdb")
+    truth = d / "ground_truth.jsonl" if keep_truth else None
+    try:
+        with Progress(console=err, transient=True, disable=not err.is_terminal) as bar:
+            task = bar.add_task("simulating", total=1.0)
+            return await run_headless(
+                plant, store, seed, hours, start,
+                progress=lambda x: bar.update(task, completed=x), ground_truth_file=truth)
+    finally:
+        await store.close()
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    t = Table(title=f"{summary['site']}: {summary['start']} → {summary['end']}")
+    for c in ("machine", "running h", "down h", "good", "scrap", "A", "P", "Q", "OEE", "kWh",
+              "kWh/part"):
+        t.add_column(c, justify="left" if c == "machine" else "right")
+
+    def pct(x: float | None) -> str:
+        return "–" if x is None else f"{100 * x:.1f}%"
+
+    for m in summary["machines"]:
+        s = m["states_s"]
+        t.add_row(m["machine"], f"{s['running'] / 3600:.2f}", f"{s['down'] / 3600:.2f}",
+                  str(m["parts"]["good"]), str(m["parts"]["scrap"]), pct(m["availability"]),
+                  pct(m["performance"]), pct(m["quality"]), pct(m["oee"]),
+                  f"{m['kwh'] or 0:.1f}", f"{m['kwh_per_good_part'] or 0:.3f}")
+    out.print(t)
+    for ln in summary["lines"]:
+        out.print(f"{ln['line']}: {ln['good_parts']} good parts, "
+                  f"{ln['throughput_per_h']:.1f}/h")
+    out.print(f"{len(summary['faults'])} faults injected (ground truth); "
+              f"ingest: {summary['ingest']}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

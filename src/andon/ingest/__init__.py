@@ -1,0 +1,135 @@
+"""Platform side of the data path: validate what arrives, write it to the store, count what
+is refused.
+
+Every sample, state interval and part event reaches the store through ``Ingestor``, whether it
+comes from an edge agent over the network or from the virtual factory in process, so the
+checks are the same for both. Nothing is dropped silently: each refused row is counted by
+reason in ``IngestStats`` and the first examples are kept for the operator to read.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from andon.model.types import MachineState, Micros, PartBatch, Quality, SampleBatch, StateBatch
+from andon.store.base import TelemetryStore
+
+__all__ = ["IngestReport", "IngestStats", "Ingestor"]
+
+# 2000-01-01 and 2100-01-01: anything outside is a broken clock, not a measurement.
+_MIN_TS: Micros = 946_684_800_000_000
+_MAX_TS: Micros = 4_102_444_800_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class IngestReport:
+    accepted: int
+    duplicates: int
+    rejected: dict[str, int]
+
+
+@dataclass
+class IngestStats:
+    """Running totals since the ingestor started."""
+
+    samples: int = 0
+    duplicates: int = 0
+    states: int = 0
+    parts: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    examples: list[str] = field(default_factory=list)
+
+    def reject(self, reason: str, n: int, example: str) -> None:
+        self.rejected[reason] += n
+        if len(self.examples) < 20:
+            self.examples.append(f"{reason}: {example} ({n} rows)")
+
+    def as_dict(self) -> dict[str, object]:
+        return {"samples": self.samples, "duplicates": self.duplicates, "states": self.states,
+                "parts": self.parts, "rejected": dict(sorted(self.rejected.items()))}
+
+
+class Ingestor:
+    """Validates batches for a tenant's known signals and machines, then stores them."""
+
+    def __init__(self, store: TelemetryStore) -> None:
+        self.store = store
+        self.stats = IngestStats()
+        self._signals: dict[str, set[str]] = {}
+        self._machines: dict[str, set[str]] = {}
+
+    def register(self, tenant: str, signals: Iterable[str], machines: Iterable[str]) -> None:
+        """Declare the signals and machines a tenant may send (from its asset model)."""
+        self._signals.setdefault(tenant, set()).update(signals)
+        self._machines.setdefault(tenant, set()).update(machines)
+
+    def _known(self, kind: str, tenant: str, names: tuple[str, ...],
+               index: np.ndarray) -> np.ndarray:
+        known = self._signals if kind == "signal" else self._machines
+        allowed = known.get(tenant)
+        if allowed is None:
+            raise PermissionError(f"tenant {tenant!r} is not registered for ingest")
+        ok_names = np.array([n in allowed for n in names], dtype=bool)
+        ok = ok_names[index] if len(names) else np.zeros(len(index), dtype=bool)
+        if not ok.all():
+            bad = sorted({names[i] for i in np.unique(index[~ok])})
+            self.stats.reject(f"unknown_{kind}", int((~ok).sum()), ", ".join(bad[:3]))
+        return ok
+
+    def _ts_ok(self, ts: np.ndarray, what: str) -> np.ndarray:
+        ok = (ts >= _MIN_TS) & (ts < _MAX_TS)
+        if not ok.all():
+            self.stats.reject("bad_timestamp", int((~ok).sum()), f"{what} ts {int(ts[~ok][0])}")
+        return ok
+
+    async def samples(self, tenant: str, batch: SampleBatch) -> IngestReport:
+        before = self.stats.rejected.copy()
+        ok = self._known("signal", tenant, batch.names, batch.index)
+        ok &= self._ts_ok(batch.ts, "sample")
+        finite = np.isfinite(batch.value) | (batch.quality == Quality.BAD)
+        if not finite.all():
+            self.stats.reject("non_finite_value", int((~finite & ok).sum()),
+                              "NaN or infinity with good or uncertain quality")
+        ok &= finite
+        qual = batch.quality <= Quality.BAD
+        if not qual.all():
+            self.stats.reject("bad_quality_code", int((~qual & ok).sum()), "quality > 2")
+        ok &= qual
+        accepted = batch if ok.all() else batch.take(ok)
+        result = await self.store.append(tenant, accepted)
+        self.stats.samples += result.written
+        self.stats.duplicates += result.duplicates
+        rejected = self.stats.rejected - before
+        return IngestReport(result.written, result.duplicates, dict(rejected))
+
+    async def states(self, tenant: str, batch: StateBatch) -> int:
+        ok = self._known("machine", tenant, batch.names, batch.index)
+        ok &= self._ts_ok(batch.start, "state") & self._ts_ok(batch.end, "state")
+        valid = batch.state <= max(MachineState)
+        if not valid.all():
+            self.stats.reject("bad_state_code", int((~valid).sum()), "unknown state code")
+        ok &= valid
+        if not ok.all():
+            keep = np.flatnonzero(ok)
+            batch = StateBatch(batch.names, batch.index[keep], batch.start[keep],
+                               batch.end[keep], batch.state[keep],
+                               tuple(batch.reason[i] for i in keep))
+        n = await self.store.append_states(tenant, batch) if len(batch) else 0
+        self.stats.states += n
+        return n
+
+    async def parts(self, tenant: str, batch: PartBatch) -> int:
+        ok = self._known("machine", tenant, batch.names, batch.index)
+        ok &= self._ts_ok(batch.ts, "part")
+        if not ok.all():
+            keep = np.flatnonzero(ok)
+            batch = PartBatch(batch.names, batch.index[keep], batch.ts[keep],
+                              tuple(batch.product[i] for i in keep), batch.good[keep],
+                              batch.scrap[keep])
+        n = await self.store.append_parts(tenant, batch) if len(batch) else 0
+        self.stats.parts += n
+        return n

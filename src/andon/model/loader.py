@@ -1,0 +1,216 @@
+"""Load a plant file: YAML → pydantic ``Plant``, with every error pointing at a file, a line
+and a field.
+
+PyYAML's composer keeps the position of every node; we build the Python data ourselves from
+the node tree and remember the line of each path, so that a pydantic error location such as
+``('site', 'areas', 0, 'lines', 1, 'machines', 2, 'signals', 0, 'type')`` is reported as
+``plant.yaml:41:17: site.areas[0].lines[1].machines[2].signals[0].type: ...``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from andon.model.plant import Plant
+
+__all__ = ["ModelError", "load_plant", "parse_plant"]
+
+Loc = tuple[str | int, ...]
+
+
+class ModelError(Exception):
+    """A plant file that cannot be used. ``str()`` is one line: ``file:line:col: field: why``."""
+
+    def __init__(self, file: str, line: int | None, column: int | None, field: str,
+                 message: str, more: int = 0) -> None:
+        self.file, self.line, self.column, self.field = file, line, column, field
+        self.message, self.more = message, more
+        where = file if line is None else f"{file}:{line}:{column or 1}"
+        text = f"{where}: {field + ': ' if field else ''}{message}"
+        if more:
+            text += f" (and {more} more error{'s' if more > 1 else ''})"
+        super().__init__(text)
+
+
+def _build(node: yaml.Node, loc: Loc, marks: dict[Loc, tuple[int, int]],
+           loader: yaml.SafeLoader, file: str) -> Any:
+    marks[loc] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.MappingNode):
+        explicit = sum(1 for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge")
+        loader.flatten_mapping(node)
+        merged = len(node.value) - explicit  # pairs from '<<' merges come first
+        out: dict[Any, Any] = {}
+        explicit_keys: set[Any] = set()
+        for i, (key_node, value_node) in enumerate(node.value):
+            key = loader.construct_object(key_node, deep=True)
+            if not isinstance(key, str | int):
+                raise ModelError(file, key_node.start_mark.line + 1,
+                                 key_node.start_mark.column + 1, _fmt(loc),
+                                 "mapping keys must be strings")
+            if i >= merged:
+                if key in explicit_keys:
+                        raise ModelError(file, key_node.start_mark.line + 1,
+                                     key_node.start_mark.column + 1, _fmt((*loc, key)),
+                                     "duplicate key")
+                explicit_keys.add(key)
+            out[key] = _build(value_node, (*loc, key), marks, loader, file)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(v, (*loc, i), marks, loader, file) for i, v in enumerate(node.value)]
+    return loader.construct_object(node, deep=True)
+
+
+def _fmt(loc: Iterable[str | int]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _locate(loc: Loc, marks: dict[Loc, tuple[int, int]]) -> tuple[int, int] | None:
+    for n in range(len(loc), -1, -1):
+        if loc[:n] in marks:
+            return marks[loc[:n]]
+    return None
+
+
+def parse_plant(text: str, file: str = "<string>") -> Plant:
+    """Parse and validate a plant from YAML text; raise ``ModelError`` on the first problem."""
+    loader = yaml.SafeLoader(text)
+    marks: dict[Loc, tuple[int, int]] = {}
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise ModelError(file, None, None, "", "the file is empty")
+        data = _build(node, (), marks, loader, file)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        col = mark.column + 1 if mark else None
+        raise ModelError(file, line, col, "", f"invalid YAML: {exc.problem or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ModelError(file, None, None, "", f"invalid YAML: {exc}") from None
+    finally:
+        loader.dispose()
+    if not isinstance(data, dict):
+        raise ModelError(file, 1, 1, "", "a plant file is a mapping with a 'site' key")
+    # Pydantic reads the YAML key 'from' through the alias; locations then say 'from'.
+    try:
+        plant = Plant.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        first = errors[0]
+        loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and "[" in p))
+        pos = _locate(loc, marks)
+        msg = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            msg = "unknown field (check the spelling)"
+        elif first["type"] == "missing":
+            msg = "required field is missing"
+        raise ModelError(file, pos[0] if pos else None, pos[1] if pos else None, _fmt(loc),
+                         msg, more=len(errors) - 1) from None
+    problems = list(_reference_problems(plant))
+    if problems:
+        loc, msg = problems[0]
+        pos = _locate(loc, marks)
+        raise ModelError(file, pos[0] if pos else None, pos[1] if pos else None, _fmt(loc),
+                         msg, more=len(problems) - 1)
+    return plant
+
+
+def load_plant(path: str | Path) -> Plant:
+    """Read and validate a plant file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ModelError(str(path), None, None, "", "no such file") from None
+    except IsADirectoryError:
+        raise ModelError(str(path), None, None, "", "is a directory, not a plant file") from None
+    except UnicodeDecodeError as exc:
+        raise ModelError(str(path), None, None, "", f"not UTF-8 text ({exc.reason})") from None
+    except OSError as exc:
+        raise ModelError(str(path), None, None, "", exc.strerror or str(exc)) from None
+    return parse_plant(text, str(path))
+
+
+def _dupes(ids: Iterable[str]) -> list[str]:
+    return [k for k, n in Counter(ids).items() if n > 1]
+
+
+def _reference_problems(plant: Plant) -> Iterable[tuple[Loc, str]]:
+    """Checks across objects: unique ids, buffer ends, products, meters, maintenance."""
+    site = plant.site
+    base: Loc = ("site",)
+    all_machines: set[str] = set()
+    for d in _dupes(a.id for a in site.areas):
+        yield (*base, "areas"), f"duplicate area id {d!r}"
+    for ai, area in enumerate(site.areas):
+        aloc: Loc = (*base, "areas", ai)
+        for d in _dupes(ln.id for ln in area.lines):
+            yield (*aloc, "lines"), f"duplicate line id {d!r}"
+        for d in _dupes(s.id for s in area.sensors):
+            yield (*aloc, "sensors"), f"duplicate sensor id {d!r}"
+        for li, line in enumerate(area.lines):
+            lloc: Loc = (*aloc, "lines", li)
+            ids = [m.id for m in line.machines]
+            for d in _dupes(ids):
+                yield (*lloc, "machines"), f"duplicate machine id {d!r}"
+            for d in _dupes(b.id for b in line.buffers):
+                yield (*lloc, "buffers"), f"duplicate buffer id {d!r}"
+            for d in _dupes(p.id for p in line.products):
+                yield (*lloc, "products"), f"duplicate product id {d!r}"
+            for d in set(ids) & all_machines:
+                yield (*lloc, "machines"), f"machine id {d!r} is used on another line"
+            all_machines |= set(ids)
+            products = {p.id for p in line.products}
+            for mi, m in enumerate(line.machines):
+                mloc: Loc = (*lloc, "machines", mi)
+                for missing in sorted(products - set(m.ideal_cycle_s)):
+                    yield (*mloc, "ideal_cycle_s"), (
+                        f"no ideal cycle time for product {missing!r} made on line {line.id!r}")
+                for d in _dupes(s.id for s in m.signals):
+                    yield (*mloc, "signals"), f"duplicate signal id {d!r}"
+                if m.sim.wear is not None and m.sim.wear.dress_every_parts is not None \
+                        and m.sim.wear.kind != "wheel":
+                    yield (*mloc, "sim", "wear", "dress_every_parts"), \
+                        "only a wheel is dressed (set kind: wheel)"
+            feeds: dict[str, str] = {}
+            takes: dict[str, str] = {}
+            for bi, b in enumerate(line.buffers):
+                bloc: Loc = (*lloc, "buffers", bi)
+                if b.initial > b.capacity:
+                    yield (*bloc, "initial"), f"initial {b.initial} exceeds capacity {b.capacity}"
+                for key, ends, seen in (("from", b.from_, feeds), ("to", b.to, takes)):
+                    for ei, mid in enumerate(ends):
+                        if mid not in ids:
+                            yield (*bloc, key, ei), f"no machine {mid!r} on line {line.id!r}"
+                        elif mid in seen:
+                            yield (*bloc, key, ei), (
+                                f"machine {mid!r} is already connected to buffer {seen[mid]!r}")
+                        else:
+                            seen[mid] = b.id
+                for mid in set(b.from_) & set(b.to):
+                    yield (*bloc, "to"), f"machine {mid!r} would feed itself"
+    for d in _dupes(mt.id for mt in site.meters):
+        yield (*base, "meters"), f"duplicate meter id {d!r}"
+    for d in {mt.id for mt in site.meters} & {a.id for a in site.areas}:
+        yield (*base, "meters"), f"meter id {d!r} is also an area id"
+    for mi, mt in enumerate(site.meters):
+        for ci, mid in enumerate(mt.covers):
+            if mid not in all_machines:
+                yield (*base, "meters", mi, "covers", ci), f"no machine {mid!r} in the plant"
+    for wi, w in enumerate(site.calendar.maintenance):
+        for ci, mid in enumerate(w.machines):
+            if mid not in all_machines:
+                yield (*base, "calendar", "maintenance", wi, "machines", ci), \
+                    f"no machine {mid!r} in the plant"

@@ -1,0 +1,292 @@
+"""The plant model: site › area › line › machine › signal (ISA-95 equipment hierarchy).
+
+Every model forbids unknown keys, so a typo in a plant file is an error, never ignored.
+Behaviour parameters used by the virtual factory and the twin (cycle-time variation,
+failure modes, wear, quality, power) live in each machine's ``sim`` block; they are what the
+twin's calibration estimates from history for a real plant.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import time
+from enum import StrEnum
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from andon.model.signals import SIGNAL_TYPES
+
+__all__ = [
+    "Area",
+    "Buffer",
+    "Calendar",
+    "FailureMode",
+    "Line",
+    "Machine",
+    "MachineSim",
+    "MachineType",
+    "Maintenance",
+    "Meter",
+    "Plant",
+    "PowerModel",
+    "Product",
+    "QualityModel",
+    "Shift",
+    "Signal",
+    "Site",
+    "WearModel",
+]
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+Id = Annotated[str, Field(min_length=1, max_length=64, pattern=_ID.pattern)]
+Positive = Annotated[float, Field(gt=0)]
+NonNeg = Annotated[float, Field(ge=0)]
+Fraction = Annotated[float, Field(ge=0, le=1)]
+Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+ALL_DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MachineType(StrEnum):
+    MACHINING_CENTRE = "machining_centre"
+    SURFACE_GRINDER = "surface_grinder"
+    FSW_CELL = "fsw_cell"
+    ROBOT_CELL = "robot_cell"
+    INSPECTION_PACKING = "inspection_packing"
+    PROCESS_CHAMBER = "process_chamber"
+    GENERIC = "generic"
+
+
+class Signal(_Model):
+    id: Id
+    type: str
+    unit: str | None = None
+    sample_period_s: Positive = 1.0
+    nominal: float | None = None
+    """Level while running (the sim's scale for this signal); defaults per type."""
+    description: str = ""
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, v: str) -> str:
+        if v not in SIGNAL_TYPES:
+            known = ", ".join(sorted(SIGNAL_TYPES))
+            raise ValueError(f"unknown signal type {v!r}; known types: {known}")
+        return v
+
+    @model_validator(mode="after")
+    def _unit_fits(self) -> Signal:
+        units = SIGNAL_TYPES[self.type].units
+        if self.unit is None:
+            object.__setattr__(self, "unit", units[0])
+        elif self.unit not in units:
+            raise ValueError(
+                f"unit {self.unit!r} does not fit signal type {self.type!r}; "
+                f"use one of: {', '.join(units)}"
+            )
+        return self
+
+
+class FailureMode(_Model):
+    """An unplanned stop: exponential time to failure counted in *operating* time,
+    lognormal time to repair."""
+
+    code: Id
+    description: str = ""
+    mtbf_h: Positive
+    """Mean operating hours between failures of this mode."""
+    mttr_min: Positive
+    """Mean minutes to repair."""
+    ttr_cv: NonNeg = 0.5
+    """Coefficient of variation of the repair time (0 = deterministic)."""
+
+
+class WearModel(_Model):
+    """A consumable (tool or grinding wheel) that wears per part and is replaced or dressed."""
+
+    kind: Literal["tool", "wheel"] = "tool"
+    life_parts: Annotated[int, Field(gt=0)]
+    """Parts after which the tool or wheel is replaced (wear = 100 %)."""
+    change_min: Positive = 5.0
+    """Planned stop to replace it."""
+    dress_every_parts: Annotated[int, Field(gt=0)] | None = None
+    """Wheels only: dress after this many parts."""
+    dress_min: Positive = 2.0
+    dress_restore: Fraction = 0.3
+    """Share of the surface condition a dressing restores (roughness/quality effect)."""
+    power_gain: NonNeg = 0.25
+    """Running power and spindle load rise by this share at full wear."""
+    vibration_gain: NonNeg = 1.5
+    """Vibration rises by this share at full wear."""
+
+
+class QualityModel(_Model):
+    """Scrap probability per part: ``scrap_base + scrap_wear_gain * wear**2``."""
+
+    scrap_base: Fraction = 0.005
+    scrap_wear_gain: Fraction = 0.05
+
+
+class PowerModel(_Model):
+    """Electrical power draw by state, kW."""
+
+    offline_kw: NonNeg = 0.2
+    idle_kw: NonNeg = 2.0
+    running_kw: NonNeg = 10.0
+    down_kw: NonNeg = 1.0
+
+
+class MachineSim(_Model):
+    cycle_cv: NonNeg = 0.05
+    """Coefficient of variation of the lognormal cycle time."""
+    speed_loss: Annotated[float, Field(ge=0, le=2)] = 0.03
+    """Mean cycle time = ideal × (1 + speed_loss)."""
+    changeover_min: NonNeg = 0.0
+    """Planned stop when the product changes."""
+    failure_modes: tuple[FailureMode, ...] = ()
+    wear: WearModel | None = None
+    quality: QualityModel = QualityModel()
+    power: PowerModel = PowerModel()
+
+
+class Machine(_Model):
+    id: Id
+    name: str = ""
+    type: MachineType
+    ideal_cycle_s: dict[Id, Positive]
+    """Ideal cycle time per product, seconds per part."""
+    signals: tuple[Signal, ...] = ()
+    sim: MachineSim = MachineSim()
+
+
+class Buffer(_Model):
+    """A finite buffer between machines. ``from_`` machines put parts in, ``to`` take them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    id: Id
+    capacity: Annotated[int, Field(ge=1)]
+    from_: tuple[Id, ...] = Field(alias="from", min_length=1)
+    to: tuple[Id, ...] = Field(min_length=1)
+    initial: Annotated[int, Field(ge=0)] = 0
+
+
+class Product(_Model):
+    id: Id
+    lot_size: Annotated[int, Field(gt=0)] = 50
+
+
+class Line(_Model):
+    id: Id
+    name: str = ""
+    products: tuple[Product, ...] = Field(min_length=1)
+    """Production plan: lots in this order, repeated."""
+    machines: tuple[Machine, ...] = Field(min_length=1)
+    buffers: tuple[Buffer, ...] = ()
+
+
+class Shift(_Model):
+    name: str
+    start: time
+    end: time
+    """May be earlier than start: the shift then ends the next day."""
+    days: tuple[Day, ...] = ALL_DAYS
+
+
+class Maintenance(_Model):
+    """A weekly planned-maintenance window for some machines."""
+
+    machines: tuple[Id, ...] = Field(min_length=1)
+    day: Day
+    start: time
+    duration_min: Positive
+
+
+class Calendar(_Model):
+    """Weekly shift pattern in the site's local time. Outside shifts machines are offline
+    (not scheduled); breaks and maintenance windows are planned stops."""
+
+    shifts: tuple[Shift, ...] = Field(min_length=1)
+    breaks: tuple[Shift, ...] = ()
+    maintenance: tuple[Maintenance, ...] = ()
+
+
+class EnvironmentSim(_Model):
+    disturbances_per_day: NonNeg = 2.0
+    """Mean number of disturbances (door left open, HVAC fault) per day."""
+    disturbance_min: Positive = 20.0
+
+
+class Area(_Model):
+    id: Id
+    name: str = ""
+    lines: tuple[Line, ...] = ()
+    sensors: tuple[Signal, ...] = ()
+    """Environment sensors of the area (cleanroom temperature, humidity, particles)."""
+    environment: EnvironmentSim = EnvironmentSim()
+
+
+class Meter(_Model):
+    """An energy meter measuring a set of machines (``covers``; empty = the whole site)
+    plus a constant base load (lighting, compressors, HVAC)."""
+
+    id: Id
+    covers: tuple[Id, ...] = ()
+    base_load_kw: NonNeg = 0.0
+    signals: tuple[Signal, ...] = Field(min_length=1)
+    rollover_kwh: Positive | None = None
+    """Energy register wraps to zero at this value (like a real meter's display)."""
+    initial_kwh: NonNeg = 0.0
+    """Register reading at the start of a simulation."""
+
+
+class Site(_Model):
+    id: Id
+    name: str = ""
+    timezone: str = "UTC"
+    calendar: Calendar
+    areas: tuple[Area, ...] = Field(min_length=1)
+    meters: tuple[Meter, ...] = ()
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {v!r} (use an IANA name such as "
+                             f"'Asia/Taipei')") from exc
+        return v
+
+
+class Plant(_Model):
+    tenant: Id = "demo"
+    site: Site
+
+    # --- navigation helpers -------------------------------------------------------------
+    def lines(self) -> list[tuple[Area, Line]]:
+        return [(a, ln) for a in self.site.areas for ln in a.lines]
+
+    def machines(self) -> list[tuple[Area, Line, Machine]]:
+        return [(a, ln, m) for a, ln in self.lines() for m in ln.machines]
+
+    def machine_path(self, area: Area, line: Line, machine: Machine) -> str:
+        return f"{self.site.id}/{area.id}/{line.id}/{machine.id}"
+
+    def signal_paths(self) -> list[str]:
+        """Every signal of the plant as ``site/area/line/machine/signal`` (machines),
+        ``site/area/signal`` (area sensors) and ``site/meter/signal`` (meters)."""
+        out = []
+        for a, ln, m in self.machines():
+            base = self.machine_path(a, ln, m)
+            out += [f"{base}/{s.id}" for s in m.signals]
+        for a in self.site.areas:
+            out += [f"{self.site.id}/{a.id}/{s.id}" for s in a.sensors]
+        for mt in self.site.meters:
+            out += [f"{self.site.id}/{mt.id}/{s.id}" for s in mt.signals]
+        return out

@@ -1,0 +1,133 @@
+"""``andon demo``: the virtual factory streaming into the store through the ingest path.
+
+``run_headless`` simulates a span as fast as it can and returns a JSON-ready summary read
+back from the store. ``run_live`` runs the same factory against a clock at ``speed`` plant
+seconds per wall second and calls ``on_tick`` after every step, for the terminal view.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from andon.ingest import Ingestor
+from andon.kpi.summary import plant_summary
+from andon.model.plant import Plant
+from andon.model.types import Micros, from_micros, to_micros
+from andon.sim.clock import Clock, WallClock
+from andon.sim.factory import Flush, VirtualFactory
+from andon.store.base import TelemetryStore
+
+__all__ = ["DemoRun", "default_start", "run_headless", "run_live"]
+
+
+def default_start(plant: Plant) -> Micros:
+    """Monday 2026-01-05 06:00 in the site's time zone: the start of a working week."""
+    zone = ZoneInfo(plant.site.timezone)
+    return to_micros(datetime.combine(date(2026, 1, 5), time(6, 0), tzinfo=zone))
+
+
+def _iso(us: Micros) -> str:
+    return from_micros(us).isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class DemoRun:
+    """A factory wired to a store through an ingestor."""
+
+    plant: Plant
+    factory: VirtualFactory
+    ingestor: Ingestor
+
+    @classmethod
+    def create(cls, plant: Plant, store: TelemetryStore, seed: int, start: Micros,
+               window_s: float = 600.0) -> DemoRun:
+        factory = VirtualFactory(plant, seed, start, window_s=window_s)
+        ingestor = Ingestor(store)
+        ingestor.register(plant.tenant, factory.signal_names,
+                          [m.path for m in factory.machines])
+        return cls(plant, factory, ingestor)
+
+    async def ingest(self, flushes: list[Flush]) -> None:
+        tenant = self.plant.tenant
+        for f in flushes:
+            await self.ingestor.samples(tenant, f.samples)
+            await self.ingestor.states(tenant, f.states)
+            await self.ingestor.parts(tenant, f.parts)
+
+    async def advance(self, until_s: float) -> None:
+        await self.ingest(self.factory.advance(until_s))
+
+    async def finish(self) -> None:
+        await self.ingest([self.factory.finish()])
+
+
+async def run_headless(plant: Plant, store: TelemetryStore, seed: int, hours: float,
+                       start: Micros | None = None,
+                       progress: Callable[[float], None] | None = None,
+                       ground_truth_file: Path | None = None) -> dict[str, Any]:
+    """Simulate ``hours`` of plant time and summarise it from the store."""
+    if hours <= 0:
+        raise ValueError("hours must be positive")
+    start = default_start(plant) if start is None else start
+    run = DemoRun.create(plant, store, seed, start)
+    total = hours * 3600.0
+    step = 3600.0
+    t = 0.0
+    while t < total:
+        t = min(total, t + step)
+        await run.advance(t)
+        if progress:
+            progress(t / total)
+    await run.finish()
+    end = start + round(total * 1e6)
+    summary = await plant_summary(store, plant, start, end)
+    faults = [g for g in run.factory.ground_truth if g["kind"] == "fault"]
+    if ground_truth_file is not None:
+        with ground_truth_file.open("w", encoding="utf-8") as fh:
+            for g in run.factory.ground_truth:
+                fh.write(json.dumps(g, sort_keys=True) + "\n")
+    return {
+        "tenant": plant.tenant,
+        "site": plant.site.id,
+        "seed": seed,
+        "start": _iso(start),
+        "end": _iso(end),
+        "hours": hours,
+        **summary,
+        "faults": faults,
+        "ingest": run.ingestor.stats.as_dict(),
+    }
+
+
+async def run_live(plant: Plant, store: TelemetryStore, seed: int, speed: float,
+                   on_tick: Callable[[DemoRun], None], clock: Clock | None = None,
+                   start: Micros | None = None, until_s: float | None = None,
+                   tick_s: float = 0.25) -> DemoRun:
+    """Run at ``speed`` plant seconds per wall second until ``until_s`` plant seconds (or
+    forever). The factory's window is one second of plant time per unit of speed, so the
+    store is never more than about a wall second behind the plant."""
+    if speed <= 0:
+        raise ValueError("speed must be positive")
+    clock = clock or WallClock()
+    start = default_start(plant) if start is None else start
+    window = max(1.0, min(600.0, speed * 1.0))
+    run = DemoRun.create(plant, store, seed, start, window_s=window)
+    wall0 = clock.monotonic()
+    while True:
+        target = (clock.monotonic() - wall0) * speed
+        if until_s is not None:
+            target = min(target, until_s)
+        await run.advance(target)
+        on_tick(run)
+        if until_s is not None and target >= until_s:
+            break
+        await clock.sleep(tick_s)
+    await run.finish()
+    on_tick(run)
+    return run

@@ -1,0 +1,477 @@
+"""The virtual factory: the twin's line model run over a plant, with physical signals,
+environment disturbances, energy meters and a ground-truth log.
+
+Time is engine seconds from ``start`` (UTC µs). ``advance(until)`` runs the model and returns
+the data of every *window* of ``window_s`` seconds that is complete by then: samples of every
+signal on its own sample grid (aligned to the epoch), state intervals that ended in the window
+and part events. Windows are cut at fixed multiples of ``window_s`` whatever the caller's steps,
+and every signal draws its noise from its own generator, so a run depends only on the plant,
+the seed, the start and the window length: same inputs, same bytes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from andon.model.plant import Area, Machine, Meter, Plant, Signal
+from andon.model.types import (
+    F64,
+    MachineState,
+    Micros,
+    PartBatch,
+    Quality,
+    SampleBatch,
+    StateBatch,
+    from_micros,
+)
+from andon.sim.physics import AMBIENT_C, LAG_TYPES, LEVEL_TYPES, lag_filter, state_share
+from andon.twin.line import FactoryModel, MachineRuntime
+
+__all__ = ["Flush", "VirtualFactory"]
+
+
+@dataclass(frozen=True, slots=True)
+class Flush:
+    """One window's data, ready for ingest."""
+
+    start: Micros
+    end: Micros
+    samples: SampleBatch
+    states: StateBatch
+    parts: PartBatch
+
+
+def _rng(seed: int, *key: int) -> np.random.Generator:
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=key)))
+
+
+def _grid(w0: float, w1: float, period: float) -> F64:
+    k0 = math.ceil(w0 / period - 1e-9)
+    k1 = math.ceil(w1 / period - 1e-9)
+    return np.arange(k0, k1, dtype=np.float64) * period
+
+
+@dataclass(eq=False)
+class _SignalState:
+    path: str
+    spec: Signal
+    rng: np.random.Generator
+    last: float | None = None  # lag filters carry their value across windows
+
+
+@dataclass(eq=False)
+class _MachineRec:
+    """What the sim remembers of one machine to draw its signals."""
+
+    rt: MachineRuntime
+    index: int
+    signals: list[_SignalState]
+    # state change points (engine s, state code, reason)
+    st_t: list[float] = field(default_factory=list)
+    st_s: list[int] = field(default_factory=list)
+    st_r: list[str] = field(default_factory=list)
+    # condition points: after each part or consumable event
+    c_t: list[float] = field(default_factory=list)
+    c_v: list[tuple[float, float, int, float, float, int, float]] = field(default_factory=list)
+    # (condition, wear, parts_total, cycle_s, ra, dressings, reject_rate)
+    recent: list[int] = field(default_factory=list)  # last 50 parts: 1 = scrap
+    parts: list[tuple[float, str, bool]] = field(default_factory=list)
+    closed: list[tuple[float, float, int, str]] = field(default_factory=list)
+    energy_kwh: float = 0.0
+    ra: float = 0.0
+    cycle_s: float = 0.0
+
+    def condition_row(self) -> tuple[float, float, int, float, float, int, float]:
+        rt = self.rt
+        rej = 100.0 * sum(self.recent) / len(self.recent) if self.recent else 0.0
+        return (rt.condition, rt.wear, rt.good + rt.scrap, self.cycle_s, self.ra,
+                rt.dressings, rej)
+
+
+class VirtualFactory:
+    """Runs a plant. Listener of the line model; see the module docstring."""
+
+    def __init__(self, plant: Plant, seed: int, start: Micros, window_s: float = 600.0,
+                 ground_truth: list[dict[str, Any]] | None = None) -> None:
+        if window_s <= 0:
+            raise ValueError("window_s must be positive")
+        self.plant = plant
+        self.seed = seed
+        self.start = start
+        self.window_s = window_s
+        self.ground_truth: list[dict[str, Any]] = ground_truth if ground_truth is not None else []
+        self._emitted_until = 0.0
+        self._zone = ZoneInfo(plant.site.timezone)
+        self._recs: dict[int, _MachineRec] = {}
+        self.model = FactoryModel(plant, seed, start, listeners=[self])
+        self.machines = self.model.machines
+        names: list[str] = []
+        for i, rt in enumerate(self.model.machines):
+            sigs = []
+            for j, s in enumerate(rt.spec.signals):
+                sigs.append(_SignalState(f"{rt.path}/{s.id}", s, _rng(seed, 100, i, j)))
+                names.append(f"{rt.path}/{s.id}")
+            rec = self._recs.get(id(rt))
+            if rec is None:  # pragma: no cover - every machine reported its initial state
+                raise RuntimeError("machine did not report its initial state")
+            rec.signals = sigs
+            rec.c_t.append(0.0)
+            rec.c_v.append(rec.condition_row())
+        self.recs = [self._recs[id(rt)] for rt in self.model.machines]
+        self._marks_rng = [_rng(seed, 200, i) for i in range(len(self.recs))]
+        self._env: list[tuple[Area, list[_SignalState], list[tuple[float, float, str]]]] = []
+        for ai, area in enumerate(plant.site.areas):
+            if not area.sensors:
+                continue
+            sigs = [_SignalState(f"{plant.site.id}/{area.id}/{s.id}", s, _rng(seed, 300, ai, j))
+                    for j, s in enumerate(area.sensors)]
+            names += [s.path for s in sigs]
+            self._env.append((area, sigs, []))
+            self._schedule_disturbance(len(self._env) - 1, _rng(seed, 301, ai))
+        self._meters: list[tuple[Meter, list[_SignalState], list[_MachineRec], list[float]]] = []
+        for mi, mt in enumerate(plant.site.meters):
+            sigs = [_SignalState(f"{plant.site.id}/{mt.id}/{s.id}", s, _rng(seed, 400, mi, j))
+                    for j, s in enumerate(mt.signals)]
+            names += [s.path for s in sigs]
+            covered = [r for r in self.recs if not mt.covers or r.rt.spec.id in mt.covers]
+            self._meters.append((mt, sigs, covered, [mt.initial_kwh]))
+        self.signal_names = tuple(names)
+        self._name_index = {n: i for i, n in enumerate(names)}
+        self._machine_names = tuple(r.rt.path for r in self.recs)
+
+    # --- time ----------------------------------------------------------------------------
+    @property
+    def now(self) -> float:
+        return self.model.engine.now
+
+    def ts(self, t: float) -> Micros:
+        return self.start + round(t * 1e6)
+
+    def _iso(self, t: float) -> str:
+        return from_micros(self.ts(t)).isoformat().replace("+00:00", "Z")
+
+    # --- listener -------------------------------------------------------------------------
+    def on_state(self, m: MachineRuntime, t: float, state: MachineState, reason: str) -> None:
+        rec = self._recs.get(id(m))
+        if rec is None:
+            rec = _MachineRec(m, len(self._recs), [])
+            self._recs[id(m)] = rec
+        previous = None
+        if rec.st_t:
+            t_prev, s_prev, r_prev = rec.st_t[-1], rec.st_s[-1], rec.st_r[-1]
+            if t > t_prev:
+                rec.closed.append((t_prev, t, s_prev, r_prev))
+            previous = MachineState(s_prev).label
+        self.ground_truth.append({
+            "t": self._iso(t), "kind": "state", "machine": m.path,
+            "state": state.label, "reason": reason, "previous": previous,
+        })
+        rec.st_t.append(t)
+        rec.st_s.append(int(state))
+        rec.st_r.append(reason)
+
+    def on_part(self, m: MachineRuntime, t: float, product: str, good: bool,
+                cycle_s: float) -> None:
+        rec = self._recs[id(m)]
+        rec.parts.append((t, product, good))
+        rec.recent.append(0 if good else 1)
+        if len(rec.recent) > 50:
+            del rec.recent[0]
+        rec.cycle_s = cycle_s
+        ra_spec = next((s for s in m.spec.signals if s.type == "surface_roughness"), None)
+        if ra_spec is not None:
+            nominal = ra_spec.nominal if ra_spec.nominal is not None else 0.3
+            rng = self._marks_rng[rec.index]
+            rec.ra = nominal * (1.0 + 1.5 * m.condition) * float(rng.lognormal(0.0, 0.05))
+        rec.c_t.append(t)
+        rec.c_v.append(rec.condition_row())
+
+    def on_condition(self, m: MachineRuntime, t: float, event: str) -> None:
+        rec = self._recs[id(m)]
+        rec.c_t.append(t)
+        rec.c_v.append(rec.condition_row())
+        self.ground_truth.append({"t": self._iso(t), "kind": "maintenance", "machine": m.path,
+                                  "event": event})
+
+    def on_fault(self, m: MachineRuntime, t: float, code: str, repair_s: float) -> None:
+        self.ground_truth.append({
+            "t": self._iso(t), "kind": "fault", "machine": m.path, "code": code,
+            "end": self._iso(t + repair_s), "duration_s": round(repair_s, 3),
+            "wear": round(m.wear, 4),
+        })
+
+    # --- environment disturbances ----------------------------------------------------------
+    def _schedule_disturbance(self, k: int, rng: np.random.Generator) -> None:
+        area, _, events = self._env[k]
+        env = area.environment
+        if env.disturbances_per_day <= 0:
+            return
+        eng = self.model.engine
+
+        def fire() -> None:
+            kind = "door_open" if rng.random() < 0.6 else "hvac_fault"
+            dur = env.disturbance_min * 60.0 * float(rng.lognormal(0.0, 0.3))
+            events.append((eng.now, eng.now + dur, kind))
+            self.ground_truth.append({
+                "t": self._iso(eng.now), "kind": "fault", "area":
+                f"{self.plant.site.id}/{area.id}", "code": kind.upper(),
+                "end": self._iso(eng.now + dur), "duration_s": round(dur, 3)})
+            eng.after(float(rng.exponential(86_400.0 / env.disturbances_per_day)), fire)
+
+        eng.after(float(rng.exponential(86_400.0 / env.disturbances_per_day)), fire)
+
+    # --- running ---------------------------------------------------------------------------
+    def advance(self, until: float) -> list[Flush]:
+        """Run to ``until`` (engine s); return every window completed by then."""
+        self.model.run(until)
+        out = []
+        while self._emitted_until + self.window_s <= until + 1e-9:
+            w0 = self._emitted_until
+            w1 = w0 + self.window_s
+            out.append(self._window(w0, w1))
+            self._emitted_until = w1
+        return out
+
+    def finish(self) -> Flush:
+        """Close the open state intervals at ``now`` and return the last partial window."""
+        w0, w1 = self._emitted_until, self.now
+        flush = self._window(w0, w1, final=True)
+        self._emitted_until = w1
+        self.model.close()
+        return flush
+
+    # --- drawing a window --------------------------------------------------------------------
+    def _window(self, w0: float, w1: float, final: bool = False) -> Flush:
+        idx_parts: list[np.ndarray] = []
+        ts_parts: list[np.ndarray] = []
+        val_parts: list[np.ndarray] = []
+        machine_power: dict[int, tuple[F64, F64]] = {}
+        for rec in self.recs:
+            st_t = np.asarray(rec.st_t)
+            st_s = np.asarray(rec.st_s, dtype=np.int64)
+            c_t = np.asarray(rec.c_t)
+            c_v = np.asarray(rec.c_v, dtype=np.float64)
+            bp_t, bp_p = self._power_breakpoints(rec, st_t, st_s, c_t, c_v, w0, w1)
+            machine_power[rec.index] = (bp_t, bp_p)
+            e0 = rec.energy_kwh
+            for sig in rec.signals:
+                grid = _grid(w0, w1, sig.spec.sample_period_s)
+                if len(grid) == 0:
+                    continue
+                vals = self._machine_signal(rec, sig, grid, st_t, st_s, c_t, c_v, bp_t, bp_p, e0)
+                idx_parts.append(np.full(len(grid), self._name_index[sig.path], dtype=np.int32))
+                ts_parts.append(grid)
+                val_parts.append(vals)
+            rec.energy_kwh = e0 + _integral(bp_t, bp_p, np.array([w1]))[0] / 3600.0
+        for area, sigs, events in self._env:
+            for sig in sigs:
+                grid = _grid(w0, w1, sig.spec.sample_period_s)
+                if len(grid):
+                    idx_parts.append(np.full(len(grid), self._name_index[sig.path], np.int32))
+                    ts_parts.append(grid)
+                    val_parts.append(self._env_signal(sig, grid, events))
+            events[:] = [e for e in events if e[1] > w1]
+        for mt, sigs, covered, energy in self._meters:
+            for sig in sigs:
+                grid = _grid(w0, w1, sig.spec.sample_period_s)
+                if len(grid) == 0:
+                    continue
+                idx_parts.append(np.full(len(grid), self._name_index[sig.path], np.int32))
+                ts_parts.append(grid)
+                if sig.spec.type == "power":
+                    p = np.full(len(grid), mt.base_load_kw)
+                    for r in covered:
+                        bt, bpv = machine_power[r.index]
+                        p += bpv[np.searchsorted(bt, grid, side="right") - 1]
+                    val_parts.append(p * (1.0 + sig.rng.normal(0.0, 0.01, len(grid))))
+                else:
+                    e = energy[0] + mt.base_load_kw * (grid - w0) / 3600.0
+                    for r in covered:
+                        bt, bpv = machine_power[r.index]
+                        e += _integral(bt, bpv, grid) / 3600.0
+                    if mt.rollover_kwh:
+                        e = np.mod(e, mt.rollover_kwh)
+                    val_parts.append(e)
+            total = energy[0] + mt.base_load_kw * (w1 - w0) / 3600.0
+            for r in covered:
+                bt, bpv = machine_power[r.index]
+                total += _integral(bt, bpv, np.array([w1]))[0] / 3600.0
+            energy[0] = total
+        samples = SampleBatch.empty()
+        if ts_parts:
+            t = np.concatenate(ts_parts)
+            samples = SampleBatch(self.signal_names, np.concatenate(idx_parts),
+                                  self.start + np.round(t * 1e6).astype(np.int64),
+                                  np.concatenate(val_parts),
+                                  np.full(len(t), Quality.GOOD, dtype=np.uint8))
+        states = self._closed_states(w1, final)
+        parts = self._parts(w1)
+        self._prune(w1)
+        return Flush(self.ts(w0), self.ts(w1), samples, states, parts)
+
+    def _power_breakpoints(self, rec: _MachineRec, st_t: F64, st_s: np.ndarray, c_t: F64,
+                           c_v: F64, w0: float, w1: float) -> tuple[F64, F64]:
+        """Noise-free power as a step function over [w0, w1): (times, kW)."""
+        pw = rec.rt.sim.power
+        wear = rec.rt.sim.wear
+        gain = wear.power_gain if wear else 0.0
+        inside = np.concatenate(([w0], st_t[(st_t > w0) & (st_t < w1)],
+                                 c_t[(c_t > w0) & (c_t < w1)]))
+        bp = np.unique(inside)
+        s = st_s[np.searchsorted(st_t, bp, side="right") - 1]
+        cond = c_v[np.searchsorted(c_t, bp, side="right") - 1, 0]
+        by_state = np.array([pw.running_kw, pw.idle_kw, pw.idle_kw, pw.down_kw, pw.idle_kw,
+                             pw.offline_kw])
+        p = by_state[s]
+        run = s == MachineState.RUNNING
+        p[run] *= 1.0 + gain * cond[run]
+        return bp, p
+
+    def _machine_signal(self, rec: _MachineRec, sig: _SignalState, grid: F64, st_t: F64,
+                        st_s: np.ndarray, c_t: F64, c_v: F64, bp_t: F64, bp_p: F64,
+                        e0: float) -> F64:
+        spec = sig.spec
+        typ = spec.type
+        n = len(grid)
+        states = st_s[np.searchsorted(st_t, grid, side="right") - 1]
+        cv = c_v[np.searchsorted(c_t, grid, side="right") - 1]
+        wear_model = rec.rt.sim.wear
+        if typ == "power":
+            p = bp_p[np.searchsorted(bp_t, grid, side="right") - 1]
+            return p * (1.0 + sig.rng.normal(0.0, 0.02, n))
+        if typ == "energy":
+            return e0 + _integral(bp_t, bp_p, grid) / 3600.0
+        if typ in ("tool_wear", "wheel_wear"):
+            return cv[:, 1] * 100.0
+        if typ == "part_count":
+            return cv[:, 2].copy()
+        if typ == "cycle_time":
+            return cv[:, 3].copy()
+        if typ == "surface_roughness":
+            return cv[:, 4].copy()
+        if typ == "dressing_count":
+            return cv[:, 5].copy()
+        if typ == "reject_rate":
+            return cv[:, 6].copy()
+        if typ in LAG_TYPES:
+            default_nominal, tau = LAG_TYPES[typ]
+            nominal = spec.nominal if spec.nominal is not None else default_nominal
+            run_target = nominal * (1.0 + (0.15 * cv[:, 0] if typ == "tool_temperature" else 0))
+            idle_target = AMBIENT_C + 0.35 * (nominal - AMBIENT_C)
+            target = np.where(states == MachineState.RUNNING, run_target, idle_target)
+            stopped = (states == MachineState.DOWN) | (states == MachineState.OFFLINE)
+            target = np.where(stopped, AMBIENT_C + 0.1 * (nominal - AMBIENT_C), target)
+            x0 = sig.last if sig.last is not None else float(target[0])
+            out = lag_filter(target, spec.sample_period_s, tau, x0)
+            sig.last = float(out[-1])
+            return out + sig.rng.normal(0.0, 0.05 + 0.002 * abs(nominal), n)
+        level = LEVEL_TYPES.get(typ)
+        if level is None:  # pragma: no cover - the model rejects unknown types
+            raise ValueError(f"no physical model for signal type {typ!r}")
+        nominal = spec.nominal if spec.nominal is not None else level.nominal
+        share = state_share(states, level)
+        running = states == MachineState.RUNNING
+        if level.cyclic:
+            ideal = min(rec.rt.spec.ideal_cycle_s.values())
+            phase = 2.0 * np.pi * grid / max(ideal / 4.0, 1.0)
+            share = np.where(running, 0.75 + 0.25 * np.sin(phase), share)
+        if wear_model is not None and level.wear is not None:
+            gain = wear_model.power_gain if level.wear == "power" else wear_model.vibration_gain
+            share = np.where(running, share * (1.0 + gain * cv[:, 0]), share)
+        value = nominal * share
+        noise = sig.rng.normal(0.0, level.noise * abs(nominal), n)
+        return value + np.where(share > 0, noise, noise * 0.05)
+
+    def _env_signal(self, sig: _SignalState, grid: F64,
+                    events: list[tuple[float, float, str]]) -> F64:
+        spec = sig.spec
+        n = len(grid)
+        t0 = from_micros(self.ts(float(grid[0])))
+        offset = (t0.astimezone(self._zone).utcoffset() or timedelta(0)).total_seconds()
+        local_h = ((self.start / 1e6 + grid + offset) % 86_400.0) / 3600.0
+        day = np.sin(2.0 * np.pi * (local_h - 9.0) / 24.0)  # warmest mid-afternoon
+        typ = spec.type
+        nominal = spec.nominal
+        if typ == "temperature":
+            base = (nominal if nominal is not None else 21.0) + 0.4 * day
+            value = base + sig.rng.normal(0.0, 0.05, n)
+        elif typ == "humidity":
+            base = (nominal if nominal is not None else 45.0) + 2.5 * day
+            value = base + sig.rng.normal(0.0, 0.3, n)
+        elif typ == "particle_count":
+            base = nominal if nominal is not None else 100_000.0
+            value = base * sig.rng.lognormal(0.0, 0.15, n) * (1.0 + 0.2 * day)
+        else:
+            base = nominal if nominal is not None else 0.0
+            value = base + sig.rng.normal(0.0, 0.01 * abs(base) + 1e-3, n)
+        for a, b, kind in events:
+            on = (grid >= a) & (grid < b)
+            if not on.any():
+                continue
+            ramp = 1.0 - np.exp(-(grid[on] - a) / 120.0)
+            if typ == "particle_count":
+                value[on] *= 1.0 + (8.0 if kind == "door_open" else 2.0) * ramp
+            elif typ == "temperature":
+                value[on] += (0.3 if kind == "door_open" else 2.0) * ramp
+            elif typ == "humidity":
+                value[on] += (6.0 if kind == "door_open" else 10.0) * ramp
+        return value
+
+    def _closed_states(self, w1: float, final: bool) -> StateBatch:
+        idx, st, en, ss, rr = [], [], [], [], []
+        for rec in self.recs:
+            if final and rec.st_t and w1 > rec.st_t[-1]:
+                rec.closed.append((rec.st_t[-1], w1, rec.st_s[-1], rec.st_r[-1]))
+                rec.st_t[-1] = w1  # the open interval now starts at the end of the run
+            for a, b, s, r in rec.closed:
+                idx.append(rec.index)
+                st.append(self.ts(a))
+                en.append(self.ts(b))
+                ss.append(s)
+                rr.append(r)
+            rec.closed.clear()
+        return StateBatch.build(self._machine_names, idx, st, en, ss, rr)
+
+    def _parts(self, w1: float) -> PartBatch:
+        idx, ts, prod, good, scrap = [], [], [], [], []
+        for rec in self.recs:
+            keep = []
+            for t, p, g in rec.parts:
+                if t < w1:
+                    idx.append(rec.index)
+                    ts.append(self.ts(t))
+                    prod.append(p)
+                    good.append(1 if g else 0)
+                    scrap.append(0 if g else 1)
+                else:
+                    keep.append((t, p, g))
+            rec.parts = keep
+        return PartBatch.build(self._machine_names, idx, ts, prod, good, scrap)
+
+    def _prune(self, w1: float) -> None:
+        """Forget points before ``w1`` except the last one (the value in force at w1)."""
+        for rec in self.recs:
+            k = int(np.searchsorted(np.asarray(rec.st_t), w1, side="right")) - 1
+            if k > 0:
+                del rec.st_t[:k], rec.st_s[:k], rec.st_r[:k]
+            k = int(np.searchsorted(np.asarray(rec.c_t), w1, side="right")) - 1
+            if k > 0:
+                del rec.c_t[:k], rec.c_v[:k]
+
+    # --- live view helpers ------------------------------------------------------------------
+    def machine_specs(self) -> list[Machine]:
+        return [r.rt.spec for r in self.recs]
+
+
+def _integral(bp_t: F64, bp_p: F64, at: F64) -> F64:
+    """∫ power dt from bp_t[0] to each time in ``at`` for a step function (kW·s)."""
+    seg = np.diff(np.append(bp_t, np.inf))
+    cum = np.concatenate(([0.0], np.cumsum(bp_p[:-1] * seg[:-1])))
+    k = np.searchsorted(bp_t, at, side="right") - 1
+    return np.asarray(cum[k] + bp_p[k] * (at - bp_t[k]), dtype=np.float64)

@@ -1,0 +1,87 @@
+"""Physical signal models of the virtual factory, vectorised over a window of samples.
+
+A signal's value at a sample time depends on the machine's state at that time, the
+condition of its consumable (0 new … 1 worn out) and the signal type:
+
+* *Levels* (spindle load, force, torque, vibration, RF power…): ``nominal`` while running,
+  scaled up by wear (``power_gain`` for load-like signals, ``vibration_gain`` for vibration),
+  a type-specific fraction of it while idle or stopped, plus Gaussian noise.
+* *Temperatures* follow a first-order lag towards a state-dependent target (coolant is slow,
+  a friction-stir tool is fast), so a stop shows as a cooling curve, not a step.
+* *Per-part values* (wear %, roughness Ra, last cycle time, reject rate, part count,
+  dressing count) are piecewise constant between part completions.
+* *Power* follows the state (the machine's ``power`` block) and rises with wear while running;
+  *energy* is the exact integral of the noise-free power, so a meter reading always agrees
+  with the state timeline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from andon.model.types import F64, MachineState
+
+__all__ = ["AMBIENT_C", "LEVEL_TYPES", "LAG_TYPES", "Level", "lag_filter"]
+
+AMBIENT_C = 22.0
+
+_RUN = MachineState.RUNNING
+
+
+@dataclass(frozen=True, slots=True)
+class Level:
+    nominal: float
+    """Default running level when the signal gives none."""
+    idle: float
+    """Share of nominal while idle (starved, blocked, planned stop)."""
+    stopped: float
+    """Share of nominal while down or offline."""
+    noise: float
+    """Noise standard deviation as a share of nominal."""
+    wear: str | None
+    """Which wear gain scales it while running: 'power', 'vibration' or None."""
+    cyclic: bool = False
+    """Varies with the motion inside each cycle (robot joints)."""
+
+
+LEVEL_TYPES: dict[str, Level] = {
+    "spindle_load": Level(60.0, 0.05, 0.0, 0.04, "power"),
+    "spindle_speed": Level(8000.0, 0.0, 0.0, 0.005, None),
+    "spindle_power": Level(7.5, 0.08, 0.0, 0.04, "power"),
+    "vibration": Level(1.5, 0.15, 0.03, 0.08, "vibration"),
+    "tool_rotation": Level(1200.0, 0.0, 0.0, 0.005, None),
+    "traverse_speed": Level(300.0, 0.0, 0.0, 0.01, None),
+    "axial_force": Level(9.0, 0.0, 0.0, 0.03, "power"),
+    "joint_torque": Level(200.0, 0.3, 0.0, 0.03, "power", cyclic=True),
+    "joint_current": Level(8.0, 0.25, 0.0, 0.03, "power", cyclic=True),
+    "rf_power": Level(1500.0, 0.0, 0.0, 0.01, None),
+    "gas_flow": Level(50.0, 0.1, 0.0, 0.01, None),
+    "pressure": Level(5.0, 0.05, 0.05, 0.02, None),
+}
+
+LAG_TYPES: dict[str, tuple[float, float]] = {
+    # type: (default nominal °C while running, time constant s)
+    "coolant_temperature": (24.0, 900.0),
+    "tool_temperature": (450.0, 40.0),
+    "temperature": (180.0, 600.0),
+}
+
+
+def lag_filter(target: F64, dt: float, tau: float, x0: float) -> F64:
+    """First-order lag ``x[k] = a·x[k-1] + (1-a)·target[k]`` with ``a = exp(-dt/tau)``."""
+    from scipy.signal import lfilter
+
+    a = float(np.exp(-dt / tau))
+    out, _ = lfilter([1.0 - a], [1.0, -a], target, zi=[a * x0])
+    return np.asarray(out, dtype=np.float64)
+
+
+def state_share(states: np.ndarray, level: Level) -> F64:
+    """Share of nominal per sample from the machine state."""
+    share = np.full(len(states), level.idle)
+    share[states == _RUN] = 1.0
+    stopped = (states == MachineState.DOWN) | (states == MachineState.OFFLINE)
+    share[stopped] = level.stopped
+    return share

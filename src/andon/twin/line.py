@@ -1,0 +1,407 @@
+"""The line model: machines and finite buffers run by the discrete-event engine.
+
+This one model is what the virtual factory runs (with physical signals on top, in
+``andon.sim``) and what the simulation twin runs for what-if experiments; nothing is
+implemented twice.
+
+Behaviour, per machine:
+
+* A machine takes a part from its input buffer (or from the line's raw-material supply,
+  which follows the line's lot plan), processes it for a lognormal cycle time with mean
+  ``ideal × (1 + speed_loss)``, then puts it into its output buffer (or ships it). A full
+  output buffer blocks it (*blocked after service*); an empty input starves it.
+* Failures: each failure mode has an exponential time to failure counted in **operating
+  time** (only while a cycle runs). A failure interrupts the cycle; after a lognormal repair
+  time the cycle resumes where it stopped. Repairs go on during breaks and off shift.
+* Planned stops: breaks and maintenance windows from the shift calendar, product
+  changeovers, tool changes and wheel dressing. A calendar stop that comes while a cycle
+  runs takes effect when the cycle ends (an operator finishes the part first).
+* Wear: each part adds ``1 / life_parts`` to the consumable's wear; at 100 % it is
+  replaced (planned stop ``tool_change``). Wheels also glaze between dressings. The
+  scrap probability is ``scrap_base + scrap_wear_gain × condition²``.
+
+Every random stream (cycle times, failures, repairs, quality) has its own generator derived
+from the seed and the machine's position, so the same seed gives the same run bit for bit,
+and changing one parameter leaves the other streams untouched (common random numbers).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable, Sequence
+from functools import partial
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from andon.model.calendar import BREAK, MAINTENANCE, SCHEDULED, expand_calendar
+from andon.model.plant import Area, FailureMode, Line, Machine, Plant
+from andon.model.types import MachineState, Micros
+from andon.twin.engine import Engine, Event
+
+__all__ = ["BufferRuntime", "FactoryModel", "LineListener", "MachineRuntime"]
+
+_WEEK_S = 7 * 86_400.0
+
+
+class LineListener(Protocol):
+    """What the line model reports. Times are engine seconds."""
+
+    def on_state(self, m: MachineRuntime, t: float, state: MachineState, reason: str) -> None: ...
+
+    def on_part(self, m: MachineRuntime, t: float, product: str, good: bool,
+                cycle_s: float) -> None: ...
+
+    def on_condition(self, m: MachineRuntime, t: float, event: str) -> None:
+        """The consumable's condition changed (``tool_change``, ``wheel_change``,
+        ``dressing``)."""
+
+    def on_fault(self, m: MachineRuntime, t: float, code: str, repair_s: float) -> None: ...
+
+
+def _lognormal(rng: np.random.Generator, mean: float, cv: float) -> float:
+    if cv <= 0:
+        return mean
+    s2 = math.log1p(cv * cv)
+    return float(rng.lognormal(math.log(mean) - s2 / 2, math.sqrt(s2)))
+
+
+@dataclass(eq=False)
+class BufferRuntime:
+    id: str
+    capacity: int
+    items: deque[str] = field(default_factory=deque)
+    consumers: list[MachineRuntime] = field(default_factory=list)
+    producers: list[MachineRuntime] = field(default_factory=list)
+
+
+class _LinePlan:
+    """The raw-material supply of a line: products in lots, in plan order, repeated."""
+
+    def __init__(self, line: Line) -> None:
+        self.products = [(p.id, p.lot_size) for p in line.products]
+        self.i = 0
+        self.left = self.products[0][1]
+
+    def next(self) -> str:
+        if self.left == 0:
+            self.i = (self.i + 1) % len(self.products)
+            self.left = self.products[self.i][1]
+        self.left -= 1
+        return self.products[self.i][0]
+
+
+class MachineRuntime:
+    """One machine's live state inside the model."""
+
+    def __init__(self, model: FactoryModel, path: str, area: Area, line: Line,
+                 machine: Machine, plan: _LinePlan, seed_key: tuple[int, ...]) -> None:
+        self.model = model
+        self.path = path
+        self.area, self.line, self.spec = area, line, machine
+        self.plan = plan
+        sim = machine.sim
+        self.sim = sim
+        ss = np.random.SeedSequence(model.seed, spawn_key=seed_key)
+        rc, rf, rr, rq = ss.spawn(4)
+        self.rng_cycle = np.random.Generator(np.random.PCG64(rc))
+        self.rng_fail = np.random.Generator(np.random.PCG64(rf))
+        self.rng_repair = np.random.Generator(np.random.PCG64(rr))
+        self.rng_quality = np.random.Generator(np.random.PCG64(rq))
+        self.modes: tuple[FailureMode, ...] = sim.failure_modes
+        self.ttf = [self._draw_ttf(fm) for fm in self.modes]
+        self.inbuf: BufferRuntime | None = None
+        self.outbuf: BufferRuntime | None = None
+        # dynamic state
+        self.state = MachineState.OFFLINE
+        self.reason = "not_scheduled"
+        self.since = 0.0
+        self.sched = "not_scheduled"
+        self.failed = False
+        self.activity: Event | None = None  # cycle end, failure or planned activity
+        self.part: str | None = None  # product being processed
+        self.remaining = 0.0  # seconds of processing left on the current part
+        self.cycle_total = 0.0  # drawn cycle time of the current part
+        self.run_started = 0.0
+        self.held: str | None = None  # finished good part waiting for output space
+        self.last_product: str | None = None
+        self.setup_done_for: str | None = None
+        self.wake_pending = False
+        # wear
+        self.parts_on_tool = 0
+        self.parts_since_dress = 0
+        self.glaze = 0.0
+        self.dressings = 0
+        # counters
+        self.good = 0
+        self.scrap = 0
+        self.ideal_s = 0.0  # Σ ideal cycle time of produced parts
+        self.durations = {s: 0.0 for s in MachineState}
+
+    # --- condition ---------------------------------------------------------------------
+    @property
+    def wear(self) -> float:
+        w = self.sim.wear
+        return min(1.0, self.parts_on_tool / w.life_parts) if w else 0.0
+
+    @property
+    def condition(self) -> float:
+        """0 = new consumable, 1 = worn out. Wheels: half wear, half glazing."""
+        w = self.sim.wear
+        if w is None:
+            return 0.0
+        if w.kind == "wheel":
+            return 0.5 * self.wear + 0.5 * min(1.0, self.glaze)
+        return self.wear
+
+    def _draw_ttf(self, fm: FailureMode) -> float:
+        return float(self.rng_fail.exponential(fm.mtbf_h * 3600.0))
+
+    # --- state bookkeeping -------------------------------------------------------------
+    def set_state(self, state: MachineState, reason: str = "") -> None:
+        if state == self.state and reason == self.reason:
+            return
+        now = self.model.engine.now
+        self.durations[self.state] += now - self.since
+        self.state, self.reason, self.since = state, reason, now
+        for lst in self.model.listeners:
+            lst.on_state(self, now, state, reason)
+
+    def wake(self) -> None:
+        """Re-decide at the current instant (after the events already due now)."""
+        if not self.wake_pending:
+            self.wake_pending = True
+            self.model.engine.after(0.0, self._woken)
+
+    def _woken(self) -> None:
+        self.wake_pending = False
+        self.advance()
+
+    # --- the decision ------------------------------------------------------------------
+    def advance(self) -> None:  # noqa: C901 - one readable decision table
+        if self.failed or self.activity is not None:
+            return
+        if self.held is not None:
+            out = self.outbuf
+            if out is None:
+                self.held = None
+            elif len(out.items) < out.capacity:
+                out.items.append(self.held)
+                self.held = None
+                for c in out.consumers:
+                    c.wake()
+        if self.sched != SCHEDULED:
+            if self.sched in (BREAK, MAINTENANCE):
+                self.set_state(MachineState.PLANNED_STOP, self.sched)
+            else:
+                self.set_state(MachineState.OFFLINE, "not_scheduled")
+            return
+        if self.held is not None:
+            self.set_state(MachineState.BLOCKED, "")
+            return
+        w = self.sim.wear
+        if w is not None and self.part is None:
+            if self.parts_on_tool >= w.life_parts:
+                kind = "wheel_change" if w.kind == "wheel" else "tool_change"
+                self._planned(kind, w.change_min * 60.0, self._consumable_replaced)
+                return
+            if w.dress_every_parts and self.parts_since_dress >= w.dress_every_parts:
+                self._planned("dressing", w.dress_min * 60.0, self._dressed)
+                return
+        if self.part is None:
+            inb = self.inbuf
+            if inb is None:
+                self.part = self.plan.next()
+            elif inb.items:
+                self.part = inb.items.popleft()
+                for p in inb.producers:
+                    p.wake()
+            else:
+                self.set_state(MachineState.STARVED, "")
+                return
+            self.cycle_total = _lognormal(
+                self.rng_cycle,
+                self.spec.ideal_cycle_s[self.part] * (1.0 + self.sim.speed_loss),
+                self.sim.cycle_cv,
+            )
+            self.remaining = self.cycle_total
+        if (self.last_product is not None and self.part != self.last_product
+                and self.setup_done_for != self.part and self.sim.changeover_min > 0):
+            part = self.part
+            self._planned("changeover", self.sim.changeover_min * 60.0,
+                          lambda: self._set_up(part))
+            return
+        self._run()
+
+    def _planned(self, reason: str, seconds: float, done: Callable[[], None]) -> None:
+        self.set_state(MachineState.PLANNED_STOP, reason)
+
+        def finish() -> None:
+            self.activity = None
+            done()
+            self.advance()
+
+        self.activity = self.model.engine.after(seconds, finish)
+
+    def _set_up(self, product: str) -> None:
+        self.setup_done_for = product
+
+    def _consumable_replaced(self) -> None:
+        assert self.sim.wear is not None
+        self.parts_on_tool = 0
+        self.parts_since_dress = 0
+        self.glaze = 0.0
+        self.dressings = 0
+        kind = "wheel_change" if self.sim.wear.kind == "wheel" else "tool_change"
+        for lst in self.model.listeners:
+            lst.on_condition(self, self.model.engine.now, kind)
+
+    def _dressed(self) -> None:
+        assert self.sim.wear is not None
+        self.parts_since_dress = 0
+        self.glaze *= 1.0 - self.sim.wear.dress_restore
+        self.dressings += 1
+        for lst in self.model.listeners:
+            lst.on_condition(self, self.model.engine.now, "dressing")
+
+    def _run(self) -> None:
+        self.set_state(MachineState.RUNNING, "")
+        eng = self.model.engine
+        self.run_started = eng.now
+        ttf_min = min(self.ttf) if self.ttf else math.inf
+        if ttf_min < self.remaining:
+            self.activity = eng.after(ttf_min, self._fail)
+        else:
+            self.activity = eng.after(self.remaining, self._cycle_end)
+
+    def _consume_operating(self) -> None:
+        elapsed = self.model.engine.now - self.run_started
+        self.remaining = max(0.0, self.remaining - elapsed)
+        self.ttf = [x - elapsed for x in self.ttf]
+
+    def _fail(self) -> None:
+        self.activity = None
+        self._consume_operating()
+        i = min(range(len(self.ttf)), key=self.ttf.__getitem__)
+        fm = self.modes[i]
+        self.ttf[i] = self._draw_ttf(fm)
+        repair = _lognormal(self.rng_repair, fm.mttr_min * 60.0, fm.ttr_cv)
+        self.failed = True
+        self.set_state(MachineState.DOWN, fm.code)
+        now = self.model.engine.now
+        for lst in self.model.listeners:
+            lst.on_fault(self, now, fm.code, repair)
+        self.model.engine.after(repair, self._repaired)
+
+    def _repaired(self) -> None:
+        self.failed = False
+        self.advance()
+
+    def _cycle_end(self) -> None:
+        self.activity = None
+        self._consume_operating()
+        product = self.part
+        assert product is not None
+        self.part = None
+        q = self.sim.quality
+        cond = self.condition
+        p_scrap = min(1.0, q.scrap_base + q.scrap_wear_gain * cond * cond)
+        good = bool(self.rng_quality.random() >= p_scrap)
+        if good:
+            self.good += 1
+            self.held = product
+        else:
+            self.scrap += 1
+        self.ideal_s += self.spec.ideal_cycle_s[product]
+        self.last_product = product
+        w = self.sim.wear
+        if w is not None:
+            self.parts_on_tool += 1
+            if w.kind == "wheel":
+                self.parts_since_dress += 1
+                every = w.dress_every_parts or w.life_parts
+                self.glaze += 1.0 / every
+        for lst in self.model.listeners:
+            lst.on_part(self, self.model.engine.now, product, good, self.cycle_total)
+        self.advance()
+
+    def set_schedule(self, status: str) -> None:
+        if status == self.sched:
+            return
+        self.sched = status
+        self.advance()
+
+    def close(self, now: float) -> None:
+        self.durations[self.state] += now - self.since
+        self.since = now
+
+
+class FactoryModel:
+    """Every line of a plant on one engine. ``t0`` is the UTC start (µs) of engine time 0."""
+
+    def __init__(self, plant: Plant, seed: int, t0: Micros,
+                 listeners: Sequence[LineListener] = (), lines: Sequence[str] | None = None):
+        self.plant = plant
+        self.seed = seed
+        self.t0 = t0
+        self.engine = Engine()
+        self.listeners = list(listeners)
+        self.machines: list[MachineRuntime] = []
+        self.buffers: dict[str, BufferRuntime] = {}
+        for li, (area, line) in enumerate(plant.lines()):
+            if lines is not None and line.id not in lines:
+                continue
+            plan = _LinePlan(line)
+            by_id: dict[str, MachineRuntime] = {}
+            for mi, m in enumerate(line.machines):
+                rt = MachineRuntime(self, plant.machine_path(area, line, m), area, line, m,
+                                    plan, (li, mi))
+                by_id[m.id] = rt
+                self.machines.append(rt)
+            for b in line.buffers:
+                buf = BufferRuntime(b.id, b.capacity)
+                first = line.products[0].id
+                buf.items.extend([first] * b.initial)
+                for mid in b.from_:
+                    by_id[mid].outbuf = buf
+                    buf.producers.append(by_id[mid])
+                for mid in b.to:
+                    by_id[mid].inbuf = buf
+                    buf.consumers.append(by_id[mid])
+                self.buffers[f"{plant.site.id}/{area.id}/{line.id}/{b.id}"] = buf
+        self._calendar_until = 0.0
+        self._extend_calendar()
+        for m in self.machines:
+            for lst in self.listeners:
+                lst.on_state(m, 0.0, m.state, m.reason)
+            m.wake()
+
+    def _extend_calendar(self) -> None:
+        """Schedule the calendar's status changes one week ahead at a time."""
+        a = self._calendar_until
+        b = a + _WEEK_S
+        start_us = self.t0 + round(a * 1e6)
+        end_us = self.t0 + round(b * 1e6)
+        site = self.plant.site
+        eng = self.engine
+        for m in self.machines:
+            for p in expand_calendar(site.calendar, site.timezone, m.spec.id, start_us, end_us):
+                at = (p.start - self.t0) / 1e6
+                if at <= eng.now:
+                    if a == 0.0:
+                        m.sched = p.status  # before the first decision; nothing to advance
+                    else:
+                        m.set_schedule(p.status)
+                else:
+                    eng.schedule(at, partial(m.set_schedule, p.status))
+        self._calendar_until = b
+        eng.schedule(b, self._extend_calendar)
+
+    def run(self, until: float) -> None:
+        self.engine.run(until)
+
+    def close(self) -> None:
+        for m in self.machines:
+            m.close(self.engine.now)
