@@ -7,12 +7,12 @@ import json
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from importlib.resources import as_file, files
 from pathlib import Path
 from typing import Annotated, Any
-from collections.abc import Iterator
 from zoneinfo import ZoneInfo
 
 import typer
@@ -24,8 +24,9 @@ from andon.model.types import Micros, to_micros
 
 __all__ = ["app", "main"]
 
-app = typer.Typer(no_args_is_help=True, add_completion=False,
-                  help="andon: the open smart-manufacturing platform.")
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="andon: the open smart-manufacturing platform."
+)
 model_app = typer.Typer(no_args_is_help=True, help="Asset model files.")
 app.add_typer(model_app, name="model")
 
@@ -54,9 +55,13 @@ def model_check(file: Annotated[Path, typer.Argument(help="Plant YAML file")]) -
     """Validate a plant file; print what it holds, or one error with file, line and field."""
     plant = _load(file)
     n_sig = len(plant.signal_paths())
-    out.print(f"[green]ok[/] {file}: site {plant.site.id!r}, {len(plant.site.areas)} areas, "
-              f"{len(plant.lines())} lines, {len(plant.machines())} machines, "
-              f"{n_sig} signals", highlight=False)
+    out.print(
+        f"[green]ok[/] {file}: site {plant.site.id!r}, {len(plant.site.areas)} areas, "
+        f"{len(plant.lines())} lines, {len(plant.machines())} machines, "
+        f"{n_sig} signals",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def _parse_start(text: str | None, plant: Plant) -> Micros | None:
@@ -87,20 +92,30 @@ def _data_dir(path: Path | None) -> Iterator[Path]:
 
 @app.command()
 def demo(
-    plant_file: Annotated[Path | None, typer.Option(
-        "--plant", help="Plant YAML (default: the built-in demo plant)")] = None,
-    headless: Annotated[bool, typer.Option(
-        help="Simulate as fast as possible and print a summary")] = False,
-    hours: Annotated[float | None, typer.Option(
-        help="Plant hours to simulate (headless default 24; live default: until Ctrl-C)")] = None,
-    seed: Annotated[int, typer.Option(help="Random seed: same seed, same run")] = 7,
-    speed: Annotated[float, typer.Option(
-        help="Live view: plant seconds per wall second")] = 60.0,
-    start: Annotated[str | None, typer.Option(
-        help="Plant start time, ISO (site-local if no offset); default Mon 2026-01-05 06:00")
+    plant_file: Annotated[
+        Path | None, typer.Option("--plant", help="Plant YAML (default: the built-in demo plant)")
     ] = None,
-    data_dir: Annotated[Path | None, typer.Option(
-        help="Keep the store and ground truth here (default: a temporary directory)")] = None,
+    headless: Annotated[
+        bool, typer.Option(help="Simulate as fast as possible and print a summary")
+    ] = False,
+    hours: Annotated[
+        float | None,
+        typer.Option(
+            help="Plant hours to simulate (headless default 24; live default: until Ctrl-C)"
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same run")] = 7,
+    speed: Annotated[float, typer.Option(help="Live view: plant seconds per wall second")] = 60.0,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            help="Plant start time, ISO (site-local if no offset); default Mon 2026-01-05 06:00"
+        ),
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="Keep the store and ground truth here (default: a temporary directory)"),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Headless: print JSON")] = False,
 ) -> None:
     """Run the virtual factory into the store, with a live view or headless."""
@@ -114,8 +129,11 @@ def demo(
         _fail("--speed must be positive")
     with _data_dir(data_dir) as d:
         if headless:
-            summary = asyncio.run(_headless(plant, d, seed, hours or 24.0, t0, not as_json,
-                                            keep_truth=data_dir is not None))
+            summary = asyncio.run(
+                _headless(
+                    plant, d, seed, hours or 24.0, t0, not as_json, keep_truth=data_dir is not None
+                )
+            )
             if as_json:
                 sys.stdout.write(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
             else:
@@ -130,9 +148,15 @@ def demo(
             store = DuckDBStore.open(d / "telemetry.duckdb")
             try:
                 with Live(console=out, refresh_per_second=4, screen=False) as view:
-                    await run_live(plant, store, seed, speed,
-                                   lambda run: view.update(render(run, speed)), start=t0,
-                                   until_s=hours * 3600.0 if hours else None)
+                    await run_live(
+                        plant,
+                        store,
+                        seed,
+                        speed,
+                        lambda run: view.update(render(run, speed)),
+                        start=t0,
+                        until_s=hours * 3600.0 if hours else None,
+                    )
             finally:
                 await store.close()
 
@@ -142,8 +166,15 @@ def demo(
             out.print("stopped.")
 
 
-async def _headless(plant: Plant, d: Path, seed: int, hours: float, start: Micros | None,
-                    show_progress: bool, keep_truth: bool) -> dict[str, Any]:
+async def _headless(
+    plant: Plant,
+    d: Path,
+    seed: int,
+    hours: float,
+    start: Micros | None,
+    show_progress: bool,
+    keep_truth: bool,
+) -> dict[str, Any]:
     from rich.progress import Progress
 
     from andon.sim.demo import run_headless
@@ -155,8 +186,14 @@ async def _headless(plant: Plant, d: Path, seed: int, hours: float, start: Micro
         with Progress(console=err, transient=True, disable=not err.is_terminal) as bar:
             task = bar.add_task("simulating", total=1.0)
             return await run_headless(
-                plant, store, seed, hours, start,
-                progress=lambda x: bar.update(task, completed=x), ground_truth_file=truth)
+                plant,
+                store,
+                seed,
+                hours,
+                start,
+                progress=lambda x: bar.update(task, completed=x),
+                ground_truth_file=truth,
+            )
     finally:
         await store.close()
 
@@ -165,8 +202,19 @@ def _print_summary(summary: dict[str, Any]) -> None:
     from rich.table import Table
 
     t = Table(title=f"{summary['site']}: {summary['start']} → {summary['end']}")
-    for c in ("machine", "running h", "down h", "good", "scrap", "A", "P", "Q", "OEE", "kWh",
-              "kWh/part"):
+    for c in (
+        "machine",
+        "running h",
+        "down h",
+        "good",
+        "scrap",
+        "A",
+        "P",
+        "Q",
+        "OEE",
+        "kWh",
+        "kWh/part",
+    ):
         t.add_column(c, justify="left" if c == "machine" else "right")
 
     def pct(x: float | None) -> str:
@@ -174,16 +222,25 @@ def _print_summary(summary: dict[str, Any]) -> None:
 
     for m in summary["machines"]:
         s = m["states_s"]
-        t.add_row(m["machine"], f"{s['running'] / 3600:.2f}", f"{s['down'] / 3600:.2f}",
-                  str(m["parts"]["good"]), str(m["parts"]["scrap"]), pct(m["availability"]),
-                  pct(m["performance"]), pct(m["quality"]), pct(m["oee"]),
-                  f"{m['kwh'] or 0:.1f}", f"{m['kwh_per_good_part'] or 0:.3f}")
+        t.add_row(
+            m["machine"],
+            f"{s['running'] / 3600:.2f}",
+            f"{s['down'] / 3600:.2f}",
+            str(m["parts"]["good"]),
+            str(m["parts"]["scrap"]),
+            pct(m["availability"]),
+            pct(m["performance"]),
+            pct(m["quality"]),
+            pct(m["oee"]),
+            f"{m['kwh'] or 0:.1f}",
+            f"{m['kwh_per_good_part'] or 0:.3f}",
+        )
     out.print(t)
     for ln in summary["lines"]:
-        out.print(f"{ln['line']}: {ln['good_parts']} good parts, "
-                  f"{ln['throughput_per_h']:.1f}/h")
-    out.print(f"{len(summary['faults'])} faults injected (ground truth); "
-              f"ingest: {summary['ingest']}")
+        out.print(f"{ln['line']}: {ln['good_parts']} good parts, {ln['throughput_per_h']:.1f}/h")
+    out.print(
+        f"{len(summary['faults'])} faults injected (ground truth); ingest: {summary['ingest']}"
+    )
 
 
 def main() -> None:

@@ -49,8 +49,13 @@ class IngestStats:
             self.examples.append(f"{reason}: {example} ({n} rows)")
 
     def as_dict(self) -> dict[str, object]:
-        return {"samples": self.samples, "duplicates": self.duplicates, "states": self.states,
-                "parts": self.parts, "rejected": dict(sorted(self.rejected.items()))}
+        return {
+            "samples": self.samples,
+            "duplicates": self.duplicates,
+            "states": self.states,
+            "parts": self.parts,
+            "rejected": dict(sorted(self.rejected.items())),
+        }
 
 
 class Ingestor:
@@ -67,8 +72,9 @@ class Ingestor:
         self._signals.setdefault(tenant, set()).update(signals)
         self._machines.setdefault(tenant, set()).update(machines)
 
-    def _known(self, kind: str, tenant: str, names: tuple[str, ...],
-               index: np.ndarray) -> np.ndarray:
+    def _known(
+        self, kind: str, tenant: str, names: tuple[str, ...], index: np.ndarray
+    ) -> np.ndarray:
         known = self._signals if kind == "signal" else self._machines
         allowed = known.get(tenant)
         if allowed is None:
@@ -92,8 +98,11 @@ class Ingestor:
         ok &= self._ts_ok(batch.ts, "sample")
         finite = np.isfinite(batch.value) | (batch.quality == Quality.BAD)
         if not finite.all():
-            self.stats.reject("non_finite_value", int((~finite & ok).sum()),
-                              "NaN or infinity with good or uncertain quality")
+            self.stats.reject(
+                "non_finite_value",
+                int((~finite & ok).sum()),
+                "NaN or infinity with good or uncertain quality",
+            )
         ok &= finite
         qual = batch.quality <= Quality.BAD
         if not qual.all():
@@ -115,9 +124,14 @@ class Ingestor:
         ok &= valid
         if not ok.all():
             keep = np.flatnonzero(ok)
-            batch = StateBatch(batch.names, batch.index[keep], batch.start[keep],
-                               batch.end[keep], batch.state[keep],
-                               tuple(batch.reason[i] for i in keep))
+            batch = StateBatch(
+                batch.names,
+                batch.index[keep],
+                batch.start[keep],
+                batch.end[keep],
+                batch.state[keep],
+                tuple(batch.reason[i] for i in keep),
+            )
         n = await self.store.append_states(tenant, batch) if len(batch) else 0
         self.stats.states += n
         return n
@@ -127,9 +141,14 @@ class Ingestor:
         ok &= self._ts_ok(batch.ts, "part")
         if not ok.all():
             keep = np.flatnonzero(ok)
-            batch = PartBatch(batch.names, batch.index[keep], batch.ts[keep],
-                              tuple(batch.product[i] for i in keep), batch.good[keep],
-                              batch.scrap[keep])
+            batch = PartBatch(
+                batch.names,
+                batch.index[keep],
+                batch.ts[keep],
+                tuple(batch.product[i] for i in keep),
+                batch.good[keep],
+                batch.scrap[keep],
+            )
         n = await self.store.append_parts(tenant, batch) if len(batch) else 0
         self.stats.parts += n
         return n

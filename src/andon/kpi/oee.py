@@ -34,8 +34,7 @@ def _ratio(a: float, b: float) -> float | None:
     return a / b if b > 0 else None
 
 
-def compute_oee(durations_s: Mapping[str, float], good: int, scrap: int,
-                ideal_s: float) -> OEE:
+def compute_oee(durations_s: Mapping[str, float], good: int, scrap: int, ideal_s: float) -> OEE:
     """``durations_s`` by state label (running, starved, blocked, down, planned_stop,
     offline); ``ideal_s`` = Σ ideal cycle time of every produced part."""
     calendar = sum(durations_s.values())

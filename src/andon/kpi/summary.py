@@ -20,8 +20,9 @@ def _r(x: float | None, nd: int = 6) -> float | None:
     return None if x is None else round(float(x), nd)
 
 
-async def plant_summary(store: TelemetryStore, plant: Plant, start: Micros,
-                        end: Micros) -> dict[str, Any]:
+async def plant_summary(
+    store: TelemetryStore, plant: Plant, start: Micros, end: Micros
+) -> dict[str, Any]:
     tenant = plant.tenant
     states = await store.read_states(tenant, None, start, end)
     parts = await store.read_parts(tenant, None, start, end)
@@ -40,8 +41,9 @@ async def plant_summary(store: TelemetryStore, plant: Plant, start: Micros,
             si = st_names.get(path)
             if si is not None:
                 sel = states.index == si
-                sums = np.bincount(states.state[sel], weights=st_dur[sel],
-                                   minlength=len(MachineState))
+                sums = np.bincount(
+                    states.state[sel], weights=st_dur[sel], minlength=len(MachineState)
+                )
                 durations = {s.label: float(sums[s]) for s in MachineState}
             good = scrap = 0
             ideal = 0.0
@@ -52,36 +54,48 @@ async def plant_summary(store: TelemetryStore, plant: Plant, start: Micros,
                 scrap = int(parts.scrap[sel_idx].sum())
                 n = parts.good[sel_idx] + parts.scrap[sel_idx]
                 prods = [parts.product[i] for i in sel_idx]
-                ideal = float(sum(m.ideal_cycle_s[p] * int(k)
-                                  for p, k in zip(prods, n, strict=True)))
+                ideal = float(
+                    sum(m.ideal_cycle_s[p] * int(k) for p, k in zip(prods, n, strict=True))
+                )
             oee = compute_oee(durations, good, scrap, ideal)
             kwh = None
             energy_sig = next((s for s in m.signals if s.type == "energy"), None)
             if energy_sig is not None:
                 ser = await store.read(tenant, [f"{path}/{energy_sig.id}"], start, end)
                 kwh = counter_delta(ser.value) if len(ser) else 0.0
-            machines_out.append({
-                "machine": path,
-                "states_s": {k: round(v, 3) for k, v in durations.items()},
-                "parts": {"good": good, "scrap": scrap},
-                "availability": _r(oee.availability),
-                "performance": _r(oee.performance),
-                "quality": _r(oee.quality),
-                "oee": _r(oee.oee),
-                "performance_flag": oee.performance_flag,
-                "kwh": _r(kwh, 3),
-                "kwh_per_good_part": _r(kwh / good, 4) if kwh is not None and good else None,
-            })
+            machines_out.append(
+                {
+                    "machine": path,
+                    "states_s": {k: round(v, 3) for k, v in durations.items()},
+                    "parts": {"good": good, "scrap": scrap},
+                    "availability": _r(oee.availability),
+                    "performance": _r(oee.performance),
+                    "quality": _r(oee.quality),
+                    "oee": _r(oee.oee),
+                    "performance_flag": oee.performance_flag,
+                    "kwh": _r(kwh, 3),
+                    "kwh_per_good_part": _r(kwh / good, 4) if kwh is not None and good else None,
+                }
+            )
             if m.id not in feeds:
                 shipped += good
-        lines_out.append({"line": f"{plant.site.id}/{area.id}/{line.id}", "good_parts": shipped,
-                          "throughput_per_h": _r(shipped / hours if hours > 0 else 0.0, 3)})
+        lines_out.append(
+            {
+                "line": f"{plant.site.id}/{area.id}/{line.id}",
+                "good_parts": shipped,
+                "throughput_per_h": _r(shipped / hours if hours > 0 else 0.0, 3),
+            }
+        )
     meters_out = []
     for mt in plant.site.meters:
         sig = next((s for s in mt.signals if s.type == "energy"), None)
         if sig is None:
             continue
         ser = await store.read(tenant, [f"{plant.site.id}/{mt.id}/{sig.id}"], start, end)
-        meters_out.append({"meter": f"{plant.site.id}/{mt.id}",
-                           "kwh": _r(counter_delta(ser.value, mt.rollover_kwh), 3)})
+        meters_out.append(
+            {
+                "meter": f"{plant.site.id}/{mt.id}",
+                "kwh": _r(counter_delta(ser.value, mt.rollover_kwh), 3),
+            }
+        )
     return {"machines": machines_out, "lines": lines_out, "meters": meters_out}

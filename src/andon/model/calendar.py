@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 from andon.model.plant import ALL_DAYS, Calendar, Shift
@@ -66,7 +67,7 @@ def expand_calendar(
         d += timedelta(days=1)
     cuts = sorted({start, end} | {t for a, b, _ in windows for t in (a, b) if start < t < end})
     periods: list[Period] = []
-    for a, b in zip(cuts, cuts[1:], strict=False):
+    for a, b in pairwise(cuts):
         active = {ws for wa, wb, ws in windows if wa <= a < wb}
         if MAINTENANCE in active:
             status = MAINTENANCE

@@ -27,8 +27,15 @@ Loc = tuple[str | int, ...]
 class ModelError(Exception):
     """A plant file that cannot be used. ``str()`` is one line: ``file:line:col: field: why``."""
 
-    def __init__(self, file: str, line: int | None, column: int | None, field: str,
-                 message: str, more: int = 0) -> None:
+    def __init__(
+        self,
+        file: str,
+        line: int | None,
+        column: int | None,
+        field: str,
+        message: str,
+        more: int = 0,
+    ) -> None:
         self.file, self.line, self.column, self.field = file, line, column, field
         self.message, self.more = message, more
         where = file if line is None else f"{file}:{line}:{column or 1}"
@@ -38,8 +45,9 @@ class ModelError(Exception):
         super().__init__(text)
 
 
-def _build(node: yaml.Node, loc: Loc, marks: dict[Loc, tuple[int, int]],
-           loader: yaml.SafeLoader, file: str) -> Any:
+def _build(
+    node: yaml.Node, loc: Loc, marks: dict[Loc, tuple[int, int]], loader: yaml.SafeLoader, file: str
+) -> Any:
     marks[loc] = (node.start_mark.line + 1, node.start_mark.column + 1)
     if isinstance(node, yaml.MappingNode):
         explicit = sum(1 for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge")
@@ -50,14 +58,22 @@ def _build(node: yaml.Node, loc: Loc, marks: dict[Loc, tuple[int, int]],
         for i, (key_node, value_node) in enumerate(node.value):
             key = loader.construct_object(key_node, deep=True)
             if not isinstance(key, str | int):
-                raise ModelError(file, key_node.start_mark.line + 1,
-                                 key_node.start_mark.column + 1, _fmt(loc),
-                                 "mapping keys must be strings")
+                raise ModelError(
+                    file,
+                    key_node.start_mark.line + 1,
+                    key_node.start_mark.column + 1,
+                    _fmt(loc),
+                    "mapping keys must be strings",
+                )
             if i >= merged:
                 if key in explicit_keys:
-                        raise ModelError(file, key_node.start_mark.line + 1,
-                                     key_node.start_mark.column + 1, _fmt((*loc, key)),
-                                     "duplicate key")
+                    raise ModelError(
+                        file,
+                        key_node.start_mark.line + 1,
+                        key_node.start_mark.column + 1,
+                        _fmt((*loc, key)),
+                        "duplicate key",
+                    )
                 explicit_keys.add(key)
             out[key] = _build(value_node, (*loc, key), marks, loader, file)
         return out
@@ -116,14 +132,26 @@ def parse_plant(text: str, file: str = "<string>") -> Plant:
             msg = "unknown field (check the spelling)"
         elif first["type"] == "missing":
             msg = "required field is missing"
-        raise ModelError(file, pos[0] if pos else None, pos[1] if pos else None, _fmt(loc),
-                         msg, more=len(errors) - 1) from None
+        raise ModelError(
+            file,
+            pos[0] if pos else None,
+            pos[1] if pos else None,
+            _fmt(loc),
+            msg,
+            more=len(errors) - 1,
+        ) from None
     problems = list(_reference_problems(plant))
     if problems:
         loc, msg = problems[0]
         pos = _locate(loc, marks)
-        raise ModelError(file, pos[0] if pos else None, pos[1] if pos else None, _fmt(loc),
-                         msg, more=len(problems) - 1)
+        raise ModelError(
+            file,
+            pos[0] if pos else None,
+            pos[1] if pos else None,
+            _fmt(loc),
+            msg,
+            more=len(problems) - 1,
+        )
     return plant
 
 
@@ -176,14 +204,21 @@ def _reference_problems(plant: Plant) -> Iterable[tuple[Loc, str]]:
             for mi, m in enumerate(line.machines):
                 mloc: Loc = (*lloc, "machines", mi)
                 for missing in sorted(products - set(m.ideal_cycle_s)):
-                    yield (*mloc, "ideal_cycle_s"), (
-                        f"no ideal cycle time for product {missing!r} made on line {line.id!r}")
+                    yield (
+                        (*mloc, "ideal_cycle_s"),
+                        (f"no ideal cycle time for product {missing!r} made on line {line.id!r}"),
+                    )
                 for d in _dupes(s.id for s in m.signals):
                     yield (*mloc, "signals"), f"duplicate signal id {d!r}"
-                if m.sim.wear is not None and m.sim.wear.dress_every_parts is not None \
-                        and m.sim.wear.kind != "wheel":
-                    yield (*mloc, "sim", "wear", "dress_every_parts"), \
-                        "only a wheel is dressed (set kind: wheel)"
+                if (
+                    m.sim.wear is not None
+                    and m.sim.wear.dress_every_parts is not None
+                    and m.sim.wear.kind != "wheel"
+                ):
+                    yield (
+                        (*mloc, "sim", "wear", "dress_every_parts"),
+                        "only a wheel is dressed (set kind: wheel)",
+                    )
             feeds: dict[str, str] = {}
             takes: dict[str, str] = {}
             for bi, b in enumerate(line.buffers):
@@ -195,8 +230,10 @@ def _reference_problems(plant: Plant) -> Iterable[tuple[Loc, str]]:
                         if mid not in ids:
                             yield (*bloc, key, ei), f"no machine {mid!r} on line {line.id!r}"
                         elif mid in seen:
-                            yield (*bloc, key, ei), (
-                                f"machine {mid!r} is already connected to buffer {seen[mid]!r}")
+                            yield (
+                                (*bloc, key, ei),
+                                (f"machine {mid!r} is already connected to buffer {seen[mid]!r}"),
+                            )
                         else:
                             seen[mid] = b.id
                 for mid in set(b.from_) & set(b.to):
@@ -212,5 +249,7 @@ def _reference_problems(plant: Plant) -> Iterable[tuple[Loc, str]]:
     for wi, w in enumerate(site.calendar.maintenance):
         for ci, mid in enumerate(w.machines):
             if mid not in all_machines:
-                yield (*base, "calendar", "maintenance", wi, "machines", ci), \
-                    f"no machine {mid!r} in the plant"
+                yield (
+                    (*base, "calendar", "maintenance", wi, "machines", ci),
+                    f"no machine {mid!r} in the plant",
+                )

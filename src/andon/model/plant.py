@@ -259,8 +259,9 @@ class Site(_Model):
         try:
             ZoneInfo(v)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {v!r} (use an IANA name such as "
-                             f"'Asia/Taipei')") from exc
+            raise ValueError(
+                f"unknown time zone {v!r} (use an IANA name such as 'Asia/Taipei')"
+            ) from exc
         return v
 
 

@@ -29,8 +29,9 @@ _TYPES = [
     SignalType("coolant_temperature", ("°C", "degC"), "coolant temperature"),
     SignalType("tool_wear", ("%",), "tool wear as share of tool life"),
     SignalType("wheel_wear", ("%", "µm", "um"), "grinding-wheel wear"),
-    SignalType("dressing_count", ("count",), "wheel dressing cycles since wheel change",
-               counter=True),
+    SignalType(
+        "dressing_count", ("count",), "wheel dressing cycles since wheel change", counter=True
+    ),
     SignalType("surface_roughness", ("µm", "um"), "surface roughness Ra of the last part"),
     SignalType("tool_rotation", ("rpm",), "friction-stir tool rotation speed"),
     SignalType("traverse_speed", ("mm/min",), "welding traverse speed"),
@@ -44,8 +45,7 @@ _TYPES = [
     SignalType("cycle_time", ("s",), "duration of the last cycle"),
     SignalType("temperature", ("°C", "degC"), "air or process temperature"),
     SignalType("humidity", ("%RH",), "relative humidity"),
-    SignalType("particle_count", ("particles/m³", "particles/ft³"),
-               "airborne particles ≥0.5 µm"),
+    SignalType("particle_count", ("particles/m³", "particles/ft³"), "airborne particles ≥0.5 µm"),
     SignalType("pressure", ("Pa", "kPa", "mbar", "mTorr"), "pressure"),
     SignalType("gas_flow", ("sccm", "slm"), "process gas mass flow"),
     SignalType("rf_power", ("W",), "RF generator forward power"),

@@ -111,8 +111,9 @@ class SampleBatch:
     quality: U8
 
     def __post_init__(self) -> None:
-        _check_lengths("SampleBatch", index=self.index, ts=self.ts, value=self.value,
-                       quality=self.quality)
+        _check_lengths(
+            "SampleBatch", index=self.index, ts=self.ts, value=self.value, quality=self.quality
+        )
         _check_index("SampleBatch", self.index, self.names)
 
     @classmethod
@@ -125,10 +126,18 @@ class SampleBatch:
         quality: Sequence[int] | npt.NDArray[Any] | None = None,
     ) -> SampleBatch:
         idx = _codes(index)
-        q = (np.zeros(len(idx), dtype=np.uint8) if quality is None
-             else np.ascontiguousarray(quality, dtype=np.uint8))
-        return cls(tuple(names), idx, np.ascontiguousarray(ts, dtype=np.int64),
-                   np.ascontiguousarray(value, dtype=np.float64), q)
+        q = (
+            np.zeros(len(idx), dtype=np.uint8)
+            if quality is None
+            else np.ascontiguousarray(quality, dtype=np.uint8)
+        )
+        return cls(
+            tuple(names),
+            idx,
+            np.ascontiguousarray(ts, dtype=np.int64),
+            np.ascontiguousarray(value, dtype=np.float64),
+            q,
+        )
 
     @classmethod
     def empty(cls) -> SampleBatch:
@@ -145,10 +154,13 @@ class SampleBatch:
         for b in batches:
             remap = np.array([names.setdefault(n, len(names)) for n in b.names], dtype=np.int32)
             parts.append(remap[b.index] if len(remap) else b.index)
-        return cls(tuple(names), np.concatenate(parts),
-                   np.concatenate([b.ts for b in batches]),
-                   np.concatenate([b.value for b in batches]),
-                   np.concatenate([b.quality for b in batches]))
+        return cls(
+            tuple(names),
+            np.concatenate(parts),
+            np.concatenate([b.ts for b in batches]),
+            np.concatenate([b.value for b in batches]),
+            np.concatenate([b.quality for b in batches]),
+        )
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -157,8 +169,13 @@ class SampleBatch:
         return self.names[int(self.index[i])]
 
     def take(self, mask_or_idx: npt.NDArray[Any]) -> SampleBatch:
-        return SampleBatch(self.names, self.index[mask_or_idx], self.ts[mask_or_idx],
-                           self.value[mask_or_idx], self.quality[mask_or_idx])
+        return SampleBatch(
+            self.names,
+            self.index[mask_or_idx],
+            self.ts[mask_or_idx],
+            self.value[mask_or_idx],
+            self.quality[mask_or_idx],
+        )
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -173,8 +190,9 @@ class StateBatch:
     reason: tuple[str, ...]
 
     def __post_init__(self) -> None:
-        n = _check_lengths("StateBatch", index=self.index, start=self.start, end=self.end,
-                           state=self.state)
+        n = _check_lengths(
+            "StateBatch", index=self.index, start=self.start, end=self.end, state=self.state
+        )
         if len(self.reason) != n:
             raise ValueError("StateBatch: reason column length differs")
         _check_index("StateBatch", self.index, self.names)
@@ -192,10 +210,14 @@ class StateBatch:
         reason: Sequence[str] | None = None,
     ) -> StateBatch:
         idx = _codes(index)
-        return cls(tuple(names), idx, np.ascontiguousarray(start, dtype=np.int64),
-                   np.ascontiguousarray(end, dtype=np.int64),
-                   np.ascontiguousarray(state, dtype=np.uint8),
-                   tuple(reason) if reason is not None else ("",) * len(idx))
+        return cls(
+            tuple(names),
+            idx,
+            np.ascontiguousarray(start, dtype=np.int64),
+            np.ascontiguousarray(end, dtype=np.int64),
+            np.ascontiguousarray(state, dtype=np.uint8),
+            tuple(reason) if reason is not None else ("",) * len(idx),
+        )
 
     @classmethod
     def empty(cls) -> StateBatch:
@@ -221,8 +243,9 @@ class PartBatch:
     scrap: I32
 
     def __post_init__(self) -> None:
-        n = _check_lengths("PartBatch", index=self.index, ts=self.ts, good=self.good,
-                           scrap=self.scrap)
+        n = _check_lengths(
+            "PartBatch", index=self.index, ts=self.ts, good=self.good, scrap=self.scrap
+        )
         if len(self.product) != n:
             raise ValueError("PartBatch: product column length differs")
         _check_index("PartBatch", self.index, self.names)
@@ -239,9 +262,14 @@ class PartBatch:
         good: Sequence[int] | npt.NDArray[Any],
         scrap: Sequence[int] | npt.NDArray[Any],
     ) -> PartBatch:
-        return cls(tuple(names), _codes(index), np.ascontiguousarray(ts, dtype=np.int64),
-                   tuple(product), np.ascontiguousarray(good, dtype=np.int32),
-                   np.ascontiguousarray(scrap, dtype=np.int32))
+        return cls(
+            tuple(names),
+            _codes(index),
+            np.ascontiguousarray(ts, dtype=np.int64),
+            tuple(product),
+            np.ascontiguousarray(good, dtype=np.int32),
+            np.ascontiguousarray(scrap, dtype=np.int32),
+        )
 
     @classmethod
     def empty(cls) -> PartBatch:

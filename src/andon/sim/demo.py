@@ -45,12 +45,12 @@ class DemoRun:
     ingestor: Ingestor
 
     @classmethod
-    def create(cls, plant: Plant, store: TelemetryStore, seed: int, start: Micros,
-               window_s: float = 600.0) -> DemoRun:
+    def create(
+        cls, plant: Plant, store: TelemetryStore, seed: int, start: Micros, window_s: float = 600.0
+    ) -> DemoRun:
         factory = VirtualFactory(plant, seed, start, window_s=window_s)
         ingestor = Ingestor(store)
-        ingestor.register(plant.tenant, factory.signal_names,
-                          [m.path for m in factory.machines])
+        ingestor.register(plant.tenant, factory.signal_names, [m.path for m in factory.machines])
         return cls(plant, factory, ingestor)
 
     async def ingest(self, flushes: list[Flush]) -> None:
@@ -67,10 +67,15 @@ class DemoRun:
         await self.ingest([self.factory.finish()])
 
 
-async def run_headless(plant: Plant, store: TelemetryStore, seed: int, hours: float,
-                       start: Micros | None = None,
-                       progress: Callable[[float], None] | None = None,
-                       ground_truth_file: Path | None = None) -> dict[str, Any]:
+async def run_headless(
+    plant: Plant,
+    store: TelemetryStore,
+    seed: int,
+    hours: float,
+    start: Micros | None = None,
+    progress: Callable[[float], None] | None = None,
+    ground_truth_file: Path | None = None,
+) -> dict[str, Any]:
     """Simulate ``hours`` of plant time and summarise it from the store."""
     if hours <= 0:
         raise ValueError("hours must be positive")
@@ -105,10 +110,17 @@ async def run_headless(plant: Plant, store: TelemetryStore, seed: int, hours: fl
     }
 
 
-async def run_live(plant: Plant, store: TelemetryStore, seed: int, speed: float,
-                   on_tick: Callable[[DemoRun], None], clock: Clock | None = None,
-                   start: Micros | None = None, until_s: float | None = None,
-                   tick_s: float = 0.25) -> DemoRun:
+async def run_live(
+    plant: Plant,
+    store: TelemetryStore,
+    seed: int,
+    speed: float,
+    on_tick: Callable[[DemoRun], None],
+    clock: Clock | None = None,
+    start: Micros | None = None,
+    until_s: float | None = None,
+    tick_s: float = 0.25,
+) -> DemoRun:
     """Run at ``speed`` plant seconds per wall second until ``until_s`` plant seconds (or
     forever). The factory's window is one second of plant time per unit of speed, so the
     store is never more than about a wall second behind the plant."""

@@ -90,15 +90,20 @@ class _MachineRec:
     def condition_row(self) -> tuple[float, float, int, float, float, int, float]:
         rt = self.rt
         rej = 100.0 * sum(self.recent) / len(self.recent) if self.recent else 0.0
-        return (rt.condition, rt.wear, rt.good + rt.scrap, self.cycle_s, self.ra,
-                rt.dressings, rej)
+        return (rt.condition, rt.wear, rt.good + rt.scrap, self.cycle_s, self.ra, rt.dressings, rej)
 
 
 class VirtualFactory:
     """Runs a plant. Listener of the line model; see the module docstring."""
 
-    def __init__(self, plant: Plant, seed: int, start: Micros, window_s: float = 600.0,
-                 ground_truth: list[dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        plant: Plant,
+        seed: int,
+        start: Micros,
+        window_s: float = 600.0,
+        ground_truth: list[dict[str, Any]] | None = None,
+    ) -> None:
         if window_s <= 0:
             raise ValueError("window_s must be positive")
         self.plant = plant
@@ -129,15 +134,19 @@ class VirtualFactory:
         for ai, area in enumerate(plant.site.areas):
             if not area.sensors:
                 continue
-            sigs = [_SignalState(f"{plant.site.id}/{area.id}/{s.id}", s, _rng(seed, 300, ai, j))
-                    for j, s in enumerate(area.sensors)]
+            sigs = [
+                _SignalState(f"{plant.site.id}/{area.id}/{s.id}", s, _rng(seed, 300, ai, j))
+                for j, s in enumerate(area.sensors)
+            ]
             names += [s.path for s in sigs]
             self._env.append((area, sigs, []))
             self._schedule_disturbance(len(self._env) - 1, _rng(seed, 301, ai))
         self._meters: list[tuple[Meter, list[_SignalState], list[_MachineRec], list[float]]] = []
         for mi, mt in enumerate(plant.site.meters):
-            sigs = [_SignalState(f"{plant.site.id}/{mt.id}/{s.id}", s, _rng(seed, 400, mi, j))
-                    for j, s in enumerate(mt.signals)]
+            sigs = [
+                _SignalState(f"{plant.site.id}/{mt.id}/{s.id}", s, _rng(seed, 400, mi, j))
+                for j, s in enumerate(mt.signals)
+            ]
             names += [s.path for s in sigs]
             covered = [r for r in self.recs if not mt.covers or r.rt.spec.id in mt.covers]
             self._meters.append((mt, sigs, covered, [mt.initial_kwh]))
@@ -168,16 +177,23 @@ class VirtualFactory:
             if t > t_prev:
                 rec.closed.append((t_prev, t, s_prev, r_prev))
             previous = MachineState(s_prev).label
-        self.ground_truth.append({
-            "t": self._iso(t), "kind": "state", "machine": m.path,
-            "state": state.label, "reason": reason, "previous": previous,
-        })
+        self.ground_truth.append(
+            {
+                "t": self._iso(t),
+                "kind": "state",
+                "machine": m.path,
+                "state": state.label,
+                "reason": reason,
+                "previous": previous,
+            }
+        )
         rec.st_t.append(t)
         rec.st_s.append(int(state))
         rec.st_r.append(reason)
 
-    def on_part(self, m: MachineRuntime, t: float, product: str, good: bool,
-                cycle_s: float) -> None:
+    def on_part(
+        self, m: MachineRuntime, t: float, product: str, good: bool, cycle_s: float
+    ) -> None:
         rec = self._recs[id(m)]
         rec.parts.append((t, product, good))
         rec.recent.append(0 if good else 1)
@@ -196,15 +212,22 @@ class VirtualFactory:
         rec = self._recs[id(m)]
         rec.c_t.append(t)
         rec.c_v.append(rec.condition_row())
-        self.ground_truth.append({"t": self._iso(t), "kind": "maintenance", "machine": m.path,
-                                  "event": event})
+        self.ground_truth.append(
+            {"t": self._iso(t), "kind": "maintenance", "machine": m.path, "event": event}
+        )
 
     def on_fault(self, m: MachineRuntime, t: float, code: str, repair_s: float) -> None:
-        self.ground_truth.append({
-            "t": self._iso(t), "kind": "fault", "machine": m.path, "code": code,
-            "end": self._iso(t + repair_s), "duration_s": round(repair_s, 3),
-            "wear": round(m.wear, 4),
-        })
+        self.ground_truth.append(
+            {
+                "t": self._iso(t),
+                "kind": "fault",
+                "machine": m.path,
+                "code": code,
+                "end": self._iso(t + repair_s),
+                "duration_s": round(repair_s, 3),
+                "wear": round(m.wear, 4),
+            }
+        )
 
     # --- environment disturbances ----------------------------------------------------------
     def _schedule_disturbance(self, k: int, rng: np.random.Generator) -> None:
@@ -218,10 +241,16 @@ class VirtualFactory:
             kind = "door_open" if rng.random() < 0.6 else "hvac_fault"
             dur = env.disturbance_min * 60.0 * float(rng.lognormal(0.0, 0.3))
             events.append((eng.now, eng.now + dur, kind))
-            self.ground_truth.append({
-                "t": self._iso(eng.now), "kind": "fault", "area":
-                f"{self.plant.site.id}/{area.id}", "code": kind.upper(),
-                "end": self._iso(eng.now + dur), "duration_s": round(dur, 3)})
+            self.ground_truth.append(
+                {
+                    "t": self._iso(eng.now),
+                    "kind": "fault",
+                    "area": f"{self.plant.site.id}/{area.id}",
+                    "code": kind.upper(),
+                    "end": self._iso(eng.now + dur),
+                    "duration_s": round(dur, 3),
+                }
+            )
             eng.after(float(rng.exponential(86_400.0 / env.disturbances_per_day)), fire)
 
         eng.after(float(rng.exponential(86_400.0 / env.disturbances_per_day)), fire)
@@ -269,7 +298,7 @@ class VirtualFactory:
                 ts_parts.append(grid)
                 val_parts.append(vals)
             rec.energy_kwh = e0 + _integral(bp_t, bp_p, np.array([w1]))[0] / 3600.0
-        for area, sigs, events in self._env:
+        for _area, sigs, events in self._env:
             for sig in sigs:
                 grid = _grid(w0, w1, sig.spec.sample_period_s)
                 if len(grid):
@@ -306,36 +335,59 @@ class VirtualFactory:
         samples = SampleBatch.empty()
         if ts_parts:
             t = np.concatenate(ts_parts)
-            samples = SampleBatch(self.signal_names, np.concatenate(idx_parts),
-                                  self.start + np.round(t * 1e6).astype(np.int64),
-                                  np.concatenate(val_parts),
-                                  np.full(len(t), Quality.GOOD, dtype=np.uint8))
+            samples = SampleBatch(
+                self.signal_names,
+                np.concatenate(idx_parts),
+                self.start + np.round(t * 1e6).astype(np.int64),
+                np.concatenate(val_parts),
+                np.full(len(t), Quality.GOOD, dtype=np.uint8),
+            )
         states = self._closed_states(w1, final)
         parts = self._parts(w1)
         self._prune(w1)
         return Flush(self.ts(w0), self.ts(w1), samples, states, parts)
 
-    def _power_breakpoints(self, rec: _MachineRec, st_t: F64, st_s: np.ndarray, c_t: F64,
-                           c_v: F64, w0: float, w1: float) -> tuple[F64, F64]:
+    def _power_breakpoints(
+        self,
+        rec: _MachineRec,
+        st_t: F64,
+        st_s: np.ndarray,
+        c_t: F64,
+        c_v: F64,
+        w0: float,
+        w1: float,
+    ) -> tuple[F64, F64]:
         """Noise-free power as a step function over [w0, w1): (times, kW)."""
         pw = rec.rt.sim.power
         wear = rec.rt.sim.wear
         gain = wear.power_gain if wear else 0.0
-        inside = np.concatenate(([w0], st_t[(st_t > w0) & (st_t < w1)],
-                                 c_t[(c_t > w0) & (c_t < w1)]))
+        inside = np.concatenate(
+            ([w0], st_t[(st_t > w0) & (st_t < w1)], c_t[(c_t > w0) & (c_t < w1)])
+        )
         bp = np.unique(inside)
         s = st_s[np.searchsorted(st_t, bp, side="right") - 1]
         cond = c_v[np.searchsorted(c_t, bp, side="right") - 1, 0]
-        by_state = np.array([pw.running_kw, pw.idle_kw, pw.idle_kw, pw.down_kw, pw.idle_kw,
-                             pw.offline_kw])
+        by_state = np.array(
+            [pw.running_kw, pw.idle_kw, pw.idle_kw, pw.down_kw, pw.idle_kw, pw.offline_kw]
+        )
         p = by_state[s]
         run = s == MachineState.RUNNING
         p[run] *= 1.0 + gain * cond[run]
         return bp, p
 
-    def _machine_signal(self, rec: _MachineRec, sig: _SignalState, grid: F64, st_t: F64,
-                        st_s: np.ndarray, c_t: F64, c_v: F64, bp_t: F64, bp_p: F64,
-                        e0: float) -> F64:
+    def _machine_signal(
+        self,
+        rec: _MachineRec,
+        sig: _SignalState,
+        grid: F64,
+        st_t: F64,
+        st_s: np.ndarray,
+        c_t: F64,
+        c_v: F64,
+        bp_t: F64,
+        bp_p: F64,
+        e0: float,
+    ) -> F64:
         spec = sig.spec
         typ = spec.type
         n = len(grid)
@@ -388,8 +440,9 @@ class VirtualFactory:
         noise = sig.rng.normal(0.0, level.noise * abs(nominal), n)
         return value + np.where(share > 0, noise, noise * 0.05)
 
-    def _env_signal(self, sig: _SignalState, grid: F64,
-                    events: list[tuple[float, float, str]]) -> F64:
+    def _env_signal(
+        self, sig: _SignalState, grid: F64, events: list[tuple[float, float, str]]
+    ) -> F64:
         spec = sig.spec
         n = len(grid)
         t0 = from_micros(self.ts(float(grid[0])))
@@ -398,6 +451,7 @@ class VirtualFactory:
         day = np.sin(2.0 * np.pi * (local_h - 9.0) / 24.0)  # warmest mid-afternoon
         typ = spec.type
         nominal = spec.nominal
+        base: F64 | float
         if typ == "temperature":
             base = (nominal if nominal is not None else 21.0) + 0.4 * day
             value = base + sig.rng.normal(0.0, 0.05, n)
@@ -429,13 +483,17 @@ class VirtualFactory:
             if final and rec.st_t and w1 > rec.st_t[-1]:
                 rec.closed.append((rec.st_t[-1], w1, rec.st_s[-1], rec.st_r[-1]))
                 rec.st_t[-1] = w1  # the open interval now starts at the end of the run
+            later = []
             for a, b, s, r in rec.closed:
+                if b > w1:  # closed after this window (the engine ran ahead): next window
+                    later.append((a, b, s, r))
+                    continue
                 idx.append(rec.index)
                 st.append(self.ts(a))
                 en.append(self.ts(b))
                 ss.append(s)
                 rr.append(r)
-            rec.closed.clear()
+            rec.closed = later
         return StateBatch.build(self._machine_names, idx, st, en, ss, rr)
 
     def _parts(self, w1: float) -> PartBatch:

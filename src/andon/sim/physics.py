@@ -23,7 +23,7 @@ import numpy as np
 
 from andon.model.types import F64, MachineState
 
-__all__ = ["AMBIENT_C", "LEVEL_TYPES", "LAG_TYPES", "Level", "lag_filter"]
+__all__ = ["AMBIENT_C", "LAG_TYPES", "LEVEL_TYPES", "Level", "lag_filter"]
 
 AMBIENT_C = 22.0
 

@@ -47,9 +47,19 @@ def render(run: DemoRun, speed: float | None = None) -> Group:
         f"   speed ×{speed:g}" if speed else "",
     )
     t = Table(expand=True, header_style="bold")
-    for col, just in [("machine", "left"), ("state", "left"), ("for", "right"),
-                      ("good", "right"), ("scrap", "right"), ("A", "right"), ("P", "right"),
-                      ("Q", "right"), ("OEE", "right"), ("kW", "right"), ("kWh", "right")]:
+    for col, just in [
+        ("machine", "left"),
+        ("state", "left"),
+        ("for", "right"),
+        ("good", "right"),
+        ("scrap", "right"),
+        ("A", "right"),
+        ("P", "right"),
+        ("Q", "right"),
+        ("OEE", "right"),
+        ("kW", "right"),
+        ("kWh", "right"),
+    ]:
         t.add_column(col, justify=just)  # type: ignore[arg-type]
     total_kw = 0.0
     for rec in f.recs:
@@ -60,25 +70,49 @@ def render(run: DemoRun, speed: float | None = None) -> Group:
         style, icon = _STYLE[m.state]
         state = f"{icon} {m.state.label}" + (f" ({m.reason})" if m.reason else "")
         pw = m.sim.power
-        kw = {MachineState.RUNNING: pw.running_kw, MachineState.DOWN: pw.down_kw,
-              MachineState.OFFLINE: pw.offline_kw}.get(m.state, pw.idle_kw)
+        kw = {
+            MachineState.RUNNING: pw.running_kw,
+            MachineState.DOWN: pw.down_kw,
+            MachineState.OFFLINE: pw.offline_kw,
+        }.get(m.state, pw.idle_kw)
         total_kw += kw
-        t.add_row(m.path.split("/", 1)[1], Text(state, style=style), _dur(now - m.since),
-                  str(m.good), str(m.scrap), _pct(oee.availability), _pct(oee.performance),
-                  _pct(oee.quality), Text(_pct(oee.oee), style="bold"), f"{kw:.1f}",
-                  f"{rec.energy_kwh:.1f}")
+        t.add_row(
+            m.path.split("/", 1)[1],
+            Text(state, style=style),
+            _dur(now - m.since),
+            str(m.good),
+            str(m.scrap),
+            _pct(oee.availability),
+            _pct(oee.performance),
+            _pct(oee.quality),
+            Text(_pct(oee.oee), style="bold"),
+            f"{kw:.1f}",
+            f"{rec.energy_kwh:.1f}",
+        )
     buffers = Table.grid(padding=(0, 2))
     for path, b in f.model.buffers.items():
         fill = len(b.items)
         bar = "█" * fill + "·" * (b.capacity - fill)
         buffers.add_row(path.split("/", 1)[1], f"{fill:>2}/{b.capacity:<2}", bar)
     faults = [g for g in f.ground_truth if g["kind"] == "fault"][-5:]
-    fault_lines = Text("\n".join(
-        f"{g['t'][11:19]}Z  {g.get('machine', g.get('area', ''))}  {g['code']}  "
-        f"{g['duration_s'] / 60:.1f} min" for g in faults) or "none yet")
+    fault_lines = Text(
+        "\n".join(
+            f"{g['t'][11:19]}Z  {g.get('machine', g.get('area', ''))}  {g['code']}  "
+            f"{g['duration_s'] / 60:.1f} min"
+            for g in faults
+        )
+        or "none yet"
+    )
     stats = run.ingestor.stats
-    ingest = Text(f"stored: {stats.samples:,} samples · {stats.states:,} state intervals · "
-                  f"{stats.parts:,} part events · rejected {sum(stats.rejected.values()):,} · "
-                  f"plant load ≈ {total_kw:.0f} kW (machines)")
-    return Group(head, t, Panel(buffers, title="buffers", expand=False),
-                 Panel(fault_lines, title="latest faults (ground truth)", expand=False), ingest)
+    ingest = Text(
+        f"stored: {stats.samples:,} samples · {stats.states:,} state intervals · "
+        f"{stats.parts:,} part events · rejected {sum(stats.rejected.values()):,} · "
+        f"plant load ≈ {total_kw:.0f} kW (machines)"
+    )
+    return Group(
+        head,
+        t,
+        Panel(buffers, title="buffers", expand=False),
+        Panel(fault_lines, title="latest faults (ground truth)", expand=False),
+        ingest,
+    )
