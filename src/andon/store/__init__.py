@@ -1,5 +1,36 @@
 """Telemetry storage: the ``TelemetryStore`` protocol and its implementations."""
 
-from andon.store.base import Aggregates, AppendResult, LastValue, TelemetryStore
+from __future__ import annotations
 
-__all__ = ["Aggregates", "AppendResult", "LastValue", "TelemetryStore"]
+from pathlib import Path
+
+from andon.store.base import Aggregates, AppendResult, LastValue, TelemetryStore
+from andon.store.duckdb_store import DuckDBStore
+
+__all__ = [
+    "Aggregates",
+    "AppendResult",
+    "DuckDBStore",
+    "LastValue",
+    "TelemetryStore",
+    "open_store",
+]
+
+
+def open_store(url_or_path: str | Path | None = None) -> TelemetryStore:
+    """Open the telemetry store named by a URL or a path.
+
+    * ``None``, ``":memory:"``, ``"duckdb://"`` or ``"duckdb://:memory:"``: in-memory DuckDB.
+    * ``"duckdb:///abs/file.duckdb"`` or ``"duckdb://rel/file.duckdb"``: a DuckDB file.
+    * any other string or ``Path`` without a ``scheme://``: a DuckDB file at that path.
+
+    Other schemes raise ``ValueError``.
+    """
+    if url_or_path is None or isinstance(url_or_path, Path):
+        return DuckDBStore.open(url_or_path)
+    scheme, sep, rest = url_or_path.partition("://")
+    if not sep:
+        return DuckDBStore.open(url_or_path)
+    if scheme.lower() == "duckdb":
+        return DuckDBStore.open(rest or None)
+    raise ValueError(f"unsupported store URL scheme {scheme!r} in {url_or_path!r} (use duckdb://)")

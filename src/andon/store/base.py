@@ -19,7 +19,15 @@ Semantics every implementation must honour (checked by the conformance suite in
 * **States** are intervals ``[start, end)`` per machine; reads return the intervals that
   overlap the range, clipped to it, ordered by (machine, start).
 * **Parts** are counter events; reads return events with ``start <= ts < end``.
-* **Retention** deletes samples, states (by end) and parts older than a cutoff.
+* **Retention** deletes samples (``ts < cutoff``), states (``end <= cutoff``) and parts
+  (``ts < cutoff``).
+* **Quality** is 0 good, 1 uncertain, 2 bad (``Quality``). Ingest admits a NaN value only
+  with bad quality, so NaN never reaches an aggregate.
+* **Result shape**: ``read`` and ``aggregate`` return ``names`` equal to the requested
+  signals, de-duplicated, in request order (signals without rows included, so positions are
+  stable), rows ordered by ``(index, ts)`` / ``(index, bucket)``. ``read_states`` and
+  ``read_parts`` do the same for requested machines; with ``machines=None`` their ``names``
+  are the machines with rows in the range, sorted. Zero-length intervals are never returned.
 """
 
 from __future__ import annotations
@@ -101,4 +109,3 @@ class TelemetryStore(Protocol):
     async def delete_before(self, tenant: str | None, cutoff: Micros) -> int: ...
 
     async def close(self) -> None: ...
-

@@ -30,8 +30,8 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable, Sequence
-from functools import partial
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Protocol
 
 import numpy as np
@@ -51,8 +51,9 @@ class LineListener(Protocol):
 
     def on_state(self, m: MachineRuntime, t: float, state: MachineState, reason: str) -> None: ...
 
-    def on_part(self, m: MachineRuntime, t: float, product: str, good: bool,
-                cycle_s: float) -> None: ...
+    def on_part(
+        self, m: MachineRuntime, t: float, product: str, good: bool, cycle_s: float
+    ) -> None: ...
 
     def on_condition(self, m: MachineRuntime, t: float, event: str) -> None:
         """The consumable's condition changed (``tool_change``, ``wheel_change``,
@@ -96,8 +97,16 @@ class _LinePlan:
 class MachineRuntime:
     """One machine's live state inside the model."""
 
-    def __init__(self, model: FactoryModel, path: str, area: Area, line: Line,
-                 machine: Machine, plan: _LinePlan, seed_key: tuple[int, ...]) -> None:
+    def __init__(
+        self,
+        model: FactoryModel,
+        path: str,
+        area: Area,
+        line: Line,
+        machine: Machine,
+        plan: _LinePlan,
+        seed_key: tuple[int, ...],
+    ) -> None:
         self.model = model
         self.path = path
         self.area, self.line, self.spec = area, line, machine
@@ -180,7 +189,7 @@ class MachineRuntime:
         self.advance()
 
     # --- the decision ------------------------------------------------------------------
-    def advance(self) -> None:  # noqa: C901 - one readable decision table
+    def advance(self) -> None:
         if self.failed or self.activity is not None:
             return
         if self.held is not None:
@@ -227,11 +236,14 @@ class MachineRuntime:
                 self.sim.cycle_cv,
             )
             self.remaining = self.cycle_total
-        if (self.last_product is not None and self.part != self.last_product
-                and self.setup_done_for != self.part and self.sim.changeover_min > 0):
+        if (
+            self.last_product is not None
+            and self.part != self.last_product
+            and self.setup_done_for != self.part
+            and self.sim.changeover_min > 0
+        ):
             part = self.part
-            self._planned("changeover", self.sim.changeover_min * 60.0,
-                          lambda: self._set_up(part))
+            self._planned("changeover", self.sim.changeover_min * 60.0, lambda: self._set_up(part))
             return
         self._run()
 
@@ -341,8 +353,14 @@ class MachineRuntime:
 class FactoryModel:
     """Every line of a plant on one engine. ``t0`` is the UTC start (µs) of engine time 0."""
 
-    def __init__(self, plant: Plant, seed: int, t0: Micros,
-                 listeners: Sequence[LineListener] = (), lines: Sequence[str] | None = None):
+    def __init__(
+        self,
+        plant: Plant,
+        seed: int,
+        t0: Micros,
+        listeners: Sequence[LineListener] = (),
+        lines: Sequence[str] | None = None,
+    ):
         self.plant = plant
         self.seed = seed
         self.t0 = t0
@@ -356,8 +374,9 @@ class FactoryModel:
             plan = _LinePlan(line)
             by_id: dict[str, MachineRuntime] = {}
             for mi, m in enumerate(line.machines):
-                rt = MachineRuntime(self, plant.machine_path(area, line, m), area, line, m,
-                                    plan, (li, mi))
+                rt = MachineRuntime(
+                    self, plant.machine_path(area, line, m), area, line, m, plan, (li, mi)
+                )
                 by_id[m.id] = rt
                 self.machines.append(rt)
             for b in line.buffers:
@@ -373,10 +392,10 @@ class FactoryModel:
                 self.buffers[f"{plant.site.id}/{area.id}/{line.id}/{b.id}"] = buf
         self._calendar_until = 0.0
         self._extend_calendar()
-        for m in self.machines:
+        for rt in self.machines:
             for lst in self.listeners:
-                lst.on_state(m, 0.0, m.state, m.reason)
-            m.wake()
+                lst.on_state(rt, 0.0, rt.state, rt.reason)
+            rt.wake()
 
     def _extend_calendar(self) -> None:
         """Schedule the calendar's status changes one week ahead at a time."""
