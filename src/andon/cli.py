@@ -18,6 +18,9 @@ from zoneinfo import ZoneInfo
 import typer
 from rich.console import Console
 
+from andon.commands import edge as edge_commands
+from andon.commands import kpi as kpi_commands
+from andon.commands import twin as twin_commands
 from andon.model.loader import ModelError, load_plant
 from andon.model.plant import Plant
 from andon.model.types import Micros, to_micros
@@ -29,6 +32,9 @@ app = typer.Typer(
 )
 model_app = typer.Typer(no_args_is_help=True, help="Asset model files.")
 app.add_typer(model_app, name="model")
+app.add_typer(kpi_commands.app, name="kpi")
+app.add_typer(twin_commands.app, name="twin")
+app.add_typer(edge_commands.app, name="edge")
 
 err = Console(stderr=True)
 out = Console()

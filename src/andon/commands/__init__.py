@@ -1,0 +1,1 @@
+"""Thin CLI sub-commands, one module per bounded context. They parse, call and print."""
