@@ -126,33 +126,25 @@ def parse_plant(text: str, file: str = "<string>") -> Plant:
         errors = exc.errors(include_url=False)
         first = errors[0]
         loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and "[" in p))
-        pos = _locate(loc, marks)
         msg = first["msg"].removeprefix("Value error, ")
         if first["type"] == "extra_forbidden":
             msg = "unknown field (check the spelling)"
         elif first["type"] == "missing":
             msg = "required field is missing"
-        raise ModelError(
-            file,
-            pos[0] if pos else None,
-            pos[1] if pos else None,
-            _fmt(loc),
-            msg,
-            more=len(errors) - 1,
-        ) from None
+        raise _at(file, loc, marks, msg, len(errors) - 1) from None
     problems = list(_reference_problems(plant))
     if problems:
         loc, msg = problems[0]
-        pos = _locate(loc, marks)
-        raise ModelError(
-            file,
-            pos[0] if pos else None,
-            pos[1] if pos else None,
-            _fmt(loc),
-            msg,
-            more=len(problems) - 1,
-        )
+        raise _at(file, loc, marks, msg, len(problems) - 1)
     return plant
+
+
+def _at(file: str, loc: Loc, marks: dict[Loc, tuple[int, int]], msg: str, more: int) -> ModelError:
+    """The error for ``loc``, placed at the nearest position the YAML file has for it."""
+    pos = _locate(loc, marks)
+    return ModelError(
+        file, pos[0] if pos else None, pos[1] if pos else None, _fmt(loc), msg, more=more
+    )
 
 
 def load_plant(path: str | Path) -> Plant:
