@@ -29,6 +29,7 @@ typecheck: $(VENV)/.dev
 
 services:
 	bash scripts/services.sh
+	if [ -f scripts/services-postgres.sh ]; then bash scripts/services-postgres.sh; fi
 
 pytest: $(VENV)/.dev services
 	$(PY) -m pytest -q

@@ -20,6 +20,7 @@ from rich.console import Console
 
 from andon.commands import edge as edge_commands
 from andon.commands import kpi as kpi_commands
+from andon.commands import platform as platform_commands
 from andon.commands import twin as twin_commands
 from andon.model.loader import ModelError, load_plant
 from andon.model.plant import Plant
@@ -35,6 +36,7 @@ app.add_typer(model_app, name="model")
 app.add_typer(kpi_commands.app, name="kpi")
 app.add_typer(twin_commands.app, name="twin")
 app.add_typer(edge_commands.app, name="edge")
+platform_commands.register(app)
 
 err = Console(stderr=True)
 out = Console()
