@@ -1,5 +1,8 @@
 """Per-machine and per-line figures for a time range, read back from the telemetry store:
-state durations, parts, OEE, energy and energy per good part."""
+state durations, parts, OEE, energy and energy per good part.
+
+OEE comes from ``andon.kpi.oee.oee_table`` (the full ISO 22400 time model: setup and
+changeover inside planned busy time), so it equals what ``andon kpi oee`` reports."""
 
 from __future__ import annotations
 
@@ -8,7 +11,8 @@ from typing import Any
 import numpy as np
 
 from andon.kpi.energy import counter_delta
-from andon.kpi.oee import compute_oee
+from andon.kpi.oee import oee_table
+from andon.kpi.timeline import Buckets
 from andon.model.plant import Plant
 from andon.model.types import MachineState, Micros
 from andon.store.base import TelemetryStore
@@ -32,6 +36,13 @@ async def plant_summary(
     st_names = {n: i for i, n in enumerate(states.names)}
     pt_names = {n: i for i, n in enumerate(parts.names)}
     st_dur = (states.end - states.start).astype(np.float64) / 1e6
+    ideal_map = {
+        plant.machine_path(a, ln, m): dict(m.ideal_cycle_s) for a, ln, m in plant.machines()
+    }
+    table = oee_table(
+        states, parts, ideal_map, Buckets.single(start, end), machines=list(ideal_map)
+    )
+    t_rows = {r["machine"]: r for r in table.rows()}
     for area, line in plant.lines():
         shipped = 0
         feeds = {mid for b in line.buffers for mid in b.from_}
@@ -46,18 +57,12 @@ async def plant_summary(
                 )
                 durations = {s.label: float(sums[s]) for s in MachineState}
             good = scrap = 0
-            ideal = 0.0
             pi = pt_names.get(path)
             if pi is not None:
                 sel_idx = np.flatnonzero(parts.index == pi)
                 good = int(parts.good[sel_idx].sum())
                 scrap = int(parts.scrap[sel_idx].sum())
-                n = parts.good[sel_idx] + parts.scrap[sel_idx]
-                prods = [parts.product[i] for i in sel_idx]
-                ideal = float(
-                    sum(m.ideal_cycle_s[p] * int(k) for p, k in zip(prods, n, strict=True))
-                )
-            oee = compute_oee(durations, good, scrap, ideal)
+            row = t_rows.get(path, {})
             kwh = None
             energy_sig = next((s for s in m.signals if s.type == "energy"), None)
             if energy_sig is not None:
@@ -68,11 +73,11 @@ async def plant_summary(
                     "machine": path,
                     "states_s": {k: round(v, 3) for k, v in durations.items()},
                     "parts": {"good": good, "scrap": scrap},
-                    "availability": _r(oee.availability),
-                    "performance": _r(oee.performance),
-                    "quality": _r(oee.quality),
-                    "oee": _r(oee.oee),
-                    "performance_flag": oee.performance_flag,
+                    "availability": _r(row.get("availability")),
+                    "performance": _r(row.get("performance")),
+                    "quality": _r(row.get("quality")),
+                    "oee": _r(row.get("oee")),
+                    "performance_flag": bool(row.get("performance_flag", False)),
                     "kwh": _r(kwh, 3),
                     "kwh_per_good_part": _r(kwh / good, 4) if kwh is not None and good else None,
                 }

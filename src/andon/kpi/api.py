@@ -1,0 +1,514 @@
+"""The KPI engine over a telemetry store: explicit time ranges in, tables out.
+
+Each function reads what it needs through the ``TelemetryStore`` protocol (states, parts,
+samples; always for the plant's tenant and ``[start, end)``) and hands it to the pure,
+vectorised functions of the other modules, which tests drive directly with hand-made
+timelines.
+
+Line OEE (``line_oee``) is given two ways, see ``docs/decisions/0101-line-oee.md``:
+
+* **average**: the mean of the machines' OEE weighted by their planned busy time;
+* **bottleneck**: the line's good output valued at the bottleneck's ideal cycle time, over
+  the bottleneck's planned busy time. Machines with the same input and output buffers form a
+  stage that works in parallel (stage ideal cycle = 1 / Σ 1/ideal); the bottleneck is the
+  stage with the largest ideal load (Σ stage ideal cycle × parts it made). The line's output
+  is the good parts of the machines that feed no buffer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from andon.kpi.baseline import fit_baseline
+from andon.kpi.carbon import GridFactor, co2e_kg, grid_factor
+from andon.kpi.cost import LossPrices, loss_costs
+from andon.kpi.energy import (
+    Tariff,
+    cumulative_power,
+    cumulative_register,
+    energy_between,
+    energy_by_state,
+    peak_demand,
+    tariff_cost,
+)
+from andon.kpi.oee import OEETable, oee_table
+from andon.kpi.periods import Period, buckets
+from andon.kpi.reasons import ReasonLog, ReasonTree, apply_entries, downtime
+from andon.kpi.reliability import reliability
+from andon.kpi.timeline import TimeModel
+from andon.model.plant import Plant, Signal
+from andon.model.types import F64, I64, Micros, PartBatch, StateBatch
+from andon.store.base import TelemetryStore
+
+__all__ = [
+    "Selection",
+    "downtime_report",
+    "energy_baseline",
+    "energy_periods",
+    "energy_report",
+    "ideal_cycles",
+    "line_oee",
+    "loss_report",
+    "oee",
+    "read_timeline",
+    "reliability_report",
+    "select",
+]
+
+
+def ideal_cycles(plant: Plant) -> dict[str, dict[str, float]]:
+    """Ideal cycle time (s) by machine path and product."""
+    return {plant.machine_path(a, ln, m): dict(m.ideal_cycle_s) for a, ln, m in plant.machines()}
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """The machines a report covers (paths, in plant order)."""
+
+    machines: tuple[str, ...]
+
+
+def select(plant: Plant, line: str | None = None, machine: str | None = None) -> Selection:
+    """Machines of one line or one machine (by id or path), or of the whole plant."""
+    out = []
+    for a, ln, m in plant.machines():
+        path = plant.machine_path(a, ln, m)
+        line_path = f"{plant.site.id}/{a.id}/{ln.id}"
+        if line is not None and line not in (ln.id, line_path):
+            continue
+        if machine is not None and machine not in (m.id, path):
+            continue
+        out.append(path)
+    if not out:
+        what = f"line {line!r}" if line is not None else f"machine {machine!r}"
+        raise KeyError(f"no {what} in the plant")
+    return Selection(tuple(out))
+
+
+async def read_timeline(
+    store: TelemetryStore,
+    plant: Plant,
+    start: Micros,
+    end: Micros,
+    machines: Sequence[str] | None = None,
+    reason_log: ReasonLog | None = None,
+) -> tuple[StateBatch, PartBatch, dict[tuple[str, Micros], Micros]]:
+    """States (with operator reasons filled in), parts and acknowledgement times."""
+    if end <= start:
+        raise ValueError("the range is empty: end must be after start")
+    states = await store.read_states(plant.tenant, machines, start, end)
+    parts = await store.read_parts(plant.tenant, machines, start, end)
+    acked: dict[tuple[str, Micros], Micros] = {}
+    if reason_log is not None:
+        states, acked = apply_entries(states, reason_log.entries(plant.tenant, start, end))
+    return states, parts, acked
+
+
+async def oee(
+    store: TelemetryStore,
+    plant: Plant,
+    start: Micros,
+    end: Micros,
+    *,
+    period: Period = "all",
+    by_product: bool = False,
+    model: TimeModel | None = None,
+    selection: Selection | None = None,
+) -> OEETable:
+    """OEE and loss waterfall per machine and period (and product).
+
+    The timeline is read with a margin of ``max(1 h, micro-stop threshold)`` either side, so
+    that a stop cut by the range is still judged on its whole length (micro-stop or
+    breakdown) and start-up rejects see the setups and parts just before the range; only time
+    and parts inside ``[start, end)`` are counted.
+    """
+    model = model or TimeModel()
+    sel = selection or select(plant)
+    margin = max(3_600_000_000, round(model.micro_stop_s * 1e6))
+    if end <= start:
+        raise ValueError("the range is empty: end must be after start")
+    states = await store.read_states(plant.tenant, sel.machines, start - margin, end + margin)
+    parts = await store.read_parts(plant.tenant, sel.machines, start - margin, end)
+    b = buckets(period, start, end, plant.site.timezone, plant.site.calendar)
+    return oee_table(
+        states, parts, ideal_cycles(plant), b, model, by_product=by_product, machines=sel.machines
+    )
+
+
+def line_oee(table: OEETable, plant: Plant) -> list[dict[str, Any]]:
+    """Line OEE per line and bucket, average and bottleneck-based, from a table split by
+    product (``oee(..., by_product=True)``)."""
+    c = table.columns
+    val: dict[tuple[str, str, str], dict[str, float]] = {}
+    for i, key in enumerate(zip(table.machine, table.bucket, table.product, strict=True)):
+        val[key] = {k: float(c[k][i]) for k in ("produced", "good")}
+    machines = table.group(lambda m, b, p: (m, b, ""))
+    oee_m = machines.oee
+    tot: dict[tuple[str, str], tuple[float, float]] = {}
+    for i, mb in enumerate(zip(machines.machine, machines.bucket, strict=True)):
+        pbt = float(machines.columns["planned_busy_s"][i])
+        tot[mb] = (pbt, float(oee_m[i]) * pbt if np.isfinite(oee_m[i]) else 0.0)
+    labels = list(dict.fromkeys(table.bucket))
+    out: list[dict[str, Any]] = []
+    for a, ln in plant.lines():
+        paths = {m.id: plant.machine_path(a, ln, m) for m in ln.machines}
+        ins = {mid: frozenset(b.id for b in ln.buffers if mid in b.to) for mid in paths}
+        outs = {mid: frozenset(b.id for b in ln.buffers if mid in b.from_) for mid in paths}
+        stages: dict[tuple[frozenset[str], frozenset[str]], list[str]] = {}
+        for m in ln.machines:
+            stages.setdefault((ins[m.id], outs[m.id]), []).append(m.id)
+        last = [mid for mid in paths if not outs[mid]]
+        spec = {m.id: m for m in ln.machines}
+        products = [p.id for p in ln.products]
+        for label in labels:
+            pbt = sum(tot.get((paths[mid], label), (0.0, 0.0))[0] for mid in paths)
+            weighted = sum(tot.get((paths[mid], label), (0.0, 0.0))[1] for mid in paths)
+            if pbt <= 0:
+                continue
+
+            def count(
+                col: str, mid: str, prod: str, label: str = label, paths: dict[str, str] = paths
+            ) -> float:
+                return val.get((paths[mid], label, prod), {}).get(col, 0.0)
+
+            best: tuple[float, list[str], dict[str, float]] | None = None
+            for members in stages.values():
+                cyc = {
+                    p: 1.0 / sum(1.0 / spec[mid].ideal_cycle_s[p] for mid in members)
+                    for p in products
+                    if all(p in spec[mid].ideal_cycle_s for mid in members)
+                }
+                load = sum(
+                    cyc.get(p, 0.0) * sum(count("produced", mid, p) for mid in members)
+                    for p in products
+                )
+                if best is None or load > best[0]:
+                    best = (load, members, cyc)
+            assert best is not None
+            _, members, cyc = best
+            out_good = {p: sum(count("good", mid, p) for mid in last) for p in products}
+            bn_pbt = sum(tot.get((paths[mid], label), (0.0, 0.0))[0] for mid in members)
+            bn_pbt /= len(members)
+            valued = sum(out_good[p] * cyc.get(p, 0.0) for p in products)
+            out.append(
+                {
+                    "line": f"{plant.site.id}/{a.id}/{ln.id}",
+                    "bucket": label,
+                    "oee_average": round(weighted / pbt, 9),
+                    "oee_bottleneck": round(valued / bn_pbt, 9) if bn_pbt > 0 else None,
+                    "bottleneck": [paths[mid] for mid in members],
+                    "good_out": int(sum(out_good.values())),
+                    "planned_busy_s": round(pbt, 6),
+                }
+            )
+    return out
+
+
+async def reliability_report(
+    store: TelemetryStore,
+    plant: Plant,
+    start: Micros,
+    end: Micros,
+    *,
+    selection: Selection | None = None,
+    reason_log: ReasonLog | None = None,
+    exclude: Sequence[str] = (),
+    min_down_s: float = 0.0,
+) -> list[dict[str, Any]]:
+    """MTBF, MTTR, MTTA and failure counts per machine and per reason."""
+    sel = selection or select(plant)
+    states, _, acked = await read_timeline(store, plant, start, end, sel.machines, reason_log)
+    rows = reliability(states, exclude=exclude, min_down_s=min_down_s, acknowledged=acked)
+    return [r.as_dict() for r in rows]
+
+
+async def downtime_report(
+    store: TelemetryStore,
+    plant: Plant,
+    start: Micros,
+    end: Micros,
+    *,
+    tree: ReasonTree | None = None,
+    selection: Selection | None = None,
+    reason_log: ReasonLog | None = None,
+    include_planned: bool = False,
+) -> dict[str, Any]:
+    """The downtime Pareto (category › reason) and unexplained downtime."""
+    sel = selection or select(plant)
+    states, _, _ = await read_timeline(store, plant, start, end, sel.machines, reason_log)
+    return downtime(states, tree or ReasonTree.default(), include_planned=include_planned)
+
+
+_MARGIN_US = 15 * 60 * 1_000_000
+"""Energy samples read beyond each end of a range, for interpolation at the ends."""
+
+
+async def _cumulative(
+    store: TelemetryStore,
+    tenant: str,
+    path: str,
+    kind: str,
+    start: Micros,
+    end: Micros,
+    rollover: float | None,
+) -> tuple[I64, F64] | None:
+    # read a margin either side so that the register can be interpolated at the range ends
+    batch = await store.read(tenant, [path], start - _MARGIN_US, end + _MARGIN_US)
+    ok = batch.quality != 2
+    ts, v = batch.ts[ok], batch.value[ok]
+    if len(ts) == 0:
+        return None
+    if kind == "energy":
+        return ts, cumulative_register(v, rollover)
+    return cumulative_power(ts, v)
+
+
+def _kwh(series: tuple[I64, F64], start: Micros, end: Micros) -> float:
+    ts, cum = series
+    return float(energy_between(ts, cum, np.array([start]), np.array([end]))[0])
+
+
+async def energy_report(
+    store: TelemetryStore,
+    plant: Plant,
+    start: Micros,
+    end: Micros,
+    *,
+    selection: Selection | None = None,
+    tariff: Tariff | None = None,
+    factor: GridFactor | None = None,
+) -> dict[str, Any]:
+    """Energy per machine and state, idle energy, energy per good part, peak demand, cost
+    and CO2e, for machines and meters. An energy register is used where the machine or meter
+    has one, its power signal otherwise."""
+    sel = selection or select(plant)
+    tenant = plant.tenant
+    if factor is None:
+        try:
+            factor = grid_factor(plant.site.timezone)
+        except KeyError:
+            factor = None
+    states, parts, _ = await read_timeline(store, plant, start, end, sel.machines)
+    st_pos = {n: i for i, n in enumerate(states.names)}
+    pt_pos = {n: i for i, n in enumerate(parts.names)}
+    machines_out = []
+    for a, ln, m in plant.machines():
+        path = plant.machine_path(a, ln, m)
+        if path not in sel.machines:
+            continue
+        sig = _energy_signal(m.signals)
+        if sig is None:
+            continue
+        series = await _cumulative(store, tenant, f"{path}/{sig.id}", sig.type, start, end, None)
+        if series is None:
+            continue
+        ts, cum = series
+        mine = np.flatnonzero(states.index == st_pos[path]) if path in st_pos else np.zeros(0, int)
+        by_state = energy_by_state(ts, cum, _take(states, mine))
+        good = int(parts.good[parts.index == pt_pos[path]].sum()) if path in pt_pos else 0
+        kwh = _kwh(series, start, end)
+        idle = by_state["starved"] + by_state["blocked"]
+        nonprod = kwh - by_state["running"] - by_state["offline"]
+        row: dict[str, Any] = {
+            "machine": path,
+            "source": sig.type,
+            "kwh": round(kwh, 6),
+            "kwh_by_state": {k: round(v, 6) for k, v in by_state.items()},
+            "idle_kwh": round(idle, 6),
+            "nonproductive_kwh": round(nonprod, 6),
+            "good_parts": good,
+            "kwh_per_good_part": round(kwh / good, 6) if good else None,
+            "peak_kw_15min": round(peak_demand(ts, cum, start, end).kw, 6),
+        }
+        if factor is not None:
+            row["co2e_kg"] = round(co2e_kg(kwh, factor), 6)
+        machines_out.append(row)
+    meters_out = []
+    for mt in plant.site.meters if len(sel.machines) == len(plant.machines()) else ():
+        sig = _energy_signal(mt.signals)
+        if sig is None:
+            continue
+        path = f"{plant.site.id}/{mt.id}/{sig.id}"
+        series = await _cumulative(store, tenant, path, sig.type, start, end, mt.rollover_kwh)
+        if series is None:
+            continue
+        ts, cum = series
+        demand = peak_demand(ts, cum, start, end)
+        kwh = _kwh(series, start, end)
+        row = {
+            "meter": f"{plant.site.id}/{mt.id}",
+            "source": sig.type,
+            "kwh": round(kwh, 6),
+            "peak_kw_15min": round(demand.kw, 6),
+            "peak_at": demand.at,
+        }
+        if tariff is not None:
+            cost = tariff_cost(ts, cum, start, end, tariff)
+            row["cost"] = round(sum(v["cost"] for v in cost.values()), 2)
+            row["cost_by_period"] = cost
+            row["currency"] = tariff.currency
+        if factor is not None:
+            row["co2e_kg"] = round(co2e_kg(kwh, factor), 6)
+        meters_out.append(row)
+    return {
+        "machines": machines_out,
+        "meters": meters_out,
+        "grid_factor": None
+        if factor is None
+        else {
+            "country": factor.country,
+            "kg_per_kwh": factor.kg_per_kwh,
+            "year": factor.year,
+            "source": factor.source,
+        },
+    }
+
+
+def _take(states: StateBatch, rows: np.ndarray) -> StateBatch:
+    return StateBatch(
+        states.names,
+        states.index[rows],
+        states.start[rows],
+        states.end[rows],
+        states.state[rows],
+        tuple(states.reason[int(i)] for i in rows),
+    )
+
+
+async def loss_report(
+    store: TelemetryStore,
+    plant: Plant,
+    start: Micros,
+    end: Micros,
+    prices: LossPrices,
+    *,
+    selection: Selection | None = None,
+    model: TimeModel | None = None,
+) -> list[dict[str, Any]]:
+    """Every loss of the range in money, ranked (largest first)."""
+    sel = selection or select(plant)
+    table = await oee(store, plant, start, end, model=model, selection=sel)
+    energy = await energy_report(store, plant, start, end, selection=sel)
+    kwh: Mapping[str, float] = {m["machine"]: m["nonproductive_kwh"] for m in energy["machines"]}
+    return loss_costs(table, prices, kwh)
+
+
+async def energy_periods(
+    store: TelemetryStore,
+    plant: Plant,
+    start: Micros,
+    end: Micros,
+    *,
+    period: Period = "day",
+    selection: Selection | None = None,
+    degree_days: Mapping[str, float] | None = None,
+) -> list[dict[str, Any]]:
+    """Energy and production per period: the data of an energy baseline.
+
+    Energy is the site's meters when the selection is the whole plant and the site has
+    meters, otherwise the sum of the selected machines' own registers (or power signals).
+    Production is the good parts of the selected machines that feed no buffer (the line
+    outputs), or of all selected machines when none does. ``degree_days`` by period label.
+    """
+    sel = selection or select(plant)
+    b = buckets(period, start, end, plant.site.timezone, plant.site.calendar)
+    tenant = plant.tenant
+    sources: list[tuple[str, str, float | None]] = []
+    whole = len(sel.machines) == len(plant.machines())
+    if whole and plant.site.meters:
+        for mt in plant.site.meters:
+            sig = _energy_signal(mt.signals)
+            if sig is not None:
+                sources.append((f"{plant.site.id}/{mt.id}/{sig.id}", sig.type, mt.rollover_kwh))
+    else:
+        for a, ln, m in plant.machines():
+            path = plant.machine_path(a, ln, m)
+            sig = _energy_signal(m.signals)
+            if path in sel.machines and sig is not None:
+                sources.append((f"{path}/{sig.id}", sig.type, None))
+    kwh = np.zeros(len(b))
+    for path, kind, rollover in sources:
+        series = await _cumulative(store, tenant, path, kind, start, end, rollover)
+        if series is not None:
+            kwh += energy_between(series[0], series[1], b.edges[:-1], b.edges[1:])
+    outputs = [
+        plant.machine_path(a, ln, m)
+        for a, ln, m in plant.machines()
+        if not any(m.id in buf.from_ for buf in ln.buffers)
+        and plant.machine_path(a, ln, m) in sel.machines
+    ] or list(sel.machines)
+    parts = await store.read_parts(tenant, outputs, start, end)
+    k = b.of(parts.ts)
+    ok = k >= 0
+    good = np.bincount(k[ok], weights=parts.good[ok].astype(np.float64), minlength=len(b))
+    rows = []
+    for i, label in enumerate(b.labels):
+        row: dict[str, Any] = {
+            "bucket": label,
+            "kwh": round(float(kwh[i]), 6),
+            "production": int(good[i]),
+        }
+        if degree_days is not None:
+            row["degree_days"] = float(degree_days.get(label, 0.0))
+        rows.append(row)
+    return rows
+
+
+def _energy_signal(signals: Sequence[Signal]) -> Signal | None:
+    return next((s for s in signals if s.type == "energy"), None) or next(
+        (s for s in signals if s.type == "power"), None
+    )
+
+
+async def energy_baseline(
+    store: TelemetryStore,
+    plant: Plant,
+    baseline: tuple[Micros, Micros],
+    reporting: tuple[Micros, Micros],
+    *,
+    period: Period = "day",
+    selection: Selection | None = None,
+    degree_days: Mapping[str, float] | None = None,
+) -> dict[str, Any]:
+    """Fit an energy baseline over ``baseline`` periods and the savings of ``reporting``
+    periods against it (ISO 50001 energy performance indicator with a regression
+    baseline)."""
+    base = await energy_periods(
+        store, plant, *baseline, period=period, selection=selection, degree_days=degree_days
+    )
+    rep = await energy_periods(
+        store, plant, *reporting, period=period, selection=selection, degree_days=degree_days
+    )
+
+    def cols(rows: list[dict[str, Any]]) -> tuple[F64, F64, F64 | None]:
+        e = np.array([r["kwh"] for r in rows], dtype=np.float64)
+        p = np.array([r["production"] for r in rows], dtype=np.float64)
+        dd = (
+            np.array([r["degree_days"] for r in rows], dtype=np.float64)
+            if degree_days is not None
+            else None
+        )
+        return e, p, dd
+
+    e0, p0, d0 = cols(base)
+    model = fit_baseline(e0, p0, d0)
+    e1, p1, d1 = cols(rep)
+    predicted = model.predict(p1, d1)
+    for r, pred in zip(rep, predicted.tolist(), strict=True):
+        r["predicted_kwh"] = round(pred, 6)
+        r["savings_kwh"] = round(pred - r["kwh"], 6)
+    return {
+        "baseline": {
+            "intercept_kwh": model.intercept,
+            "kwh_per_unit": model.per_unit,
+            "kwh_per_degree_day": model.per_degree_day,
+            "r2": model.r2,
+            "periods": model.n,
+        },
+        "periods": rep,
+        "savings_kwh": round(model.savings(e1, p1, d1), 6),
+    }
