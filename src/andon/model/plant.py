@@ -22,6 +22,7 @@ __all__ = [
     "Area",
     "Buffer",
     "Calendar",
+    "Distribution",
     "FailureMode",
     "Line",
     "Machine",
@@ -92,9 +93,13 @@ class Signal(_Model):
         return self
 
 
+Distribution = Literal["deterministic", "exponential", "lognormal", "gamma", "empirical"]
+"""Kinds of random durations the line model draws (cycle and repair times)."""
+
+
 class FailureMode(_Model):
-    """An unplanned stop: exponential time to failure counted in *operating* time,
-    lognormal time to repair."""
+    """An unplanned stop: exponential time to failure counted in operating time (or calendar
+    time, see ``MachineSim.failure_basis``), lognormal time to repair by default."""
 
     code: Id
     description: str = ""
@@ -104,6 +109,16 @@ class FailureMode(_Model):
     """Mean minutes to repair."""
     ttr_cv: NonNeg = 0.5
     """Coefficient of variation of the repair time (0 = deterministic)."""
+    ttr_dist: Distribution = "lognormal"
+    """Repair-time distribution; ``exponential`` ignores ``ttr_cv``, ``empirical`` draws
+    ``ttr_empirical`` ratios to ``mttr_min``."""
+    ttr_empirical: tuple[Positive, ...] = ()
+
+    @model_validator(mode="after")
+    def _empirical_has_data(self) -> FailureMode:
+        if self.ttr_dist == "empirical" and not self.ttr_empirical:
+            raise ValueError("ttr_dist 'empirical' needs ttr_empirical values")
+        return self
 
 
 class WearModel(_Model):
@@ -130,6 +145,9 @@ class QualityModel(_Model):
 
     scrap_base: Fraction = 0.005
     scrap_wear_gain: Fraction = 0.05
+    rework: Fraction = 0.0
+    """Share of bad parts reworked on the same machine (processed again) instead of
+    scrapped."""
 
 
 class PowerModel(_Model):
@@ -143,7 +161,14 @@ class PowerModel(_Model):
 
 class MachineSim(_Model):
     cycle_cv: NonNeg = 0.05
-    """Coefficient of variation of the lognormal cycle time."""
+    """Coefficient of variation of the cycle time (lognormal and gamma)."""
+    cycle_dist: Distribution = "lognormal"
+    """Cycle-time distribution around the mean; ``empirical`` draws ``cycle_empirical``."""
+    cycle_empirical: tuple[Positive, ...] = ()
+    """Observed cycle times as ratios to their mean (the empirical distribution)."""
+    failure_basis: Literal["operating", "calendar"] = "operating"
+    """Whether times to failure count operating time (only while a cycle runs) or calendar
+    time (every instant the machine is not under repair); see decision 0002."""
     speed_loss: Annotated[float, Field(ge=0, le=2)] = 0.03
     """Mean cycle time = ideal × (1 + speed_loss)."""
     changeover_min: NonNeg = 0.0
@@ -152,6 +177,12 @@ class MachineSim(_Model):
     wear: WearModel | None = None
     quality: QualityModel = QualityModel()
     power: PowerModel = PowerModel()
+
+    @model_validator(mode="after")
+    def _empirical_has_data(self) -> MachineSim:
+        if self.cycle_dist == "empirical" and not self.cycle_empirical:
+            raise ValueError("cycle_dist 'empirical' needs cycle_empirical values")
+        return self
 
 
 class Machine(_Model):
@@ -188,6 +219,9 @@ class Line(_Model):
     """Production plan: lots in this order, repeated."""
     machines: tuple[Machine, ...] = Field(min_length=1)
     buffers: tuple[Buffer, ...] = ()
+    repair_crew: Annotated[int, Field(ge=1)] | None = None
+    """Repairers shared by the line's machines (first come, first served); ``None`` =
+    every failed machine is repaired at once."""
 
 
 class Shift(_Model):

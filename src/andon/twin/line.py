@@ -9,16 +9,28 @@ Behaviour, per machine:
 * A machine takes a part from its input buffer (or from the line's raw-material supply,
   which follows the line's lot plan), processes it for a lognormal cycle time with mean
   ``ideal × (1 + speed_loss)``, then puts it into its output buffer (or ships it). A full
-  output buffer blocks it (*blocked after service*); an empty input starves it.
+  output buffer blocks it (*blocked after service*); an empty input starves it. Several
+  machines may share a buffer (parallel stations). A machine fed by several buffers
+  assembles: it starts only when each holds a part and takes one from each (the first
+  buffer in the line file brings the product). A machine with several output buffers
+  splits: it puts each part into the first of them, in file order, that has space.
+* Cycle times are drawn around the mean from the machine's ``cycle_dist``: lognormal
+  (default), gamma, exponential, deterministic or empirical (observed ratios to the mean).
 * Failures: each failure mode has an exponential time to failure counted in **operating
-  time** (only while a cycle runs). A failure interrupts the cycle; after a lognormal repair
-  time the cycle resumes where it stopped. Repairs go on during breaks and off shift.
+  time** (only while a cycle runs) by default, or in **calendar time** (every instant the
+  machine is not failed: it may fail while starved, blocked or stopped) when
+  ``failure_basis: calendar``. A failure interrupts the cycle; after the repair (lognormal by
+  default, ``ttr_dist``) the cycle resumes where it stopped. A failed machine loads no new
+  part, but a finished part it holds still leaves when space opens downstream. Repairs go
+  on during breaks and off shift. With ``repair_crew: k`` on the line at most ``k``
+  repairs run at once; failed machines wait first come, first served.
 * Planned stops: breaks and maintenance windows from the shift calendar, product
   changeovers, tool changes and wheel dressing. A calendar stop that comes while a cycle
   runs takes effect when the cycle ends (an operator finishes the part first).
 * Wear: each part adds ``1 / life_parts`` to the consumable's wear; at 100 % it is
   replaced (planned stop ``tool_change``). Wheels also glaze between dressings. The
-  scrap probability is ``scrap_base + scrap_wear_gain × condition²``.
+  scrap probability is ``scrap_base + scrap_wear_gain × condition²``; a share ``rework``
+  of the bad parts is processed again on the same machine instead of being scrapped.
 
 Every random stream (cycle times, failures, repairs, quality) has its own generator derived
 from the seed and the machine's position, so the same seed gives the same run bit for bit,
@@ -37,11 +49,11 @@ from typing import Protocol
 import numpy as np
 
 from andon.model.calendar import BREAK, MAINTENANCE, SCHEDULED, expand_calendar
-from andon.model.plant import Area, FailureMode, Line, Machine, Plant
+from andon.model.plant import Area, Distribution, FailureMode, Line, Machine, Plant
 from andon.model.types import MachineState, Micros
 from andon.twin.engine import Engine, Event
 
-__all__ = ["BufferRuntime", "FactoryModel", "LineListener", "MachineRuntime"]
+__all__ = ["BufferRuntime", "FactoryModel", "LineListener", "MachineRuntime", "draw_duration"]
 
 _WEEK_S = 7 * 86_400.0
 
@@ -67,6 +79,49 @@ def _lognormal(rng: np.random.Generator, mean: float, cv: float) -> float:
         return mean
     s2 = math.log1p(cv * cv)
     return float(rng.lognormal(math.log(mean) - s2 / 2, math.sqrt(s2)))
+
+
+def draw_duration(
+    rng: np.random.Generator,
+    dist: Distribution,
+    mean: float,
+    cv: float,
+    empirical: tuple[float, ...] = (),
+) -> float:
+    """One random duration with the given mean.
+
+    ``cv`` is the coefficient of variation for ``lognormal`` and ``gamma``; ``empirical``
+    draws one of the observed ratios (rescaled to mean 1) uniformly.
+
+    >>> rng = np.random.default_rng(1)
+    >>> draw_duration(rng, "deterministic", 5.0, 0.3)
+    5.0
+    >>> draw_duration(rng, "empirical", 10.0, 0.0, (1.0, 1.0))
+    10.0
+    """
+    if dist == "lognormal":
+        return _lognormal(rng, mean, cv)
+    if dist == "deterministic":
+        return mean
+    if dist == "exponential":
+        return float(rng.exponential(mean))
+    if dist == "gamma":
+        if cv <= 0:
+            return mean
+        shape = 1.0 / (cv * cv)
+        return float(rng.gamma(shape, mean / shape))
+    if not empirical:
+        raise ValueError("an empirical distribution needs observed values")
+    scale = mean * len(empirical) / math.fsum(empirical)
+    return empirical[int(rng.integers(len(empirical)))] * scale
+
+
+class _Crew:
+    """A line's repair crew: ``size`` repairers (``None`` = unlimited), FIFO queue."""
+
+    def __init__(self, size: int | None) -> None:
+        self.free = size
+        self.queue: deque[tuple[MachineRuntime, FailureMode, float, float]] = deque()
 
 
 @dataclass(eq=False)
@@ -106,6 +161,7 @@ class MachineRuntime:
         machine: Machine,
         plan: _LinePlan,
         seed_key: tuple[int, ...],
+        crew: _Crew | None = None,
     ) -> None:
         self.model = model
         self.path = path
@@ -121,8 +177,13 @@ class MachineRuntime:
         self.rng_quality = np.random.Generator(np.random.PCG64(rq))
         self.modes: tuple[FailureMode, ...] = sim.failure_modes
         self.ttf = [self._draw_ttf(fm) for fm in self.modes]
-        self.inbuf: BufferRuntime | None = None
-        self.outbuf: BufferRuntime | None = None
+        self.calendar_failures = sim.failure_basis == "calendar"
+        self.crew = crew
+        self.fail_event: Event | None = None  # calendar basis: the next failure
+        self.up_since = 0.0  # calendar basis: when the failure clocks last started
+        self.down_since = 0.0
+        self.inbufs: list[BufferRuntime] = []  # several: assembly (one part from each)
+        self.outbufs: list[BufferRuntime] = []  # several: split (first with space)
         # dynamic state
         self.state = MachineState.OFFLINE
         self.reason = "not_scheduled"
@@ -146,8 +207,19 @@ class MachineRuntime:
         # counters
         self.good = 0
         self.scrap = 0
+        self.reworked = 0
         self.ideal_s = 0.0  # Σ ideal cycle time of produced parts
         self.durations = {s: 0.0 for s in MachineState}
+
+    @property
+    def inbuf(self) -> BufferRuntime | None:
+        """The first input buffer (``None``: fed by the line's raw-material supply)."""
+        return self.inbufs[0] if self.inbufs else None
+
+    @property
+    def outbuf(self) -> BufferRuntime | None:
+        """The first output buffer (``None``: the machine ships its parts)."""
+        return self.outbufs[0] if self.outbufs else None
 
     # --- condition ---------------------------------------------------------------------
     @property
@@ -190,17 +262,21 @@ class MachineRuntime:
 
     # --- the decision ------------------------------------------------------------------
     def advance(self) -> None:
-        if self.failed or self.activity is not None:
+        if self.activity is not None:
             return
-        if self.held is not None:
-            out = self.outbuf
-            if out is None:
+        held = self.held
+        if held is not None:
+            if not self.outbufs:
                 self.held = None
-            elif len(out.items) < out.capacity:
-                out.items.append(self.held)
-                self.held = None
-                for c in out.consumers:
-                    c.wake()
+            for out in self.outbufs:
+                if len(out.items) < out.capacity:
+                    out.items.append(held)
+                    self.held = None
+                    for c in out.consumers:
+                        c.wake()
+                    break
+        if self.failed:
+            return  # a held part leaves passively; nothing new starts until repaired
         if self.sched != SCHEDULED:
             if self.sched in (BREAK, MAINTENANCE):
                 self.set_state(MachineState.PLANNED_STOP, self.sched)
@@ -220,20 +296,27 @@ class MachineRuntime:
                 self._planned("dressing", w.dress_min * 60.0, self._dressed)
                 return
         if self.part is None:
-            inb = self.inbuf
-            if inb is None:
+            ins = self.inbufs
+            if not ins:
                 self.part = self.plan.next()
-            elif inb.items:
-                self.part = inb.items.popleft()
-                for p in inb.producers:
+            elif all(b.items for b in ins):
+                # the first buffer brings the part (its product); others bring components
+                self.part = ins[0].items.popleft()
+                for p in ins[0].producers:
                     p.wake()
+                for inb in ins[1:]:
+                    inb.items.popleft()
+                    for p in inb.producers:
+                        p.wake()
             else:
                 self.set_state(MachineState.STARVED, "")
                 return
-            self.cycle_total = _lognormal(
+            self.cycle_total = draw_duration(
                 self.rng_cycle,
+                self.sim.cycle_dist,
                 self.spec.ideal_cycle_s[self.part] * (1.0 + self.sim.speed_loss),
                 self.sim.cycle_cv,
+                self.sim.cycle_empirical,
             )
             self.remaining = self.cycle_total
         if (
@@ -282,7 +365,7 @@ class MachineRuntime:
         self.set_state(MachineState.RUNNING, "")
         eng = self.model.engine
         self.run_started = eng.now
-        ttf_min = min(self.ttf) if self.ttf else math.inf
+        ttf_min = min(self.ttf) if self.ttf and not self.calendar_failures else math.inf
         if ttf_min < self.remaining:
             self.activity = eng.after(ttf_min, self._fail)
         else:
@@ -291,24 +374,69 @@ class MachineRuntime:
     def _consume_operating(self) -> None:
         elapsed = self.model.engine.now - self.run_started
         self.remaining = max(0.0, self.remaining - elapsed)
+        if not self.calendar_failures:
+            self.ttf = [x - elapsed for x in self.ttf]
+
+    def arm_failures(self) -> None:
+        """Calendar basis: schedule the next failure from the clocks of every mode."""
+        if self.ttf:
+            eng = self.model.engine
+            self.up_since = eng.now
+            self.fail_event = eng.after(min(self.ttf), self._calendar_fail)
+
+    def _calendar_fail(self) -> None:
+        self.fail_event = None
+        elapsed = self.model.engine.now - self.up_since
         self.ttf = [x - elapsed for x in self.ttf]
+        if self.activity is not None and self.state == MachineState.RUNNING:
+            self.activity.cancel()  # the cycle is interrupted and resumes after repair
+            self.activity = None
+            self._consume_operating()
+        self._fail_mode()
 
     def _fail(self) -> None:
         self.activity = None
         self._consume_operating()
+        self._fail_mode()
+
+    def _fail_mode(self) -> None:
         i = min(range(len(self.ttf)), key=self.ttf.__getitem__)
         fm = self.modes[i]
         self.ttf[i] = self._draw_ttf(fm)
-        repair = _lognormal(self.rng_repair, fm.mttr_min * 60.0, fm.ttr_cv)
+        repair = draw_duration(
+            self.rng_repair, fm.ttr_dist, fm.mttr_min * 60.0, fm.ttr_cv, fm.ttr_empirical
+        )
         self.failed = True
         self.set_state(MachineState.DOWN, fm.code)
         now = self.model.engine.now
+        self.down_since = now
+        crew = self.crew
+        if crew is None or crew.free is None:
+            self._start_repair(fm, repair)
+        elif crew.free > 0:
+            crew.free -= 1
+            self._start_repair(fm, repair)
+        else:
+            crew.queue.append((self, fm, repair, now))
+
+    def _start_repair(self, fm: FailureMode, repair: float) -> None:
+        """The repair starts now; listeners hear the whole stop from the failure on."""
+        now = self.model.engine.now
         for lst in self.model.listeners:
-            lst.on_fault(self, now, fm.code, repair)
+            lst.on_fault(self, self.down_since, fm.code, now - self.down_since + repair)
         self.model.engine.after(repair, self._repaired)
 
     def _repaired(self) -> None:
         self.failed = False
+        crew = self.crew
+        if crew is not None and crew.free is not None:
+            if crew.queue:
+                nxt, fm, repair, _ = crew.queue.popleft()
+                nxt._start_repair(fm, repair)
+            else:
+                crew.free += 1
+        if self.calendar_failures:
+            self.arm_failures()
         self.advance()
 
     def _cycle_end(self) -> None:
@@ -321,6 +449,9 @@ class MachineRuntime:
         cond = self.condition
         p_scrap = min(1.0, q.scrap_base + q.scrap_wear_gain * cond * cond)
         good = bool(self.rng_quality.random() >= p_scrap)
+        if not good and q.rework > 0 and self.rng_quality.random() < q.rework:
+            self._rework(product)
+            return
         if good:
             self.good += 1
             self.held = product
@@ -337,6 +468,23 @@ class MachineRuntime:
                 self.glaze += 1.0 / every
         for lst in self.model.listeners:
             lst.on_part(self, self.model.engine.now, product, good, self.cycle_total)
+        self.advance()
+
+    def _rework(self, product: str) -> None:
+        """A bad part goes round again on this machine (rework loop at the station)."""
+        self.reworked += 1
+        self.part = product
+        self.cycle_total = draw_duration(
+            self.rng_cycle,
+            self.sim.cycle_dist,
+            self.spec.ideal_cycle_s[product] * (1.0 + self.sim.speed_loss),
+            self.sim.cycle_cv,
+            self.sim.cycle_empirical,
+        )
+        self.remaining = self.cycle_total
+        w = self.sim.wear
+        if w is not None:
+            self.parts_on_tool += 1
         self.advance()
 
     def set_schedule(self, status: str) -> None:
@@ -372,10 +520,11 @@ class FactoryModel:
             if lines is not None and line.id not in lines:
                 continue
             plan = _LinePlan(line)
+            crew = _Crew(line.repair_crew) if line.repair_crew is not None else None
             by_id: dict[str, MachineRuntime] = {}
             for mi, m in enumerate(line.machines):
                 rt = MachineRuntime(
-                    self, plant.machine_path(area, line, m), area, line, m, plan, (li, mi)
+                    self, plant.machine_path(area, line, m), area, line, m, plan, (li, mi), crew
                 )
                 by_id[m.id] = rt
                 self.machines.append(rt)
@@ -384,10 +533,10 @@ class FactoryModel:
                 first = line.products[0].id
                 buf.items.extend([first] * b.initial)
                 for mid in b.from_:
-                    by_id[mid].outbuf = buf
+                    by_id[mid].outbufs.append(buf)
                     buf.producers.append(by_id[mid])
                 for mid in b.to:
-                    by_id[mid].inbuf = buf
+                    by_id[mid].inbufs.append(buf)
                     buf.consumers.append(by_id[mid])
                 self.buffers[f"{plant.site.id}/{area.id}/{line.id}/{b.id}"] = buf
         self._calendar_until = 0.0
@@ -396,6 +545,9 @@ class FactoryModel:
             for lst in self.listeners:
                 lst.on_state(rt, 0.0, rt.state, rt.reason)
             rt.wake()
+        for rt in self.machines:
+            if rt.calendar_failures:
+                rt.arm_failures()
 
     def _extend_calendar(self) -> None:
         """Schedule the calendar's status changes one week ahead at a time."""
