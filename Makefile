@@ -36,10 +36,12 @@ pytest: $(VENV)/.dev services
 
 test: lint typecheck pytest
 
-bench: $(VENV)/.base
+bench: $(VENV)/.dev
 	$(PY) benchmarks/store_ingest.py
 	$(PY) benchmarks/store_query.py
 	$(PY) benchmarks/demo_headless.py
+	$(PY) benchmarks/kpi.py
+	$(PY) benchmarks/twin_vs_simpy.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .andon
