@@ -231,3 +231,8 @@ def test_cli_demo_with_a_bad_plant_exits_2(tmp_path: Path) -> None:
     assert r.returncode == 2
     assert "invalid YAML" in r.stderr and f"{bad}:" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_control_characters_are_a_model_error_on_one_line() -> None:
+    e = _error("site: \x07x\n")
+    assert "invalid YAML" in e.message and "\n" not in str(e)

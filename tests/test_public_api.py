@@ -18,7 +18,13 @@ PUBLIC = {
         "from_micros",
         "to_micros",
     ],
-    "andon.model.loader": ["ModelError", "load_plant", "parse_plant"],
+    "andon.model.loader": [
+        "ModelError",
+        "load_plant",
+        "parse_plant",
+        "read_yaml",
+        "validation_error",
+    ],
     "andon.store": None,  # checked for importability only; grows with implementations
     "andon.twin.engine": ["Engine", "Event"],
     "andon.sim": [

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from andon.model.plant import Plant
 
-__all__ = ["ModelError", "load_plant", "parse_plant"]
+__all__ = ["ModelError", "load_plant", "parse_plant", "read_yaml", "validation_error"]
 
 Loc = tuple[str | int, ...]
 
@@ -99,15 +99,20 @@ def _locate(loc: Loc, marks: dict[Loc, tuple[int, int]]) -> tuple[int, int] | No
     return None
 
 
-def parse_plant(text: str, file: str = "<string>") -> Plant:
-    """Parse and validate a plant from YAML text; raise ``ModelError`` on the first problem."""
-    loader = yaml.SafeLoader(text)
-    marks: dict[Loc, tuple[int, int]] = {}
+def read_yaml(text: str, file: str, marks: dict[Loc, tuple[int, int]]) -> Any:
+    """Parse YAML keeping the (line, column) of every path in ``marks``; duplicate keys and
+    syntax errors raise ``ModelError``. Shared by every YAML config of andon."""
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.YAMLError as exc:  # e.g. control characters rejected by the reader
+        raise ModelError(
+            file, None, None, "", "invalid YAML: " + " ".join(str(exc).split())
+        ) from None
     try:
         node = loader.get_single_node()
         if node is None:
             raise ModelError(file, None, None, "", "the file is empty")
-        data = _build(node, (), marks, loader, file)
+        return _build(node, (), marks, loader, file)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
@@ -117,21 +122,37 @@ def parse_plant(text: str, file: str = "<string>") -> Plant:
         raise ModelError(file, None, None, "", f"invalid YAML: {exc}") from None
     finally:
         loader.dispose()
+
+
+def validation_error(
+    exc: ValidationError,
+    file: str,
+    marks: dict[Loc, tuple[int, int]],
+    prefix: Loc = (),
+) -> ModelError:
+    """The first pydantic error as one ``ModelError`` placed at its YAML position."""
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    loc = (*prefix, *(p for p in first["loc"] if not (isinstance(p, str) and "[" in p)))
+    msg = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        msg = "unknown field (check the spelling)"
+    elif first["type"] == "missing":
+        msg = "required field is missing"
+    return _at(file, loc, marks, msg, len(errors) - 1)
+
+
+def parse_plant(text: str, file: str = "<string>") -> Plant:
+    """Parse and validate a plant from YAML text; raise ``ModelError`` on the first problem."""
+    marks: dict[Loc, tuple[int, int]] = {}
+    data = read_yaml(text, file, marks)
     if not isinstance(data, dict):
         raise ModelError(file, 1, 1, "", "a plant file is a mapping with a 'site' key")
     # Pydantic reads the YAML key 'from' through the alias; locations then say 'from'.
     try:
         plant = Plant.model_validate(data)
     except ValidationError as exc:
-        errors = exc.errors(include_url=False)
-        first = errors[0]
-        loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and "[" in p))
-        msg = first["msg"].removeprefix("Value error, ")
-        if first["type"] == "extra_forbidden":
-            msg = "unknown field (check the spelling)"
-        elif first["type"] == "missing":
-            msg = "required field is missing"
-        raise _at(file, loc, marks, msg, len(errors) - 1) from None
+        raise validation_error(exc, file, marks) from None
     problems = list(_reference_problems(plant))
     if problems:
         loc, msg = problems[0]
