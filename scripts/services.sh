@@ -2,4 +2,43 @@
 # Install (when missing) and start, on loopback only, the services the test suite talks to.
 # Idempotent; called by `make test`. Each service block checks before it acts.
 set -euo pipefail
-echo "services: none needed yet"
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo -n "$@"; fi
+}
+
+# --- Mosquitto (MQTT broker) on 127.0.0.1:1883 ------------------------------------------------
+# The edge uplink, the MQTT/Sparkplug connectors and their tests need a real broker. Fault tests
+# start their own `mosquitto` on a free loopback port (so they can kill and restart it); the
+# others use this one.
+if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
+    echo "services: installing mosquitto"
+    export DEBIAN_FRONTEND=noninteractive
+    if ! as_root apt-get install -y -q --no-install-recommends mosquitto >/dev/null 2>&1; then
+        as_root apt-get update -q >/dev/null
+        as_root apt-get install -y -q --no-install-recommends mosquitto >/dev/null
+    fi
+fi
+MOSQUITTO=$(command -v mosquitto || echo /usr/sbin/mosquitto)
+
+port_open() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && exec 3>&- 3<&-
+}
+
+if port_open 1883; then
+    echo "services: mosquitto already listening on 127.0.0.1:1883"
+else
+    conf=/tmp/andon-mosquitto.conf
+    cat >"$conf" <<CONF
+listener 1883 127.0.0.1
+allow_anonymous true
+persistence false
+CONF
+    "$MOSQUITTO" -d -c "$conf"
+    for _ in $(seq 1 50); do
+        port_open 1883 && break
+        sleep 0.1
+    done
+    port_open 1883 || { echo "services: mosquitto did not start" >&2; exit 1; }
+    echo "services: mosquitto started on 127.0.0.1:1883"
+fi

@@ -1,0 +1,31 @@
+"""Plain MQTT with JSON payloads: topic filters mapped to signals, fields extracted by path.
+
+.. code-block:: yaml
+
+    - type: mqtt_json
+      name: sensors
+      topics:
+        - filter: factory/+/temperature      # MQTT subscription filter
+          signal: site/hall/{1}/temperature  # {n}: level n of the message's topic
+          value: data.celsius                # dotted path into the JSON document
+          timestamp: ts                      # optional; epoch ms by default
+          timestamp_unit: ms                 # s | ms | us | iso
+
+A message that is not JSON, lacks the field, carries a non-number, NaN or a timestamp far in
+the future or past is refused, counted by reason in the connector's health and logged.
+"""
+
+from __future__ import annotations
+
+from andon.connect.mqtt.json_connector import (
+    MANIFEST,
+    MqttJsonConfig,
+    MqttJsonConnector,
+    TopicMap,
+    extract,
+)
+from andon.connect.registry import ConnectorType, register
+
+__all__ = ["MANIFEST", "MqttJsonConfig", "MqttJsonConnector", "TopicMap", "extract"]
+
+register(ConnectorType(MANIFEST, MqttJsonConfig, MqttJsonConnector))

@@ -1,0 +1,148 @@
+"""The edge agent: runs connectors, writes every batch to the durable buffer, forwards it.
+
+``EdgeAgent.run`` runs until cancelled: one task per connector (read → ``buffer.put``; a
+batch counts as acknowledged by the edge only once ``put`` returned), the uplink, and a status
+writer that keeps ``<data_dir>/status.json`` current for ``andon edge status``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from andon.connect.base import Connector, within
+from andon.edge.buffer import BufferFull, EdgeBuffer
+from andon.edge.config import EdgeConfig
+from andon.edge.uplink import Uplink, UplinkConfig
+from andon.model.types import SampleBatch
+
+__all__ = ["EdgeAgent", "read_status"]
+
+log = logging.getLogger("andon.edge.agent")
+
+STATUS_FILE = "status.json"
+BUFFER_FILE = "buffer.db"
+
+
+class EdgeAgent:
+    """One edge: its connectors, buffer and uplink."""
+
+    def __init__(self, config: EdgeConfig, connectors: Sequence[Connector]) -> None:
+        names = [c.name for c in connectors]
+        if len(set(names)) != len(names):
+            raise ValueError(f"connector names must be unique: {names}")
+        self.config = config
+        self.connectors = list(connectors)
+        self.buffer: EdgeBuffer | None = None
+        self.uplink: Uplink | None = None
+        self.dropped: dict[str, int] = {}
+
+    async def run(self) -> None:
+        cfg = self.config
+        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        self.buffer = await EdgeBuffer.open(
+            cfg.data_dir / BUFFER_FILE, cfg.buffer.max_bytes, cfg.buffer.policy
+        )
+        u = cfg.uplink
+        self.uplink = Uplink(
+            self.buffer,
+            UplinkConfig(
+                cfg.edge.id,
+                cfg.edge.resolved_token(),
+                u.host,
+                u.port,
+                u.window,
+                u.ack_timeout_s,
+                u.username,
+                u.password,
+            ),
+        )
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self.uplink.run())
+                tg.create_task(self._status_loop())
+                for c in self.connectors:
+                    tg.create_task(self._pump(c))
+        finally:
+            with contextlib.suppress(Exception):
+                await self._write_status()
+            await self.buffer.close()
+
+    async def _pump(self, connector: Connector) -> None:
+        """Connector → buffer. Small batches arriving within ``linger_s`` of each other are
+        merged into one put (one fsync), up to ``max_batch_points``."""
+        assert self.buffer is not None
+        cursor = await self.buffer.cursor(connector.name)
+        queue: asyncio.Queue[tuple[SampleBatch, str | None]] = asyncio.Queue(maxsize=64)
+
+        async def read() -> None:
+            async for item in connector.batches(cursor):
+                if len(item[0]):
+                    await queue.put(item)
+
+        linger, cap = self.config.linger_s, self.config.max_batch_points
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(read())
+            while True:
+                batch, cur = await queue.get()
+                parts, n = [batch], len(batch)
+                deadline = time.monotonic() + linger
+                while n < cap:
+                    left = deadline - time.monotonic()
+                    if left <= 0 and queue.empty():
+                        break
+                    try:
+                        batch, cur = await within(queue.get(), max(left, 0))
+                    except TimeoutError:
+                        break
+                    parts.append(batch)
+                    n += len(batch)
+                merged = parts[0] if len(parts) == 1 else SampleBatch.concat(parts)
+                try:
+                    await self.buffer.put(connector.name, merged, cur)
+                except BufferFull as exc:
+                    self.dropped[connector.name] = self.dropped.get(connector.name, 0) + n
+                    log.error("%s", exc)
+
+    async def status(self) -> dict[str, Any]:
+        assert self.buffer is not None and self.uplink is not None
+        stats = await self.buffer.stats()
+        return {
+            "edge": self.config.edge.id,
+            "time_us": int(time.time() * 1_000_000),
+            "pid": os.getpid(),
+            "uplink": asdict(self.uplink.stats),
+            "buffer": asdict(stats),
+            "connectors": [c.health.as_dict() for c in self.connectors],
+        }
+
+    async def _write_status(self) -> None:
+        doc = await self.status()
+        path = self.config.data_dir / STATUS_FILE
+        tmp = path.with_suffix(".tmp")
+        text = json.dumps(doc, indent=1)
+        await asyncio.to_thread(_replace, tmp, path, text)
+
+    async def _status_loop(self) -> None:
+        while True:
+            await self._write_status()
+            await asyncio.sleep(self.config.status_interval_s)
+
+
+def _replace(tmp: Path, path: Path, text: str) -> None:
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_status(data_dir: Path) -> dict[str, Any]:
+    """The status an agent last wrote in ``data_dir`` (raises ``FileNotFoundError``)."""
+    doc: dict[str, Any] = json.loads((data_dir / STATUS_FILE).read_text(encoding="utf-8"))
+    return doc

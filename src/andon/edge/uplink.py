@@ -1,0 +1,220 @@
+"""Store-and-forward uplink: sends buffered batches to the platform over MQTT and deletes them
+only when the platform has acknowledged them.
+
+* Each buffered batch travels as one frame (``wire``) on ``andon/v1/up/<edge>`` with QoS 1; the
+  platform answers on ``andon/v1/ack/<edge>`` after the batch is stored (or refused). QoS 1 only
+  covers the hop to the broker; the platform's acknowledgement covers the whole path.
+* At most ``window`` batches are in flight. One not acknowledged within ``ack_timeout_s`` is
+  sent again; the platform deduplicates by ``(edge, stream, seq)``.
+* Every (re)connection first marks what the buffer holds as backlog: batches produced after
+  that go first (live), the backlog drains behind them, flagged ``historical``.
+* Connection failures retry forever with capped exponential backoff and jitter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+
+import aiomqtt
+
+from andon.edge.buffer import EdgeBuffer, StoredBatch
+from andon.edge.mqtt import mqtt_client
+from andon.edge.wire import decode_acks, frame_from_parts
+
+__all__ = ["Backoff", "Uplink", "UplinkConfig", "UplinkStats", "ack_topic", "up_topic"]
+
+log = logging.getLogger("andon.edge.uplink")
+
+
+def up_topic(edge: str) -> str:
+    """Topic the edge publishes its frames on."""
+    return f"andon/v1/up/{edge}"
+
+
+def ack_topic(edge: str) -> str:
+    """Topic the platform acknowledges an edge's frames on."""
+    return f"andon/v1/ack/{edge}"
+
+
+@dataclass
+class Backoff:
+    """Capped exponential backoff with ±20 % jitter.
+
+    >>> b = Backoff(initial_s=1.0, max_s=4.0, jitter=0.0)
+    >>> [b.next() for _ in range(4)]
+    [1.0, 2.0, 4.0, 4.0]
+    """
+
+    initial_s: float = 0.05
+    max_s: float = 5.0
+    jitter: float = 0.2
+    _current: float = 0.0
+    _rng: random.Random = field(default_factory=random.Random)
+
+    def next(self) -> float:
+        self._current = self.initial_s if self._current == 0 else min(self._current * 2, self.max_s)
+        return self._current * (1 + self.jitter * (2 * self._rng.random() - 1))
+
+    def reset(self) -> None:
+        self._current = 0.0
+
+
+@dataclass(frozen=True)
+class UplinkConfig:
+    """Where and how the uplink sends."""
+
+    edge: str
+    token: str
+    host: str = "127.0.0.1"
+    port: int = 1883
+    window: int = 16
+    ack_timeout_s: float = 5.0
+    username: str | None = None
+    password: str | None = None
+    backoff_initial_s: float = 0.05
+    backoff_max_s: float = 5.0
+
+
+@dataclass
+class UplinkStats:
+    """Counters of this process (the durable ones live in the buffer)."""
+
+    connected: bool = False
+    connects: int = 0
+    connect_failures: int = 0
+    frames_sent: int = 0
+    frames_resent: int = 0
+    acks: int = 0
+    rejected: int = 0
+    last_ack_monotonic: float | None = None
+    last_error: str = ""
+
+
+class Uplink:
+    """Forwards a buffer's batches until cancelled."""
+
+    def __init__(self, buffer: EdgeBuffer, config: UplinkConfig) -> None:
+        self.buffer = buffer
+        self.config = config
+        self.stats = UplinkStats()
+        self._sent_at: dict[tuple[str, int], tuple[int, float]] = {}
+        self._wake = asyncio.Event()
+
+    async def run(self) -> None:
+        """Connect, send, reconnect; forever (cancel to stop)."""
+        backoff = Backoff(self.config.backoff_initial_s, self.config.backoff_max_s)
+        while True:
+            try:
+                await self._session(backoff)
+            except* (aiomqtt.MqttError, OSError) as group:
+                self.stats.connected = False
+                self.stats.connect_failures += 1
+                self.stats.last_error = str(group.exceptions[0])
+                log.warning("uplink: %s; retrying", self.stats.last_error)
+            self.stats.connected = False
+            await asyncio.sleep(backoff.next())
+
+    async def _session(self, backoff: Backoff) -> None:
+        cfg = self.config
+        async with mqtt_client(
+            cfg.host,
+            cfg.port,
+            identifier=f"andon-edge-{cfg.edge}",
+            clean_session=True,
+            username=cfg.username,
+            password=cfg.password,
+            keepalive=15,
+            timeout=10,
+        ) as client:
+            await client.subscribe(ack_topic(cfg.edge), qos=1)
+            self.stats.connected = True
+            self.stats.connects += 1
+            backoff.reset()
+            # nothing is in flight on a new connection; what the buffer holds now is backlog
+            self._sent_at.clear()
+            await self.buffer.release()
+            await self.buffer.mark_backlog()
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._receive(client))
+                tg.create_task(self._send(client))
+
+    async def _send(self, client: aiomqtt.Client) -> None:
+        cfg = self.config
+        topic = up_topic(cfg.edge)
+        while True:
+            await self._resend_expired()
+            room = cfg.window - len(self._sent_at)
+            # clear before looking, so a put or an ack that lands meanwhile is not missed
+            self.buffer.changed.clear()
+            self._wake.clear()
+            batches: list[StoredBatch] = await self.buffer.next_unsent(room) if room > 0 else []
+            if not batches:
+                waits = [
+                    asyncio.ensure_future(self.buffer.changed.wait()),
+                    asyncio.ensure_future(self._wake.wait()),
+                ]
+                try:
+                    await asyncio.wait(
+                        waits, timeout=cfg.ack_timeout_s / 4, return_when=asyncio.FIRST_COMPLETED
+                    )
+                finally:
+                    for w in waits:
+                        w.cancel()
+                continue
+            for b in batches:
+                frame = frame_from_parts(
+                    cfg.edge,
+                    cfg.token,
+                    b.stream,
+                    b.seq,
+                    b.created_us,
+                    b.historical,
+                    b.points,
+                    b.names_json,
+                    b.body,
+                )
+                self._sent_at[(b.stream, b.seq)] = (b.id, time.monotonic())
+                await client.publish(topic, frame, qos=1)
+                self.stats.frames_sent += 1
+
+    async def _resend_expired(self) -> None:
+        now = time.monotonic()
+        expired = [
+            (k, rid) for k, (rid, t) in self._sent_at.items() if now - t > self.config.ack_timeout_s
+        ]
+        if not expired:
+            return
+        for k, _ in expired:
+            del self._sent_at[k]
+        self.stats.frames_resent += len(expired)
+        await self.buffer.release([rid for _, rid in expired])
+
+    async def _receive(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            payload = message.payload
+            if not isinstance(payload, bytes | bytearray):
+                continue
+            try:
+                acks = decode_acks(bytes(payload))
+            except ValueError as exc:
+                log.warning("uplink: malformed ack ignored: %s", exc)
+                continue
+            ok = [(a.stream, a.seq) for a in acks if a.status == "ok"]
+            bad = [(a.stream, a.seq) for a in acks if a.status != "ok"]
+            for a in acks:
+                if a.status != "ok":
+                    log.error("platform rejected %s#%d: %s", a.stream, a.seq, a.reason)
+            if ok:
+                await self.buffer.ack(ok)
+            if bad:
+                await self.buffer.ack(bad, rejected=True)
+                self.stats.rejected += len(bad)
+            for k in (*ok, *bad):
+                self._sent_at.pop(k, None)
+            self.stats.acks += len(acks)
+            self.stats.last_ack_monotonic = time.monotonic()
+            self._wake.set()

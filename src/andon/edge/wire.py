@@ -1,0 +1,213 @@
+"""The uplink's wire format: one columnar sample batch per MQTT message, and its acknowledgement.
+
+A frame is a fixed 32-byte header, a JSON block (edge, stream, token and the batch's name
+dictionary) padded to a multiple of 8 bytes, then the columns back to back: ``ts`` (int64),
+``value`` (float64), ``index`` (int32), ``quality`` (uint8), all little-endian. Decoding is
+zero-copy (``numpy.frombuffer``) and checks every length, so a truncated or padded frame is
+refused with a reason instead of being half read.
+
+>>> from andon.model.types import SampleBatch
+>>> b = SampleBatch.build(["s/a/l/m/x"], [0, 0], [10, 20], [1.5, 2.5])
+>>> f = decode_frame(encode_frame("e1", "tok", "m1", 7, 123, False, b))
+>>> f.edge, f.stream, f.seq, f.historical, f.batch.value.tolist()
+('e1', 'm1', 7, False, [1.5, 2.5])
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+
+from andon.model.types import Micros, SampleBatch
+
+__all__ = [
+    "HEADER",
+    "MAGIC",
+    "Ack",
+    "Frame",
+    "FrameError",
+    "body_of",
+    "decode_acks",
+    "decode_frame",
+    "encode_acks",
+    "encode_frame",
+    "frame_from_parts",
+]
+
+MAGIC: Final = b"ANDN"
+VERSION: Final = 1
+HEADER: Final = struct.Struct("<4sBBxxQqII")
+"""magic, version, flags (bit 0: historical), seq, created_us, points, json length."""
+_HISTORICAL: Final = 1
+_POINT_BYTES: Final = 8 + 8 + 4 + 1
+
+
+class FrameError(ValueError):
+    """A frame that cannot be decoded; ``reason`` is a short counter key."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One decoded uplink message."""
+
+    edge: str
+    token: str
+    stream: str
+    seq: int
+    created_us: Micros
+    historical: bool
+    batch: SampleBatch
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """The platform's answer for one frame: ``ok`` (stored or already stored) or ``rejected``."""
+
+    stream: str
+    seq: int
+    status: str
+    reason: str = ""
+
+
+def body_of(batch: SampleBatch) -> bytes:
+    """The column block of a batch (what the edge buffer stores)."""
+    return b"".join(
+        (
+            batch.ts.astype("<i8", copy=False).tobytes(),
+            batch.value.astype("<f8", copy=False).tobytes(),
+            batch.index.astype("<i4", copy=False).tobytes(),
+            batch.quality.astype("u1", copy=False).tobytes(),
+        )
+    )
+
+
+def frame_from_parts(
+    edge: str,
+    token: str,
+    stream: str,
+    seq: int,
+    created_us: Micros,
+    historical: bool,
+    points: int,
+    names_json: str,
+    body: bytes,
+) -> bytes:
+    """A frame from a stored batch: ``names_json`` is the JSON list of names, ``body`` the
+    columns as produced by ``body_of``."""
+    meta = (
+        '{"edge":%s,"token":%s,"stream":%s,"names":%s}'  # noqa: UP031 - splices stored JSON
+        % (json.dumps(edge), json.dumps(token), json.dumps(stream), names_json)
+    ).encode()
+    meta += b" " * (-len(meta) % 8)
+    flags = _HISTORICAL if historical else 0
+    head = HEADER.pack(MAGIC, VERSION, flags, seq, created_us, points, len(meta))
+    return b"".join((head, meta, body))
+
+
+def encode_frame(
+    edge: str,
+    token: str,
+    stream: str,
+    seq: int,
+    created_us: Micros,
+    historical: bool,
+    batch: SampleBatch,
+) -> bytes:
+    """A frame for ``batch``."""
+    return frame_from_parts(
+        edge,
+        token,
+        stream,
+        seq,
+        created_us,
+        historical,
+        len(batch),
+        json.dumps(list(batch.names)),
+        body_of(batch),
+    )
+
+
+def _str(meta: dict[str, object], key: str) -> str:
+    v = meta.get(key)
+    if not isinstance(v, str) or not v:
+        raise FrameError("malformed_frame", f"header field {key!r} missing or not a string")
+    return v
+
+
+def decode_frame(data: bytes) -> Frame:
+    """Decode and check a frame; raises ``FrameError`` with a counter key when it is malformed."""
+    if len(data) < HEADER.size:
+        raise FrameError("malformed_frame", f"{len(data)} bytes, shorter than the header")
+    magic, version, flags, seq, created, n, meta_len = HEADER.unpack_from(data)
+    if magic != MAGIC:
+        raise FrameError("malformed_frame", "bad magic")
+    if version != VERSION:
+        raise FrameError("unsupported_version", f"frame version {version}")
+    end_meta = HEADER.size + meta_len
+    if len(data) != end_meta + n * _POINT_BYTES:
+        raise FrameError(
+            "malformed_frame",
+            f"{len(data)} bytes, expected {end_meta + n * _POINT_BYTES} for {n} points",
+        )
+    try:
+        meta = json.loads(data[HEADER.size : end_meta])
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise FrameError("malformed_frame", f"header JSON: {exc}") from None
+    if not isinstance(meta, dict):
+        raise FrameError("malformed_frame", "header JSON is not an object")
+    names = meta.get("names")
+    if not isinstance(names, list) or not all(isinstance(x, str) for x in names):
+        raise FrameError("malformed_frame", "names must be a list of strings")
+    buf = memoryview(data)
+    o = end_meta
+    ts = np.frombuffer(buf, "<i8", n, o)
+    value = np.frombuffer(buf, "<f8", n, o + 8 * n)
+    index = np.frombuffer(buf, "<i4", n, o + 16 * n)
+    quality = np.frombuffer(buf, "u1", n, o + 20 * n)
+    try:
+        batch = SampleBatch(
+            tuple(names),
+            index.astype(np.int32),
+            ts.astype(np.int64),
+            value.astype(np.float64),
+            quality,
+        )
+    except ValueError as exc:
+        raise FrameError("malformed_frame", str(exc)) from None
+    return Frame(
+        _str(meta, "edge"),
+        _str(meta, "token"),
+        _str(meta, "stream"),
+        int(seq),
+        int(created),
+        bool(flags & _HISTORICAL),
+        batch,
+    )
+
+
+def encode_acks(acks: list[Ack]) -> bytes:
+    """The JSON acknowledgement message for a list of frames."""
+    return json.dumps({"acks": [[a.stream, a.seq, a.status, a.reason] for a in acks]}).encode()
+
+
+def decode_acks(data: bytes) -> list[Ack]:
+    """Parse an acknowledgement message; raises ``ValueError`` when malformed."""
+    doc = json.loads(data)
+    if not isinstance(doc, dict) or not isinstance(doc.get("acks"), list):
+        raise ValueError("ack message without an 'acks' list")
+    out = []
+    for item in doc["acks"]:
+        stream, seq, status, reason = item
+        ok_status = status in ("ok", "rejected")
+        if not isinstance(stream, str) or not isinstance(seq, int) or not ok_status:
+            raise ValueError(f"bad ack entry {item!r}")
+        out.append(Ack(stream, seq, status, str(reason)))
+    return out

@@ -1,0 +1,280 @@
+"""Sparkplug B: payload bytes (hand tables, cross-checked with Google's protobuf runtime built
+from the schema at run time) and the host application's state machine."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+from andon.connect.sparkplug.host import SparkplugHost
+from andon.connect.sparkplug.payload import (
+    BOOLEAN,
+    DOUBLE,
+    FLOAT,
+    INT8,
+    INT32,
+    INT64,
+    STRING,
+    UINT32,
+    Metric,
+    Payload,
+    PayloadError,
+    decode_payload,
+    encode_payload,
+)
+from andon.model.types import Quality
+
+NOW_US = 1_767_225_600_000_000
+NOW_MS = NOW_US // 1000
+
+# (payload, its protobuf bytes)
+TABLE = [
+    (Payload(timestamp=1), bytes.fromhex("0801")),
+    (Payload(seq=255), bytes.fromhex("18ff01")),
+    (
+        Payload(metrics=[Metric(alias=3, datatype=DOUBLE, value=2.5)]),
+        bytes.fromhex("120d" + "1003" + "200a" + "690000000000000440"),
+    ),
+    (
+        Payload(metrics=[Metric(name="t", datatype=FLOAT, value=1.0)]),
+        bytes.fromhex("120a" + "0a0174" + "2009" + "650000803f"),
+    ),
+    (  # negative Int8 travels as a two's-complement uint32
+        Payload(metrics=[Metric(alias=1, datatype=INT8, value=-1)]),
+        bytes.fromhex("120a" + "1001" + "2001" + "50ffffffff0f"),
+    ),
+    (
+        Payload(metrics=[Metric(alias=1, datatype=INT64, value=-2)]),
+        bytes.fromhex("120f" + "1001" + "2004" + "58feffffffffffffffff01"),
+    ),
+    (
+        Payload(metrics=[Metric(alias=7, datatype=BOOLEAN, value=True, is_historical=True)]),
+        bytes.fromhex("1208" + "1007" + "200b" + "2801" + "7001"),
+    ),
+    (
+        Payload(metrics=[Metric(alias=2, datatype=UINT32, is_null=True)]),
+        bytes.fromhex("1206" + "1002" + "2007" + "3801"),
+    ),
+]
+
+
+def _google_payload_class() -> type:
+    """The Sparkplug B Payload message, built from its schema with protobuf's descriptor API."""
+    f = descriptor_pb2.FileDescriptorProto(name="spb_test.proto", package="spb", syntax="proto2")
+    payload = f.message_type.add(name="Payload")
+    T = descriptor_pb2.FieldDescriptorProto
+    opt = T.LABEL_OPTIONAL
+    for name, num, typ in [
+        ("timestamp", 1, T.TYPE_UINT64),
+        ("seq", 3, T.TYPE_UINT64),
+        ("uuid", 4, T.TYPE_STRING),
+        ("body", 5, T.TYPE_BYTES),
+    ]:
+        payload.field.add(name=name, number=num, type=typ, label=opt)
+    payload.field.add(
+        name="metrics",
+        number=2,
+        type=T.TYPE_MESSAGE,
+        label=T.LABEL_REPEATED,
+        type_name=".spb.Payload.Metric",
+    )
+    metric = payload.nested_type.add(name="Metric")
+    for name, num, typ in [
+        ("name", 1, T.TYPE_STRING),
+        ("alias", 2, T.TYPE_UINT64),
+        ("timestamp", 3, T.TYPE_UINT64),
+        ("datatype", 4, T.TYPE_UINT32),
+        ("is_historical", 5, T.TYPE_BOOL),
+        ("is_transient", 6, T.TYPE_BOOL),
+        ("is_null", 7, T.TYPE_BOOL),
+        ("int_value", 10, T.TYPE_UINT32),
+        ("long_value", 11, T.TYPE_UINT64),
+        ("float_value", 12, T.TYPE_FLOAT),
+        ("double_value", 13, T.TYPE_DOUBLE),
+        ("boolean_value", 14, T.TYPE_BOOL),
+        ("string_value", 15, T.TYPE_STRING),
+    ]:
+        metric.field.add(name=name, number=num, type=typ, label=opt)
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(f)
+    cls: type = message_factory.GetMessageClass(pool.FindMessageTypeByName("spb.Payload"))
+    return cls
+
+
+@pytest.mark.parametrize(("payload", "raw"), TABLE)
+def test_payload_bytes(payload: Payload, raw: bytes) -> None:
+    assert encode_payload(payload) == raw
+    assert decode_payload(raw) == payload
+    # Google's runtime reads our bytes the same way
+    g = _google_payload_class()()
+    g.ParseFromString(raw)
+    assert g.SerializeToString() == raw
+
+
+def test_google_encoded_birth_decodes() -> None:
+    g = _google_payload_class()(timestamp=NOW_MS, seq=0)
+    m = g.metrics.add(name="Motor/Speed", alias=5, datatype=DOUBLE, double_value=1450.5)
+    m2 = g.metrics.add(name="count", alias=6, datatype=INT32, int_value=(-5) & 0xFFFFFFFF)
+    assert m.alias == 5 and m2.alias == 6
+    p = decode_payload(g.SerializeToString())
+    assert [(x.name, x.alias, x.value) for x in p.metrics] == [
+        ("Motor/Speed", 5, 1450.5),
+        ("count", 6, -5),
+    ]
+
+
+MALFORMED = [
+    ("truncated varint", bytes.fromhex("08ff"), "truncated_payload"),
+    ("truncated metric", bytes.fromhex("120d1003"), "truncated_payload"),
+    ("wrong wire type for seq", bytes.fromhex("1a0101"), "wrong_type"),
+    ("double with wire type varint", bytes.fromhex("1204" + "1003" + "6801"), "wrong_type"),
+    ("bad wire type", bytes.fromhex("0f"), "malformed_payload"),
+    ("field zero", bytes.fromhex("0001"), "malformed_payload"),
+    ("name not utf-8", bytes.fromhex("1203" + "0a01ff"), "malformed_payload"),
+]
+
+
+@pytest.mark.parametrize(("case", "raw", "reason"), MALFORMED, ids=[m[0] for m in MALFORMED])
+def test_malformed_payloads(case: str, raw: bytes, reason: str) -> None:
+    with pytest.raises(PayloadError) as info:
+        decode_payload(raw)
+    assert info.value.reason == reason, case
+
+
+# -- host application --------------------------------------------------------------------------
+
+G = "spBv1.0/g"
+
+
+def _birth(bd: int = 0) -> bytes:
+    return encode_payload(
+        Payload(timestamp=NOW_MS, seq=0, metrics=[Metric("bdSeq", datatype=INT64, value=bd)])
+    )
+
+
+def _dbirth(seq: int) -> bytes:
+    return encode_payload(
+        Payload(
+            timestamp=NOW_MS,
+            seq=seq,
+            metrics=[
+                Metric("speed", 1, datatype=DOUBLE, value=1.5),
+                Metric("mode", 2, datatype=STRING, value="auto"),
+                Metric("on", 3, datatype=BOOLEAN, value=True),
+            ],
+        )
+    )
+
+
+def _ddata(seq: int, *metrics: Metric, ts: int = NOW_MS) -> bytes:
+    return encode_payload(Payload(timestamp=ts, seq=seq, metrics=list(metrics)))
+
+
+def _host() -> SparkplugHost:
+    h = SparkplugHost("g", "s/a", {"n1/d1/on": "s/a/d1/running"})
+    h.handle(f"{G}/NBIRTH/n1", _birth(), NOW_US)
+    return h
+
+
+def test_births_and_data_by_alias() -> None:
+    h = _host()
+    b, cmds = h.handle(f"{G}/DBIRTH/n1/d1", _dbirth(1), NOW_US)
+    assert cmds == [] and sorted(b.names) == ["s/a/d1/running", "s/a/d1/speed"]
+    assert h.rejected == {"unsupported_type": 1}  # the string metric is counted, not stored
+    b, cmds = h.handle(
+        f"{G}/DDATA/n1/d1", _ddata(2, Metric(alias=1, value=2.5, datatype=DOUBLE)), NOW_US
+    )
+    assert (b.names, b.value.tolist(), b.ts.tolist(), cmds) == (
+        ("s/a/d1/speed",),
+        [2.5],
+        [NOW_US],
+        [],
+    )
+
+
+def test_seq_gap_asks_for_rebirth_once_and_refuses_until_born() -> None:
+    h = _host()
+    h.handle(f"{G}/DBIRTH/n1/d1", _dbirth(1), NOW_US)
+    b, cmds = h.handle(f"{G}/DDATA/n1/d1", _ddata(5, Metric(alias=1, value=1.0)), NOW_US)
+    assert len(b) == 0 and [c.topic for c in cmds] == [f"{G}/NCMD/n1"]
+    rebirth = decode_payload(cmds[0].payload)
+    assert [(m.name, m.value) for m in rebirth.metrics] == [("Node Control/Rebirth", True)]
+    b, cmds = h.handle(f"{G}/DDATA/n1/d1", _ddata(6, Metric(alias=1, value=1.0)), NOW_US)
+    assert len(b) == 0 and cmds == []  # asked once until the node is born again
+    assert h.rejected["seq_gap"] == 1 and h.rejected["before_birth"] == 1
+    h.handle(f"{G}/NBIRTH/n1", _birth(1), NOW_US)
+    h.handle(f"{G}/DBIRTH/n1/d1", _dbirth(1), NOW_US)
+    b, _ = h.handle(f"{G}/DDATA/n1/d1", _ddata(2, Metric(alias=1, value=7.0)), NOW_US)
+    assert b.value.tolist() == [7.0]
+
+
+def test_seq_wraps_at_256() -> None:
+    h = _host()
+    h.handle(f"{G}/DBIRTH/n1/d1", _dbirth(1), NOW_US)
+    for s in [*range(2, 256), 0, 1]:
+        b, cmds = h.handle(f"{G}/DDATA/n1/d1", _ddata(s, Metric(alias=1, value=s)), NOW_US)
+        assert len(b) == 1 and not cmds
+    assert h.rejected == {"unsupported_type": 1}
+
+
+def test_malformed_and_suspicious_metrics_are_counted_and_the_rest_kept() -> None:
+    h = _host()
+    h.handle(f"{G}/DBIRTH/n1/d1", _dbirth(1), NOW_US)
+    b, cmds = h.handle(
+        f"{G}/DDATA/n1/d1",
+        _ddata(
+            2,
+            Metric(alias=1, value=1.0, datatype=DOUBLE),
+            Metric(alias=99, value=1.0, datatype=DOUBLE),  # unknown alias
+            Metric(alias=1, value=math.nan, datatype=DOUBLE, timestamp=NOW_MS + 1),  # NaN
+            Metric(alias=1, value=3.0, datatype=DOUBLE, timestamp=NOW_MS + 86_400_000),  # future
+            Metric(alias=1, value=4.0, datatype=DOUBLE, timestamp=NOW_MS - 10 * 365 * 86_400_000),
+            Metric(alias=3, is_null=True, datatype=BOOLEAN, timestamp=NOW_MS + 2),
+            Metric(
+                alias=1, value=5.0, datatype=DOUBLE, timestamp=NOW_MS - 60_000, is_historical=True
+            ),
+        ),
+        NOW_US,
+    )
+    assert not cmds
+    finite = np.isfinite(b.value)
+    assert sorted(b.value[finite].tolist()) == [1.0, 5.0]
+    assert b.quality[finite].tolist() == [Quality.GOOD] * 2
+    assert b.quality[~finite].tolist() == [Quality.BAD]  # the null boolean: no value, bad
+    assert h.historical == 1
+    assert h.rejected == {
+        "unsupported_type": 1,
+        "unknown_alias": 1,
+        "non_finite_value": 1,
+        "bad_timestamp": 2,
+    }
+    # a truncated payload is counted and asks for a rebirth; the stream goes on after it
+    b, cmds = h.handle(f"{G}/DDATA/n1/d1", b"\x12\x0d\x10", NOW_US)
+    assert len(b) == 0 and h.rejected["truncated_payload"] == 1 and len(cmds) == 1
+
+
+def test_deaths_mark_metrics_bad_and_stale_deaths_are_ignored() -> None:
+    h = _host()
+    h.handle(f"{G}/DBIRTH/n1/d1", _dbirth(1), NOW_US)
+    b, _ = h.handle(f"{G}/DDEATH/n1/d1", _ddata(2, ts=NOW_MS + 5), NOW_US)
+    assert sorted(b.names) == ["s/a/d1/running", "s/a/d1/speed"]
+    assert bool(np.all(b.quality == Quality.BAD)) and bool(np.all(np.isnan(b.value)))
+    assert b.ts.tolist() == [NOW_US + 5000] * 2
+    # an NDEATH from an older session (bdSeq 7, current is 0) is ignored
+    death = encode_payload(Payload(metrics=[Metric("bdSeq", datatype=INT64, value=7)]))
+    b, _ = h.handle(f"{G}/NDEATH/n1", death, NOW_US)
+    assert len(b) == 0 and h.rejected["stale_death"] == 1
+    death = encode_payload(Payload(metrics=[Metric("bdSeq", datatype=INT64, value=0)]))
+    h.handle(f"{G}/NDEATH/n1", death, NOW_US)
+    b, cmds = h.handle(f"{G}/DDATA/n1/d1", _ddata(3, Metric(alias=1, value=1.0)), NOW_US)
+    assert len(b) == 0 and len(cmds) == 1  # dead node: refused, rebirth asked
+
+
+def test_data_before_any_birth_asks_for_rebirth() -> None:
+    h = SparkplugHost("g", "s/a")
+    b, cmds = h.handle(f"{G}/NDATA/n9", _ddata(4, Metric(alias=1, value=1.0)), NOW_US)
+    assert len(b) == 0 and [c.topic for c in cmds] == [f"{G}/NCMD/n9"]
+    assert h.rejected == {"before_birth": 1}

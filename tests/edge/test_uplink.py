@@ -1,0 +1,119 @@
+"""Edge buffer → Mosquitto → ingest service → DuckDB, in one process, through faults:
+broker restart, platform cut, forged and malformed frames."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+import aiomqtt
+import numpy as np
+
+from andon.edge.buffer import EdgeBuffer
+from andon.edge.synthetic import DEFAULT_START, counter_batch
+from andon.edge.uplink import Uplink, UplinkConfig, up_topic
+from andon.edge.wire import encode_frame
+from tests.edge.broker import Broker
+from tests.edge.helpers import TOKEN, Platform, signals, until, until_async
+
+NAMES = signals(6)
+PER_BATCH = 2_000
+
+
+def _expected(total: int) -> dict[str, list[float]]:
+    k = np.arange(total)
+    return {n: k[k % len(NAMES) == i].astype(float).tolist() for i, n in enumerate(NAMES)}
+
+
+def test_store_and_forward_survives_broker_restart_and_platform_cut(
+    tmp_path: Path, broker: Broker
+) -> None:
+    async def go() -> None:
+        platform = Platform(tmp_path, broker.port, NAMES)
+        buf = await EdgeBuffer.open(tmp_path / "edge.db")
+        uplink = Uplink(
+            buf,
+            UplinkConfig(
+                "edge-1", TOKEN, port=broker.port, window=4, ack_timeout_s=1.0, backoff_max_s=0.5
+            ),
+        )
+        k = 0
+
+        async def produce(n_batches: int) -> None:
+            nonlocal k
+            for _ in range(n_batches):
+                await buf.put(
+                    "gen",
+                    counter_batch(tuple(NAMES), k, k + PER_BATCH, DEFAULT_START, 1000),
+                    str(k + PER_BATCH),
+                )
+                k += PER_BATCH
+
+        def stored() -> int:
+            return platform.service.stats.points_stored
+
+        platform.start()
+        up = asyncio.create_task(uplink.run())
+        try:
+            await produce(10)
+            await until(lambda: stored() == k, 20, "first 10 batches stored")
+            # the broker dies and comes back (it keeps no state); the edge keeps producing
+            broker.stop()
+            await produce(5)
+            broker.start()
+            await until(lambda: stored() == k, 30, "batches after broker restart")
+            # the platform is cut: the edge buffers, then drains when it is back
+            await platform.cut()
+            await produce(10)
+            await until(lambda: uplink.stats.frames_sent >= 25, 20, "frames sent while cut")
+            assert stored() < k
+            platform.start()
+            await until(lambda: stored() == k, 30, "backlog drained after the cut")
+            # a forged frame (wrong token) and garbage are counted and do not stop the stream
+            async with aiomqtt.Client("127.0.0.1", broker.port) as c:
+                forged = encode_frame(
+                    "edge-1",
+                    "wrong",
+                    "gen",
+                    999,
+                    0,
+                    False,
+                    counter_batch(tuple(NAMES), 0, 10, DEFAULT_START, 1000),
+                )
+                await c.publish(up_topic("edge-1"), forged, qos=1)
+                await c.publish(up_topic("edge-1"), b"\x00garbage", qos=1)
+                stranger = encode_frame(
+                    "edge-9",
+                    TOKEN,
+                    "gen",
+                    1,
+                    0,
+                    False,
+                    counter_batch(tuple(NAMES), 0, 10, DEFAULT_START, 1000),
+                )
+                await c.publish(up_topic("edge-9"), stranger, qos=1)
+            await produce(2)
+            await until(lambda: stored() == k, 20, "stream after bad frames")
+            rej = platform.ingestor.stats.rejected
+            assert (rej["bad_token"], rej["malformed_frame"], rej["unknown_edge"]) == (10, 1, 10)
+
+            async def drained() -> bool:
+                return (await buf.stats()).pending_points == 0
+
+            await until_async(drained, 10, "every batch acknowledged")
+            st = await buf.stats()
+            assert st.acked_points == k and st.pending_points == 0
+            got = await platform.values(DEFAULT_START, DEFAULT_START + 10**12)
+            exp = _expected(k)
+            assert {n: v.tolist() for n, v in got.items()} == exp
+            assert platform.ingestor.stats.duplicates == 0
+            assert platform.service.stats.points_historical > 0  # the backlog was marked
+        finally:
+            up.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await up
+            await buf.close()
+            await platform.close()
+
+    asyncio.run(go())
