@@ -2,10 +2,150 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
 import typer
+from rich.console import Console
+
+if TYPE_CHECKING:
+    from andon.platform.audit import VerifyResult
+    from andon.platform.config import Settings
 
 __all__ = ["register"]
+
+audit_app = typer.Typer(no_args_is_help=True, help="The platform's audit log.")
+admin_app = typer.Typer(no_args_is_help=True, help="Platform administrators.")
+_err = Console(stderr=True)
+_out = Console()
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", help="YAML settings file; ANDON_* environment variables override"),
+]
+
+
+def _fail(message: str, code: int = 2) -> None:
+    _err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _settings(config: Path | None) -> Settings:
+    from andon.platform.config import ConfigError, load_settings
+
+    try:
+        return load_settings(config)
+    except ConfigError as exc:
+        _fail(str(exc))
+        raise  # pragma: no cover - _fail raises
+
+
+def serve(
+    config: ConfigOpt = None,
+    check: Annotated[bool, typer.Option("--check", help="Validate the settings and exit")] = False,
+) -> None:
+    """Run the platform service (FastAPI under uvicorn); `--check` validates and exits."""
+    settings = _settings(config)
+    if check:
+        _out.print(
+            f"[green]ok[/] {config or 'environment'}: {settings.mode} mode, "
+            f"http{'s' if settings.tls.certfile else ''}://{settings.host}:{settings.port}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return
+    import uvicorn
+
+    from andon.api import create_app
+
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        ssl_certfile=str(settings.tls.certfile) if settings.tls.certfile else None,
+        ssl_keyfile=str(settings.tls.keyfile) if settings.tls.keyfile else None,
+        ssl_ca_certs=str(settings.tls.ca_certs) if settings.tls.ca_certs else None,
+        proxy_headers=settings.trust_proxy_headers,
+        server_header=False,
+        log_level="info",
+    )
+
+
+@audit_app.command("verify")
+def audit_verify(config: ConfigOpt = None) -> None:
+    """Recompute the audit log's hash chain; exit 1 and list the problems if it was altered."""
+    settings = _settings(config)
+    from andon.platform.audit import AuditLog
+    from andon.platform.database import Database
+
+    async def go() -> VerifyResult:
+        db = Database(settings.database_url)
+        try:
+            await db.migrate()
+            return await AuditLog(db, lambda: 0).verify()
+        finally:
+            await db.close()
+
+    result = asyncio.run(go())
+    if result.ok:
+        _out.print(f"[green]ok[/] {result.rows} entries, head {result.head}", highlight=False)
+        return
+    for p in result.problems:
+        _err.print(f"[bold red]tampered:[/] {p}", highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+@admin_app.command("create")
+def admin_create(
+    email: Annotated[str, typer.Argument(help="The administrator's email (login)")],
+    config: ConfigOpt = None,
+) -> None:
+    """Create a platform administrator; the password is read from ANDON_ADMIN_PASSWORD or
+    asked for."""
+    settings = _settings(config)
+    password = os.environ.get("ANDON_ADMIN_PASSWORD") or typer.prompt(
+        "password", hide_input=True, confirmation_prompt=True
+    )
+    if len(password) < 12:
+        _fail("the password needs at least 12 characters")
+    from andon.api.deps import wall_clock
+    from andon.platform import Conflict, Database, NotFound, Platform, Role
+
+    async def go() -> str:
+        db = Database(settings.database_url)
+        pf = Platform(db, wall_clock, secret_key=settings.secret_key)
+        try:
+            await pf.start()
+            try:
+                await pf.get_tenant("platform")
+            except NotFound:
+                await pf.create_tenant("platform", "Platform operators")
+            user = await pf.create_user("platform", email, password, [(Role.PLATFORM_ADMIN, None)])
+            await pf.audit.record(
+                tenant_id="platform",
+                actor="cli",
+                source="local",
+                action="admin.create",
+                obj=f"user:{user['id']}",
+                result="ok",
+            )
+            return str(user["id"])
+        finally:
+            await db.close()
+
+    try:
+        uid = asyncio.run(go())
+    except Conflict as exc:
+        _fail(str(exc))
+    _out.print(f"[green]ok[/] platform administrator {email} ({uid})", highlight=False)
+    sys.stdout.flush()
 
 
 def register(app: typer.Typer) -> None:
     """Add the platform's commands to the top-level ``andon`` app."""
+    app.command("serve")(serve)
+    app.add_typer(audit_app, name="audit")
+    app.add_typer(admin_app, name="admin")

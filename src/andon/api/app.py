@@ -1,0 +1,139 @@
+"""``create_app``: the FastAPI application of ``andon serve``.
+
+The app owns its services (platform metadata database, telemetry store, ingestor, rate
+limiter); the lifespan migrates the database and opens the store, unless the caller hands
+in a store it owns (tests, the demo). The OpenAPI document is at ``/api/v1/openapi.json``;
+the interactive docs page is off, since its scripts would need a looser content policy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+
+from andon.api.deps import Access, Services, client_address, wall_clock
+from andon.api.endpoints import Endpoint
+from andon.api.middleware import BodyLimit, SecurityHeaders
+from andon.api.routes import api
+from andon.ingest import Ingestor
+from andon.model.types import Micros
+from andon.platform.config import Settings
+from andon.platform.database import Database
+from andon.platform.ratelimit import RateLimiter
+from andon.platform.service import Conflict, Invalid, LoginFailed, NotFound, Platform
+from andon.store import open_store
+from andon.store.base import TelemetryStore
+
+__all__ = ["PREFIX", "create_app", "endpoints"]
+
+PREFIX = "/api/v1"
+
+
+def endpoints() -> tuple[Endpoint, ...]:
+    """Every declared endpoint (paths relative to ``PREFIX``): the source of the role
+    matrix."""
+    return tuple(api.endpoints)
+
+
+async def _not_found(request: Request, exc: Exception) -> JSONResponse:
+    access: Access | None = getattr(request.state, "access", None)
+    svc: Services = request.app.state.services
+    ep: Endpoint | None = getattr(request.state, "endpoint", None)
+    await svc.platform.audit.record(
+        tenant_id=access.tenant if access else None,
+        actor=access.principal.actor if access else "anonymous",
+        source=client_address(request, svc.settings.trust_proxy_headers),
+        action=ep.name if ep else request.url.path,
+        obj=request.url.path,
+        result="denied",
+        detail={"status": 404, "why": str(exc), "method": request.method},
+    )
+    return JSONResponse({"detail": "not found"}, status_code=404)
+
+
+async def _conflict(_request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=409)
+
+
+async def _invalid(_request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=422)
+
+
+async def _login(_request: Request, _exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": "not authenticated"}, status_code=401)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    store: TelemetryStore | None = None,
+    clock: Callable[[], Micros] = wall_clock,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> FastAPI:
+    """The API app. ``store``: a telemetry store the caller owns (else one is opened from
+    ``settings.telemetry_url`` and closed at shutdown); ``clock``: µs since the epoch;
+    ``sleep``: how live feeds wait between polls (tests pass one that moves their clock)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database(settings.database_url)
+        platform = Platform(
+            db,
+            clock,
+            secret_key=settings.secret_key,
+            access_ttl_s=settings.access_token_ttl_s,
+            refresh_ttl_s=settings.refresh_token_ttl_s,
+            max_failed_logins=settings.max_failed_logins,
+            lockout_s=settings.lockout_s,
+        )
+        own_store = store is None
+        tstore = open_store(settings.telemetry_url) if store is None else store
+        lim = settings.limits
+        limiter = RateLimiter(
+            {
+                "api": (lim.api_rps, lim.api_burst),
+                "ingest": (lim.ingest_points_per_s, lim.ingest_burst),
+                "auth": (lim.auth_per_s, lim.auth_burst),
+            },
+            lambda: clock() / 1e6,
+        )
+        try:
+            await platform.start()
+            app.state.services = Services(
+                settings, platform, tstore, Ingestor(tstore), limiter, clock, sleep
+            )
+            yield
+        finally:
+            if own_store:
+                await tstore.close()
+            await db.close()
+
+    app = FastAPI(
+        title="andon platform API",
+        version="1",
+        openapi_url=f"{PREFIX}/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.include_router(api.router, prefix=PREFIX)
+    app.add_exception_handler(NotFound, _not_found)
+    app.add_exception_handler(Conflict, _conflict)
+    app.add_exception_handler(Invalid, _invalid)
+    app.add_exception_handler(LoginFailed, _login)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+            max_age=600,
+        )
+    app.add_middleware(SecurityHeaders, hsts=settings.tls.certfile is not None)
+    app.add_middleware(BodyLimit, max_bytes=settings.limits.max_body_bytes)
+    return app

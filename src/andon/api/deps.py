@@ -1,0 +1,285 @@
+"""Authentication, authorization and per-request context, as FastAPI dependencies.
+
+``guard(endpoint)`` is attached to every route by ``DeclaredRouter``: it authenticates the
+caller (user access token or API key), applies the tenant's API rate limit, looks up the
+``{site_id}`` of site-scoped paths *within the caller's tenant*, checks the declared
+permission, and audits every refusal. Handlers receive the result as ``Ctx``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from andon.api.endpoints import Endpoint
+from andon.ingest import Ingestor
+from andon.model.plant import Plant
+from andon.model.types import Micros
+from andon.platform.config import Settings
+from andon.platform.permissions import Permission
+from andon.platform.ratelimit import RateLimiter
+from andon.platform.security import TokenError
+from andon.platform.service import NotFound, Platform, Principal
+from andon.store.base import TelemetryStore
+
+__all__ = [
+    "Access",
+    "Ctx",
+    "Services",
+    "SiteModel",
+    "StepCache",
+    "Svc",
+    "client_address",
+    "get_access",
+    "get_services",
+    "guard",
+    "wall_clock",
+]
+
+_bearer = HTTPBearer(auto_error=False, description="An access token or an API key")
+
+
+def wall_clock() -> Micros:
+    return time.time_ns() // 1000
+
+
+@dataclass(frozen=True, slots=True)
+class SiteModel:
+    """A site's plant model with its signal and machine paths, computed once per version."""
+
+    plant: Plant
+    signals: tuple[str, ...]
+    signal_set: frozenset[str]
+    machines: tuple[str, ...]
+
+
+class StepCache:
+    """The latest result per key, computed once per step (``end``) even when many requests
+    ask at once (they await the same task)."""
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str, str, int], tuple[int, asyncio.Task[dict[str, Any]]]] = {}
+
+    async def get(
+        self,
+        key: tuple[str, str, int],
+        step: int,
+        compute: Callable[[], Coroutine[Any, Any, dict[str, Any]]],
+    ) -> dict[str, Any]:
+        entry = self._entries.get(key)
+        if (
+            entry is None
+            or entry[0] != step
+            or (entry[1].done() and entry[1].exception() is not None)
+        ):
+            entry = (step, asyncio.ensure_future(compute()))
+            self._entries[key] = entry
+        return await asyncio.shield(entry[1])
+
+
+@dataclass
+class Services:
+    """What the handlers work with; one per app, built in the lifespan."""
+
+    settings: Settings
+    platform: Platform
+    store: TelemetryStore
+    ingestor: Ingestor
+    limiter: RateLimiter
+    clock: Callable[[], Micros]
+    sleep: Callable[[float], Awaitable[None]]
+    kpi_cache: StepCache = field(default_factory=StepCache)
+    _models: dict[tuple[str, str, int], SiteModel] = field(default_factory=dict)
+
+    async def model(self, tenant: str, site: dict[str, Any]) -> SiteModel:
+        """The site's parsed model (cached per model version); its signals and machines are
+        registered for ingest once per version."""
+        key = (tenant, str(site["id"]), int(site["updated_at"]))
+        model = self._models.get(key)
+        if model is None:
+            _, plant = await self.platform.site_model(tenant, key[1])
+            signals = tuple(plant.signal_paths())
+            machines = tuple(plant.machine_path(a, ln, m) for a, ln, m in plant.machines())
+            model = SiteModel(plant, signals, frozenset(signals), machines)
+            self._models = {k: v for k, v in self._models.items() if k[:2] != key[:2]}
+            self._models[key] = model
+            self.ingestor.register(tenant, signals, machines)
+        return model
+
+
+def get_services(request: Request) -> Services:
+    svc: Services = request.app.state.services
+    return svc
+
+
+Svc = Annotated[Services, Depends(get_services)]
+
+
+def client_address(request: Request, trust_proxy: bool) -> str:
+    if trust_proxy:
+        fwd = request.headers.get("x-forwarded-for")
+        if fwd:
+            return fwd.split(",")[0].strip()[:100]
+    return request.client.host if request.client else "unknown"
+
+
+@dataclass
+class Access:
+    """The authorized caller of one request."""
+
+    services: Services
+    endpoint: Endpoint
+    principal: Principal
+    source: str
+    credentials: str = field(default="", repr=False)
+    site: dict[str, Any] | None = None
+
+    @property
+    def tenant(self) -> str:
+        return self.principal.tenant_id
+
+    @property
+    def site_id(self) -> str:
+        if self.site is None:
+            raise RuntimeError(f"{self.endpoint.name} is not site-scoped")
+        return str(self.site["id"])
+
+    async def still_allowed(self) -> bool:
+        """Re-check the credentials and the permission (for long-lived streams)."""
+        pf = self.services.platform
+        try:
+            if self.credentials.startswith("andon_"):
+                p = await pf.authenticate_key(self.credentials)
+            else:
+                p = await pf.principal_for_token(self.credentials)
+        except TokenError:
+            return False
+        perm = self.endpoint.permission
+        site = None if self.site is None else str(self.site["id"])
+        return p is not None and (perm is None or p.can(perm, site))
+
+    async def audit(
+        self, action: str, obj: str, result: str = "ok", detail: dict[str, Any] | None = None
+    ) -> None:
+        await self.services.platform.audit.record(
+            tenant_id=self.tenant,
+            actor=self.principal.actor,
+            source=self.source,
+            action=action,
+            obj=obj,
+            result=result,
+            detail=detail,
+        )
+
+
+async def _deny(
+    svc: Services,
+    request: Request,
+    ep: Endpoint,
+    principal: Principal | None,
+    status: int,
+    why: str,
+    source: str,
+) -> HTTPException:
+    await svc.platform.audit.record(
+        tenant_id=principal.tenant_id if principal else None,
+        actor=principal.actor if principal else "anonymous",
+        source=source,
+        action=ep.name,
+        obj=request.url.path,
+        result="denied",
+        detail={"status": status, "why": why, "method": request.method},
+    )
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    text = {401: "not authenticated", 403: "not permitted", 404: "not found"}[status]
+    return HTTPException(status, text, headers=headers)
+
+
+async def _authenticate(
+    svc: Services, token: str, request: Request, ep: Endpoint, source: str
+) -> Principal:
+    principal: Principal | None
+    if token.startswith("andon_"):
+        principal = await svc.platform.authenticate_key(token)
+        why = "invalid, expired or revoked API key"
+    else:
+        try:
+            principal = await svc.platform.principal_for_token(token)
+        except TokenError as exc:
+            principal = None
+            why = str(exc)
+        else:
+            why = "user disabled or deleted"
+    if principal is None:
+        raise await _deny(svc, request, ep, None, 401, why, source)
+    return principal
+
+
+def _limit(wait: float) -> None:
+    if wait:
+        retry = "3600" if math.isinf(wait) else str(max(1, math.ceil(wait)))
+        raise HTTPException(429, "rate limit exceeded", headers={"Retry-After": retry})
+
+
+def guard(ep: Endpoint) -> Any:
+    """The dependency that enforces ``ep``'s declaration."""
+    if ep.scope == "public":
+
+        async def public(request: Request) -> None:
+            """Public endpoints are limited per source address (credential stuffing)."""
+            request.state.endpoint = ep
+            if ep.name.startswith("auth."):
+                svc = get_services(request)
+                source = client_address(request, svc.settings.trust_proxy_headers)
+                _limit(svc.limiter.take(f"address:{source}", "auth"))
+
+        return Depends(public)
+
+    async def check(
+        request: Request,
+        creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> None:
+        svc = get_services(request)
+        source = client_address(request, svc.settings.trust_proxy_headers)
+        if creds is None or creds.scheme.lower() != "bearer":
+            raise await _deny(svc, request, ep, None, 401, "no credentials", source)
+        principal = await _authenticate(svc, creds.credentials, request, ep, source)
+        _limit(svc.limiter.take(principal.tenant_id, "api"))
+        access = Access(svc, ep, principal, source, creds.credentials)
+        perm = ep.permission
+        if perm is not None:
+            if ep.scope == "site":
+                site_id = str(request.path_params.get("site_id", ""))
+                try:
+                    access.site = await svc.platform.get_site(principal.tenant_id, site_id)
+                except NotFound:
+                    raise await _deny(
+                        svc, request, ep, principal, 404, "site not in tenant", source
+                    ) from None
+                ok = principal.can(perm, site_id)
+            elif ep.scope == "sites":
+                ok = principal.can_somewhere(perm)
+            elif ep.scope == "platform":
+                ok = principal.can(Permission.PLATFORM_ADMIN)
+            else:
+                ok = principal.can(perm)
+            if not ok:
+                raise await _deny(svc, request, ep, principal, 403, f"lacks {perm.value}", source)
+        request.state.access = access
+
+    return Depends(check)
+
+
+def get_access(request: Request) -> Access:
+    access: Access = request.state.access
+    return access
+
+
+Ctx = Annotated[Access, Depends(get_access)]

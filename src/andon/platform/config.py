@@ -1,0 +1,158 @@
+"""``andon serve`` configuration: a YAML file, overridden by ``ANDON_*`` environment variables.
+
+Nested fields use ``__`` in variable names: ``ANDON_LIMITS__API_RPS=50``. A bad file or value
+is reported as one ``ConfigError`` naming the file and the field.
+
+>>> s = load_settings(None, env={"ANDON_DATABASE_URL": "sqlite:///m.db"})
+>>> s.database_url, s.mode
+('sqlite:///m.db', 'embedded')
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+__all__ = ["TLS", "ConfigError", "Limits", "Settings", "load_settings"]
+
+
+class ConfigError(Exception):
+    """A configuration that cannot start the service; the message says where and why."""
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Limits(_Part):
+    api_rps: float = Field(20.0, ge=0, description="API requests per second per tenant; 0 = off")
+    api_burst: float = Field(200.0, gt=0)
+    ingest_points_per_s: float = Field(200_000.0, ge=0, description="0 = off")
+    ingest_burst: float = Field(1_000_000.0, gt=0)
+    auth_per_s: float = Field(
+        2.0, ge=0, description="login/refresh/logout calls per second per source address"
+    )
+    auth_burst: float = Field(30.0, gt=0)
+    max_body_bytes: int = Field(8 * 1024 * 1024, gt=0)
+
+
+class TLS(_Part):
+    """Passed to uvicorn as ``ssl_certfile``/``ssl_keyfile``; HSTS is sent when set."""
+
+    certfile: Path | None = None
+    keyfile: Path | None = None
+    ca_certs: Path | None = None
+
+    @model_validator(mode="after")
+    def _pair(self) -> TLS:
+        if (self.certfile is None) != (self.keyfile is None):
+            raise ValueError("tls needs both certfile and keyfile")
+        for p in (self.certfile, self.keyfile, self.ca_certs):
+            if p is not None and not p.is_file():
+                raise ValueError(f"file not found: {p}")
+        return self
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="ANDON_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    database_url: str = "sqlite:///andon-platform.db"
+    telemetry_url: str = "duckdb://andon-telemetry.duckdb"
+    secret_key: str | None = Field(None, min_length=32)
+    access_token_ttl_s: int = Field(900, ge=30, le=86_400)
+    refresh_token_ttl_s: int = Field(14 * 86_400, ge=300)
+    max_failed_logins: int = Field(5, ge=1)
+    lockout_s: int = Field(900, ge=1)
+    kpi_cache_s: int = Field(
+        5, ge=0, le=300, description="today's KPIs are computed once per this many seconds"
+    )
+    cors_origins: list[str] = Field(default_factory=list)
+    trust_proxy_headers: bool = False
+    tls_terminated_by_proxy: bool = False
+    limits: Limits = Field(default_factory=Limits)
+    tls: TLS = Field(default_factory=TLS)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Environment variables override the YAML file (given as init arguments)."""
+        return (env_settings, init_settings)
+
+    @property
+    def mode(self) -> Literal["embedded", "server"]:
+        return "server" if self.database_url.startswith("postgres") else "embedded"
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        from andon.platform.database import async_url
+
+        async_url(self.database_url)
+        loopback = self.host in ("127.0.0.1", "::1", "localhost")
+        if not loopback and self.tls.certfile is None and not self.tls_terminated_by_proxy:
+            raise ValueError(
+                "serving beyond loopback needs tls.certfile and tls.keyfile "
+                "(or tls_terminated_by_proxy: true behind a TLS-terminating proxy)"
+            )
+        if "*" in self.cors_origins:
+            raise ValueError("cors_origins: '*' is refused; list the dashboard's origins")
+        return self
+
+
+def _format(exc: ValidationError, source: str) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
+    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return f"{source}: {loc}: {err['msg']}{more}"
+
+
+def load_settings(path: Path | None, env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from ``path`` (YAML) with ``ANDON_*`` environment overrides; ``env`` adds
+    variables on top of ``os.environ`` for this call only."""
+    data: dict[str, Any] = {}
+    source = "environment"
+    if path is not None:
+        source = str(path)
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping")
+        data = loaded or {}
+    environ = os.environ if env is None else env
+    overrides = {k: v for k, v in environ.items() if k.upper().startswith("ANDON_")}
+    saved = {k: os.environ.get(k) for k in overrides}
+    try:
+        # pydantic-settings reads os.environ, so an explicit ``env`` is applied for the call
+        if env is not None:
+            os.environ.update(overrides)
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(_format(exc, source)) from exc
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {exc}") from exc
+    finally:
+        if env is not None:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v

@@ -1,0 +1,105 @@
+"""Permissions, roles and what each role grants: the one table authorization is built from.
+
+Roles are granted per site (or for every site of the tenant). A role grants a fixed set of
+permissions; API keys carry permissions directly, limited to what their kind may hold.
+
+>>> Permission.SITE_WRITE in ROLE_PERMISSIONS[Role.ENGINEER]
+True
+>>> Permission.AUDIT_READ in ROLE_PERMISSIONS[Role.MANAGER]
+False
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = [
+    "KEY_KIND_PERMISSIONS",
+    "ROLE_PERMISSIONS",
+    "TENANT_ONLY",
+    "KeyKind",
+    "Permission",
+    "Role",
+]
+
+
+class Permission(StrEnum):
+    """What a principal may do. ``platform:*`` permissions are never tenant-scoped."""
+
+    TENANT_READ = "tenant:read"
+    SITE_READ = "site:read"
+    SITE_WRITE = "site:write"
+    TELEMETRY_READ = "telemetry:read"
+    STATE_READ = "state:read"
+    KPI_READ = "kpi:read"
+    INGEST_WRITE = "ingest:write"
+    USER_READ = "user:read"
+    USER_WRITE = "user:write"
+    APIKEY_READ = "apikey:read"
+    APIKEY_WRITE = "apikey:write"
+    AUDIT_READ = "audit:read"
+    PLATFORM_ADMIN = "platform:admin"
+
+
+class Role(StrEnum):
+    VIEWER = "viewer"
+    OPERATOR = "operator"
+    ENGINEER = "engineer"
+    MANAGER = "manager"
+    TENANT_ADMIN = "tenant-admin"
+    PLATFORM_ADMIN = "platform-admin"
+
+
+class KeyKind(StrEnum):
+    """``edge`` keys send data; ``app`` keys read it."""
+
+    EDGE = "edge"
+    APP = "app"
+
+
+_VIEW = frozenset(
+    {
+        Permission.TENANT_READ,
+        Permission.SITE_READ,
+        Permission.TELEMETRY_READ,
+        Permission.STATE_READ,
+        Permission.KPI_READ,
+    }
+)
+
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.VIEWER: _VIEW,
+    Role.OPERATOR: _VIEW,
+    Role.ENGINEER: _VIEW | {Permission.SITE_WRITE},
+    Role.MANAGER: _VIEW | {Permission.SITE_WRITE, Permission.USER_READ},
+    Role.TENANT_ADMIN: _VIEW
+    | {
+        Permission.SITE_WRITE,
+        Permission.INGEST_WRITE,
+        Permission.USER_READ,
+        Permission.USER_WRITE,
+        Permission.APIKEY_READ,
+        Permission.APIKEY_WRITE,
+        Permission.AUDIT_READ,
+    },
+    Role.PLATFORM_ADMIN: frozenset({Permission.PLATFORM_ADMIN}),
+}
+"""Operators differ from viewers only by entering downtime reasons and acknowledging alerts,
+endpoints that do not exist yet. The platform admin runs the platform, not the tenants: it
+creates and lists tenants but reads no tenant's plant data."""
+
+KEY_KIND_PERMISSIONS: dict[KeyKind, frozenset[Permission]] = {
+    KeyKind.EDGE: frozenset({Permission.INGEST_WRITE, Permission.SITE_READ}),
+    KeyKind.APP: _VIEW,
+}
+
+TENANT_ONLY: frozenset[Permission] = frozenset(
+    {
+        Permission.USER_READ,
+        Permission.USER_WRITE,
+        Permission.APIKEY_READ,
+        Permission.APIKEY_WRITE,
+        Permission.AUDIT_READ,
+    }
+)
+"""Permissions that only a tenant-wide grant (not a single-site grant) confers."""

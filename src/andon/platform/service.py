@@ -1,0 +1,740 @@
+"""The platform's business logic: tenants, sites, users, role grants, API keys and logins.
+
+Every method that touches tenant data takes the tenant as its first argument and puts it in
+the ``WHERE`` clause; a row of another tenant is indistinguishable from a missing row
+(``NotFound``). Callers (the API) decide who the tenant is from the authenticated principal,
+never from the request body.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import yaml
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from andon.model.loader import ModelError, parse_plant
+from andon.model.plant import Plant
+from andon.model.types import Micros
+from andon.platform.audit import AuditLog
+from andon.platform.database import Database
+from andon.platform.permissions import (
+    KEY_KIND_PERMISSIONS,
+    ROLE_PERMISSIONS,
+    TENANT_ONLY,
+    KeyKind,
+    Permission,
+    Role,
+)
+from andon.platform.security import (
+    decode_access_token,
+    hash_password,
+    issue_access_token,
+    new_api_key,
+    new_id,
+    new_token,
+    parse_api_key,
+    sha256_hex,
+    verify_password,
+    verify_secret,
+)
+from andon.platform.tables import (
+    api_keys,
+    refresh_tokens,
+    role_grants,
+    secrets,
+    sites,
+    tenants,
+    users,
+)
+
+__all__ = [
+    "Conflict",
+    "Invalid",
+    "LoginFailed",
+    "NotFound",
+    "Platform",
+    "PlatformError",
+    "Principal",
+    "TokenPair",
+]
+
+
+class PlatformError(Exception):
+    """Base of the service's refusals; the API maps each subclass to one status code."""
+
+
+class NotFound(PlatformError):
+    """No such object in this tenant (whether it exists elsewhere is not said)."""
+
+
+class Conflict(PlatformError):
+    """The object already exists."""
+
+
+class Invalid(PlatformError):
+    """The request is well-formed but not acceptable (bad model, permission not grantable)."""
+
+
+class LoginFailed(PlatformError):
+    """Wrong credentials, locked or disabled account, or an invalid refresh token; the
+    reason and the account (when known) are for the audit log, not for the caller."""
+
+    def __init__(self, reason: str, tenant_id: str | None = None, user_id: str | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.tenant_id = tenant_id
+        self.user_id = user_id
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: a user (by role grants) or an API key (by its scopes)."""
+
+    kind: Literal["user", "edge", "app"]
+    id: str
+    tenant_id: str
+    tenant_wide: frozenset[Permission] = frozenset()
+    per_site: Mapping[str, frozenset[Permission]] = field(default_factory=dict)
+
+    @property
+    def actor(self) -> str:
+        return f"{'user' if self.kind == 'user' else 'key'}:{self.id}"
+
+    def can(self, perm: Permission, site_id: str | None = None) -> bool:
+        """Tenant-level permissions need a tenant-wide grant; site-level ones a grant at the
+        site or tenant-wide."""
+        if perm in self.tenant_wide:
+            return True
+        if site_id is None or perm in TENANT_ONLY:
+            return False
+        return perm in self.per_site.get(site_id, frozenset())
+
+    def can_somewhere(self, perm: Permission) -> bool:
+        if perm in self.tenant_wide:
+            return True
+        return perm not in TENANT_ONLY and any(perm in p for p in self.per_site.values())
+
+    def sites_with(self, perm: Permission) -> set[str] | None:
+        """Sites where ``perm`` holds; ``None`` means every site of the tenant."""
+        if perm in self.tenant_wide:
+            return None
+        return {s for s, p in self.per_site.items() if perm in p}
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_at: Micros
+
+
+def _json_list(values: Iterable[str]) -> str:
+    return json.dumps(sorted(set(values)))
+
+
+def _site_out(r: Mapping[Any, Any]) -> dict[str, Any]:
+    return {
+        "id": r["id"],
+        "key": r["key"],
+        "name": r["name"],
+        "created_at": int(r["created_at"]),
+        "updated_at": int(r["updated_at"]),
+    }
+
+
+def _key_out(r: Mapping[Any, Any]) -> dict[str, Any]:
+    return {
+        "id": r["id"],
+        "name": r["name"],
+        "kind": r["kind"],
+        "permissions": json.loads(r["permissions"]),
+        "site_ids": json.loads(r["site_ids"]),
+        "created_by": r["created_by"],
+        "created_at": int(r["created_at"]),
+        "expires_at": int(r["expires_at"]),
+        "revoked_at": None if r["revoked_at"] is None else int(r["revoked_at"]),
+    }
+
+
+class Platform:
+    """Service layer over the metadata database. ``clock`` returns ``Micros`` (injectable)."""
+
+    def __init__(
+        self,
+        db: Database,
+        clock: Callable[[], Micros],
+        *,
+        secret_key: str | None = None,
+        access_ttl_s: int = 900,
+        refresh_ttl_s: int = 14 * 86_400,
+        max_failed_logins: int = 5,
+        lockout_s: int = 900,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.audit = AuditLog(db, clock)
+        self._secret = secret_key
+        self.access_ttl_s = access_ttl_s
+        self.refresh_ttl_s = refresh_ttl_s
+        self.max_failed_logins = max_failed_logins
+        self.lockout_s = lockout_s
+        self._plants: dict[tuple[str, str, int], Plant] = {}
+
+    async def start(self) -> None:
+        """Migrate to the newest schema and load (or create once) the token-signing secret."""
+        await self.db.migrate()
+        if self._secret is None:
+            async with self.db.begin() as conn:
+                row = (
+                    await conn.execute(select(secrets.c.value).where(secrets.c.name == "jwt"))
+                ).one_or_none()
+                if row is None:
+                    self._secret = new_token()
+                    try:
+                        async with conn.begin_nested():
+                            await conn.execute(
+                                insert(secrets).values(name="jwt", value=self._secret)
+                            )
+                    except IntegrityError:
+                        row = (
+                            await conn.execute(
+                                select(secrets.c.value).where(secrets.c.name == "jwt")
+                            )
+                        ).one()
+                if row is not None:
+                    self._secret = str(row.value)
+
+    @property
+    def secret(self) -> str:
+        if self._secret is None:
+            raise RuntimeError("Platform.start() has not run")
+        return self._secret
+
+    # ---- tenants -------------------------------------------------------------------------
+
+    async def create_tenant(self, tenant_id: str, name: str) -> dict[str, Any]:
+        now = self.clock()
+        try:
+            async with self.db.begin() as conn:
+                await conn.execute(insert(tenants).values(id=tenant_id, name=name, created_at=now))
+        except IntegrityError as exc:
+            raise Conflict(f"tenant {tenant_id!r} already exists") from exc
+        return {"id": tenant_id, "name": name, "created_at": now}
+
+    async def get_tenant(self, tenant_id: str) -> dict[str, Any]:
+        async with self.db.begin() as conn:
+            r = (
+                (await conn.execute(select(tenants).where(tenants.c.id == tenant_id)))
+                .mappings()
+                .one_or_none()
+            )
+        if r is None:
+            raise NotFound("tenant")
+        return {"id": r["id"], "name": r["name"], "created_at": int(r["created_at"])}
+
+    async def list_tenants(self) -> list[dict[str, Any]]:
+        async with self.db.begin() as conn:
+            rows = (await conn.execute(select(tenants).order_by(tenants.c.id))).mappings().all()
+        return [
+            {"id": r["id"], "name": r["name"], "created_at": int(r["created_at"])} for r in rows
+        ]
+
+    # ---- users and grants ----------------------------------------------------------------
+
+    async def create_user(
+        self,
+        tenant_id: str,
+        email: str,
+        password: str,
+        roles: Iterable[tuple[Role, str | None]] = (),
+    ) -> dict[str, Any]:
+        """A user of ``tenant_id`` with role grants ``(role, site id or None for all sites)``."""
+        uid = new_id()
+        now = self.clock()
+        digest = hash_password(password)
+        try:
+            async with self.db.begin() as conn:
+                await conn.execute(
+                    insert(users).values(
+                        id=uid,
+                        tenant_id=tenant_id,
+                        email=email.lower(),
+                        password_hash=digest,
+                        failed_logins=0,
+                        locked_until=0,
+                        disabled=False,
+                        created_at=now,
+                    )
+                )
+        except IntegrityError as exc:
+            raise Conflict("a user with this email already exists") from exc
+        for role, site in roles:
+            await self.grant_role(tenant_id, uid, role, site)
+        return await self.get_user(tenant_id, uid)
+
+    async def get_user(self, tenant_id: str, user_id: str) -> dict[str, Any]:
+        async with self.db.begin() as conn:
+            r = (
+                (
+                    await conn.execute(
+                        select(users).where(users.c.tenant_id == tenant_id, users.c.id == user_id)
+                    )
+                )
+                .mappings()
+                .one_or_none()
+            )
+            if r is None:
+                raise NotFound("user")
+            grants = (
+                (
+                    await conn.execute(
+                        select(role_grants).where(
+                            role_grants.c.tenant_id == tenant_id, role_grants.c.user_id == user_id
+                        )
+                    )
+                )
+                .mappings()
+                .all()
+            )
+        return {
+            "id": r["id"],
+            "email": r["email"],
+            "disabled": bool(r["disabled"]),
+            "locked_until": int(r["locked_until"]),
+            "created_at": int(r["created_at"]),
+            "grants": [
+                {"id": g["id"], "role": g["role"], "site_id": g["site_id"]}
+                for g in sorted(grants, key=lambda g: (g["role"], g["site_id"] or ""))
+            ],
+        }
+
+    async def list_users(self, tenant_id: str) -> list[dict[str, Any]]:
+        async with self.db.begin() as conn:
+            ids = (
+                (
+                    await conn.execute(
+                        select(users.c.id)
+                        .where(users.c.tenant_id == tenant_id)
+                        .order_by(users.c.email)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        return [await self.get_user(tenant_id, str(i)) for i in ids]
+
+    async def delete_user(self, tenant_id: str, user_id: str) -> None:
+        async with self.db.begin() as conn:
+            await conn.execute(
+                delete(role_grants).where(
+                    role_grants.c.tenant_id == tenant_id, role_grants.c.user_id == user_id
+                )
+            )
+            await conn.execute(
+                delete(refresh_tokens).where(
+                    refresh_tokens.c.user_id.in_(
+                        select(users.c.id).where(
+                            users.c.tenant_id == tenant_id, users.c.id == user_id
+                        )
+                    )
+                )
+            )
+            res = await conn.execute(
+                delete(users).where(users.c.tenant_id == tenant_id, users.c.id == user_id)
+            )
+            if res.rowcount != 1:
+                raise NotFound("user")
+
+    async def grant_role(
+        self, tenant_id: str, user_id: str, role: Role, site_id: str | None
+    ) -> dict[str, Any]:
+        await self.get_user(tenant_id, user_id)
+        if site_id is not None:
+            await self.get_site(tenant_id, site_id)
+        if role is Role.PLATFORM_ADMIN and site_id is not None:
+            raise Invalid("platform-admin is not a site role")
+        gid = new_id()
+        async with self.db.begin() as conn:
+            await conn.execute(
+                insert(role_grants).values(
+                    id=gid, tenant_id=tenant_id, user_id=user_id, site_id=site_id, role=role.value
+                )
+            )
+        return {"id": gid, "role": role.value, "site_id": site_id}
+
+    async def revoke_grant(self, tenant_id: str, user_id: str, grant_id: str) -> None:
+        async with self.db.begin() as conn:
+            res = await conn.execute(
+                delete(role_grants).where(
+                    role_grants.c.tenant_id == tenant_id,
+                    role_grants.c.user_id == user_id,
+                    role_grants.c.id == grant_id,
+                )
+            )
+        if res.rowcount != 1:
+            raise NotFound("grant")
+
+    # ---- sites and their asset model -----------------------------------------------------
+
+    def _parse(self, tenant_id: str, model_yaml: str) -> Plant:
+        try:
+            plant = parse_plant(model_yaml, "model.yaml")
+        except ModelError as exc:
+            raise Invalid(str(exc)) from exc
+        except yaml.YAMLError as exc:  # parse_plant lets the reader's errors through
+            raise Invalid(f"model.yaml: not valid YAML: {exc}") from exc
+        # the tenant is the caller's, whatever the file says
+        return plant.model_copy(update={"tenant": tenant_id})
+
+    async def create_site(self, tenant_id: str, model_yaml: str) -> dict[str, Any]:
+        plant = self._parse(tenant_id, model_yaml)
+        sid = new_id()
+        now = self.clock()
+        try:
+            async with self.db.begin() as conn:
+                await conn.execute(
+                    insert(sites).values(
+                        id=sid,
+                        tenant_id=tenant_id,
+                        key=plant.site.id,
+                        name=plant.site.name or plant.site.id,
+                        model_yaml=model_yaml,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+        except IntegrityError as exc:
+            raise Conflict(f"site {plant.site.id!r} already exists in this tenant") from exc
+        return await self.get_site(tenant_id, sid)
+
+    async def _site_row(self, tenant_id: str, site_id: str) -> Mapping[Any, Any]:
+        async with self.db.begin() as conn:
+            r = (
+                (
+                    await conn.execute(
+                        select(sites).where(sites.c.tenant_id == tenant_id, sites.c.id == site_id)
+                    )
+                )
+                .mappings()
+                .one_or_none()
+            )
+        if r is None:
+            raise NotFound("site")
+        return r
+
+    async def get_site(self, tenant_id: str, site_id: str) -> dict[str, Any]:
+        return _site_out(await self._site_row(tenant_id, site_id))
+
+    async def site_model(self, tenant_id: str, site_id: str) -> tuple[str, Plant]:
+        """The stored YAML and the parsed plant (cached by site and version)."""
+        r = await self._site_row(tenant_id, site_id)
+        key = (tenant_id, site_id, int(r["updated_at"]))
+        plant = self._plants.get(key)
+        if plant is None:
+            plant = self._parse(tenant_id, str(r["model_yaml"]))
+            self._plants = {k: v for k, v in self._plants.items() if k[:2] != key[:2]}
+            self._plants[key] = plant
+        return str(r["model_yaml"]), plant
+
+    async def list_sites(
+        self, tenant_id: str, only: set[str] | None = None, key: str | None = None
+    ) -> list[dict[str, Any]]:
+        q = select(sites).where(sites.c.tenant_id == tenant_id)
+        if only is not None:
+            q = q.where(sites.c.id.in_(sorted(only)))
+        if key is not None:
+            q = q.where(sites.c.key == key)
+        async with self.db.begin() as conn:
+            rows = (await conn.execute(q.order_by(sites.c.key))).mappings().all()
+        return [_site_out(r) for r in rows]
+
+    async def update_site_model(
+        self, tenant_id: str, site_id: str, model_yaml: str
+    ) -> dict[str, Any]:
+        old = await self._site_row(tenant_id, site_id)
+        plant = self._parse(tenant_id, model_yaml)
+        if plant.site.id != old["key"]:
+            raise Invalid(
+                f"the model describes site {plant.site.id!r}, this is site {old['key']!r}"
+            )
+        now = max(self.clock(), int(old["updated_at"]) + 1)
+        async with self.db.begin() as conn:
+            await conn.execute(
+                update(sites)
+                .where(sites.c.tenant_id == tenant_id, sites.c.id == site_id)
+                .values(
+                    model_yaml=model_yaml, name=plant.site.name or plant.site.id, updated_at=now
+                )
+            )
+        return await self.get_site(tenant_id, site_id)
+
+    async def delete_site(self, tenant_id: str, site_id: str) -> None:
+        await self._site_row(tenant_id, site_id)
+        async with self.db.begin() as conn:
+            await conn.execute(
+                delete(role_grants).where(
+                    role_grants.c.tenant_id == tenant_id, role_grants.c.site_id == site_id
+                )
+            )
+            await conn.execute(
+                delete(sites).where(sites.c.tenant_id == tenant_id, sites.c.id == site_id)
+            )
+
+    # ---- API keys ------------------------------------------------------------------------
+
+    async def create_api_key(
+        self,
+        tenant_id: str,
+        creator: Principal,
+        *,
+        name: str,
+        kind: KeyKind,
+        permissions: Iterable[Permission],
+        site_ids: Iterable[str],
+        ttl_s: int,
+    ) -> tuple[dict[str, Any], str]:
+        """A new key and its secret, which is shown this once and stored only hashed. A key
+        never holds more than its kind allows nor more than its creator holds."""
+        perms = set(permissions)
+        sites_ = set(site_ids)
+        allowed = KEY_KIND_PERMISSIONS[kind]
+        if not perms:
+            raise Invalid("a key needs at least one permission")
+        if not perms <= allowed:
+            bad = sorted(p.value for p in perms - allowed)
+            raise Invalid(f"a {kind.value} key cannot hold {', '.join(bad)}")
+        for sid in sites_:
+            await self.get_site(tenant_id, sid)
+        for p in perms:
+            ok = all(creator.can(p, s) for s in sites_) if sites_ else creator.can(p, None)
+            if not ok:
+                raise Invalid(f"you cannot grant {p.value} where you do not hold it")
+        full, kid, secret = new_api_key()
+        now = self.clock()
+        row = {
+            "id": kid,
+            "tenant_id": tenant_id,
+            "name": name,
+            "kind": kind.value,
+            "secret_hash": sha256_hex(secret),
+            "permissions": _json_list(p.value for p in perms),
+            "site_ids": _json_list(sites_),
+            "created_by": creator.actor,
+            "created_at": now,
+            "expires_at": now + ttl_s * 1_000_000,
+            "revoked_at": None,
+        }
+        async with self.db.begin() as conn:
+            await conn.execute(insert(api_keys).values(**row))
+        return _key_out(row), full
+
+    async def get_api_key(self, tenant_id: str, key_id: str) -> dict[str, Any]:
+        async with self.db.begin() as conn:
+            r = (
+                (
+                    await conn.execute(
+                        select(api_keys).where(
+                            api_keys.c.tenant_id == tenant_id, api_keys.c.id == key_id
+                        )
+                    )
+                )
+                .mappings()
+                .one_or_none()
+            )
+        if r is None:
+            raise NotFound("api key")
+        return _key_out(r)
+
+    async def list_api_keys(
+        self, tenant_id: str, kind: KeyKind | None = None
+    ) -> list[dict[str, Any]]:
+        q = select(api_keys).where(api_keys.c.tenant_id == tenant_id)
+        if kind is not None:
+            q = q.where(api_keys.c.kind == kind.value)
+        async with self.db.begin() as conn:
+            rows = (await conn.execute(q.order_by(api_keys.c.created_at))).mappings().all()
+        return [_key_out(r) for r in rows]
+
+    async def revoke_api_key(self, tenant_id: str, key_id: str) -> dict[str, Any]:
+        key = await self.get_api_key(tenant_id, key_id)
+        if key["revoked_at"] is None:
+            async with self.db.begin() as conn:
+                await conn.execute(
+                    update(api_keys)
+                    .where(api_keys.c.tenant_id == tenant_id, api_keys.c.id == key_id)
+                    .values(revoked_at=self.clock())
+                )
+        return await self.get_api_key(tenant_id, key_id)
+
+    async def authenticate_key(self, key: str) -> Principal | None:
+        parsed = parse_api_key(key)
+        if parsed is None:
+            return None
+        kid, secret = parsed
+        async with self.db.begin() as conn:
+            r = (
+                (await conn.execute(select(api_keys).where(api_keys.c.id == kid)))
+                .mappings()
+                .one_or_none()
+            )
+        if r is None or not verify_secret(secret, r["secret_hash"]):
+            return None
+        if r["revoked_at"] is not None or self.clock() >= int(r["expires_at"]):
+            return None
+        perms = frozenset(Permission(p) for p in json.loads(r["permissions"]))
+        site_list: list[str] = json.loads(r["site_ids"])
+        kind: Literal["edge", "app"] = "edge" if r["kind"] == KeyKind.EDGE else "app"
+        if not site_list:
+            return Principal(kind, kid, str(r["tenant_id"]), tenant_wide=perms)
+        return Principal(kind, kid, str(r["tenant_id"]), per_site=dict.fromkeys(site_list, perms))
+
+    # ---- logins and tokens ---------------------------------------------------------------
+
+    async def principal_for_user(self, tenant_id: str, user_id: str) -> Principal | None:
+        async with self.db.begin() as conn:
+            u = (
+                await conn.execute(
+                    select(users.c.disabled).where(
+                        users.c.tenant_id == tenant_id, users.c.id == user_id
+                    )
+                )
+            ).one_or_none()
+            if u is None or u.disabled:
+                return None
+            grants = (
+                await conn.execute(
+                    select(role_grants.c.role, role_grants.c.site_id).where(
+                        role_grants.c.tenant_id == tenant_id, role_grants.c.user_id == user_id
+                    )
+                )
+            ).all()
+        wide: set[Permission] = set()
+        per_site: dict[str, set[Permission]] = {}
+        for g in grants:
+            perms = ROLE_PERMISSIONS[Role(g.role)]
+            if g.site_id is None:
+                wide |= perms
+            else:
+                per_site.setdefault(g.site_id, set()).update(perms - TENANT_ONLY)
+        return Principal(
+            "user",
+            user_id,
+            tenant_id,
+            tenant_wide=frozenset(wide),
+            per_site={s: frozenset(p) for s, p in per_site.items()},
+        )
+
+    async def principal_for_token(self, token: str) -> Principal | None:
+        claims = decode_access_token(self.secret, token, self.clock())
+        return await self.principal_for_user(claims.tenant_id, claims.user_id)
+
+    async def _issue(self, user_id: str, tenant_id: str) -> TokenPair:
+        now = self.clock()
+        access, exp = issue_access_token(self.secret, user_id, tenant_id, now, self.access_ttl_s)
+        refresh = new_token()
+        async with self.db.begin() as conn:
+            await conn.execute(
+                insert(refresh_tokens).values(
+                    id=new_id(),
+                    user_id=user_id,
+                    token_hash=sha256_hex(refresh),
+                    expires_at=now + self.refresh_ttl_s * 1_000_000,
+                    revoked_at=None,
+                )
+            )
+        return TokenPair(access, f"{user_id}.{refresh}", exp)
+
+    async def login(self, email: str, password: str) -> tuple[str, str, TokenPair]:
+        """``(tenant, user id, tokens)``. After ``max_failed_logins`` failures in a row the
+        account is locked for ``lockout_s``; a locked account refuses even the right password.
+        Raises ``LoginFailed`` with a reason for the audit log (the caller shows one message)."""
+        now = self.clock()
+        async with self.db.begin() as conn:
+            u = (
+                (await conn.execute(select(users).where(users.c.email == email.lower())))
+                .mappings()
+                .one_or_none()
+            )
+        if u is None:
+            verify_password(password, _DUMMY_HASH)  # same cost as a real check
+            raise LoginFailed("unknown user")
+        uid, tid = str(u["id"]), str(u["tenant_id"])
+        if u["disabled"]:
+            raise LoginFailed("account disabled", tid, uid)
+        if int(u["locked_until"]) > now:
+            raise LoginFailed("account locked", tid, uid)
+        if not verify_password(password, u["password_hash"]):
+            locked = False
+            async with self.db.begin() as conn:
+                # counted in SQL, so concurrent guesses cannot overwrite each other's count
+                failed = (
+                    await conn.execute(
+                        update(users)
+                        .where(users.c.id == uid)
+                        .values(failed_logins=users.c.failed_logins + 1)
+                        .returning(users.c.failed_logins)
+                    )
+                ).scalar_one()
+                if int(failed) >= self.max_failed_logins:
+                    locked = True
+                    await conn.execute(
+                        update(users)
+                        .where(users.c.id == uid)
+                        .values(failed_logins=0, locked_until=now + self.lockout_s * 1_000_000)
+                    )
+            raise LoginFailed("account locked" if locked else "wrong password", tid, uid)
+        if int(u["failed_logins"]) or int(u["locked_until"]):
+            async with self.db.begin() as conn:
+                await conn.execute(
+                    update(users).where(users.c.id == uid).values(failed_logins=0, locked_until=0)
+                )
+        return tid, uid, await self._issue(uid, tid)
+
+    async def _take_refresh(self, token: str) -> tuple[str, str] | None:
+        uid, sep, secret = token.partition(".")
+        if not sep:
+            return None
+        now = self.clock()
+        async with self.db.begin() as conn:
+            r = (
+                await conn.execute(
+                    select(refresh_tokens.c.id, users.c.tenant_id)
+                    .join(users, users.c.id == refresh_tokens.c.user_id)
+                    .where(
+                        refresh_tokens.c.user_id == uid,
+                        refresh_tokens.c.token_hash == sha256_hex(secret),
+                        refresh_tokens.c.revoked_at.is_(None),
+                        refresh_tokens.c.expires_at > now,
+                        users.c.disabled.is_(False),
+                    )
+                )
+            ).one_or_none()
+            if r is None:
+                return None
+            res = await conn.execute(
+                update(refresh_tokens)
+                .where(refresh_tokens.c.id == r.id, refresh_tokens.c.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
+            if res.rowcount != 1:
+                return None
+        return str(r.tenant_id), uid
+
+    async def refresh(self, token: str) -> tuple[str, str, TokenPair]:
+        """Exchange a refresh token for a new pair; the old one is spent (rotation)."""
+        got = await self._take_refresh(token)
+        if got is None:
+            raise LoginFailed("invalid refresh token")
+        tid, uid = got
+        return tid, uid, await self._issue(uid, tid)
+
+    async def logout(self, token: str) -> tuple[str, str] | None:
+        return await self._take_refresh(token)
+
+
+_DUMMY_HASH = hash_password("andon-timing-equaliser")

@@ -1,0 +1,99 @@
+"""Schemathesis against the published OpenAPI document, over real HTTP to a live server:
+no 5xx, responses conform to the schema, and calls without credentials are rejected."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from andon.api import PREFIX, create_app
+from andon.platform import Role
+from andon.platform.config import Settings
+from andon.store import DuckDBStore
+from tests.api.live import LiveServer, live_server
+from tests.api.world import PASSWORD, demo_yaml
+
+_OFFLINE = Settings(database_url="sqlite:///unused.db")
+DOC = create_app(_OFFLINE).openapi()
+# the live feed streams for up to an hour of real time: tests/api/test_live.py covers it
+schema = schemathesis.openapi.from_dict(DOC).exclude(operation_id="live.values")
+# without credentials every call stops at the door: random inputs suffice, no coverage phase
+anonymous = schemathesis.openapi.from_dict(DOC)
+anonymous.config.phases.coverage.enabled = False
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, dict[str, str]]]:
+    tmp: Path = tmp_path_factory.mktemp("st")
+    store = DuckDBStore.open(None)
+    app = create_app(
+        Settings(database_url=f"sqlite:///{tmp / 'm.db'}", limits={"api_rps": 0, "auth_per_s": 0}),
+        store=store,
+    )
+    with live_server(app) as live:
+        httpx.get(f"{live.url}{PREFIX}/health", timeout=30).raise_for_status()
+        pf = app.state.services.platform
+        live.run(pf.create_tenant("ta", "A"))
+        live.run(pf.create_user("ta", "admin@ta.example", PASSWORD, [(Role.TENANT_ADMIN, None)]))
+        live.run(pf.create_site("ta", demo_yaml()))
+        r = httpx.post(
+            f"{live.url}{PREFIX}/auth/login",
+            json={"email": "admin@ta.example", "password": PASSWORD},
+        )
+        r.raise_for_status()
+        yield live, {"Authorization": f"Bearer {r.json()['access_token']}"}
+    asyncio.run(store.close())
+
+
+_SETTINGS = settings(
+    max_examples=4,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=list(HealthCheck),
+)
+
+
+@schema.parametrize()
+@_SETTINGS
+def test_api_conforms_to_its_schema(
+    case: schemathesis.Case[Any], server: tuple[LiveServer, dict[str, str]]
+) -> None:
+    live, auth = server
+    case.call_and_validate(base_url=live.url, headers=auth, checks=CHECKS)
+
+
+@anonymous.parametrize()
+@_SETTINGS
+def test_calls_without_credentials_are_rejected(
+    case: schemathesis.Case[Any], server: tuple[LiveServer, dict[str, str]]
+) -> None:
+    live, _ = server
+    response = case.call(base_url=live.url)
+    op = DOC["paths"][case.operation.path][case.operation.method.lower()]
+    assert response.status_code < 500
+    if case.method.upper() != case.operation.method.upper():
+        assert response.status_code in (401, 405), response.text
+    elif op.get("x-scope") != "public":
+        # 401, or refused before authentication because the body is not even parseable
+        assert response.status_code in (400, 401, 413, 422), response.text
+        if response.status_code == 401:
+            assert response.headers.get("www-authenticate") == ["Bearer"]
