@@ -42,6 +42,9 @@ bench: $(VENV)/.dev
 	$(PY) benchmarks/demo_headless.py
 	$(PY) benchmarks/kpi.py
 	$(PY) benchmarks/twin_vs_simpy.py
+	$(PY) benchmarks/ingest_e2e.py
+	$(PY) benchmarks/opcua_modbus.py
+	$(PY) benchmarks/api.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .andon
