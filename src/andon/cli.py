@@ -9,11 +9,8 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
-from importlib.resources import as_file, files
 from pathlib import Path
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
@@ -22,9 +19,11 @@ from andon.commands import edge as edge_commands
 from andon.commands import kpi as kpi_commands
 from andon.commands import platform as platform_commands
 from andon.commands import twin as twin_commands
-from andon.model.loader import ModelError, load_plant
+from andon.commands.common import err, site_time
+from andon.commands.common import fail as _fail
+from andon.commands.common import plant_or_exit as _load
 from andon.model.plant import Plant
-from andon.model.types import Micros, to_micros
+from andon.model.types import Micros
 
 __all__ = ["app", "main"]
 
@@ -38,24 +37,7 @@ app.add_typer(twin_commands.app, name="twin")
 app.add_typer(edge_commands.app, name="edge")
 platform_commands.register(app)
 
-err = Console(stderr=True)
 out = Console()
-
-
-def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def _load(path: Path | None) -> Plant:
-    try:
-        if path is None:
-            with as_file(files("andon.sim") / "plants" / "demo.yaml") as p:
-                return load_plant(p)
-        return load_plant(path)
-    except ModelError as exc:
-        _fail(str(exc))
-        raise  # pragma: no cover - _fail raises
 
 
 @model_app.command("check")
@@ -75,14 +57,7 @@ def model_check(file: Annotated[Path, typer.Argument(help="Plant YAML file")]) -
 def _parse_start(text: str | None, plant: Plant) -> Micros | None:
     if text is None:
         return None
-    try:
-        dt = datetime.fromisoformat(text)
-    except ValueError:
-        _fail(f"--start: {text!r} is not an ISO date-time such as 2026-01-05T06:00")
-        raise  # pragma: no cover
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=ZoneInfo(plant.site.timezone))
-    return to_micros(dt)
+    return site_time(text, plant, "--start")
 
 
 @contextmanager

@@ -14,63 +14,32 @@ import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, time, timedelta
-from importlib.resources import as_file, files
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar, cast
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
 
-from andon.model.loader import ModelError, load_plant
 from andon.model.plant import Plant
 from andon.model.types import Micros, to_micros
 
 if TYPE_CHECKING:
     from andon.kpi.periods import Period
+from andon.commands.common import DataOpt, FromOpt, JsonOpt, PlantOpt, ToOpt, open_data_store
+from andon.commands.common import fail as _fail
+from andon.commands.common import plant_or_exit as _plant
+from andon.commands.common import site_time as _time
 
 __all__ = ["app"]
 
 app = typer.Typer(no_args_is_help=True, help="KPIs: OEE, downtime, energy, cost of losses.")
-err = Console(stderr=True)
 out = Console()
 _T = TypeVar("_T")
 
-PlantOpt = Annotated[
-    Path | None, typer.Option("--plant", help="Plant YAML (default: the built-in demo plant)")
-]
-DataOpt = Annotated[Path, typer.Option("--data-dir", help="Directory holding telemetry.duckdb")]
-FromOpt = Annotated[str, typer.Option("--from", help="Start, ISO (site-local if no offset)")]
-ToOpt = Annotated[str, typer.Option("--to", help="End (exclusive), ISO")]
 LineOpt = Annotated[str | None, typer.Option("--line", help="Line id or path")]
 MachineOpt = Annotated[str | None, typer.Option("--machine", help="Machine id or path")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON")]
 CsvOpt = Annotated[bool, typer.Option("--csv", help="Print CSV")]
-
-
-def _fail(message: str) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
-
-
-def _plant(path: Path | None) -> Plant:
-    try:
-        if path is None:
-            with as_file(files("andon.sim") / "plants" / "demo.yaml") as p:
-                return load_plant(p)
-        return load_plant(path)
-    except ModelError as exc:
-        _fail(str(exc))
-
-
-def _time(text: str, plant: Plant, option: str) -> Micros:
-    try:
-        dt = datetime.fromisoformat(text)
-    except ValueError:
-        _fail(f"{option}: {text!r} is not an ISO date-time such as 2026-01-05T06:00")
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=ZoneInfo(plant.site.timezone))
-    return to_micros(dt)
 
 
 def _period(text: str) -> Period:
@@ -88,12 +57,7 @@ def _range(plant: Plant, start: str, end: str) -> tuple[Micros, Micros]:
 
 @contextmanager
 def _store(data_dir: Path) -> Iterator[Any]:
-    from andon.store.duckdb_store import DuckDBStore
-
-    db = data_dir / "telemetry.duckdb"
-    if not db.exists():
-        _fail(f"no telemetry store at {db} (run `andon demo --headless --data-dir {data_dir}`)")
-    store = DuckDBStore.open(db)
+    store = open_data_store(data_dir)
     try:
         yield store
     finally:

@@ -12,61 +12,26 @@ import asyncio
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
-from importlib.resources import as_file, files
 from pathlib import Path
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from andon.model.loader import ModelError, load_plant
+from andon.commands.common import DataOpt, FromOpt, JsonOpt, PlantOpt, ToOpt, err
+from andon.commands.common import fail as _fail
+from andon.commands.common import open_data_store as _store
+from andon.commands.common import plant_or_exit as _plant
+from andon.commands.common import site_time as _time
 from andon.model.plant import Line, Plant
-from andon.model.types import Micros, to_micros
 
 __all__ = ["app"]
 
 app = typer.Typer(no_args_is_help=True, help="Simulation twin: calibrate, run, bottleneck.")
-err = Console(stderr=True)
 out = Console()
 
-PlantOpt = Annotated[
-    Path | None, typer.Option("--plant", help="Plant YAML (default: the built-in demo plant)")
-]
-DataOpt = Annotated[Path, typer.Option("--data-dir", help="Directory holding telemetry.duckdb")]
-FromOpt = Annotated[str, typer.Option("--from", help="Start, ISO (site-local if no offset)")]
-ToOpt = Annotated[str, typer.Option("--to", help="End (exclusive), ISO")]
 LineOpt = Annotated[str, typer.Option("--line", help="Line id")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON")]
-
-
-def _fail(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
-
-
-def _plant(path: Path | None) -> Plant:
-    try:
-        if path is None:
-            with as_file(files("andon.sim") / "plants" / "demo.yaml") as p:
-                return load_plant(p)
-        return load_plant(path)
-    except ModelError as exc:
-        _fail(str(exc))
-        raise  # pragma: no cover
-
-
-def _time(text: str, plant: Plant, option: str) -> Micros:
-    try:
-        dt = datetime.fromisoformat(text)
-    except ValueError:
-        _fail(f"{option}: {text!r} is not an ISO date-time such as 2026-01-05T06:00")
-        raise  # pragma: no cover
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=ZoneInfo(plant.site.timezone))
-    return to_micros(dt)
 
 
 def _line(plant: Plant, line_id: str | None) -> Line:
@@ -96,15 +61,6 @@ def _bar(total: int, what: str, quiet: bool = False) -> Iterator[Any]:
             bar.update(task, completed=done)
 
         yield step
-
-
-def _store(data_dir: Path) -> Any:
-    from andon.store.duckdb_store import DuckDBStore
-
-    db = data_dir / "telemetry.duckdb"
-    if not db.exists():
-        _fail(f"no telemetry.duckdb in {data_dir}")
-    return DuckDBStore.open(db)
 
 
 @app.command()
