@@ -35,8 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from andon.connect.counting import DEFAULT_START, counter_batch
 from andon.edge.buffer import EdgeBuffer
-from andon.edge.synthetic import DEFAULT_START, counter_batch
 from andon.edge.uplink import Uplink, UplinkConfig
 from andon.edge.wire import Frame
 from andon.ingest import Ingestor

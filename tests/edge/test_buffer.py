@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from andon.connect.counting import counter_batch
 from andon.edge.buffer import BufferFull, DropPolicy, EdgeBuffer
-from andon.edge.synthetic import counter_batch
 from andon.edge.wire import decode_frame, frame_from_parts
 
 NAMES = ("a/x", "a/y", "a/z")

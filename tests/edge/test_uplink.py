@@ -10,8 +10,8 @@ from pathlib import Path
 import aiomqtt
 import numpy as np
 
+from andon.connect.counting import DEFAULT_START, counter_batch
 from andon.edge.buffer import EdgeBuffer
-from andon.edge.synthetic import DEFAULT_START, counter_batch
 from andon.edge.uplink import Uplink, UplinkConfig, up_topic
 from andon.edge.wire import encode_frame
 from tests.edge.broker import Broker

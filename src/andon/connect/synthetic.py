@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 from pydantic import BaseModel, ConfigDict, Field
 
 from andon.connect.base import Health, Manifest
+from andon.connect.counting import DEFAULT_START, CounterSource
 from andon.connect.registry import ConnectorType, register
-from andon.edge.synthetic import DEFAULT_START, CounterSource
 from andon.model.types import SampleBatch
 
 __all__ = ["MANIFEST", "SyntheticConfig", "SyntheticConnector"]

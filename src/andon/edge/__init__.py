@@ -7,10 +7,11 @@ wire format used by both ends.
 
 from __future__ import annotations
 
+from andon.connect.net import Backoff
 from andon.edge.agent import EdgeAgent, read_status
 from andon.edge.buffer import BufferFull, BufferStats, DropPolicy, EdgeBuffer, StoredBatch
 from andon.edge.config import EdgeConfig, load_edge_config, parse_edge_config
-from andon.edge.uplink import Backoff, Uplink, UplinkConfig, UplinkStats, ack_topic, up_topic
+from andon.edge.uplink import Uplink, UplinkConfig, UplinkStats, ack_topic, up_topic
 from andon.edge.wire import Ack, Frame, FrameError, decode_frame, encode_frame
 
 __all__ = [

@@ -15,17 +15,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import aiomqtt
 
+from andon.connect.net import Backoff, mqtt_client
 from andon.edge.buffer import EdgeBuffer, StoredBatch
-from andon.edge.mqtt import mqtt_client
 from andon.edge.wire import decode_acks, frame_from_parts
 
-__all__ = ["Backoff", "Uplink", "UplinkConfig", "UplinkStats", "ack_topic", "up_topic"]
+__all__ = ["Uplink", "UplinkConfig", "UplinkStats", "ack_topic", "up_topic"]
 
 log = logging.getLogger("andon.edge.uplink")
 
@@ -38,29 +37,6 @@ def up_topic(edge: str) -> str:
 def ack_topic(edge: str) -> str:
     """Topic the platform acknowledges an edge's frames on."""
     return f"andon/v1/ack/{edge}"
-
-
-@dataclass
-class Backoff:
-    """Capped exponential backoff with ±20 % jitter.
-
-    >>> b = Backoff(initial_s=1.0, max_s=4.0, jitter=0.0)
-    >>> [b.next() for _ in range(4)]
-    [1.0, 2.0, 4.0, 4.0]
-    """
-
-    initial_s: float = 0.05
-    max_s: float = 5.0
-    jitter: float = 0.2
-    _current: float = 0.0
-    _rng: random.Random = field(default_factory=random.Random)
-
-    def next(self) -> float:
-        self._current = self.initial_s if self._current == 0 else min(self._current * 2, self.max_s)
-        return self._current * (1 + self.jitter * (2 * self._rng.random() - 1))
-
-    def reset(self) -> None:
-        self._current = 0.0
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 
 import aiomqtt
 
-from andon.edge.mqtt import mqtt_client
-from andon.edge.uplink import Backoff, ack_topic
+from andon.connect.net import Backoff, mqtt_client
+from andon.edge.uplink import ack_topic
 from andon.edge.wire import Ack, Frame, FrameError, decode_frame, encode_acks
 from andon.ingest import Ingestor
 from andon.ingest.ledger import DedupLedger

@@ -22,7 +22,7 @@ from pymodbus.exceptions import ModbusException
 from andon.connect.base import Health, Manifest, within
 from andon.connect.modbus.codec import ByteOrder, DataType, decode, scaled
 from andon.connect.modbus.plan import Point, Read, Table, plan
-from andon.edge.uplink import Backoff
+from andon.connect.net import Backoff
 from andon.model.types import Quality, SampleBatch
 
 __all__ = ["MANIFEST", "ModbusConfig", "ModbusConnector", "ModbusDevice", "ModbusPoint"]

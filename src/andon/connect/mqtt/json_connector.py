@@ -16,8 +16,7 @@ import aiomqtt
 from pydantic import BaseModel, ConfigDict, Field
 
 from andon.connect.base import Health, Manifest
-from andon.edge.mqtt import mqtt_client
-from andon.edge.uplink import Backoff
+from andon.connect.net import Backoff, mqtt_client
 from andon.model.types import Quality, SampleBatch, to_micros
 
 __all__ = ["MANIFEST", "MqttJsonConfig", "MqttJsonConnector", "TopicMap", "extract"]

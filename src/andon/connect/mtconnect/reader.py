@@ -16,7 +16,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from andon.connect.base import Health, Manifest, within
-from andon.edge.uplink import Backoff
+from andon.connect.net import Backoff
 from andon.model.types import Quality, SampleBatch, to_micros
 
 __all__ = [

@@ -19,7 +19,7 @@ from asyncua.ua.uaerrors import UaError
 from pydantic import BaseModel, ConfigDict, Field
 
 from andon.connect.base import Health, Manifest, within
-from andon.edge.uplink import Backoff
+from andon.connect.net import Backoff
 from andon.model.types import Quality, SampleBatch, to_micros
 
 __all__ = ["MANIFEST", "OpcUaConfig", "OpcUaConnector", "OpcUaNode", "quality_of"]

@@ -13,9 +13,8 @@ import aiomqtt
 from pydantic import BaseModel, ConfigDict, Field
 
 from andon.connect.base import Health, Manifest
+from andon.connect.net import Backoff, mqtt_client
 from andon.connect.sparkplug.host import NAMESPACE, SparkplugHost
-from andon.edge.mqtt import mqtt_client
-from andon.edge.uplink import Backoff
 from andon.model.types import SampleBatch
 
 __all__ = ["MANIFEST", "SparkplugConfig", "SparkplugConnector"]

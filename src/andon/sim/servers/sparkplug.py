@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import aiomqtt
 
+from andon.connect.net import mqtt_client
 from andon.connect.sparkplug.host import NAMESPACE
 from andon.connect.sparkplug.payload import (
     BOOLEAN,
@@ -25,7 +26,6 @@ from andon.connect.sparkplug.payload import (
     decode_payload,
     encode_payload,
 )
-from andon.edge.mqtt import mqtt_client
 
 __all__ = ["SparkplugEdgeNode"]
 
