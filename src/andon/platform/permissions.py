@@ -33,6 +33,10 @@ class Permission(StrEnum):
     STATE_READ = "state:read"
     KPI_READ = "kpi:read"
     INGEST_WRITE = "ingest:write"
+    REASON_WRITE = "reason:write"
+    ALERT_ACK = "alert:ack"
+    TWIN_RUN = "twin:run"
+    EDGE_READ = "edge:read"
     USER_READ = "user:read"
     USER_WRITE = "user:write"
     APIKEY_READ = "apikey:read"
@@ -67,13 +71,23 @@ _VIEW = frozenset(
     }
 )
 
+_FLOOR = frozenset({Permission.REASON_WRITE, Permission.ALERT_ACK})
+"""What an operator adds to a viewer: entering downtime reasons and acknowledging alerts."""
+
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.VIEWER: _VIEW,
-    Role.OPERATOR: _VIEW,
-    Role.ENGINEER: _VIEW | {Permission.SITE_WRITE},
-    Role.MANAGER: _VIEW | {Permission.SITE_WRITE, Permission.USER_READ},
+    Role.OPERATOR: _VIEW | _FLOOR,
+    Role.ENGINEER: _VIEW
+    | _FLOOR
+    | {Permission.SITE_WRITE, Permission.TWIN_RUN, Permission.EDGE_READ},
+    Role.MANAGER: _VIEW
+    | _FLOOR
+    | {Permission.SITE_WRITE, Permission.TWIN_RUN, Permission.EDGE_READ, Permission.USER_READ},
     Role.TENANT_ADMIN: _VIEW
+    | _FLOOR
     | {
+        Permission.TWIN_RUN,
+        Permission.EDGE_READ,
         Permission.SITE_WRITE,
         Permission.INGEST_WRITE,
         Permission.USER_READ,
@@ -84,9 +98,10 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     },
     Role.PLATFORM_ADMIN: frozenset({Permission.PLATFORM_ADMIN}),
 }
-"""Operators differ from viewers only by entering downtime reasons and acknowledging alerts,
-endpoints that do not exist yet. The platform admin runs the platform, not the tenants: it
-creates and lists tenants but reads no tenant's plant data."""
+"""Operators differ from viewers by entering downtime reasons and acknowledging alerts;
+engineers and managers also run twin scenarios and read edge connection health. The platform
+admin runs the platform, not the tenants: it creates and lists tenants but reads no tenant's
+plant data."""
 
 KEY_KIND_PERMISSIONS: dict[KeyKind, frozenset[Permission]] = {
     KeyKind.EDGE: frozenset({Permission.INGEST_WRITE, Permission.SITE_READ}),
