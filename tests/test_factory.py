@@ -244,3 +244,41 @@ def test_temperatures_lag_the_state() -> None:
     day = c[(t > 15 * 3600) & (t < 17 * 3600)]
     assert day.mean() > night.mean() + 1.0
     assert not math.isnan(float(c.sum()))
+
+
+def test_open_states_are_the_state_going_on_at_each_window_end() -> None:
+    """What a live board shows: at each window's end, every machine's open state is the
+    interval of the final history that covers that moment, from its true start."""
+    plant = load_plant(DEMO)
+    vf = VirtualFactory(plant, 5, default_start(plant), window_s=60.0)
+    fl = collect(vf, 6 * 3600.0)
+    history: dict[str, list[tuple[int, int, int]]] = {}
+    for f in fl:
+        s = f.states
+        rows = zip(
+            s.index.tolist(), s.start.tolist(), s.end.tolist(), s.state.tolist(), strict=True
+        )
+        for i, a, b, c in rows:
+            history.setdefault(s.names[i], []).append((a, b, c))
+    checked = changed = 0
+    seen: dict[str, int] = {}
+    end = fl[-1].end
+    for f in fl[:-1]:
+        o = f.open_states
+        assert len(o) == len(vf.machines)
+        if f.end == end:  # the run's last moment: the final flush closes these intervals
+            continue
+        rows = zip(
+            o.index.tolist(), o.start.tolist(), o.end.tolist(), o.state.tolist(), strict=True
+        )
+        for i, a, b, c in rows:
+            m = o.names[i]
+            assert b == f.end
+            cover = [h for h in history[m] if h[0] <= b < h[1]]
+            assert len(cover) == 1, (m, b)
+            assert (cover[0][0], cover[0][2]) == (a, c), (m, b)
+            checked += 1
+            changed += seen.get(m, a) != a
+            seen[m] = a
+    assert len(fl[-1].open_states) == 0  # the final flush closes every interval
+    assert checked > 300 * len(vf.machines) and changed > 50

@@ -626,6 +626,44 @@ def test_states_overlapping_range_are_clipped(impl: Impl) -> None:
     run(impl, scenario)
 
 
+def test_open_states_keep_the_latest_confirmation_per_machine(impl: Impl) -> None:
+    """Open states are one row per machine, replaced by a later confirmation (not an older
+    one), kept apart from the closed history, tenant-scoped and removed by retention once
+    confirmed before the cutoff."""
+    m1, m2 = "acme/l/m1", "acme/l/m2"
+
+    async def scenario(store: TelemetryStore) -> None:
+        first = StateBatch.build(
+            [m1, m2],
+            [0, 0, 1],
+            [T0, T0, T0 + 5 * S],
+            [T0 + 10 * S, T0 + 20 * S, T0 + 30 * S],
+            [0, 0, 3],
+            ["", "", "jam"],
+        )
+        assert await store.put_open_states("acme", first) == 2
+        got = await store.open_states("acme", [m1, m2])
+        assert state_rows(got) == [
+            (m1, T0, T0 + 20 * S, 0, ""),
+            (m2, T0 + 5 * S, T0 + 30 * S, 3, "jam"),
+        ]
+        older = StateBatch.build([m1], [0], [T0], [T0 + 15 * S], [1])
+        await store.put_open_states("acme", older)  # an older confirmation never wins
+        newer = StateBatch.build([m1], [0], [T0 + 20 * S], [T0 + 40 * S], [3], ["x"])
+        await store.put_open_states("acme", newer)
+        assert state_rows(await store.open_states("acme", None)) == [
+            (m1, T0 + 20 * S, T0 + 40 * S, 3, "x"),
+            (m2, T0 + 5 * S, T0 + 30 * S, 3, "jam"),
+        ]
+        assert len(await store.read_states("acme", None, T0, T0 + 100 * S)) == 0
+        assert len(await store.open_states("other", None)) == 0
+        assert len(await store.open_states("acme", [])) == 0
+        await store.delete_before("acme", T0 + 35 * S)
+        assert [r[0] for r in state_rows(await store.open_states("acme", None))] == [m1]
+
+    run(impl, scenario)
+
+
 def test_parts_range_is_half_open(impl: Impl) -> None:
     m1, m2 = "acme/l/m1", "acme/l/m2"
     batch = PartBatch.build(

@@ -115,26 +115,36 @@ class Ingestor:
         rejected = self.stats.rejected - before
         return IngestReport(result.written, result.duplicates, dict(rejected))
 
-    async def states(self, tenant: str, batch: StateBatch) -> int:
+    def _valid_states(self, tenant: str, batch: StateBatch) -> StateBatch:
         ok = self._known("machine", tenant, batch.names, batch.index)
         ok &= self._ts_ok(batch.start, "state") & self._ts_ok(batch.end, "state")
         valid = batch.state <= max(MachineState)
         if not valid.all():
             self.stats.reject("bad_state_code", int((~valid).sum()), "unknown state code")
         ok &= valid
-        if not ok.all():
-            keep = np.flatnonzero(ok)
-            batch = StateBatch(
-                batch.names,
-                batch.index[keep],
-                batch.start[keep],
-                batch.end[keep],
-                batch.state[keep],
-                tuple(batch.reason[i] for i in keep),
-            )
+        if ok.all():
+            return batch
+        keep = np.flatnonzero(ok)
+        return StateBatch(
+            batch.names,
+            batch.index[keep],
+            batch.start[keep],
+            batch.end[keep],
+            batch.state[keep],
+            tuple(batch.reason[i] for i in keep),
+        )
+
+    async def states(self, tenant: str, batch: StateBatch) -> int:
+        batch = self._valid_states(tenant, batch)
         n = await self.store.append_states(tenant, batch) if len(batch) else 0
         self.stats.states += n
         return n
+
+    async def open_states(self, tenant: str, batch: StateBatch) -> int:
+        """The states still going on (``end`` = when last confirmed), validated like closed
+        intervals; they feed the live board until the interval closes."""
+        batch = self._valid_states(tenant, batch)
+        return await self.store.put_open_states(tenant, batch) if len(batch) else 0
 
     async def parts(self, tenant: str, batch: PartBatch) -> int:
         ok = self._known("machine", tenant, batch.names, batch.index)

@@ -39,7 +39,7 @@ from andon.kpi.oee import OEETable, oee_table
 from andon.kpi.periods import Period, buckets
 from andon.kpi.reasons import ReasonLog, ReasonTree, apply_entries, downtime
 from andon.kpi.reliability import reliability
-from andon.kpi.timeline import TimeModel
+from andon.kpi.timeline import TimeModel, merge_touching
 from andon.model.plant import Plant, Signal
 from andon.model.types import F64, I64, Micros, PartBatch, StateBatch
 from andon.store.base import TelemetryStore
@@ -54,9 +54,11 @@ __all__ = [
     "line_oee",
     "loss_report",
     "oee",
+    "read_states_live",
     "read_timeline",
     "reliability_report",
     "select",
+    "with_open_states",
 ]
 
 
@@ -87,6 +89,67 @@ def select(plant: Plant, line: str | None = None, machine: str | None = None) ->
         what = f"line {line!r}" if line is not None else f"machine {machine!r}"
         raise KeyError(f"no {what} in the plant")
     return Selection(tuple(out))
+
+
+def with_open_states(
+    closed: StateBatch, open_: StateBatch, start: Micros, end: Micros
+) -> StateBatch:
+    """``closed`` (intervals read for ``[start, end)``) plus each machine's open state where
+    it continues the history (it begins at or after the machine's last closed end), clipped to
+    the range, with touching pieces of one state joined.
+
+    >>> closed = StateBatch.build(["m"], [0], [0], [10], [1], ["x"])
+    >>> live = StateBatch.build(["m", "n"], [0, 1], [10, 0], [15, 5], [3, 1])
+    >>> b = with_open_states(closed, live, 0, 100)
+    >>> rows = zip(b.index, b.start, b.end, b.state)
+    >>> [(b.names[i], int(s), int(e), int(st)) for i, s, e, st in rows]
+    [('m', 0, 10, 1), ('m', 10, 15, 3), ('n', 0, 5, 1)]
+    >>> stale = StateBatch.build(["m"], [0], [5], [8], [3])  # the interval has since closed
+    >>> len(with_open_states(closed, stale, 0, 100))
+    1
+    """
+    if not len(open_):
+        return merge_touching(closed)
+    last_end: dict[str, int] = {}
+    for i, e in zip(closed.index.tolist(), closed.end.tolist(), strict=True):
+        n = closed.names[i]
+        last_end[n] = max(last_end.get(n, e), e)
+    names = list(closed.names)
+    pos = {n: i for i, n in enumerate(names)}
+    idx, st, en, ss, rr = [], [], [], [], []
+    for j in range(len(open_)):
+        name = open_.names[int(open_.index[j])]
+        a, b = int(open_.start[j]), int(open_.end[j])
+        if a < last_end.get(name, a) or b <= start or a >= end:
+            continue
+        if name not in pos:
+            pos[name] = len(names)
+            names.append(name)
+        idx.append(pos[name])
+        st.append(max(a, start))
+        en.append(min(b, end))
+        ss.append(int(open_.state[j]))
+        rr.append(open_.reason[j])
+    if not idx:
+        return merge_touching(closed)
+    both = StateBatch(
+        tuple(names),
+        np.concatenate([closed.index, np.asarray(idx, dtype=np.int32)]),
+        np.concatenate([closed.start, np.asarray(st, dtype=np.int64)]),
+        np.concatenate([closed.end, np.asarray(en, dtype=np.int64)]),
+        np.concatenate([closed.state, np.asarray(ss, dtype=np.uint8)]),
+        (*closed.reason, *rr),
+    )
+    return merge_touching(both)
+
+
+async def read_states_live(
+    store: TelemetryStore, tenant: str, machines: Sequence[str], start: Micros, end: Micros
+) -> StateBatch:
+    """The state timeline of ``machines`` over ``[start, end)`` up to this moment: closed
+    intervals and the states still going on (``with_open_states``), touching pieces joined."""
+    closed = await store.read_states(tenant, machines, start, end)
+    return with_open_states(closed, await store.open_states(tenant, machines), start, end)
 
 
 async def read_timeline(

@@ -43,6 +43,24 @@ async def plant_summary(
         states, parts, ideal_map, Buckets.single(start, end), machines=list(ideal_map)
     )
     t_rows = {r["machine"]: r for r in table.rows()}
+    # every energy register of the site in one read (not one store call per machine)
+    energy_of: dict[str, str] = {}
+    for a, ln, m in plant.machines():
+        sig = next((s for s in m.signals if s.type == "energy"), None)
+        if sig is not None:
+            energy_of[plant.machine_path(a, ln, m)] = f"{plant.machine_path(a, ln, m)}/{sig.id}"
+    for mt in plant.site.meters:
+        sig = next((s for s in mt.signals if s.type == "energy"), None)
+        if sig is not None:
+            energy_of[f"{plant.site.id}/{mt.id}"] = f"{plant.site.id}/{mt.id}/{sig.id}"
+    series: dict[str, np.ndarray] = {}
+    if energy_of:
+        batch = await store.read(tenant, list(energy_of.values()), start, end)
+        order = np.argsort(batch.index, kind="stable")  # rows are (index, ts) ordered already
+        idx = batch.index[order]
+        bounds = np.searchsorted(idx, np.arange(len(batch.names) + 1))
+        for i, name in enumerate(batch.names):
+            series[name] = batch.value[order[bounds[i] : bounds[i + 1]]]
     for area, line in plant.lines():
         shipped = 0
         feeds = {mid for b in line.buffers for mid in b.from_}
@@ -64,10 +82,9 @@ async def plant_summary(
                 scrap = int(parts.scrap[sel_idx].sum())
             row = t_rows.get(path, {})
             kwh = None
-            energy_sig = next((s for s in m.signals if s.type == "energy"), None)
-            if energy_sig is not None:
-                ser = await store.read(tenant, [f"{path}/{energy_sig.id}"], start, end)
-                kwh = counter_delta(ser.value) if len(ser) else 0.0
+            if path in energy_of:
+                values = series.get(energy_of[path], np.zeros(0))
+                kwh = counter_delta(values) if len(values) else 0.0
             machines_out.append(
                 {
                     "machine": path,
@@ -93,14 +110,9 @@ async def plant_summary(
         )
     meters_out = []
     for mt in plant.site.meters:
-        sig = next((s for s in mt.signals if s.type == "energy"), None)
-        if sig is None:
+        key = f"{plant.site.id}/{mt.id}"
+        if key not in energy_of:
             continue
-        ser = await store.read(tenant, [f"{plant.site.id}/{mt.id}/{sig.id}"], start, end)
-        meters_out.append(
-            {
-                "meter": f"{plant.site.id}/{mt.id}",
-                "kwh": _r(counter_delta(ser.value, mt.rollover_kwh), 3),
-            }
-        )
+        values = series.get(energy_of[key], np.zeros(0))
+        meters_out.append({"meter": key, "kwh": _r(counter_delta(values, mt.rollover_kwh), 3)})
     return {"machines": machines_out, "lines": lines_out, "meters": meters_out}

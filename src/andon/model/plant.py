@@ -113,6 +113,10 @@ class FailureMode(_Model):
     """Repair-time distribution; ``exponential`` ignores ``ttr_cv``, ``empirical`` draws
     ``ttr_empirical`` ratios to ``mttr_min``."""
     ttr_empirical: tuple[Positive, ...] = ()
+    reported: bool = True
+    """Whether the machine reports this mode's code. ``false``: its stops reach the store
+    without a reason code (an old controller with no alarm for it), so an operator has to
+    enter the reason; the ground truth still names the mode."""
 
     @model_validator(mode="after")
     def _empirical_has_data(self) -> FailureMode:

@@ -59,6 +59,7 @@ class DemoRun:
             await self.ingestor.samples(tenant, f.samples)
             await self.ingestor.states(tenant, f.states)
             await self.ingestor.parts(tenant, f.parts)
+            await self.ingestor.open_states(tenant, f.open_states)
 
     async def advance(self, until_s: float) -> None:
         await self.ingest(self.factory.advance(until_s))

@@ -45,6 +45,9 @@ class Flush:
     samples: SampleBatch
     states: StateBatch
     parts: PartBatch
+    open_states: StateBatch = field(default_factory=StateBatch.empty)
+    """Each machine's state going on at the window's end (``end`` = the window's end): what
+    a live board shows before the interval closes and arrives in ``states``."""
 
 
 def _rng(seed: int, *key: int) -> np.random.Generator:
@@ -153,6 +156,10 @@ class VirtualFactory:
         self.signal_names = tuple(names)
         self._name_index = {n: i for i, n in enumerate(names)}
         self._machine_names = tuple(r.rt.path for r in self.recs)
+        self._silent = [
+            {fm.code for fm in r.rt.spec.sim.failure_modes if not fm.reported} for r in self.recs
+        ]
+        """Per machine, the failure codes it does not report (stored without a reason)."""
 
     # --- time ----------------------------------------------------------------------------
     @property
@@ -343,9 +350,10 @@ class VirtualFactory:
                 np.full(len(t), Quality.GOOD, dtype=np.uint8),
             )
         states = self._closed_states(w1, final)
+        current = StateBatch.empty() if final else self._open_states(w1)
         parts = self._parts(w1)
         self._prune(w1)
-        return Flush(self.ts(w0), self.ts(w1), samples, states, parts)
+        return Flush(self.ts(w0), self.ts(w1), samples, states, parts, current)
 
     def _power_breakpoints(
         self,
@@ -492,8 +500,27 @@ class VirtualFactory:
                 st.append(self.ts(a))
                 en.append(self.ts(b))
                 ss.append(s)
-                rr.append(r)
+                rr.append("" if r in self._silent[rec.index] else r)
             rec.closed = later
+        return StateBatch.build(self._machine_names, idx, st, en, ss, rr)
+
+    def _open_states(self, w1: float) -> StateBatch:
+        """The interval each machine is in at ``w1``, cut at ``w1``. The engine may have run
+        ahead: then it is one of the intervals held back for the next window."""
+        idx, st, en, ss, rr = [], [], [], [], []
+        for rec in self.recs:
+            cover = [c for c in rec.closed if c[0] <= w1 < c[1]]
+            if cover:
+                a, _, s, r = cover[0]
+            elif rec.st_t and rec.st_t[-1] <= w1:
+                a, s, r = rec.st_t[-1], rec.st_s[-1], rec.st_r[-1]
+            else:
+                continue
+            idx.append(rec.index)
+            st.append(self.ts(a))
+            en.append(self.ts(w1))
+            ss.append(s)
+            rr.append("" if r in self._silent[rec.index] else r)
         return StateBatch.build(self._machine_names, idx, st, en, ss, rr)
 
     def _parts(self, w1: float) -> PartBatch:

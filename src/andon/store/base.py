@@ -100,6 +100,18 @@ class TelemetryStore(Protocol):
         self, tenant: str, machines: Sequence[str] | None, start: Micros, end: Micros
     ) -> StateBatch: ...
 
+    async def put_open_states(self, tenant: str, batch: StateBatch) -> int:
+        """Each machine's state that is still going on: ``start`` is when it began, ``end``
+        the time it was last confirmed. Kept apart from the closed intervals of
+        ``append_states`` (it is not history: the interval arrives there once it closes); a
+        row replaces the machine's open state unless the stored one was confirmed later.
+        Returns the number of machines updated."""
+        ...
+
+    async def open_states(self, tenant: str, machines: Sequence[str] | None) -> StateBatch:
+        """The open state of each machine that has one (rows ordered by machine)."""
+        ...
+
     async def append_parts(self, tenant: str, batch: PartBatch) -> int: ...
 
     async def read_parts(

@@ -86,6 +86,11 @@ CREATE TABLE IF NOT EXISTS states (
     tenant_id INTEGER NOT NULL, machine VARCHAR NOT NULL, start_ts BIGINT NOT NULL,
     end_ts BIGINT NOT NULL, state UTINYINT NOT NULL, reason VARCHAR
 );
+CREATE TABLE IF NOT EXISTS open_states (
+    tenant_id INTEGER NOT NULL, machine VARCHAR NOT NULL, start_ts BIGINT NOT NULL,
+    end_ts BIGINT NOT NULL, state UTINYINT NOT NULL, reason VARCHAR,
+    PRIMARY KEY (tenant_id, machine)
+);
 CREATE TABLE IF NOT EXISTS parts (
     tenant_id INTEGER NOT NULL, machine VARCHAR NOT NULL, ts BIGINT NOT NULL,
     product VARCHAR NOT NULL, good INTEGER NOT NULL, scrap INTEGER NOT NULL
@@ -471,6 +476,60 @@ class _Engine:
             self.con.unregister("_states")
         return len(batch)
 
+    def put_open_states(self, tenant: str, batch: StateBatch) -> int:
+        if len(batch) == 0:
+            return 0
+        # one row per machine: the one confirmed last (an upsert may not touch a row twice)
+        order = np.lexsort((batch.end, batch.index))
+        idx = batch.index[order]
+        last = order[np.append(idx[1:] != idx[:-1], True)]
+        tid = self.tenant_id(tenant, create=True)
+        table = pa.table(
+            {
+                "machine": self._machines(batch.names, batch.index[last]),
+                "start_ts": batch.start[last],
+                "end_ts": batch.end[last],
+                "state": batch.state[last],
+                "reason": pa.array([batch.reason[i] or None for i in last], type=pa.string()),
+            }
+        )
+        self.con.register("_open", table)
+        try:
+            self.con.execute(
+                "INSERT INTO open_states SELECT ?, machine, start_ts, end_ts, state, reason "
+                "FROM _open ON CONFLICT (tenant_id, machine) DO UPDATE SET "
+                "start_ts = excluded.start_ts, end_ts = excluded.end_ts, "
+                "state = excluded.state, reason = excluded.reason "
+                "WHERE excluded.end_ts >= open_states.end_ts",
+                [tid],
+            )
+        finally:
+            self.con.unregister("_open")
+        return len(last)
+
+    def open_states(self, tenant: str, machines: tuple[str, ...] | None) -> StateBatch:
+        got = self._select_by_machine(
+            tenant,
+            machines,
+            "start_ts AS s, end_ts AS e, state, coalesce(reason, '') AS reason",
+            "open_states",
+            [],
+            "TRUE",
+            [],
+            "s",
+        )
+        if got is None:
+            return StateBatch.build(machines or (), [], [], [], [])
+        names, index, cols = got
+        return StateBatch(
+            names,
+            index,
+            np.asarray(cols["s"], dtype=np.int64),
+            np.asarray(cols["e"], dtype=np.int64),
+            np.asarray(cols["state"], dtype=np.uint8),
+            tuple(cols["reason"].tolist()),
+        )
+
     def _select_by_machine(
         self,
         tenant: str,
@@ -597,6 +656,7 @@ class _Engine:
             for sql in (
                 f"DELETE FROM samples WHERE ts < ?{scope}",
                 f"DELETE FROM states WHERE end_ts <= ?{scope}",
+                f"DELETE FROM open_states WHERE end_ts < ?{scope}",
                 f"DELETE FROM parts WHERE ts < ?{scope}",
             ):
                 row = self.con.execute(sql, params).fetchone()
@@ -716,6 +776,13 @@ class DuckDBStore:
         names = None if machines is None else _names("machines", machines)
         s, e = _range(start, end)
         return await self._run(self._engine.read_states, _tenant(tenant), names, s, e)
+
+    async def put_open_states(self, tenant: str, batch: StateBatch) -> int:
+        return await self._run(self._engine.put_open_states, _tenant(tenant), batch)
+
+    async def open_states(self, tenant: str, machines: Sequence[str] | None) -> StateBatch:
+        names = None if machines is None else _names("machines", machines)
+        return await self._run(self._engine.open_states, _tenant(tenant), names)
 
     async def append_parts(self, tenant: str, batch: PartBatch) -> int:
         return await self._run(self._engine.append_parts, _tenant(tenant), batch)
