@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import getpass
 import shutil
 import socket
 import subprocess
 import time
 from pathlib import Path
 
-__all__ = ["Broker", "free_port", "wait_port"]
+__all__ = ["Broker", "TlsBroker", "free_port", "wait_port"]
 
 
 def free_port() -> int:
@@ -69,3 +70,33 @@ class Broker:
     def close(self) -> None:
         self.stop()
         self.log.close()
+
+
+class TlsBroker(Broker):
+    """``mosquitto`` with two loopback listeners, as a platform would run it: ``port`` for
+    edges and devices (TLS with a certificate from ``ca``, user names and passwords from a
+    ``mosquitto_passwd`` file, no anonymous access), ``plain_port`` for the platform's own
+    services inside the trust boundary (anonymous, no TLS)."""
+
+    def __init__(self, workdir: Path, cert: Path, key: Path, users: dict[str, str]) -> None:
+        super().__init__(workdir)
+        self.plain_port = free_port()
+        passwd = workdir / "mosquitto.passwd"
+        exe = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+        passwd.write_text("", encoding="utf-8")
+        for user, password in users.items():
+            subprocess.run([exe, "-b", str(passwd), user, password], check=True)
+        self.conf.write_text(
+            # mosquitto started as root drops to the 'mosquitto' user, who cannot read the
+            # test's private directory; stay the user the test runs as
+            f"user {getpass.getuser()}\n"
+            "per_listener_settings true\npersistence false\nmax_queued_messages 10000\n"
+            f"listener {self.port} 127.0.0.1\ncertfile {cert}\nkeyfile {key}\n"
+            f"allow_anonymous false\npassword_file {passwd}\n"
+            f"listener {self.plain_port} 127.0.0.1\nallow_anonymous true\n",
+            encoding="utf-8",
+        )
+
+    def start(self) -> None:
+        super().start()
+        wait_port(self.plain_port, up=True)

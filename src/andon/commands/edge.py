@@ -1,5 +1,5 @@
-"""`andon edge ...`: run the edge agent (``andon edge --config site.yaml``) and show its
-connection health (``andon edge status``)."""
+"""`andon edge ...`: run the edge agent (``andon edge --config site.yaml``), show its
+connection health (``andon edge status``) and browse an OPC UA server (``andon edge browse``)."""
 
 from __future__ import annotations
 
@@ -111,6 +111,8 @@ def status(
         highlight=False,
         soft_wrap=True,
     )
+    if up.get("last_error"):
+        _out.print(f"uplink: {up['last_error']}", highlight=False, soft_wrap=True)
     t = Table()
     for col in ("connector", "device", "ok", "last success", "errors", "reconnects", "latency ms"):
         t.add_column(col)
@@ -127,3 +129,86 @@ def status(
                 "" if d["latency_ms"] is None else f"{d['latency_ms']:.1f}",
             )
     _out.print(t)
+
+
+@app.command("browse")
+def browse_cmd(
+    url: Annotated[str, typer.Argument(help="Server endpoint, e.g. opc.tcp://10.0.0.5:4840/")],
+    node: Annotated[
+        str | None, typer.Option(help="Start node id (default: Objects), e.g. 'ns=2;s=VMC-01'")
+    ] = None,
+    depth: Annotated[int, typer.Option(min=1, max=20, help="Levels below the start")] = 3,
+    prefix: Annotated[
+        str, typer.Option(help="Put suggested signal paths under this, e.g. 'site/area/line'")
+    ] = "",
+    security: Annotated[str, typer.Option(help="None or Basic256Sha256 (SignAndEncrypt)")] = "None",
+    certificate: Annotated[Path | None, typer.Option(help="Client certificate (PEM/DER)")] = None,
+    private_key: Annotated[Path | None, typer.Option(help="Client private key (PEM)")] = None,
+    server_certificate: Annotated[
+        Path | None, typer.Option(help="Pin the server's certificate")
+    ] = None,
+    username: Annotated[str | None, typer.Option(help="User name")] = None,
+    password_env: Annotated[
+        str | None, typer.Option(help="Environment variable holding the password")
+    ] = None,
+    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds per request")] = 4.0,
+    include_server: Annotated[
+        bool, typer.Option(help="Also walk the standard Server object (diagnostics)")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the nodes as JSON")] = False,
+    as_yaml: Annotated[
+        bool, typer.Option("--yaml", help="Print a connectors: entry for the site file")
+    ] = False,
+) -> None:
+    """Walk an OPC UA server's address space: node ids, browse names, data types and a
+    suggested signal mapping for every numeric variable."""
+    import os
+
+    from asyncua.ua.uaerrors import UaError
+
+    from andon.connect.opcua.browse import BrowseTarget, browse, suggested_connector
+    from andon.connect.opcua.client import describe_error
+
+    if security not in ("None", "Basic256Sha256"):
+        _fail(f"--security must be None or Basic256Sha256, not {security!r}")
+    password = None
+    if password_env is not None:
+        password = os.environ.get(password_env)
+        if password is None:
+            _fail(f"environment variable {password_env} (--password-env) is not set")
+    target = BrowseTarget(
+        url,
+        timeout,
+        "Basic256Sha256" if security == "Basic256Sha256" else "None",
+        None if certificate is None else str(certificate),
+        None if private_key is None else str(private_key),
+        None if server_certificate is None else str(server_certificate),
+        None,
+        username,
+        password,
+    )
+    try:
+        nodes = asyncio.run(browse(target, node, depth, prefix, include_server))
+    except ValueError as exc:
+        _fail(str(exc))
+        return
+    except (OSError, TimeoutError, UaError, ConnectionError) as exc:
+        _fail(f"cannot browse {url}: {describe_error(exc)}")
+        return
+    if as_json:
+        sys.stdout.write(json.dumps([n.as_dict() for n in nodes], indent=2) + "\n")
+        return
+    if as_yaml:
+        import yaml
+
+        entry = suggested_connector(nodes, target)
+        sys.stdout.write(yaml.safe_dump({"connectors": [entry]}, sort_keys=False))
+        return
+    t = Table()
+    for col in ("node id", "path", "class", "data type", "suggested signal"):
+        t.add_column(col)
+    for n in nodes:
+        t.add_row(n.node_id, "/".join(n.path), n.node_class, n.data_type or "", n.signal or "")
+    _out.print(t)
+    mapped = sum(1 for n in nodes if n.signal)
+    _out.print(f"{len(nodes)} nodes, {mapped} numeric variables mapped; --yaml prints the entry.")

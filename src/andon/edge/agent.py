@@ -13,7 +13,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -21,10 +21,11 @@ from typing import Any
 from andon.connect.base import Connector, within
 from andon.edge.buffer import BufferFull, EdgeBuffer
 from andon.edge.config import EdgeConfig
+from andon.edge.https_uplink import HttpsUplink, HttpsUplinkConfig
 from andon.edge.uplink import Uplink, UplinkConfig
 from andon.model.types import SampleBatch
 
-__all__ = ["EdgeAgent", "read_status"]
+__all__ = ["EdgeAgent", "make_uplink", "read_status"]
 
 log = logging.getLogger("andon.edge.agent")
 
@@ -42,7 +43,7 @@ class EdgeAgent:
         self.config = config
         self.connectors = list(connectors)
         self.buffer: EdgeBuffer | None = None
-        self.uplink: Uplink | None = None
+        self.uplink: Uplink | HttpsUplink | None = None
         self.dropped: dict[str, int] = {}
 
     async def run(self) -> None:
@@ -51,20 +52,7 @@ class EdgeAgent:
         self.buffer = await EdgeBuffer.open(
             cfg.data_dir / BUFFER_FILE, cfg.buffer.max_bytes, cfg.buffer.policy
         )
-        u = cfg.uplink
-        self.uplink = Uplink(
-            self.buffer,
-            UplinkConfig(
-                cfg.edge.id,
-                cfg.edge.resolved_token(),
-                u.host,
-                u.port,
-                u.window,
-                u.ack_timeout_s,
-                u.username,
-                u.password,
-            ),
-        )
+        self.uplink = make_uplink(self.buffer, cfg, self.status)
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self.uplink.run())
@@ -119,6 +107,7 @@ class EdgeAgent:
             "edge": self.config.edge.id,
             "time_us": int(time.time() * 1_000_000),
             "pid": os.getpid(),
+            "interval_s": self.config.health_interval_s,
             "uplink": asdict(self.uplink.stats),
             "buffer": asdict(stats),
             "connectors": [c.health.as_dict() for c in self.connectors],
@@ -135,6 +124,45 @@ class EdgeAgent:
         while True:
             await self._write_status()
             await asyncio.sleep(self.config.status_interval_s)
+
+
+def make_uplink(
+    buffer: EdgeBuffer,
+    cfg: EdgeConfig,
+    health: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+) -> Uplink | HttpsUplink:
+    """The uplink the site file asks for (``health``: what an HTTPS uplink reports)."""
+    u = cfg.uplink
+    if u.kind == "https":
+        assert u.url is not None and u.site is not None
+        return HttpsUplink(
+            buffer,
+            HttpsUplinkConfig(
+                cfg.edge.id,
+                u.url,
+                u.site,
+                u.resolved_key(),
+                u.tls_context(),
+                window=u.window,
+                timeout_s=u.ack_timeout_s,
+                health_interval_s=cfg.health_interval_s,
+            ),
+            health,
+        )
+    return Uplink(
+        buffer,
+        UplinkConfig(
+            cfg.edge.id,
+            cfg.edge.resolved_token(),
+            u.host,
+            u.port,
+            u.window,
+            u.ack_timeout_s,
+            u.username,
+            u.resolved_password(),
+            u.tls_context(),
+        ),
+    )
 
 
 def _replace(tmp: Path, path: Path, text: str) -> None:

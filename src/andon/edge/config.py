@@ -6,7 +6,9 @@ errors that name the file, the line and the field.
     edge: {id: edge-1, token_env: ANDON_EDGE_TOKEN}
     data_dir: /var/lib/andon-edge
     buffer: {max_bytes: 2000000000, policy: drop_oldest}
-    uplink: {host: 127.0.0.1, port: 1883}
+    uplink: {host: 127.0.0.1, port: 1883}   # or, over the platform's HTTPS API:
+    # uplink: {kind: https, url: "https://platform.example", site: <site id>,
+    #          key_env: ANDON_EDGE_KEY, ca_file: /etc/andon/ca.pem}
     connectors:
       - {type: modbus, name: press-1, host: 127.0.0.1, port: 5020, registers: [...]}
 
@@ -18,11 +20,13 @@ errors that name the file, the line and the field.
 from __future__ import annotations
 
 import os
+import ssl
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from andon.connect.net import tls_context
 from andon.edge.buffer import DropPolicy
 from andon.model.loader import ModelError, read_yaml, validation_error
 
@@ -65,13 +69,67 @@ class BufferSection(_Section):
     policy: DropPolicy = DropPolicy.DROP_OLDEST
 
 
+def _secret(value: str | None, env: str | None, what: str) -> str | None:
+    if value is not None:
+        return value
+    if env is None:
+        return None
+    found = os.environ.get(env)
+    if not found:
+        raise ValueError(f"environment variable {env} ({what}) is not set")
+    return found
+
+
 class UplinkSection(_Section):
+    """Where the edge forwards to: the platform's MQTT broker (``kind: mqtt``, frames
+    acknowledged on a topic) or its HTTPS API (``kind: https``, batches POSTed to
+    ``{url}/api/v1/sites/{site}/ingest`` with an edge API key)."""
+
+    kind: Literal["mqtt", "https"] = "mqtt"
+    # mqtt
     host: str = "127.0.0.1"
     port: int = Field(1883, gt=0, lt=65536)
-    window: int = Field(16, gt=0)
-    ack_timeout_s: float = Field(5.0, gt=0)
     username: str | None = None
     password: str | None = None
+    password_env: str | None = None
+    # https
+    url: str | None = Field(None, pattern=r"^https?://\S+$")
+    site: str | None = Field(None, min_length=1)
+    key: str | None = None
+    key_env: str | None = None
+    # both
+    tls: bool = False
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    window: int = Field(16, gt=0)
+    ack_timeout_s: float = Field(5.0, gt=0)
+
+    @model_validator(mode="after")
+    def _fits_kind(self) -> UplinkSection:
+        if self.password is not None and self.password_env is not None:
+            raise ValueError("give at most one of 'password' and 'password_env'")
+        if self.kind == "https":
+            if self.url is None or self.site is None:
+                raise ValueError("an https uplink needs 'url' and 'site'")
+            if (self.key is None) == (self.key_env is None):
+                raise ValueError("an https uplink needs exactly one of 'key' and 'key_env'")
+        elif self.url is not None or self.key is not None or self.key_env is not None:
+            raise ValueError("'url', 'key' and 'key_env' belong to an https uplink")
+        return self
+
+    def resolved_password(self) -> str | None:
+        return _secret(self.password, self.password_env, "MQTT uplink password")
+
+    def resolved_key(self) -> str:
+        return _secret(self.key, self.key_env, "edge API key") or ""
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        """The TLS context: always for ``https://`` urls, for MQTT when ``tls`` is set."""
+        https = self.kind == "https" and (self.url or "").startswith("https://")
+        if not (self.tls or https):
+            return None
+        return tls_context(self.ca_file, self.cert_file, self.key_file)
 
 
 class EdgeConfig(_Section):
@@ -80,6 +138,8 @@ class EdgeConfig(_Section):
     buffer: BufferSection = BufferSection()
     uplink: UplinkSection = UplinkSection()
     status_interval_s: float = Field(1.0, gt=0)
+    health_interval_s: float = Field(15.0, gt=0)
+    """How often an https uplink POSTs the connection health to the platform."""
     linger_s: float = Field(0.05, ge=0)
     """Small connector batches arriving within this time are merged into one buffer write."""
     max_batch_points: int = Field(50_000, gt=0)

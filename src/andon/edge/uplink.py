@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from dataclasses import dataclass
 
 import aiomqtt
 
-from andon.connect.net import Backoff, mqtt_client
+from andon.connect.net import Backoff, describe_connect_error, mqtt_client
 from andon.edge.buffer import EdgeBuffer, StoredBatch
 from andon.edge.wire import decode_acks, frame_from_parts
 
@@ -51,6 +52,7 @@ class UplinkConfig:
     ack_timeout_s: float = 5.0
     username: str | None = None
     password: str | None = None
+    tls: ssl.SSLContext | None = None
     backoff_initial_s: float = 0.05
     backoff_max_s: float = 5.0
 
@@ -89,7 +91,7 @@ class Uplink:
             except* (aiomqtt.MqttError, OSError) as group:
                 self.stats.connected = False
                 self.stats.connect_failures += 1
-                self.stats.last_error = str(group.exceptions[0])
+                self.stats.last_error = describe_connect_error(group.exceptions[0])
                 log.warning("uplink: %s; retrying", self.stats.last_error)
             self.stats.connected = False
             await asyncio.sleep(backoff.next())
@@ -103,6 +105,7 @@ class Uplink:
             clean_session=True,
             username=cfg.username,
             password=cfg.password,
+            tls_context=cfg.tls,
             keepalive=15,
             timeout=10,
         ) as client:

@@ -30,6 +30,7 @@ __all__ = [
     "Ack",
     "Frame",
     "FrameError",
+    "batch_from_parts",
     "body_of",
     "decode_acks",
     "decode_frame",
@@ -190,6 +191,28 @@ def decode_frame(data: bytes) -> Frame:
         int(created),
         bool(flags & _HISTORICAL),
         batch,
+    )
+
+
+def batch_from_parts(points: int, names_json: str, body: bytes) -> SampleBatch:
+    """The ``SampleBatch`` of a buffered batch's stored parts (its name dictionary as JSON
+    and the column block of ``body_of``), for uplinks that do not send frames.
+
+    >>> b = SampleBatch.build(["a/b"], [0, 0], [10, 20], [1.5, 2.5])
+    >>> batch_from_parts(2, json.dumps(list(b.names)), body_of(b)).value.tolist()
+    [1.5, 2.5]
+    """
+    n = points
+    if len(body) != n * _POINT_BYTES:
+        raise FrameError("malformed_frame", f"{len(body)} body bytes for {n} points")
+    names = json.loads(names_json)
+    buf = memoryview(body)
+    return SampleBatch(
+        tuple(names),
+        np.frombuffer(buf, "<i4", n, 16 * n).astype(np.int32),
+        np.frombuffer(buf, "<i8", n, 0).astype(np.int64),
+        np.frombuffer(buf, "<f8", n, 8 * n).astype(np.float64),
+        np.frombuffer(buf, "u1", n, 20 * n).copy(),
     )
 
 

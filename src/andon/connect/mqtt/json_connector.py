@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 import math
-import ssl
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -16,7 +15,7 @@ import aiomqtt
 from pydantic import BaseModel, ConfigDict, Field
 
 from andon.connect.base import Health, Manifest
-from andon.connect.net import Backoff, mqtt_client
+from andon.connect.net import Backoff, describe_connect_error, mqtt_client, tls_context
 from andon.model.types import Quality, SampleBatch, to_micros
 
 __all__ = ["MANIFEST", "MqttJsonConfig", "MqttJsonConnector", "TopicMap", "extract"]
@@ -53,7 +52,9 @@ class MqttJsonConfig(BaseModel):
     username: str | None = None
     password: str | None = None
     tls: bool = False
-    ca_file: str | None = None
+    ca_file: str | None = Field(None, description="CA to verify the broker (default: system)")
+    cert_file: str | None = None
+    key_file: str | None = None
     topics: list[TopicMap] = Field(min_length=1)
 
 
@@ -97,6 +98,9 @@ class MqttJsonConnector:
         self.config = config
         self.name = config.name
         self.health = Health(config.name)
+        self.tls = (
+            tls_context(config.ca_file, config.cert_file, config.key_file) if config.tls else None
+        )
 
     def sample(self, m: TopicMap, topic: str, data: bytes, now_us: int) -> tuple[str, int, float]:
         """``(signal, ts, value)`` of one message; raises ``_Refused`` with a reason."""
@@ -136,7 +140,7 @@ class MqttJsonConnector:
         device = f"{cfg.host}:{cfg.port}"
         backoff = Backoff()
         connected_before = False
-        tls = ssl.create_default_context(cafile=cfg.ca_file) if cfg.tls else None
+        tls = self.tls
         while True:
             try:
                 async with mqtt_client(
@@ -159,8 +163,9 @@ class MqttJsonConnector:
                         if batch is not None:
                             yield batch, None
             except (aiomqtt.MqttError, OSError) as exc:
-                self.health.error(device, exc)
-                log.warning("mqtt %s: %s", cfg.name, exc)
+                why = describe_connect_error(exc)
+                self.health.error(device, why)
+                log.warning("mqtt %s: %s", cfg.name, why)
             await asyncio.sleep(backoff.next())
 
     def _handle(self, device: str, message: aiomqtt.Message) -> SampleBatch | None:

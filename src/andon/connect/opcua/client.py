@@ -9,20 +9,30 @@ import math
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from asyncua import ua
 from asyncua.client.client import Client
 from asyncua.common.node import Node
+from asyncua.crypto import uacrypto
 from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
-from asyncua.ua.uaerrors import UaError
+from asyncua.ua.uaerrors import UaError, UaStatusCodeError
 from pydantic import BaseModel, ConfigDict, Field
 
 from andon.connect.base import Health, Manifest, within
 from andon.connect.net import Backoff
 from andon.model.types import Quality, SampleBatch, to_micros
 
-__all__ = ["MANIFEST", "OpcUaConfig", "OpcUaConnector", "OpcUaNode", "quality_of"]
+__all__ = [
+    "MANIFEST",
+    "Endpoint",
+    "OpcUaConfig",
+    "OpcUaConnector",
+    "OpcUaNode",
+    "describe_error",
+    "open_client",
+    "quality_of",
+]
 
 log = logging.getLogger("andon.connect.opcua")
 
@@ -56,9 +66,61 @@ class OpcUaConfig(BaseModel):
     certificate: str | None = None
     private_key: str | None = None
     server_certificate: str | None = None
+    """Pin the server's certificate (PEM/DER path); without it, the one the server presents
+    is taken as it is (encryption without server authentication)."""
+    application_uri: str | None = None
+    """Defaults to the URI in ``certificate``'s subject alternative name."""
     username: str | None = None
     password: str | None = None
     nodes: list[OpcUaNode] = Field(min_length=1)
+
+
+_HINTS = {
+    "BadUserAccessDenied": "the server refused the user name or password",
+    "BadIdentityTokenRejected": "the server refused the user name or password",
+    "BadIdentityTokenInvalid": "the server does not accept this kind of user identity",
+    "BadCertificateUntrusted": "the server does not trust this client's certificate",
+    "BadSecurityChecksFailed": "security checks failed (certificate not trusted or invalid)",
+    "BadCertificateUriInvalid": "the certificate's URI does not match the application URI",
+    "BadCertificateTimeInvalid": "a certificate has expired or is not yet valid",
+    "BadSecurityPolicyRejected": "the server does not offer this security policy",
+}
+
+
+def describe_error(exc: BaseException) -> str:
+    """A connection failure in words an operator can act on, with the OPC UA status name.
+
+    >>> describe_error(UaStatusCodeError(ua.StatusCodes.BadUserAccessDenied))
+    'the server refused the user name or password (BadUserAccessDenied)'
+    >>> describe_error(TimeoutError())
+    'TimeoutError: no answer in time'
+    """
+    if isinstance(exc, UaStatusCodeError):
+        name = ua.StatusCode(exc.code).name
+        hint = _HINTS.get(name)
+        return f"{hint} ({name})" if hint else f"{name}: {exc}"
+    text = str(exc)
+    for name, hint in _HINTS.items():
+        if name in text:
+            return f"{hint} ({name})"
+    if isinstance(exc, TimeoutError) and not text:
+        return "TimeoutError: no answer in time"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+async def _cert_uri(path: str) -> str:
+    """The application URI a certificate's subject alternative name carries."""
+    from cryptography import x509
+
+    cert = await uacrypto.load_certificate(path)
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        raise ValueError(f"{path}: certificate has no subject alternative name") from None
+    uris = san.value.get_values_for_type(x509.UniformResourceIdentifier)
+    if not uris:
+        raise ValueError(f"{path}: certificate names no application URI") from None
+    return str(uris[0])
 
 
 def quality_of(status: ua.StatusCode | None) -> Quality:
@@ -100,6 +162,52 @@ def _sample(signal: str, dv: ua.DataValue) -> SampleBatch:
     return SampleBatch.build([signal], [0], [ts], [value], [q])
 
 
+class Endpoint(Protocol):
+    """What opening a client needs: the connector's config has it, so does a browse."""
+
+    @property
+    def url(self) -> str: ...
+    @property
+    def timeout_s(self) -> float: ...
+    @property
+    def security(self) -> Literal["None", "Basic256Sha256"]: ...
+    @property
+    def certificate(self) -> str | None: ...
+    @property
+    def private_key(self) -> str | None: ...
+    @property
+    def server_certificate(self) -> str | None: ...
+    @property
+    def application_uri(self) -> str | None: ...
+    @property
+    def username(self) -> str | None: ...
+    @property
+    def password(self) -> str | None: ...
+
+
+async def open_client(cfg: Endpoint) -> Client:
+    """An unconnected asyncua client with the endpoint's security and identity set.
+    Without a pinned ``server_certificate`` this already talks to the server (to fetch its
+    endpoints), so it can fail like a connection."""
+    client = Client(cfg.url, timeout=cfg.timeout_s)
+    if cfg.security == "Basic256Sha256":
+        if not (cfg.certificate and cfg.private_key):
+            raise ValueError("Basic256Sha256 needs certificate and private_key")
+        # the server checks that our ApplicationUri is the one our certificate names
+        client.application_uri = cfg.application_uri or await _cert_uri(cfg.certificate)
+        await client.set_security(
+            SecurityPolicyBasic256Sha256,
+            cfg.certificate,
+            cfg.private_key,
+            server_certificate=cfg.server_certificate,
+            mode=ua.MessageSecurityMode.SignAndEncrypt,
+        )
+    if cfg.username is not None:
+        client.set_user(cfg.username)
+        client.set_password(cfg.password or "")
+    return client
+
+
 class OpcUaConnector:
     manifest = MANIFEST
 
@@ -110,22 +218,7 @@ class OpcUaConnector:
         self.sessions = 0
 
     async def _client(self) -> Client:
-        cfg = self.config
-        client = Client(cfg.url, timeout=cfg.timeout_s)
-        if cfg.security == "Basic256Sha256":
-            if not (cfg.certificate and cfg.private_key):
-                raise ValueError("Basic256Sha256 needs certificate and private_key")
-            await client.set_security(
-                SecurityPolicyBasic256Sha256,
-                cfg.certificate,
-                cfg.private_key,
-                server_certificate=cfg.server_certificate,
-                mode=ua.MessageSecurityMode.SignAndEncrypt,
-            )
-        if cfg.username is not None:
-            client.set_user(cfg.username)
-            client.set_password(cfg.password or "")
-        return client
+        return await open_client(self.config)
 
     async def batches(self, cursor: str | None) -> AsyncIterator[tuple[SampleBatch, str | None]]:
         cfg = self.config
@@ -134,12 +227,19 @@ class OpcUaConnector:
         signals = {n.node_id: n.signal for n in cfg.nodes}
         while True:
             queue: asyncio.Queue[SampleBatch] = asyncio.Queue()
-            client = await self._client()
             t0 = time.monotonic()
+            client: Client | None = None
             try:
+                # inside the retry: without a pinned server certificate, set_security
+                # fetches the server's endpoints, which can fail like any connection
+                client = await self._client()
                 await client.connect()
-            except (OSError, TimeoutError, UaError) as exc:
-                self.health.error(device, exc or "timeout")
+            except (OSError, TimeoutError, UaError, ConnectionError, ValueError) as exc:
+                why = describe_error(exc)
+                self.health.error(device, why)
+                log.warning("opcua %s: cannot connect: %s; retrying", cfg.name, why)
+                if client is not None:
+                    client.disconnect_socket()
                 await asyncio.sleep(backoff.next())
                 continue
             try:
@@ -159,7 +259,7 @@ class OpcUaConnector:
                 async for batch in self._session(client, nodes, queue, polling):
                     yield batch, None
             except (OSError, TimeoutError, UaError, ConnectionError) as exc:
-                self.health.error(device, exc or "connection lost")
+                self.health.error(device, describe_error(exc) or "connection lost")
                 log.warning("opcua %s: %s; reconnecting", cfg.name, exc)
             finally:
                 try:

@@ -13,7 +13,7 @@ import aiomqtt
 from pydantic import BaseModel, ConfigDict, Field
 
 from andon.connect.base import Health, Manifest
-from andon.connect.net import Backoff, mqtt_client
+from andon.connect.net import Backoff, describe_connect_error, mqtt_client, tls_context
 from andon.connect.sparkplug.host import NAMESPACE, SparkplugHost
 from andon.model.types import SampleBatch
 
@@ -37,6 +37,10 @@ class SparkplugConfig(BaseModel):
     port: int = Field(1883, gt=0, lt=65536)
     username: str | None = None
     password: str | None = None
+    tls: bool = False
+    ca_file: str | None = Field(None, description="CA to verify the broker (default: system)")
+    cert_file: str | None = None
+    key_file: str | None = None
     group: str = Field(min_length=1)
     host_id: str = Field("andon", min_length=1)
     prefix: str = Field(min_length=1)
@@ -53,6 +57,9 @@ class SparkplugConnector:
         self.name = config.name
         self.health = Health(config.name)
         self.host = SparkplugHost(config.group, config.prefix, config.signals)
+        self.tls = (
+            tls_context(config.ca_file, config.cert_file, config.key_file) if config.tls else None
+        )
 
     def _state(self, online: bool) -> bytes:
         return json.dumps({"online": online, "timestamp": int(time.time() * 1000)}).encode()
@@ -71,6 +78,7 @@ class SparkplugConnector:
                     identifier=f"andon-spb-{cfg.host_id}-{cfg.name}",
                     username=cfg.username,
                     password=cfg.password,
+                    tls_context=self.tls,
                     clean_session=True,
                     keepalive=10,
                     will=aiomqtt.Will(state_topic, self._state(False), qos=1, retain=True),
@@ -96,6 +104,7 @@ class SparkplugConnector:
                         if len(batch):
                             yield batch, None
             except (aiomqtt.MqttError, OSError) as exc:
-                self.health.error(device, exc)
-                log.warning("sparkplug %s: %s", cfg.name, exc)
+                why = describe_connect_error(exc)
+                self.health.error(device, why)
+                log.warning("sparkplug %s: %s", cfg.name, why)
             await asyncio.sleep(backoff.next())

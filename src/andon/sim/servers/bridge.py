@@ -79,9 +79,14 @@ def assign(plant: Plant) -> Assignment:
 
 
 class FactoryServers:
-    """Starts the four servers for a plant; ``mqtt_port`` is a running broker's."""
+    """Starts the four servers for a plant; ``mqtt_host:mqtt_port`` is a running broker's.
 
-    def __init__(self, plant: Plant, mqtt_port: int, period_s: float = 0.2) -> None:
+    The Sparkplug node is born on the first ``publish``, not at ``start``: a node born
+    before the factory drew anything would publish placeholder zeros as data."""
+
+    def __init__(
+        self, plant: Plant, mqtt_port: int, period_s: float = 0.2, mqtt_host: str = "127.0.0.1"
+    ) -> None:
         self.plant = plant
         self.assignment = a = assign(plant)
         opc_machines: dict[str, list[str]] = {}
@@ -103,25 +108,35 @@ class FactoryServers:
             return self.latest.get((device, metric), 0.0)
 
         self.node = SparkplugEdgeNode(
-            plant.site.id, "cell", devices, value, port=mqtt_port, period_s=period_s
+            plant.site.id,
+            "cell",
+            devices,
+            value,
+            host=mqtt_host,
+            port=mqtt_port,
+            period_s=period_s,
         )
+        self.mqtt_host = mqtt_host
         self.mqtt_port = mqtt_port
         self._node_task: asyncio.Task[None] | None = None
+        self._started = False
 
     async def start(self) -> None:
         await self.opcua.start()
         await self.modbus.start()
         await self.mtconnect.start()
-        self._node_task = asyncio.create_task(self.node.run())
+        self._started = True
 
     async def stop(self) -> None:
         if self._node_task is not None:
             self._node_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._node_task
+            self._node_task = None
         await self.mtconnect.stop()
         await self.modbus.stop()
         await self.opcua.stop()
+        self._started = False
 
     async def publish(self, batch: SampleBatch) -> None:
         """Serve the newest value of every signal in ``batch``."""
@@ -133,7 +148,7 @@ class FactoryServers:
         for i in last:
             path, v, ts = batch.names[int(batch.index[i])], float(batch.value[i]), batch.ts[i]
             if path in a.opcua:
-                await self.opcua.set(*a.opcua[path], v)
+                await self.opcua.set(*a.opcua[path], v, source_us=int(ts))
             elif path in a.modbus:
                 unit, addr = a.modbus[path]
                 self.images[unit].set("holding", addr, v, "float32")
@@ -141,6 +156,8 @@ class FactoryServers:
                 self.latest[a.sparkplug[path]] = v
             elif path in a.mtconnect:
                 self.mtconnect.observe(a.mtconnect[path], v, float(ts) / 1e6)
+        if self._started and self._node_task is None and a.sparkplug:
+            self._node_task = asyncio.create_task(self.node.run())
 
     def connectors(self, poll_s: float = 0.2) -> list[dict[str, Any]]:
         """``connectors:`` entries of an edge site file reading this plant."""
@@ -185,6 +202,7 @@ class FactoryServers:
                 {
                     "type": "sparkplug",
                     "name": "sparkplug",
+                    "host": self.mqtt_host,
                     "port": self.mqtt_port,
                     "group": self.plant.site.id,
                     "prefix": f"{self.plant.site.id}/unmapped",

@@ -1,0 +1,131 @@
+"""An edge agent with an HTTPS uplink against the real platform API: its data is stored and
+its connection health reaches ``GET /sites/{id}/edge/health`` (an engineer reads it), with
+staleness; a viewer may not read it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from andon.connect.counting import DEFAULT_START
+from andon.connect.registry import build_connector
+from andon.edge.agent import EdgeAgent
+from andon.edge.config import parse_edge_config
+from andon.model.loader import parse_plant
+from andon.platform import Role
+from tests.edge.helpers import until, until_async
+from tests.edge.platform_api import TENANT, ApiPlatform, demo_yaml
+
+NAMES = list(parse_plant(demo_yaml()).signal_paths()[:3])
+PASSWORD = "a long test password"
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[ApiPlatform]:
+    p = ApiPlatform(tmp_path / "api")
+    try:
+        p.start()
+        p.setup()
+        yield p
+    finally:
+        p.close()
+
+
+def _login(api: ApiPlatform, client: httpx.Client, role: Role, email: str) -> dict[str, str]:
+    api.run(api.platform.create_user(TENANT, email, PASSWORD, [(role, api.site_id)]))
+    r = client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+def test_agent_reports_health_over_https(
+    api: ApiPlatform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ANDON_TEST_EDGE_KEY", api.key)
+    site = (
+        "edge: {id: line-1-edge, token: unused}\n"
+        f"data_dir: {tmp_path / 'edge'}\n"
+        f"uplink: {{kind: https, url: '{api.url}', site: {api.site_id},"
+        f" key_env: ANDON_TEST_EDGE_KEY, ca_file: {api.ca.cert}, ack_timeout_s: 30}}\n"
+        "health_interval_s: 0.2\n"
+        "connectors:\n"
+        f"  - {{type: synthetic, name: gen, signals: {NAMES}, batch_points: 300,"
+        " total_points: 3000}\n"
+    )
+    cfg = parse_edge_config(site)
+    agent = EdgeAgent(cfg, [build_connector(c) for c in cfg.connectors])
+    client = httpx.Client(
+        base_url=api.url, verify=ssl.create_default_context(cafile=str(api.ca.cert))
+    )
+
+    def edges(headers: dict[str, str]) -> list[dict[str, object]]:
+        r = client.get(f"/api/v1/sites/{api.site_id}/edge/health", headers=headers)
+        assert r.status_code == 200, r.text
+        out: list[dict[str, object]] = r.json()["edges"]
+        return out
+
+    async def go() -> None:
+        engineer = await asyncio.to_thread(_login, api, client, Role.ENGINEER, "eng@ta.example")
+        viewer = await asyncio.to_thread(_login, api, client, Role.VIEWER, "view@ta.example")
+        task = asyncio.create_task(agent.run())
+        try:
+
+            async def stored() -> bool:
+                got = await api.values(NAMES, DEFAULT_START, DEFAULT_START + 10**12)
+                return sum(len(v) for v in got.values()) == 3000
+
+            await until_async(stored, 30, "all points stored over HTTPS")
+
+            def reported_all() -> bool:
+                e = edges(engineer)
+                if not e:
+                    return False
+                devs = e[0]["connectors"][0]["devices"]  # type: ignore[index]
+                return bool(devs) and devs[0]["points"] == 3000
+
+            await until(reported_all, 20, "a health report with every point")
+            snap = edges(engineer)[0]
+            assert snap["edge"] == "line-1-edge" and snap["stale"] is False
+            dev = snap["connectors"][0]["devices"][0]  # type: ignore[index]
+            assert dev["device"] == "gen" and dev["connected"] and dev["errors"] == 0
+            assert dev["since_success_s"] is not None and dev["since_success_s"] >= 0
+            assert snap["buffer"]["pending_points"] == 0  # type: ignore[index]
+            assert snap["uplink"]["connected"] is True  # type: ignore[index]
+            r = client.get(f"/api/v1/sites/{api.site_id}/edge/health", headers=viewer)
+            assert r.status_code == 403
+            # the edge key writes health but may not read it
+            key = {"Authorization": f"Bearer {api.key}"}
+            r = client.get(f"/api/v1/sites/{api.site_id}/edge/health", headers=key)
+            assert r.status_code == 403
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        # no more reports: the snapshot ages into "stale" (three 0.2 s intervals)
+        await until(lambda: edges(engineer)[0]["stale"] is True, 10, "the snapshot to go stale")
+
+    try:
+        asyncio.run(go())
+    finally:
+        client.close()
+
+
+def test_memory_store_keeps_the_newest_report_and_bounds_edges() -> None:
+    from andon.api.routes_edge import MemoryEdgeHealth, StoredHealth
+    from andon.api.schemas_edge import EdgeHealthIn
+
+    def h(edge: str, t: int) -> StoredHealth:
+        return StoredHealth(EdgeHealthIn(edge=edge, time_us=t), t + 5, "key:k")
+
+    s = MemoryEdgeHealth(max_edges_per_site=2)
+    assert s.put("t", "s", h("a", 200)) and s.put("t", "s", h("a", 100))  # late, older
+    assert [x.report.time_us for x in s.site("t", "s")] == [200]
+    assert s.put("t", "s", h("b", 1)) and not s.put("t", "s", h("c", 1))
+    assert s.put("t", "s", h("b", 2))  # a known edge still reports when the site is full
+    assert s.site("u", "s") == [] and [x.report.edge for x in s.site("t", "s")] == ["a", "b"]
