@@ -4,12 +4,14 @@ matrices."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 from andon.api import Endpoint
 from andon.model.loader import parse_plant
 from andon.platform import KeyKind, Permission, Role
+from andon.platform.alerts import FloorRecords, WantedAlert
 from andon.platform.service import Principal
 from tests.api.world import PASSWORD, Tenant, World, demo_yaml, site_yaml
 
@@ -18,6 +20,48 @@ __all__ = ["BODIES", "NO_TARGET", "QUERIES", "Call", "prepare"]
 Call = tuple[str, dict[str, Any], Any]
 _SIGNALS = parse_plant(demo_yaml()).signal_paths()
 SIGNAL = _SIGNALS[0]
+MACHINE = SIGNAL.rsplit("/", 1)[0]
+_ALERTS: dict[tuple[int, str], str] = {}
+
+
+def _alert_id(w: World, t: Tenant) -> str:
+    """An alert of ``t``'s site (made once per world and tenant; kind ``test``)."""
+    key = (id(w), t.id)
+    if key not in _ALERTS:
+        rec = FloorRecords(w.platform.db, w.clock)
+        wanted = {(MACHINE, "test"): WantedAlert(MACHINE, "test", "warning", "made by calls.py")}
+        w.run(rec.sync_alerts, t.id, t.site_id, wanted)
+        rows = w.run(lambda: rec.alerts(t.id, t.site_id, open_only=False))
+        _ALERTS[key] = next(a["id"] for a in rows if a["kind"] == "test")
+    return _ALERTS[key]
+
+
+LINE = MACHINE.rsplit("/", 1)[0]
+_JOBS: dict[tuple[int, str], str] = {}
+
+
+def _job_id(w: World, t: Tenant) -> str:
+    """A twin job row of ``t``'s site (made once per world and tenant, never run)."""
+    key = (id(w), t.id)
+    if key not in _JOBS:
+        jid = uuid.uuid4().hex
+        row: dict[str, Any] = {
+            "id": jid,
+            "tenant_id": t.id,
+            "site_id": t.site_id,
+            "line": LINE,
+            "created_by": f"user:{t.admin_id}",
+            "created_at": w.start,
+            "status": "failed",
+            "progress": 0.0,
+            "request": {"line": LINE, "hours": 1, "replications": 2},
+            "result": None,
+            "error": "made by tests/api/calls.py",
+            "finished_at": w.start,
+        }
+        w.run(w.app.state.services.twin_jobs.store.create, row)
+        _JOBS[key] = jid
+    return _JOBS[key]
 
 
 def _range(w: World) -> dict[str, Any]:
@@ -29,6 +73,15 @@ QUERIES: dict[str, Callable[[World], dict[str, Any]]] = {
     "telemetry.aggregate": lambda w: {"signal": SIGNAL, "bucket_s": 600, **_range(w)},
     "states.list": _range,
     "live.values": lambda w: {"max_ticks": 2},
+    "stops.list": _range,
+    "kpi.downtime": _range,
+    "alerts.list": lambda w: {"status": "all"},
+    "lines.flow": lambda w: {"line": LINE},
+    "lines.kpi": lambda w: {"line": LINE, **_range(w)},
+    "lines.bottlenecks": lambda w: {"line": LINE, "bucket_s": 600, **_range(w)},
+    "machines.kpi": lambda w: {"machine": MACHINE, "bucket_s": 600, **_range(w)},
+    "energy.get": _range,
+    "twin.scenario": lambda w: {"line": LINE},
 }
 
 BODIES: dict[str, Callable[[World], Any]] = {
@@ -52,6 +105,20 @@ BODIES: dict[str, Callable[[World], Any]] = {
             "quality": [0],
         }
     },
+    "edge.health.report": lambda w: {
+        "edge": "edge-1",
+        "time_us": w.end,
+        "connectors": [{"connector": "opcua", "devices": [{"device": "opc.tcp://x"}]}],
+    },
+    # a well-formed entry for a stop that does not exist: 422 where allowed, rows unchanged
+    "stops.reason": lambda w: {
+        "machine": MACHINE,
+        "start": 1,
+        "category": "equipment",
+        "reason": "mechanical",
+    },
+    "twin.jobs.create": lambda w: {"line": LINE, "hours": 1, "replications": 2},
+    "alerts.ack": lambda w: None,  # no body
     "auth.login": lambda w: {"email": "nobody@x.example", "password": "wrong"},
     "auth.refresh": lambda w: {"refresh_token": "x.y"},
     "auth.logout": lambda w: {"refresh_token": "x.y"},
@@ -109,6 +176,10 @@ def prepare(
         "key_id": t.app_key_id,
         "tenant_id": t.id,
     }
+    if "{alert_id}" in ep.path:
+        ids["alert_id"] = _alert_id(w, t)
+    if "{job_id}" in ep.path:
+        ids["job_id"] = _job_id(w, t)
     if fresh:
         ids.update(_fresh_ids(w, ep, t, on_new_site))
     path = ep.path.format(**ids)

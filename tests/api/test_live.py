@@ -30,7 +30,8 @@ def test_live_values_of_a_line(world: World) -> None:
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/event-stream")
     events = _events(r.text)
-    assert [e for e, _ in events] == ["values", "end"]  # nothing changed after the first tick
+    # nothing changed after the first tick (states and alerts: tests/api/test_ops.py)
+    assert [e for e, _ in events] == ["values", "states", "alerts", "end"]
     assert events[-1][1] == {"reason": "max_ticks"}
     store: TelemetryStore = world.app.state.services.store
     signals = [s for s in plant.signal_paths() if s.startswith(f"{plant.site.id}/{prefix}/")]

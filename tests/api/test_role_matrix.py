@@ -63,7 +63,8 @@ def test_every_endpoint_declares_and_is_covered() -> None:
         assert ep.permission is not None or ep.scope == "authenticated"
         needs = set(ep.path.split("{")[1:])
         assert all(
-            p.split("}")[0] in {"site_id", "user_id", "grant_id", "key_id", "tenant_id"}
+            p.split("}")[0]
+            in {"site_id", "user_id", "grant_id", "key_id", "tenant_id", "alert_id", "job_id"}
             for p in needs
         )
         if ep.method in ("POST", "PUT"):

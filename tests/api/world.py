@@ -178,6 +178,8 @@ def make_world(backend: str, tmp: Path, **settings: Any) -> Iterator[World]:
     store = DuckDBStore.open(None)
     asyncio.run(run_headless(plant, store, 7, hours, start))
     clock = Clock(end)
+    # alert passes run when a test calls them (services.alerts.step()), not in real time
+    settings.setdefault("monitoring", {"alert_interval_s": 0})
     with database_url(backend, tmp) as url:
         cfg = Settings(database_url=url, **settings)
         app = create_app(cfg, store=store, clock=clock, sleep=clock.sleep)

@@ -19,16 +19,20 @@ from fastapi.responses import JSONResponse
 from andon.api import routes_analytics, routes_edge, routes_ops  # noqa: F401  (register routes)
 from andon.api.deps import Access, Services, client_address, wall_clock
 from andon.api.endpoints import Endpoint
+from andon.api.jobs import TwinJobs, twin_jobs
 from andon.api.middleware import BodyLimit, SecurityHeaders
 from andon.api.routes import api
 from andon.ingest import Ingestor
+from andon.model.plant import Plant
 from andon.model.types import Micros
+from andon.platform.alerts import AlertEvaluator, FloorRecords
 from andon.platform.config import Settings
 from andon.platform.database import Database
 from andon.platform.ratelimit import RateLimiter
 from andon.platform.service import Conflict, Invalid, LoginFailed, NotFound, Platform
 from andon.store import open_store
 from andon.store.base import TelemetryStore
+from andon.web import mount as mount_web
 
 __all__ = ["PREFIX", "create_app", "endpoints"]
 
@@ -69,15 +73,28 @@ async def _login(_request: Request, _exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": "not authenticated"}, status_code=401)
 
 
+def _alert_evaluator(svc: Services) -> AlertEvaluator:
+    """The background alert evaluator of an app (``andon.platform.alerts``)."""
+    platform = svc.platform
+
+    async def plant_of(tenant: str, site_id: str) -> Plant:
+        return (await platform.site_model(tenant, site_id))[1]
+
+    records = FloorRecords(platform.db, svc.clock)
+    return AlertEvaluator(records, plant_of, svc.store, svc.settings.monitoring, svc.clock)
+
+
 def create_app(
     settings: Settings,
     *,
     store: TelemetryStore | None = None,
     clock: Callable[[], Micros] = wall_clock,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    clock_rate: float = 1.0,
 ) -> FastAPI:
     """The API app. ``store``: a telemetry store the caller owns (else one is opened from
-    ``settings.telemetry_url`` and closed at shutdown); ``clock``: µs since the epoch;
+    ``settings.telemetry_url`` and closed at shutdown); ``clock``: µs since the epoch
+    (``clock_rate``: how many of its seconds pass per wall second, e.g. a demo's plant clock);
     ``sleep``: how live feeds wait between polls (tests pass one that moves their clock)."""
 
     @asynccontextmanager
@@ -103,13 +120,26 @@ def create_app(
             },
             lambda: clock() / 1e6,
         )
+        jobs: TwinJobs | None = None
+        evaluator: AlertEvaluator | None = None
         try:
             await platform.start()
             app.state.services = Services(
                 settings, platform, tstore, Ingestor(tstore), limiter, clock, sleep
             )
+            app.state.services.clock_rate = clock_rate
+            jobs = twin_jobs(settings.twin, db, tstore, clock)
+            await jobs.start()
+            app.state.services.twin_jobs = jobs
+            evaluator = _alert_evaluator(app.state.services)
+            app.state.services.alerts = evaluator
+            evaluator.start()
             yield
         finally:
+            if evaluator is not None:
+                await evaluator.stop()
+            if jobs is not None:
+                await jobs.stop()
             if own_store:
                 await tstore.close()
             await db.close()
@@ -137,4 +167,6 @@ def create_app(
         )
     app.add_middleware(SecurityHeaders, hsts=settings.tls.certfile is not None)
     app.add_middleware(BodyLimit, max_bytes=settings.limits.max_body_bytes)
+    if settings.web:
+        mount_web(app)
     return app

@@ -13,7 +13,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -22,12 +22,16 @@ from andon.api.endpoints import Endpoint
 from andon.ingest import Ingestor
 from andon.model.plant import Plant
 from andon.model.types import Micros
+from andon.platform.alerts import AlertEvaluator
 from andon.platform.config import Settings
 from andon.platform.permissions import Permission
 from andon.platform.ratelimit import RateLimiter
 from andon.platform.security import TokenError
 from andon.platform.service import NotFound, Platform, Principal
 from andon.store.base import TelemetryStore
+
+if TYPE_CHECKING:
+    from andon.api.jobs import TwinJobs
 
 __all__ = [
     "Access",
@@ -60,28 +64,54 @@ class SiteModel:
     machines: tuple[str, ...]
 
 
+class _StepEntry:
+    __slots__ = ("good", "step", "task")
+
+    def __init__(
+        self, step: int, task: asyncio.Task[dict[str, Any]], good: dict[str, Any] | None
+    ) -> None:
+        self.step = step
+        self.task = task
+        self.good = good
+        """The newest successful result (of this step or an earlier one)."""
+
+
 class StepCache:
     """The latest result per key, computed once per step (``end``) even when many requests
-    ask at once (they await the same task)."""
+    ask at once (they await the same task). ``stale_ok`` callers get the previous step's
+    result at once while the new step is still being computed (a live board would rather
+    show figures one step old than wait a second for them)."""
 
     def __init__(self) -> None:
-        self._entries: dict[tuple[str, str, int], tuple[int, asyncio.Task[dict[str, Any]]]] = {}
+        self._entries: dict[tuple[str, str, int], _StepEntry] = {}
 
     async def get(
         self,
         key: tuple[str, str, int],
         step: int,
         compute: Callable[[], Coroutine[Any, Any, dict[str, Any]]],
+        *,
+        stale_ok: bool = False,
     ) -> dict[str, Any]:
         entry = self._entries.get(key)
         if (
             entry is None
-            or entry[0] != step
-            or (entry[1].done() and entry[1].exception() is not None)
+            or entry.step != step
+            or (entry.task.done() and entry.task.exception() is not None)
         ):
-            entry = (step, asyncio.ensure_future(compute()))
+            entry = _StepEntry(
+                step, asyncio.ensure_future(compute()), entry.good if entry else None
+            )
             self._entries[key] = entry
-        return await asyncio.shield(entry[1])
+
+            def keep(task: asyncio.Task[dict[str, Any]], entry: _StepEntry = entry) -> None:
+                if not task.cancelled() and task.exception() is None:
+                    entry.good = task.result()
+
+            entry.task.add_done_callback(keep)
+        if stale_ok and not entry.task.done() and entry.good is not None:
+            return entry.good
+        return await asyncio.shield(entry.task)
 
 
 @dataclass
@@ -96,6 +126,15 @@ class Services:
     clock: Callable[[], Micros]
     sleep: Callable[[float], Awaitable[None]]
     kpi_cache: StepCache = field(default_factory=StepCache)
+    clock_rate: float = 1.0
+    """Seconds of ``clock`` per wall second (1 but for a demo's plant clock): clients tick
+    displayed durations at this rate."""
+    floor_cache: StepCache = field(default_factory=StepCache)
+    """Each site's current machine states, read once per 0.2 s for every board and feed."""
+    alerts: AlertEvaluator | None = None
+    """The alert evaluator (``andon.platform.alerts``); set by the lifespan."""
+    twin_jobs: TwinJobs | None = None
+    """Twin scenario jobs (``andon.api.jobs``); set by the lifespan."""
     _models: dict[tuple[str, str, int], SiteModel] = field(default_factory=dict)
 
     async def model(self, tenant: str, site: dict[str, Any]) -> SiteModel:

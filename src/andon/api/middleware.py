@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["BodyLimit", "SecurityHeaders"]
+__all__ = ["WEB_CSP", "BodyLimit", "SecurityHeaders"]
 
 
 async def _plain(send: Send, status: int, text: str) -> None:
@@ -23,9 +23,15 @@ async def _plain(send: Send, status: int, text: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+_NUL_JSON = b"\\u0000"
+_NUL_DETAIL = '{"detail":"NUL characters (\\\\u0000, %00) are not accepted in requests"}'
+
+
 class BodyLimit:
     """Refuses bodies over ``max_bytes`` with 413, by ``Content-Length`` up front and by
-    counting streamed chunks (a missing or lying length does not get past)."""
+    counting streamed chunks (a missing or lying length does not get past); and refuses with
+    422 any request carrying a NUL character in its path, query or JSON body, which no text
+    column of PostgreSQL can store (it would surface as a 500 deep in the database layer)."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -46,21 +52,32 @@ class BodyLimit:
                 if n > self.max_bytes:
                     await _plain(send, 413, too_large)
                     return
+        if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
+            await _plain(send, 422, _NUL_DETAIL)
+            return
         received = 0
         started = False
         refused = False
+        tail = b""
 
         async def limited() -> Message:
-            nonlocal received, started, refused
+            nonlocal received, started, refused, tail
             msg = await receive()
             if msg["type"] == "http.request" and not refused:
-                received += len(msg.get("body", b""))
+                chunk = msg.get("body", b"")
+                received += len(chunk)
+                status, text = 0, ""
                 if received > self.max_bytes:
+                    status, text = 413, too_large
+                elif _NUL_JSON in tail + chunk[:8] or _NUL_JSON in chunk:
+                    status, text = 422, _NUL_DETAIL
+                tail = chunk[-5:]
+                if status:
                     # answer now; the app sees a disconnected client and its answer is dropped
                     refused = True
                     if not started:
                         started = True
-                        await _plain(send, 413, too_large)
+                        await _plain(send, status, text)
                     return {"type": "http.disconnect"}
             return msg
 
@@ -75,9 +92,19 @@ class BodyLimit:
         await self.app(scope, limited, watch)
 
 
+WEB_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+    "img-src 'self' data:; font-src 'self'; manifest-src 'self'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+"""The web dashboard's policy: its own files only, no inline script or style, no CDN."""
+
+
 class SecurityHeaders:
     """Adds headers that keep browsers from sniffing, framing or caching API answers;
-    ``Strict-Transport-Security`` when the service terminates TLS itself."""
+    ``Strict-Transport-Security`` when the service terminates TLS itself. API paths get
+    ``default-src 'none'`` and ``no-store``; every other path (the web dashboard) gets
+    ``WEB_CSP`` and ``no-cache`` (revalidate by ETag, so an upgrade shows at once)."""
 
     def __init__(self, app: ASGIApp, hsts: bool) -> None:
         self.app = app
@@ -92,17 +119,25 @@ class SecurityHeaders:
         if hsts:
             extra.append((b"strict-transport-security", b"max-age=31536000; includeSubDomains"))
         self.extra = extra
+        web = {
+            b"content-security-policy": WEB_CSP.encode(),
+            b"cache-control": b"no-cache",
+        }
+        self.web_extra = [(k, web.get(k, v)) for k, v in extra]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
 
+        path: str = scope.get("path", "")
+        extra = self.extra if path.startswith("/api/") else self.web_extra
+
         async def with_headers(msg: Message) -> None:
             if msg["type"] == "http.response.start":
                 present = {k.lower() for k, _ in msg.get("headers", [])}
                 msg["headers"] = list(msg.get("headers", [])) + [
-                    (k, v) for k, v in self.extra if k not in present
+                    (k, v) for k, v in extra if k not in present
                 ]
             await send(msg)
 

@@ -388,6 +388,13 @@ async def list_audit(
 # ---- sites and the asset model -----------------------------------------------------------------
 
 
+async def _site_out(ctx: Access, site: dict[str, Any]) -> SiteOut:
+    """A site row with its time zone, from the parsed model (cached per model version)."""
+    model = await ctx.services.model(ctx.tenant, site)
+    fields = {k: site[k] for k in ("id", "key", "name", "created_at", "updated_at")}
+    return SiteOut(**fields, timezone=model.plant.site.timezone)
+
+
 @api.route("GET", "/sites", name="sites.list", permission=P.SITE_READ, scope="sites")
 async def list_sites(
     ctx: Ctx, key: Annotated[str | None, Query(max_length=64)] = None
@@ -395,7 +402,7 @@ async def list_sites(
     """The sites the caller may read, optionally filtered by site key."""
     only = ctx.principal.sites_with(P.SITE_READ)
     rows = await ctx.services.platform.list_sites(ctx.tenant, only, key)
-    return [SiteOut(**s) for s in rows]
+    return [await _site_out(ctx, s) for s in rows]
 
 
 @api.route(
@@ -411,12 +418,12 @@ async def create_site(body: SiteModelIn, ctx: Ctx) -> SiteOut:
     the caller's, whatever the file's ``tenant:`` says."""
     s = await ctx.services.platform.create_site(ctx.tenant, body.model_yaml)
     await ctx.audit("sites.create", f"site:{s['id']}", detail={"key": s["key"]})
-    return SiteOut(**s)
+    return await _site_out(ctx, s)
 
 
 @api.route("GET", "/sites/{site_id}", name="sites.get", permission=P.SITE_READ, scope="site")
 async def get_site(site_id: str, ctx: Ctx) -> SiteOut:
-    return SiteOut(**(ctx.site or {}))
+    return await _site_out(ctx, ctx.site or {})
 
 
 @api.route(
@@ -445,7 +452,7 @@ async def import_model(site_id: str, body: SiteModelIn, ctx: Ctx) -> SiteOut:
     """Replace the site's plant model (same site key)."""
     s = await ctx.services.platform.update_site_model(ctx.tenant, ctx.site_id, body.model_yaml)
     await ctx.audit("sites.model.import", f"site:{site_id}")
-    return SiteOut(**s)
+    return await _site_out(ctx, s)
 
 
 @api.route(
@@ -614,14 +621,19 @@ async def live(
     max_ticks: Annotated[int, Query(ge=1, le=86_400)] = 3600,
 ) -> StreamingResponse:
     """Server-sent events: every ``interval_s`` the signals (under ``prefix``) whose newest
-    value changed, as ``event: values``. The credentials are re-checked every 30 ticks; the
-    stream ends with ``event: end`` when they lapse or after ``max_ticks`` (clients
-    reconnect)."""
+    value changed, as ``event: values``; the machines whose current state changed, as
+    ``event: states`` (all on the first tick); the alerts opened, acknowledged or closed, as
+    ``event: alerts`` (all open ones on the first tick). The credentials are re-checked every
+    30 ticks; the stream ends with ``event: end`` when they lapse or after ``max_ticks``
+    (clients reconnect)."""
+    from andon.api.routes_ops import FloorFeed
+
     model = await _model(ctx)
     base = model.plant.site.id + "/"
     want = base + prefix.strip("/") + "/" if prefix else base
     signals = [s for s in model.signals if s.startswith(want)]
     svc, tenant = ctx.services, ctx.tenant
+    floor = FloorFeed(ctx, model, want)
 
     async def events() -> AsyncIterator[str]:
         seen: dict[str, int] = {}
@@ -641,6 +653,8 @@ async def live(
             seen.update((s, v.ts) for s, v in got.items())
             if changed or tick == 0:
                 yield f"event: values\ndata: {json.dumps(changed)}\n\n"
+            for event in await floor.tick():
+                yield event
             await svc.sleep(interval_s)
         yield f"event: end\ndata: {json.dumps({'reason': reason})}\n\n"
 
@@ -720,7 +734,7 @@ async def ingest(site_id: str, body: IngestIn, ctx: Ctx) -> IngestOut:
     plant = (await _model(ctx)).plant
     points = sum(
         len(x.ts) if hasattr(x, "ts") else len(x.start)
-        for x in (body.samples, body.states, body.parts)
+        for x in (body.samples, body.states, body.parts, body.open_states)
         if x is not None
     )
     wait = svc.limiter.take(ctx.tenant, "ingest", points)
@@ -746,6 +760,11 @@ async def ingest(site_id: str, body: IngestIn, ctx: Ctx) -> IngestOut:
             await _check_names(ctx, plant, st.names)
             sb = StateBatch.build(st.names, st.index, st.start, st.end, st.state, st.reason)
             out.states = await svc.ingestor.states(ctx.tenant, sb)
+        if body.open_states is not None:
+            op = body.open_states
+            await _check_names(ctx, plant, op.names)
+            ob = StateBatch.build(op.names, op.index, op.start, op.end, op.state, op.reason)
+            out.open_states = await svc.ingestor.open_states(ctx.tenant, ob)
         if body.parts is not None:
             pt = body.parts
             await _check_names(ctx, plant, pt.names)

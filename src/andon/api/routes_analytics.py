@@ -1,7 +1,485 @@
-"""API routes: analytics (registered on the shared declared router of ``andon.api.routes``)."""
+"""API routes: analytics (registered on the shared declared router of ``andon.api.routes``).
+
+The dashboard's line, machine and energy pages and the twin's scenario jobs. Thin: every
+figure comes from ``andon.kpi`` (OEE table and waterfall, line OEE, reliability, energy,
+carbon, baseline) or ``andon.twin`` (bottleneck analysis, calibration, experiments); this
+module validates ids and ranges, picks the machines, and shapes the answers."""
 
 from __future__ import annotations
 
-from andon.api.routes import api
+from collections import defaultdict
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import HTTPException, Query
+
+from andon.api.deps import Access, Ctx, SiteModel
+from andon.api.jobs import LineRef, TooManyJobs, TwinJobs, find_line, scenario_baseline
+from andon.api.routes import End, Start, api
+from andon.api.schemas_analytics import (
+    BottlenecksOut,
+    EnergyOut,
+    JobOut,
+    LineFlowOut,
+    LineKpiOut,
+    MachineKpiOut,
+    ScenarioOut,
+    TwinJobIn,
+)
+from andon.kpi import api as kpi
+from andon.kpi.baseline import fit_baseline
+from andon.kpi.carbon import GridFactor, co2e_kg, grid_factor
+from andon.kpi.oee import LOSSES, OEETable, oee_table
+from andon.kpi.reasons import apply_entries
+from andon.kpi.reliability import reliability
+from andon.kpi.timeline import Buckets, TimeModel
+from andon.model.plant import Plant
+from andon.model.types import Micros, StateBatch
+from andon.platform.alerts import FloorRecords
+from andon.platform.permissions import Permission
+from andon.platform.service import Invalid, NotFound
+from andon.twin.bottleneck import analyse
 
 __all__ = ["api"]
+
+P = Permission
+MAX_RANGE_S = 93 * 86_400
+"""Longest range one analytics call covers (a quarter)."""
+MAX_BUCKETS = 1000
+BASELINE_DAYS = 28
+LineQ = Annotated[str, Query(min_length=1, max_length=300, description="line path")]
+MachineQ = Annotated[str, Query(min_length=1, max_length=300, description="machine path")]
+BucketS = Annotated[int, Query(ge=60, le=31 * 86_400, description="bucket width, seconds")]
+
+
+async def _plant(ctx: Access) -> Plant:
+    if ctx.site is None:
+        raise RuntimeError(f"{ctx.endpoint.name} is not site-scoped")
+    model: SiteModel = await ctx.services.model(ctx.tenant, ctx.site)
+    return model.plant.model_copy(update={"tenant": ctx.tenant})
+
+
+def _range(start: int, end: int) -> None:
+    if end <= start:
+        raise Invalid("end must be after start")
+    if end - start > MAX_RANGE_S * 1_000_000:
+        raise Invalid(f"the range is longer than {MAX_RANGE_S // 86_400} days")
+
+
+def _buckets(start: int, end: int, bucket_s: int) -> Buckets:
+    step = bucket_s * 1_000_000
+    n = -(-(end - start) // step)
+    if n > MAX_BUCKETS:
+        raise Invalid(f"{n} buckets of {bucket_s} s; at most {MAX_BUCKETS}: widen bucket_s")
+    edges = np.minimum(start + np.arange(n + 1, dtype=np.int64) * step, end)
+    return Buckets(edges, tuple(str(int(e)) for e in edges[:-1]))
+
+
+def _machine(plant: Plant, machine: str) -> str:
+    paths = [plant.machine_path(a, ln, m) for a, ln, m in plant.machines()]
+    if machine not in paths:
+        raise Invalid(f"machine: {machine!r} is not a machine of this site")
+    return machine
+
+
+def _r(x: Any, nd: int = 6) -> float | None:
+    if x is None:
+        return None
+    v = float(x)
+    return round(v, nd) if np.isfinite(v) else None
+
+
+async def _table(
+    ctx: Access,
+    plant: Plant,
+    machines: tuple[str, ...],
+    start: Micros,
+    end: Micros,
+    buckets: Buckets,
+    by_product: bool = False,
+) -> OEETable:
+    """``andon.kpi.api.oee`` with fixed-width buckets (same reading margin and time model)."""
+    model = TimeModel()
+    margin = max(3_600_000_000, round(model.micro_stop_s * 1e6))
+    store = ctx.services.store
+    states = await store.read_states(ctx.tenant, machines, start - margin, end + margin)
+    parts = await store.read_parts(ctx.tenant, machines, start - margin, end)
+    return oee_table(
+        states,
+        parts,
+        kpi.ideal_cycles(plant),
+        buckets,
+        model,
+        by_product=by_product,
+        machines=machines,
+    )
+
+
+# ---- line pages ---------------------------------------------------------------------------
+
+
+@api.route(
+    "GET", "/sites/{site_id}/lines/flow", name="lines.flow", permission=P.SITE_READ, scope="site"
+)
+async def line_flow(site_id: str, ctx: Ctx, line: LineQ) -> LineFlowOut:
+    """The line's machines and buffers in flow order. ``level`` is null: the plant model has
+    no buffer-level signal (see decision 0608)."""
+    plant = await _plant(ctx)
+    ref = find_line(plant, line)
+    return LineFlowOut.model_validate(
+        {
+            "line": ref.path,
+            "name": ref.line.name,
+            "machines": [
+                {"machine": ref.machine_path(m), "name": m.name, "kind": m.type.value}
+                for m in ref.line.machines
+            ],
+            "buffers": [
+                {
+                    "buffer": ref.buffer_path(b.id),
+                    "capacity": b.capacity,
+                    "level": None,
+                    "from": [f"{ref.path}/{x}" for x in b.from_],
+                    "to": [f"{ref.path}/{x}" for x in b.to],
+                }
+                for b in ref.line.buffers
+            ],
+        }
+    )
+
+
+@api.route(
+    "GET", "/sites/{site_id}/lines/kpi", name="lines.kpi", permission=P.KPI_READ, scope="site"
+)
+async def line_kpi(site_id: str, ctx: Ctx, line: LineQ, start: Start, end: End) -> LineKpiOut:
+    """Line OEE (machines together, and bottleneck-based), the six-big-losses waterfall of
+    the line's machines summed, per-machine OEE, and good output per hour."""
+    _range(start, end)
+    plant = await _plant(ctx)
+    ref = find_line(plant, line)
+    machines = tuple(ref.machine_path(m) for m in ref.line.machines)
+    table = await _table(ctx, plant, machines, start, end, Buckets.single(start, end), True)
+    per_machine = table.group(lambda m, b, p: (m, b, ""))
+    whole = per_machine.group(lambda m, b, p: ("line", b, ""))
+    lines = [x for x in kpi.line_oee(table, plant) if x["line"] == ref.path]
+    rows = {r["machine"]: r for r in per_machine.rows()}
+    has = len(whole) > 0
+    steps = whole.waterfall(0) if has else [(k, 0.0) for k in ("planned_busy_s", *LOSSES)]
+    if not has:
+        steps.append(("fully_productive_s", 0.0))
+    good_out = int(lines[0]["good_out"]) if lines else 0
+    hours = (end - start) / 3.6e9
+    return LineKpiOut.model_validate(
+        {
+            "line": ref.path,
+            "start": start,
+            "end": end,
+            "oee": {
+                "availability": _r(whole.availability[0]) if has else None,
+                "performance": _r(whole.performance[0]) if has else None,
+                "quality": _r(whole.quality[0]) if has else None,
+                "oee": _r(whole.oee[0]) if has else None,
+            },
+            "oee_bottleneck": _r(lines[0]["oee_bottleneck"]) if lines else None,
+            "bottleneck": lines[0]["bottleneck"] if lines else [],
+            "waterfall": [{"loss": k.removesuffix("_s"), "seconds": round(v, 3)} for k, v in steps],
+            "machines": [
+                {
+                    "machine": m,
+                    "oee": rows.get(m, {}).get("oee"),
+                    "availability": rows.get(m, {}).get("availability"),
+                    "performance": rows.get(m, {}).get("performance"),
+                    "quality": rows.get(m, {}).get("quality"),
+                    "good": int(rows.get(m, {}).get("good", 0)),
+                    "scrap": int(rows.get(m, {}).get("scrap", 0)),
+                }
+                for m in machines
+            ],
+            "good_out": good_out,
+            "throughput_per_h": round(good_out / hours, 6),
+        }
+    )
+
+
+@api.route(
+    "GET",
+    "/sites/{site_id}/lines/bottlenecks",
+    name="lines.bottlenecks",
+    permission=P.KPI_READ,
+    scope="site",
+)
+async def line_bottlenecks(
+    site_id: str, ctx: Ctx, line: LineQ, start: Start, end: End, bucket_s: BucketS
+) -> BottlenecksOut:
+    """The momentary bottleneck per bucket by the active-period method
+    (``andon.twin.bottleneck.analyse``, the code the twin uses on simulated timelines);
+    ``shares``: the part of the bucket each machine was the (sole or shifting) bottleneck."""
+    _range(start, end)
+    b = _buckets(start, end, bucket_s)
+    plant = await _plant(ctx)
+    ref = find_line(plant, line)
+    machines = [ref.machine_path(m) for m in ref.line.machines]
+    states = await ctx.services.store.read_states(ctx.tenant, machines, start, end)
+    out = []
+    for i in range(len(b)):
+        a, z = int(b.edges[i]), int(b.edges[i + 1])
+        rows = np.flatnonzero((states.end > a) & (states.start < z))
+        part = StateBatch(
+            states.names,
+            states.index[rows],
+            states.start[rows],
+            states.end[rows],
+            states.state[rows],
+            tuple(states.reason[int(k)] for k in rows),
+        )
+        rep = analyse(part, a, z, machines)
+        shares = {m: round(rep.sole[m] + rep.shifting[m], 6) for m in machines}
+        best = max(machines, key=lambda m: shares[m])
+        out.append(
+            {
+                "start": a,
+                "end": z,
+                "bottleneck": best if shares[best] > 0 else None,
+                "shares": shares,
+            }
+        )
+    return BottlenecksOut.model_validate({"line": ref.path, "buckets": out})
+
+
+# ---- machine page ---------------------------------------------------------------------------
+
+
+@api.route(
+    "GET",
+    "/sites/{site_id}/machines/kpi",
+    name="machines.kpi",
+    permission=P.KPI_READ,
+    scope="site",
+)
+async def machine_kpi(
+    site_id: str, ctx: Ctx, machine: MachineQ, start: Start, end: End, bucket_s: BucketS
+) -> MachineKpiOut:
+    """OEE per bucket, MTBF / MTTR / MTTA and failures over the range (MTTA: from a stop's
+    start to its first reason entry), energy and energy per good part."""
+    _range(start, end)
+    b = _buckets(start, end, bucket_s)
+    plant = await _plant(ctx)
+    path = _machine(plant, machine)
+    sel = kpi.Selection((path,))
+    table = await _table(ctx, plant, (path,), start, end, b)
+    rows = {r["bucket"]: r for r in table.rows()}
+    trend = []
+    for label, edge in zip(b.labels, b.edges[:-1].tolist(), strict=True):
+        r = rows.get(label, {})
+        trend.append(
+            {
+                "start": int(edge),
+                **{k: r.get(k) for k in ("oee", "availability", "performance", "quality")},
+            }
+        )
+    svc = ctx.services
+    store = svc.store
+    states = await store.read_states(ctx.tenant, [path], start, end)
+    floor = FloorRecords(svc.platform.db, svc.clock)
+    entries = await floor.reason_entries(ctx.tenant, ctx.site_id, start, end)
+    states, acked = apply_entries(states, [e for e in entries if e.machine == path])
+    rel = reliability(states, acknowledged=acked, per_reason=False)
+    mine = next((r.as_dict() for r in rel if r.machine == path), None)
+    energy = await kpi.energy_report(store, plant, start, end, selection=sel, factor=None)
+    e = next((r for r in energy["machines"] if r["machine"] == path), None)
+    good = int(sum(r["good"] for r in rows.values()))
+    return MachineKpiOut.model_validate(
+        {
+            "machine": path,
+            "start": start,
+            "end": end,
+            "trend": trend,
+            "mtbf_s": mine["mtbf_s"] if mine else None,
+            "mttr_s": mine["mttr_s"] if mine else None,
+            "mtta_s": mine["mtta_s"] if mine else None,
+            "failures": mine["failures"] if mine else 0,
+            "kwh": e["kwh"] if e else None,
+            "kwh_per_part": e["kwh_per_good_part"] if e else None,
+            "good": good,
+        }
+    )
+
+
+# ---- energy page ----------------------------------------------------------------------------
+
+
+def _factor(plant: Plant) -> GridFactor | None:
+    try:
+        return grid_factor(plant.site.timezone)
+    except KeyError:
+        return None
+
+
+async def _baseline(ctx: Access, plant: Plant, start: Micros, end: Micros) -> dict[str, Any] | None:
+    """Fit energy on production over the days of the 28 days before ``start`` that have
+    energy, predict the days of the range; null when it cannot be fitted."""
+    store = ctx.services.store
+    base0 = start - BASELINE_DAYS * 86_400_000_000
+    base = await kpi.energy_periods(store, plant, base0, start, period="day")
+    base = [r for r in base if r["kwh"] > 0]
+    if len(base) < 3 or len({r["production"] for r in base}) < 2:
+        return None
+    try:
+        model = fit_baseline([r["kwh"] for r in base], [r["production"] for r in base])
+    except ValueError:
+        return None
+    rep = await kpi.energy_periods(store, plant, start, end, period="day")
+    expected = float(np.sum(model.predict([r["production"] for r in rep])))
+    return {
+        "expected_kwh": round(expected, 3),
+        "actual_kwh": round(sum(r["kwh"] for r in rep), 3),
+        "r2": round(model.r2, 6),
+        "periods": model.n,
+    }
+
+
+@api.route("GET", "/sites/{site_id}/energy", name="energy.get", permission=P.KPI_READ, scope="site")
+async def energy(site_id: str, ctx: Ctx, start: Start, end: End) -> EnergyOut:
+    """Energy by machine and state, peak 15-minute demand (site meters; the machines' when
+    the site has none), kWh per good part, energy and tCO2e by month (site time), and the
+    energy baseline against the actual."""
+    _range(start, end)
+    plant = await _plant(ctx)
+    store = ctx.services.store
+    factor = _factor(plant)
+    rep = await kpi.energy_report(store, plant, start, end, factor=factor)
+    by_machine = [
+        {
+            "machine": r["machine"],
+            "kwh": r["kwh"],
+            "by_state": r["kwh_by_state"],
+            "parts": r["good_parts"],
+            "kwh_per_part": r["kwh_per_good_part"],
+        }
+        for r in rep["machines"]
+    ]
+    peaks = [(r["peak_kw_15min"], r.get("peak_at")) for r in rep["meters"]]
+    if not peaks:
+        peaks = [(r["peak_kw_15min"], None) for r in rep["machines"]]
+    peak_kw, peak_at = max(peaks, key=lambda x: x[0], default=(0.0, None))
+    days = await kpi.energy_periods(store, plant, start, end, period="day")
+    months: dict[str, float] = defaultdict(float)
+    for d in days:
+        months[d["bucket"][:7]] += d["kwh"]
+    return EnergyOut.model_validate(
+        {
+            "start": start,
+            "end": end,
+            "by_machine": by_machine,
+            "peak_kw": round(peak_kw, 3),
+            "peak_at": peak_at,
+            "months": [
+                {
+                    "month": m,
+                    "kwh": round(k, 3),
+                    "tco2e": None if factor is None else round(co2e_kg(k, factor) / 1000, 9),
+                }
+                for m, k in sorted(months.items())
+            ],
+            "baseline": await _baseline(ctx, plant, start, end),
+            "grid": None
+            if factor is None
+            else {
+                "country": factor.country,
+                "factor_kg_per_kwh": factor.kg_per_kwh,
+                "year": factor.year,
+                "source": factor.source,
+            },
+        }
+    )
+
+
+# ---- twin -----------------------------------------------------------------------------------
+
+
+def _jobs(ctx: Access) -> TwinJobs:
+    jobs = ctx.services.twin_jobs
+    if jobs is None:
+        raise RuntimeError("the twin job runner is not started")
+    return jobs
+
+
+def _job_out(row: dict[str, Any]) -> JobOut:
+    return JobOut.model_validate(
+        {k: row.get(k) for k in JobOut.model_fields} | {"progress": float(row["progress"])}
+    )
+
+
+@api.route(
+    "GET",
+    "/sites/{site_id}/twin/scenario",
+    name="twin.scenario",
+    permission=P.KPI_READ,
+    scope="site",
+)
+async def twin_scenario(site_id: str, ctx: Ctx, line: LineQ) -> ScenarioOut:
+    """The line's editable baseline from the plant model's configuration: what
+    ``POST .../twin/jobs`` ``changes`` refer to."""
+    plant = await _plant(ctx)
+    return ScenarioOut.model_validate(scenario_baseline(plant, find_line(plant, line)))
+
+
+@api.route(
+    "POST",
+    "/sites/{site_id}/twin/jobs",
+    name="twin.jobs.create",
+    permission=P.TWIN_RUN,
+    scope="site",
+    status_code=202,
+)
+async def create_job(site_id: str, body: TwinJobIn, ctx: Ctx) -> JobOut:
+    """Queue a scenario: the line's twin (calibrated from its history when there is enough)
+    with ``changes``, against today's configuration, common random numbers. 429 when the
+    tenant already has its share of queued or running jobs."""
+    cfg = ctx.services.settings.twin
+    if body.hours > cfg.max_hours:
+        raise Invalid(f"hours: at most {cfg.max_hours:g}")
+    if body.replications > cfg.max_replications:
+        raise Invalid(f"replications: at most {cfg.max_replications}")
+    plant = await _plant(ctx)
+    ref: LineRef = find_line(plant, body.line, "line")
+    request = body.model_dump(mode="json")
+    request["line"] = ref.path
+    try:
+        row = await _jobs(ctx).submit(
+            ctx.tenant, ctx.site_id, plant, ref, request, ctx.principal.actor
+        )
+    except TooManyJobs as exc:
+        raise HTTPException(429, str(exc), headers={"Retry-After": "10"}) from None
+    await ctx.audit(
+        "twin.jobs.create",
+        f"job:{row['id']}",
+        detail={"line": ref.path, "hours": body.hours, "replications": body.replications},
+    )
+    return _job_out(row)
+
+
+@api.route(
+    "GET", "/sites/{site_id}/twin/jobs", name="twin.jobs.list", permission=P.KPI_READ, scope="site"
+)
+async def list_jobs(
+    site_id: str, ctx: Ctx, limit: Annotated[int, Query(ge=1, le=500)] = 50
+) -> list[JobOut]:
+    """The site's twin jobs, newest first."""
+    rows = await _jobs(ctx).store.list(ctx.tenant, ctx.site_id, limit)
+    return [_job_out(r) for r in rows]
+
+
+@api.route(
+    "GET",
+    "/sites/{site_id}/twin/jobs/{job_id}",
+    name="twin.jobs.get",
+    permission=P.KPI_READ,
+    scope="site",
+)
+async def get_job(site_id: str, job_id: str, ctx: Ctx) -> JobOut:
+    """One job: status, progress (0..1, persisted after every replication) and result."""
+    row = await _jobs(ctx).store.get(ctx.tenant, ctx.site_id, job_id)
+    if row is None:
+        raise NotFound(f"job {job_id}")
+    return _job_out(row)

@@ -1,7 +1,554 @@
-"""API routes: ops (registered on the shared declared router of ``andon.api.routes``)."""
+"""API routes of the shop floor (registered on the shared declared router of
+``andon.api.routes``): the andon board, stops and operator reasons, the downtime Pareto,
+alerts, and the ``states``/``alerts`` events of the live feed (``FloorFeed``).
+
+Current machine states come from ``andon.platform.alerts.floor_snapshot``, read once per
+0.2 s step per site for every board and feed (``Services.floor_cache``); today's OEE shares
+``kpi_summary``'s once-per-step computation. See ``docs/decisions/0606-*.md``."""
 
 from __future__ import annotations
 
-from andon.api.routes import api
+import json
+from typing import Annotated, Any, Literal
 
-__all__ = ["api"]
+import numpy as np
+from fastapi import HTTPException, Path, Query
+
+from andon.api.deps import Access, Ctx, SiteModel
+from andon.api.routes import _LABELS, _MAX_ROWS, End, Start, _model, _range, _today, api
+from andon.api.schemas_ops import (
+    AlertOut,
+    BoardLineOut,
+    BoardMachineOut,
+    BoardOut,
+    DowntimeOut,
+    DowntimeRowOut,
+    ReasonCategoryOut,
+    ReasonIn,
+    ReasonItemOut,
+    ReasonTreeOut,
+    StopOut,
+    StopsOut,
+)
+from andon.kpi.api import read_states_live
+from andon.kpi.reasons import ReasonTree, apply_entries, downtime
+from andon.kpi.summary import plant_summary
+from andon.model.plant import Plant
+from andon.model.types import MachineState, Micros, StateBatch
+from andon.platform.alerts import (
+    LOOKBACK_US,
+    FloorRecords,
+    FloorSnapshot,
+    floor_snapshot,
+    reason_tree,
+)
+from andon.platform.permissions import Permission
+from andon.platform.service import NotFound
+from andon.twin.bottleneck import analyse
+
+__all__ = ["FloorFeed", "api"]
+
+P = Permission
+FLOOR_STEP_US = 200_000
+"""Current states are read at most once per this step per site (all boards and feeds)."""
+BOTTLENECK_WINDOW_US = 3600 * 1_000_000
+"""The board's bottleneck is the active-period bottleneck of the last hour."""
+_ALERT_MARGIN_US = 60 * 1_000_000
+"""The live feed re-reads alerts changed this long before its previous tick (commit lag)."""
+
+
+def _records(ctx: Access) -> FloorRecords:
+    return FloorRecords(ctx.services.platform.db, ctx.services.clock)
+
+
+def _site_key(ctx: Access, part: str = "") -> tuple[str, str, int]:
+    site = ctx.site or {}
+    return (ctx.tenant, ctx.site_id + part, int(site.get("updated_at", 0)))
+
+
+async def floor_now(ctx: Access, model: SiteModel) -> FloorSnapshot:
+    """The site's floor snapshot at now rounded down to ``FLOOR_STEP_US``, shared by every
+    caller in that step."""
+    svc = ctx.services
+    now = svc.clock()
+    step = now - now % FLOOR_STEP_US
+    stale = svc.settings.monitoring.stale_after_s
+
+    async def compute() -> dict[str, Any]:
+        return {"snap": await floor_snapshot(svc.store, ctx.tenant, model.plant, step, stale)}
+
+    got = await svc.floor_cache.get(_site_key(ctx), step, compute)
+    snap: FloorSnapshot = got["snap"]
+    return snap
+
+
+def _invalid(field: str, msg: str, where: str = "body") -> HTTPException:
+    """A 422 shaped like FastAPI's own validation errors, naming the field."""
+    return HTTPException(
+        422, [{"loc": [where, field], "msg": f"{field}: {msg}", "type": "value_error"}]
+    )
+
+
+def _alert(a: dict[str, Any]) -> AlertOut:
+    return AlertOut(**a)
+
+
+def _clip(b: StateBatch, start: Micros, end: Micros) -> StateBatch:
+    a = np.maximum(b.start, start)
+    e = np.minimum(b.end, end)
+    keep = e > a
+    return StateBatch(
+        b.names,
+        b.index[keep],
+        a[keep],
+        e[keep],
+        b.state[keep],
+        tuple(r for r, k in zip(b.reason, keep.tolist(), strict=True) if k),
+    )
+
+
+def _machines_of_line(plant: Plant, line: str | None) -> list[str] | None:
+    if line is None:
+        return None
+    for a, ln in plant.lines():
+        if f"{plant.site.id}/{a.id}/{ln.id}" == line.strip("/"):
+            return [plant.machine_path(a, ln, m) for m in ln.machines]
+    raise _invalid("line", f"not a line of this site: {line[:200]!r}", "query")
+
+
+# ---- the board -------------------------------------------------------------------------------
+
+
+def _bottlenecks(plant: Plant, snap: FloorSnapshot, end: Micros) -> dict[str, str | None]:
+    start = end - BOTTLENECK_WINDOW_US
+    window = _clip(snap.states, start, end)
+    out: dict[str, str | None] = {}
+    for a, ln in plant.lines():
+        path = f"{plant.site.id}/{a.id}/{ln.id}"
+        order = [plant.machine_path(a, ln, m) for m in ln.machines]
+        rep = analyse(window, start, end, order) if len(window) else None
+        best = None if rep is None else rep.average_bottleneck
+        out[path] = best if rep is not None and best is not None and rep.active[best] > 0 else None
+    return out
+
+
+@api.route("GET", "/sites/{site_id}/board", name="board.get", permission=P.KPI_READ, scope="site")
+async def board(site_id: str, ctx: Ctx) -> BoardOut:
+    """The andon board in one call: every machine's current state (``offline`` when nothing
+    was heard for ``monitoring.stale_after_s``), today's OEE and parts (site-local day, until
+    ``kpi_end``: the ``kpi_cache_s`` step, shared with ``/kpi/summary``), each line's
+    throughput today and bottleneck over the last hour, and the open alerts."""
+    svc = ctx.services
+    model = await _model(ctx)
+    plant = model.plant
+    snap = await floor_now(ctx, model)
+    now = svc.clock()
+    step = svc.settings.kpi_cache_s * 1_000_000
+    end = now - now % step if step > 0 else now
+    start = _today(plant, end)
+
+    async def summary() -> dict[str, Any]:
+        if end <= start:
+            return {"machines": [], "lines": [], "meters": [], "end": end}
+        return {**await plant_summary(svc.store, plant, start, end), "end": end}
+
+    async def lines_now() -> dict[str, Any]:
+        return {"bottleneck": _bottlenecks(plant, snap, snap.now)}
+
+    if step > 0:
+        # the previous step's figures while this step's are computed: the board never waits
+        s = await svc.kpi_cache.get(_site_key(ctx, "|board"), end, summary, stale_ok=True)
+        bn = await svc.kpi_cache.get(_site_key(ctx, "|bottleneck"), end, lines_now, stale_ok=True)
+        end = int(s["end"])
+    else:
+        s, bn = await summary(), await lines_now()
+    bottleneck: dict[str, str | None] = bn["bottleneck"]
+    open_alerts = await _records(ctx).alerts(ctx.tenant, ctx.site_id, open_only=True)
+    per_machine: dict[str | None, int] = {}
+    for al in open_alerts:
+        per_machine[al["machine"]] = per_machine.get(al["machine"], 0) + 1
+    kpi = {r["machine"]: r for r in s["machines"]}
+    thr = {r["line"]: r["throughput_per_h"] for r in s["lines"]}
+    machines = []
+    lines = []
+    for a, ln in plant.lines():
+        lpath = f"{plant.site.id}/{a.id}/{ln.id}"
+        lines.append(
+            BoardLineOut(
+                line=lpath,
+                name=ln.name or ln.id,
+                throughput_per_h=thr.get(lpath),
+                bottleneck=bottleneck.get(lpath),
+            )
+        )
+        for m in ln.machines:
+            path = plant.machine_path(a, ln, m)
+            st = snap.status[path]
+            k = kpi.get(path, {})
+            parts = k.get("parts", {})
+            machines.append(
+                BoardMachineOut(
+                    machine=path,
+                    name=m.name or m.id,
+                    area=a.id,
+                    line=lpath,
+                    state=st.state,
+                    since=st.since,
+                    oee=k.get("oee"),
+                    good=int(parts.get("good", 0)),
+                    scrap=int(parts.get("scrap", 0)),
+                    alerts=per_machine.get(path, 0),
+                )
+            )
+    return BoardOut(
+        now=now,
+        kpi_end=end,
+        clock_rate=svc.clock_rate,
+        machines=machines,
+        lines=lines,
+        alerts=[_alert(x) for x in open_alerts],
+    )
+
+
+# ---- reasons and stops -----------------------------------------------------------------------
+
+
+def _label(cat_id: str) -> str:
+    return cat_id.replace("_", " ").capitalize()
+
+
+@api.route(
+    "GET",
+    "/sites/{site_id}/reasons/tree",
+    name="reasons.tree",
+    permission=P.STATE_READ,
+    scope="site",
+)
+async def get_reason_tree(site_id: str, ctx: Ctx) -> ReasonTreeOut:
+    """The reasons an operator may enter: the default tree plus the plant's failure modes."""
+    tree = reason_tree((await _model(ctx)).plant)
+    return ReasonTreeOut(
+        categories=[
+            ReasonCategoryOut(
+                id=c,
+                label=_label(c),
+                reasons=[ReasonItemOut(id=r, label=d) for r, d in rs.items()],
+            )
+            for c, rs in tree.categories.items()
+        ]
+    )
+
+
+def _entries_by_stop(
+    rows: list[dict[str, Any]],
+) -> dict[tuple[str, int], tuple[dict[str, Any], int]]:
+    """Per stop: the latest entry (the reason) and the earliest entry time (the ack)."""
+    out: dict[tuple[str, int], tuple[dict[str, Any], int]] = {}
+    for r in rows:  # oldest first
+        k = (r["machine"], int(r["stop_start"]))
+        first = out[k][1] if k in out else int(r["entered_at"])
+        out[k] = (r, first)
+    return out
+
+
+def _stop_out(
+    b: StateBatch, i: int, tree: ReasonTree, entry: tuple[dict[str, Any], int] | None
+) -> StopOut:
+    code = b.reason[i] or None
+    category = reason = None
+    if entry is not None:
+        category, reason = entry[0]["category"], entry[0]["reason"]
+    elif code is not None:
+        category, reason = tree.resolve(code)
+    return StopOut(
+        machine=b.names[int(b.index[i])],
+        start=int(b.start[i]),
+        end=int(b.end[i]),
+        state=_LABELS[int(b.state[i])],
+        code=code,
+        category=category,
+        reason=reason,
+        entered_by=None if entry is None else entry[0]["actor"],
+        entered_at=None if entry is None else int(entry[0]["entered_at"]),
+        acked_at=None if entry is None else entry[1],
+        note=None if entry is None else entry[0]["note"],
+    )
+
+
+def _own_machines(model: SiteModel, machine: list[str] | None) -> list[str]:
+    if not machine:
+        return list(model.machines)
+    known = set(model.machines)
+    bad = [m for m in machine if m not in known]
+    if bad:
+        raise _invalid("machine", f"not machines of this site: {', '.join(bad[:3])}", "query")
+    return machine
+
+
+@api.route(
+    "GET", "/sites/{site_id}/stops", name="stops.list", permission=P.STATE_READ, scope="site"
+)
+async def list_stops(
+    site_id: str,
+    ctx: Ctx,
+    start: Start,
+    end: End,
+    machine: Annotated[list[str] | None, Query(max_length=100)] = None,
+    unexplained: bool = False,
+) -> StopsOut:
+    """Stops (every interval that is not ``running``, touching pieces joined) overlapping
+    ``[start, end)``, unclipped so ``start`` identifies the stop, oldest first, with their
+    machine code and the operator's reason. ``unexplained=true``: only ``down`` stops with
+    neither, and at least ``monitoring.unexplained_min_stop_s`` long."""
+    _range(start, end)
+    model = await _model(ctx)
+    machines = _own_machines(model, machine)
+    tree = reason_tree(model.plant)
+    svc = ctx.services
+    b = await read_states_live(svc.store, ctx.tenant, machines, start - LOOKBACK_US, end)
+    rows = await _records(ctx).reason_rows(
+        ctx.tenant, ctx.site_id, start - LOOKBACK_US, end, machines
+    )
+    entries = _entries_by_stop(rows)
+    sel = (b.state != MachineState.RUNNING) & (b.end > start)
+    if unexplained:
+        min_us = int(svc.settings.monitoring.unexplained_min_stop_s * 1e6)
+        sel &= (b.state == MachineState.DOWN) & (b.end - b.start >= min_us)
+    idx = np.flatnonzero(sel)
+    idx = idx[np.lexsort((b.index[idx], b.start[idx]))]
+    out: list[StopOut] = []
+    for i in idx.tolist():
+        m, s = b.names[int(b.index[i])], int(b.start[i])
+        entry = entries.get((m, s))
+        if unexplained and (b.reason[i] or entry is not None):
+            continue
+        out.append(_stop_out(b, i, tree, entry))
+        if len(out) >= _MAX_ROWS:
+            return StopsOut(stops=await _with_names(ctx, out), truncated=True)
+    return StopsOut(stops=await _with_names(ctx, out))
+
+
+async def _with_names(ctx: Access, stops: list[StopOut]) -> list[StopOut]:
+    """Fill ``entered_by_name`` with the email of users who entered reasons (one query)."""
+    ids = {s.entered_by[5:] for s in stops if s.entered_by and s.entered_by.startswith("user:")}
+    emails = await ctx.services.platform.user_emails(ctx.tenant, ids)
+    for s in stops:
+        if s.entered_by and s.entered_by.startswith("user:"):
+            s.entered_by_name = emails.get(s.entered_by[5:])
+    return stops
+
+
+@api.route(
+    "POST",
+    "/sites/{site_id}/stops/reason",
+    name="stops.reason",
+    permission=P.REASON_WRITE,
+    scope="site",
+)
+async def enter_reason(site_id: str, body: ReasonIn, ctx: Ctx) -> StopOut:
+    """Enter the reason of a stop (machine + the stop's ``start`` as ``/stops`` lists it).
+    Entries are appended, never changed: a later entry replaces the reason, the first one
+    stays the acknowledgement (MTTA). Audited with the reason before and after."""
+    model = await _model(ctx)
+    if body.machine not in model.machines:
+        raise _invalid("machine", f"not a machine of this site: {body.machine[:300]!r}")
+    tree = reason_tree(model.plant)
+    if body.category not in tree.categories:
+        raise _invalid(
+            "category", f"unknown category {body.category!r} (one of {', '.join(tree.categories)})"
+        )
+    if body.reason not in tree.categories[body.category]:
+        raise _invalid("reason", f"{body.reason!r} is not a reason of {body.category!r}")
+    svc = ctx.services
+    b = await read_states_live(
+        svc.store, ctx.tenant, [body.machine], max(0, body.start - LOOKBACK_US), body.start + 1
+    )
+    at = np.flatnonzero(b.start == body.start)
+    if len(at) == 0:
+        raise _invalid("start", f"no stop of {body.machine} starts at {body.start}")
+    i = int(at[0])
+    if b.state[i] == MachineState.RUNNING:
+        raise _invalid("start", f"the interval at {body.start} is running, not a stop")
+    rec = _records(ctx)
+    key = (body.machine, body.start)
+    old = _entries_by_stop(
+        await rec.reason_rows(ctx.tenant, ctx.site_id, body.start, body.start + 1, [body.machine])
+    ).get(key)
+    await rec.add_reason(
+        ctx.tenant,
+        ctx.site_id,
+        machine=body.machine,
+        stop_start=body.start,
+        category=body.category,
+        reason=body.reason,
+        actor=ctx.principal.actor,
+        note=body.note,
+    )
+    new = _entries_by_stop(
+        await rec.reason_rows(ctx.tenant, ctx.site_id, body.start, body.start + 1, [body.machine])
+    ).get(key)
+    # the stop as stored (not clipped at start + 1): read its full extent
+    full = await read_states_live(
+        svc.store,
+        ctx.tenant,
+        [body.machine],
+        max(0, body.start - LOOKBACK_US),
+        body.start + LOOKBACK_US,
+    )
+    j = int(np.flatnonzero(full.start == body.start)[0])
+    out = (await _with_names(ctx, [_stop_out(full, j, tree, new)]))[0]
+
+    def brief(e: tuple[dict[str, Any], int] | None) -> dict[str, Any] | None:
+        if e is None:
+            return None
+        return {k: e[0][k] for k in ("category", "reason", "actor", "entered_at", "note")}
+
+    await ctx.audit(
+        "stops.reason",
+        f"stop:{body.machine}@{body.start}",
+        detail={"before": brief(old), "after": brief(new)},
+    )
+    return out
+
+
+@api.route(
+    "GET", "/sites/{site_id}/kpi/downtime", name="kpi.downtime", permission=P.KPI_READ, scope="site"
+)
+async def downtime_pareto(
+    site_id: str,
+    ctx: Ctx,
+    start: Start,
+    end: End,
+    line: Annotated[str | None, Query(max_length=200, description="a line path")] = None,
+) -> DowntimeOut:
+    """The downtime Pareto of ``down`` time in ``[start, end)``, largest first: machine codes
+    mapped through the reason tree, unexplained stops filled from operator entries (the
+    latest entry wins); what stays unexplained is ``unexplained_s``."""
+    _range(start, end)
+    model = await _model(ctx)
+    machines = _machines_of_line(model.plant, line) or list(model.machines)
+    svc = ctx.services
+    states = await read_states_live(svc.store, ctx.tenant, machines, start - LOOKBACK_US, end)
+    entries = await _records(ctx).reason_entries(ctx.tenant, ctx.site_id, start - LOOKBACK_US, end)
+    filled, _acks = apply_entries(states, entries)
+    d = downtime(_clip(filled, start, end), reason_tree(model.plant))
+    return DowntimeOut(
+        rows=[
+            DowntimeRowOut(
+                category=r["category"],
+                reason=r["reason"],
+                seconds=r["duration_s"],
+                count=r["stops"],
+            )
+            for r in d["pareto"]
+        ],
+        unexplained_s=d["unexplained_s"],
+        downtime_s=d["downtime_s"],
+    )
+
+
+# ---- alerts ----------------------------------------------------------------------------------
+
+
+@api.route(
+    "GET", "/sites/{site_id}/alerts", name="alerts.list", permission=P.STATE_READ, scope="site"
+)
+async def list_alerts(
+    site_id: str,
+    ctx: Ctx,
+    status: Literal["open", "all"] = "open",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[AlertOut]:
+    """The site's open alerts (or all, newest first). Alerts are opened and closed by the
+    evaluator (``monitoring`` settings): ``down`` too long, ``offline``, ``unexplained_stop``."""
+    rows = await _records(ctx).alerts(
+        ctx.tenant, ctx.site_id, open_only=status == "open", limit=limit
+    )
+    return [_alert(a) for a in rows]
+
+
+@api.route(
+    "POST",
+    "/sites/{site_id}/alerts/{alert_id}/ack",
+    name="alerts.ack",
+    permission=P.ALERT_ACK,
+    scope="site",
+)
+async def ack_alert(
+    site_id: str, alert_id: Annotated[str, Path(max_length=64)], ctx: Ctx
+) -> AlertOut:
+    """Acknowledge an alert (open or closed). The first acknowledgement stays; acknowledging
+    again changes nothing but is audited too."""
+    got = await _records(ctx).ack(ctx.tenant, ctx.site_id, alert_id, ctx.principal.actor)
+    if got is None:
+        raise NotFound("alert")
+    before, after = got
+    await ctx.audit(
+        "alerts.ack",
+        f"alert:{alert_id}",
+        detail={
+            "before": {"acked_by": before["acked_by"], "acked_at": before["acked_at"]},
+            "after": {"acked_by": after["acked_by"], "acked_at": after["acked_at"]},
+            "kind": after["kind"],
+            "machine": after["machine"],
+        },
+    )
+    return _alert(after)
+
+
+# ---- live feed -------------------------------------------------------------------------------
+
+
+class FloorFeed:
+    """The ``states`` and ``alerts`` events of one live-feed connection: machines whose
+    current state changed (all on the first tick) and alerts opened, acknowledged or closed
+    since the previous tick (all open ones on the first)."""
+
+    def __init__(self, ctx: Access, model: SiteModel, want: str) -> None:
+        self.ctx = ctx
+        self.model = model
+        self.machines = [m for m in model.machines if (m + "/").startswith(want)]
+        self.want = want
+        self.sent_states: dict[str, tuple[str, int | None]] = {}
+        self.sent_alerts: dict[str, tuple[int | None, int | None]] = {}
+        self.last_tick: Micros | None = None
+
+    def _mine(self, machine: str | None) -> bool:
+        return machine is None or (machine + "/").startswith(self.want)
+
+    async def tick(self) -> list[str]:
+        """The events of this tick (``event: ...`` blocks)."""
+        ctx = self.ctx
+        first = self.last_tick is None
+        snap = await floor_now(ctx, self.model)
+        states = []
+        for m in self.machines:
+            st = snap.status[m]
+            if self.sent_states.get(m) != (st.state, st.since):
+                states.append({"machine": m, "state": st.state, "since": st.since})
+                self.sent_states[m] = (st.state, st.since)
+        out = []
+        if states or first:
+            out.append(f"event: states\ndata: {json.dumps(states)}\n\n")
+        now = ctx.services.clock()
+        since = (now if self.last_tick is None else self.last_tick) - _ALERT_MARGIN_US
+        self.last_tick = now
+        rows = [
+            a
+            for a in await _records(ctx).alerts_touched(ctx.tenant, ctx.site_id, since)
+            if self._mine(a["machine"])
+        ]
+        changed = []
+        seen: dict[str, tuple[int | None, int | None]] = {}
+        for a in rows:
+            mark = (a["closed_at"], a["acked_at"])
+            seen[a["id"]] = mark
+            if self.sent_alerts.get(a["id"]) == mark:
+                continue
+            if first and a["closed_at"] is not None:
+                continue
+            changed.append(AlertOut(**a).model_dump())
+        self.sent_alerts = seen
+        if changed or first:
+            out.append(f"event: alerts\ndata: {json.dumps(changed)}\n\n")
+        return out

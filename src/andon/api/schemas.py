@@ -105,6 +105,7 @@ class SiteOut(BaseModel):
     name: str
     created_at: int
     updated_at: int
+    timezone: str = Field(description="the site's IANA time zone (its shifts and days)")
 
 
 class ApiKeyCreate(_In):
@@ -239,6 +240,11 @@ class IngestIn(_In):
     samples: SamplesIn | None = None
     states: StatesIn | None = None
     parts: PartsIn | None = None
+    open_states: StatesIn | None = Field(
+        None,
+        description="states still going on: start = when each began, end = when last "
+        "confirmed (they show on the live board until the closed interval arrives)",
+    )
 
 
 class IngestOut(BaseModel):
@@ -247,6 +253,7 @@ class IngestOut(BaseModel):
     rejected: dict[str, int]
     states: int
     parts: int
+    open_states: int = 0
 
 
 class AuditOut(BaseModel):

@@ -19,7 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-__all__ = ["TLS", "ConfigError", "Limits", "Settings", "load_settings"]
+__all__ = ["TLS", "ConfigError", "Limits", "Monitoring", "Settings", "Twin", "load_settings"]
 
 
 class ConfigError(Exception):
@@ -40,6 +40,41 @@ class Limits(_Part):
     )
     auth_burst: float = Field(30.0, gt=0)
     max_body_bytes: int = Field(8 * 1024 * 1024, gt=0)
+
+
+class Monitoring(_Part):
+    """Shop-floor monitoring: when a machine counts as offline, and when alerts open. The
+    evaluator reads each site's store once per ``alert_interval_s`` (0 = off)."""
+
+    stale_after_s: float = Field(
+        300.0, gt=0, description="a machine with no sample or state for this long is offline"
+    )
+    alert_interval_s: float = Field(
+        15.0, ge=0, le=3600, description="seconds between alert evaluations; 0 = off"
+    )
+    down_alert_after_s: float = Field(
+        600.0, ge=0, description="a machine down this long opens a 'down' alert"
+    )
+    unexplained_alert_after_s: float = Field(
+        900.0, ge=0, description="a stop without a reason this long after it began alerts"
+    )
+    unexplained_min_stop_s: float = Field(
+        60.0, ge=0, description="shorter finished stops never need a reason"
+    )
+
+
+class Twin(_Part):
+    """Twin scenario jobs (``POST /sites/{id}/twin/jobs``): limits and the price of output.
+    ``per_hour`` is the contribution of an hour of the line's pacing stage (as the KPI
+    engine's ``LossPrices.per_hour``); a good part is worth ``per_hour`` × its cycle time."""
+
+    workers: int = Field(2, ge=1, le=64, description="threads running twin jobs")
+    max_jobs_per_tenant: int = Field(2, ge=1, description="queued or running jobs per tenant")
+    max_hours: float = Field(720.0, gt=0, description="simulated hours per replication, at most")
+    max_replications: int = Field(50, ge=2, description="replications per job, at most")
+    history_days: float = Field(7.0, gt=0, description="history the twin is calibrated from")
+    per_hour: float = Field(3000.0, ge=0)
+    currency: str = Field("TWD", min_length=3, max_length=3)
 
 
 class TLS(_Part):
@@ -77,9 +112,12 @@ class Settings(BaseSettings):
         5, ge=0, le=300, description="today's KPIs are computed once per this many seconds"
     )
     cors_origins: list[str] = Field(default_factory=list)
+    web: bool = Field(True, description="serve the web dashboard at / (andon.web)")
     trust_proxy_headers: bool = False
     tls_terminated_by_proxy: bool = False
     limits: Limits = Field(default_factory=Limits)
+    monitoring: Monitoring = Field(default_factory=Monitoring)
+    twin: Twin = Field(default_factory=Twin)
     tls: TLS = Field(default_factory=TLS)
 
     @classmethod

@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -21,15 +22,18 @@ from sqlalchemy import (
 )
 
 __all__ = [
+    "alerts",
     "api_keys",
     "audit_head",
     "audit_log",
     "metadata",
+    "reason_entries",
     "refresh_tokens",
     "role_grants",
     "secrets",
     "sites",
     "tenants",
+    "twin_jobs",
     "users",
 ]
 
@@ -146,3 +150,65 @@ secrets = Table(
     Column("name", String(64), primary_key=True),
     Column("value", String(200), nullable=False),
 )
+
+reason_entries = Table(
+    "reason_entries",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("tenant_id", String(64), ForeignKey("tenants.id"), nullable=False),
+    Column("site_id", String(32), ForeignKey("sites.id", ondelete="CASCADE"), nullable=False),
+    Column("machine", String(300), nullable=False),
+    Column("stop_start", BigInteger, nullable=False),
+    Column("category", String(100), nullable=False),
+    Column("reason", String(100), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("entered_at", BigInteger, nullable=False),
+    Column("note", Text, nullable=True),
+    Index("ix_reason_entries_site_stop", "tenant_id", "site_id", "stop_start", "machine"),
+)
+"""Operator reasons for stops, appended and never updated: per (machine, stop_start) the
+latest entry is the reason, the earliest is the acknowledgement MTTA is measured to."""
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("tenant_id", String(64), ForeignKey("tenants.id"), nullable=False),
+    Column("site_id", String(32), ForeignKey("sites.id", ondelete="CASCADE"), nullable=False),
+    Column("machine", String(300), nullable=True),
+    Column("kind", String(32), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("opened_at", BigInteger, nullable=False),
+    Column("closed_at", BigInteger, nullable=True),
+    Column("acked_by", String(200), nullable=True),
+    Column("acked_at", BigInteger, nullable=True),
+    Column("changed_at", BigInteger, nullable=False),
+    Column("open_key", String(400), nullable=True),
+    UniqueConstraint("open_key", name="uq_alerts_open_key"),
+    Index("ix_alerts_site_opened", "tenant_id", "site_id", "opened_at"),
+    Index("ix_alerts_site_changed", "tenant_id", "site_id", "changed_at"),
+)
+"""``open_key`` is ``site|machine|kind`` while the alert is open and NULL once closed, so the
+unique constraint allows one open alert per (site, machine, kind) and any number of closed
+ones (NULLs never collide, on SQLite and PostgreSQL alike). ``changed_at`` is bumped on open,
+ack and close so the live feed can ask "what changed since"."""
+
+twin_jobs = Table(
+    "twin_jobs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("tenant_id", String(64), ForeignKey("tenants.id"), nullable=False),
+    Column("site_id", String(32), ForeignKey("sites.id", ondelete="CASCADE"), nullable=False),
+    Column("line", String(200), nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("progress", Float, nullable=False),
+    Column("request", Text, nullable=False),
+    Column("result", Text, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("finished_at", BigInteger, nullable=True),
+    Index("ix_twin_jobs_site_created", "tenant_id", "site_id", "created_at"),
+)
+"""Twin scenario runs; ``request`` and ``result`` are JSON text."""

@@ -1,0 +1,569 @@
+"""The shop floor now: each machine's current state, operator reason entries, and alerts.
+
+* ``floor_snapshot``: every machine's current state (the newest stored state interval) and
+  whether it is *offline* (no sample and no state for longer than the staleness threshold),
+  from one ``last_values`` and one ``read_states`` call per site, whatever the machine count.
+* ``FloorRecords``: reason entries and alerts in the metadata database, always filtered by
+  tenant and site.
+* ``wanted_alerts``: the alert rules, a pure function of a snapshot and the answered stops.
+* ``AlertEvaluator``: a background task per app that, every ``alert_interval_s``, opens the
+  alerts the rules want and closes those they no longer want.
+
+See ``docs/decisions/0606-floor-state-and-alerts.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from andon.kpi.api import read_states_live
+from andon.kpi.reasons import ReasonEntry, ReasonTree
+from andon.model.plant import Plant
+from andon.model.types import MachineState, Micros, StateBatch
+from andon.platform.config import Monitoring
+from andon.platform.database import Database
+from andon.platform.security import new_id
+from andon.platform.tables import alerts, reason_entries, sites
+from andon.store.base import TelemetryStore
+
+__all__ = [
+    "LOOKBACK_US",
+    "OFFLINE",
+    "RECENT_US",
+    "UNKNOWN",
+    "AlertEvaluator",
+    "AlertRules",
+    "FloorRecords",
+    "FloorSnapshot",
+    "MachineStatus",
+    "WantedAlert",
+    "floor_snapshot",
+    "reason_tree",
+    "wanted_alerts",
+]
+
+log = logging.getLogger(__name__)
+
+LOOKBACK_US: Micros = 24 * 3600 * 1_000_000
+"""How far back the current state, stops and the alert rules look (one day)."""
+RECENT_US: Micros = 3600 * 1_000_000
+"""The window boards and feeds read every step (a day of 100 machines costs ~3x more)."""
+OFFLINE = "offline"
+UNKNOWN = "unknown"
+"""The state of a machine that sends samples but no state interval within the lookback."""
+_LABELS = [s.label for s in MachineState]
+
+
+def reason_tree(plant: Plant) -> ReasonTree:
+    """The site's reason tree: the default tree plus the plant's failure-mode codes (the
+    plant model has no reason section of its own; ``andon kpi`` builds it the same way)."""
+    return ReasonTree.default().with_failure_modes(plant)
+
+
+def _machine_signals(plant: Plant) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for a, ln, m in plant.machines():
+        base = plant.machine_path(a, ln, m)
+        out[base] = [f"{base}/{s.id}" for s in m.signals]
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class MachineStatus:
+    """A machine's current state label (or ``offline``/``unknown``), since when, and when
+    anything (a sample or the end of a state interval) was last heard from it."""
+
+    machine: str
+    state: str
+    since: Micros | None
+    last_seen: Micros | None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class FloorSnapshot:
+    """The floor at ``now``: a status per machine (model order) and the merged state
+    intervals of the window read, ``[now - window, now]``."""
+
+    now: Micros
+    status: dict[str, MachineStatus]
+    states: StateBatch
+
+
+def _newest(batch: StateBatch) -> dict[str, tuple[int, int, int]]:
+    """Per machine, its newest interval of a merged batch: (state, start, end)."""
+    if not len(batch):
+        return {}
+    # rows are sorted by (machine, start): the last row of each machine is its newest
+    idx = batch.index
+    tail = np.flatnonzero(np.append(idx[1:] != idx[:-1], True)).tolist()
+    return {
+        batch.names[int(idx[i])]: (int(batch.state[i]), int(batch.start[i]), int(batch.end[i]))
+        for i in tail
+    }
+
+
+async def floor_snapshot(
+    store: TelemetryStore,
+    tenant: str,
+    plant: Plant,
+    now: Micros,
+    stale_after_s: float,
+    window_us: int = RECENT_US,
+) -> FloorSnapshot:
+    """Every machine's current state from one ``last_values`` and one ``read_states`` call
+    over the last ``window_us`` (not one per machine). Machines with no interval in the
+    window, or whose newest one is cut by the window's start, are looked up again over the
+    whole lookback in one more call, so ``since`` is right up to ``LOOKBACK_US`` back."""
+    sigs = _machine_signals(plant)
+    machines = list(sigs)
+    flat = [s for ss in sigs.values() for s in ss]
+    last = await store.last_values(tenant, flat) if flat else {}
+    w0 = now - min(window_us, LOOKBACK_US)
+    batch = (
+        await read_states_live(store, tenant, machines, w0, now + 1)
+        if machines
+        else StateBatch.empty()
+    )
+    newest = _newest(batch)
+    again = [m for m in machines if m not in newest or newest[m][1] <= w0]
+    if again and w0 > now - LOOKBACK_US:
+        older = await read_states_live(store, tenant, again, now - LOOKBACK_US, now + 1)
+        newest.update(_newest(older))
+    stale_us = int(stale_after_s * 1_000_000)
+    status: dict[str, MachineStatus] = {}
+    for m in machines:
+        seen = [last[s].ts for s in sigs[m] if s in last]
+        got = newest.get(m)
+        if got is not None:
+            seen.append(got[2])
+        last_seen = max(seen) if seen else None
+        if last_seen is None or now - last_seen > stale_us:
+            status[m] = MachineStatus(m, OFFLINE, last_seen, last_seen)
+        elif got is None:
+            status[m] = MachineStatus(m, UNKNOWN, None, last_seen)
+        else:
+            status[m] = MachineStatus(m, _LABELS[got[0]], got[1], last_seen)
+    return FloorSnapshot(now, status, batch)
+
+
+# ---- alert rules ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRules:
+    """Thresholds of the rules, in µs."""
+
+    down_after_us: int
+    unexplained_after_us: int
+    unexplained_min_us: int
+
+    @classmethod
+    def of(cls, m: Monitoring) -> AlertRules:
+        return cls(
+            int(m.down_alert_after_s * 1e6),
+            int(m.unexplained_alert_after_s * 1e6),
+            int(m.unexplained_min_stop_s * 1e6),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class WantedAlert:
+    machine: str | None
+    kind: str
+    severity: str
+    message: str
+
+
+def _minutes(us: int) -> str:
+    return f"{us / 60e6:.0f} min"
+
+
+def wanted_alerts(
+    snap: FloorSnapshot, answered: set[tuple[str, Micros]], rules: AlertRules
+) -> dict[tuple[str | None, str], WantedAlert]:
+    """The alerts that should be open now, by (machine, kind), from a snapshot over the
+    whole lookback (``window_us=LOOKBACK_US``):
+
+    * ``down``: the machine's current state is ``down`` for at least ``down_after_us``;
+    * ``offline``: nothing heard from the machine for longer than the staleness threshold;
+    * ``unexplained_stop``: a ``down`` stop with no machine code and no operator entry began
+      at least ``unexplained_after_us`` ago (finished stops shorter than
+      ``unexplained_min_us`` never need a reason). One alert per machine, however many
+      stops.
+
+    >>> st = StateBatch.build(["m"], [0], [0], [700_000_000], [3])
+    >>> snap = FloorSnapshot(700_000_000, {"m": MachineStatus("m", "down", 0, 700_000_000)}, st)
+    >>> sorted(k for _, k in wanted_alerts(snap, set(), AlertRules(600_000_000, 0, 0)))
+    ['down', 'unexplained_stop']
+    >>> sorted(k for _, k in wanted_alerts(snap, {("m", 0)}, AlertRules(600_000_000, 0, 0)))
+    ['down']
+    """
+    now = snap.now
+    out: dict[tuple[str | None, str], WantedAlert] = {}
+    for m, s in snap.status.items():
+        if s.state == OFFLINE:
+            heard = "never" if s.last_seen is None else f"for {_minutes(now - s.last_seen)}"
+            out[(m, "offline")] = WantedAlert(m, "offline", "warning", f"{m}: no data {heard}")
+        elif s.state == "down" and s.since is not None and now - s.since >= rules.down_after_us:
+            out[(m, "down")] = WantedAlert(
+                m, "down", "critical", f"{m}: down for {_minutes(now - s.since)}"
+            )
+    b = snap.states
+    if len(b):
+        dur = b.end - b.start
+        cand = np.flatnonzero(
+            (b.state == MachineState.DOWN) & (b.start <= now - rules.unexplained_after_us)
+        )
+        counts: dict[str, list[int]] = {}
+        for i in cand.tolist():
+            m = b.names[int(b.index[i])]
+            start = int(b.start[i])
+            if b.reason[i] or (m, start) in answered:
+                continue
+            current = snap.status.get(m)
+            ongoing = current is not None and current.since == start and current.state == "down"
+            if not ongoing and int(dur[i]) < rules.unexplained_min_us:
+                continue
+            counts.setdefault(m, []).append(start)
+        for m, starts in counts.items():
+            n = len(starts)
+            out[(m, "unexplained_stop")] = WantedAlert(
+                m,
+                "unexplained_stop",
+                "warning",
+                f"{m}: {n} stop{'s' if n > 1 else ''} without a reason "
+                f"(oldest {_minutes(now - min(starts))} ago)",
+            )
+    return out
+
+
+# ---- records in the metadata database ------------------------------------------------------
+
+
+def _alert_out(r: Mapping[Any, Any]) -> dict[str, Any]:
+    def opt(x: Any) -> int | None:
+        return None if x is None else int(x)
+
+    return {
+        "id": r["id"],
+        "machine": r["machine"],
+        "kind": r["kind"],
+        "severity": r["severity"],
+        "message": r["message"],
+        "opened_at": int(r["opened_at"]),
+        "closed_at": opt(r["closed_at"]),
+        "acked_by": r["acked_by"],
+        "acked_at": opt(r["acked_at"]),
+    }
+
+
+def _open_key(site_id: str, machine: str | None, kind: str) -> str:
+    return f"{site_id}|{machine or ''}|{kind}"
+
+
+class FloorRecords:
+    """Reason entries and alerts of one metadata database. Every method takes the tenant and
+    the site and puts both in the ``WHERE`` clause."""
+
+    def __init__(self, db: Database, clock: Callable[[], Micros]) -> None:
+        self.db = db
+        self.clock = clock
+
+    # -- reason entries
+
+    async def add_reason(
+        self,
+        tenant: str,
+        site_id: str,
+        *,
+        machine: str,
+        stop_start: Micros,
+        category: str,
+        reason: str,
+        actor: str,
+        note: str | None = None,
+    ) -> dict[str, Any]:
+        """Append one entry (entries are never updated; the latest per stop wins)."""
+        row = {
+            "id": new_id(),
+            "tenant_id": tenant,
+            "site_id": site_id,
+            "machine": machine,
+            "stop_start": stop_start,
+            "category": category,
+            "reason": reason,
+            "actor": actor,
+            "entered_at": self.clock(),
+            "note": note,
+        }
+        async with self.db.begin() as conn:
+            await conn.execute(insert(reason_entries).values(**row))
+        return row
+
+    async def reason_rows(
+        self,
+        tenant: str,
+        site_id: str,
+        start: Micros,
+        end: Micros,
+        machines: Sequence[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Entries for stops starting in ``[start, end)``, oldest entry first."""
+        c = reason_entries.c
+        q = select(reason_entries).where(
+            c.tenant_id == tenant, c.site_id == site_id, c.stop_start >= start, c.stop_start < end
+        )
+        if machines is not None:
+            q = q.where(c.machine.in_(list(machines)))
+        async with self.db.begin() as conn:
+            rows = (await conn.execute(q.order_by(c.entered_at, c.id))).mappings().all()
+        return [dict(r) for r in rows]
+
+    async def reason_entries(
+        self, tenant: str, site_id: str, start: Micros, end: Micros
+    ) -> list[ReasonEntry]:
+        """The entries as ``andon.kpi.reasons.ReasonEntry`` (for ``apply_entries``, MTTA)."""
+        return [
+            ReasonEntry(
+                r["machine"],
+                int(r["stop_start"]),
+                r["reason"],
+                r["actor"],
+                int(r["entered_at"]),
+                r["note"] or "",
+            )
+            for r in await self.reason_rows(tenant, site_id, start, end)
+        ]
+
+    # -- alerts
+
+    async def alerts(
+        self, tenant: str, site_id: str, *, open_only: bool, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        """Open alerts (or all, newest first), at most ``limit``."""
+        c = alerts.c
+        q = select(alerts).where(c.tenant_id == tenant, c.site_id == site_id)
+        if open_only:
+            q = q.where(c.closed_at.is_(None))
+        q = q.order_by(c.opened_at.desc(), c.id).limit(limit)
+        async with self.db.begin() as conn:
+            rows = (await conn.execute(q)).mappings().all()
+        return [_alert_out(r) for r in rows]
+
+    async def alerts_touched(
+        self, tenant: str, site_id: str, since: Micros
+    ) -> list[dict[str, Any]]:
+        """Open alerts and those opened, acknowledged or closed at or after ``since``."""
+        c = alerts.c
+        q = select(alerts).where(
+            c.tenant_id == tenant,
+            c.site_id == site_id,
+            or_(c.closed_at.is_(None), c.changed_at >= since),
+        )
+        async with self.db.begin() as conn:
+            rows = (await conn.execute(q.order_by(c.opened_at, c.id))).mappings().all()
+        return [_alert_out(r) for r in rows]
+
+    async def get_alert(self, tenant: str, site_id: str, alert_id: str) -> dict[str, Any] | None:
+        c = alerts.c
+        async with self.db.begin() as conn:
+            r = (
+                (
+                    await conn.execute(
+                        select(alerts).where(
+                            c.tenant_id == tenant, c.site_id == site_id, c.id == alert_id
+                        )
+                    )
+                )
+                .mappings()
+                .one_or_none()
+            )
+        return None if r is None else _alert_out(r)
+
+    async def ack(
+        self, tenant: str, site_id: str, alert_id: str, actor: str
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """Acknowledge (the first acknowledgement stays); ``(before, after)`` or None when
+        there is no such alert in this tenant's site."""
+        before = await self.get_alert(tenant, site_id, alert_id)
+        if before is None:
+            return None
+        if before["acked_at"] is None:
+            c = alerts.c
+            now = self.clock()
+            async with self.db.begin() as conn:
+                await conn.execute(
+                    update(alerts)
+                    .where(
+                        c.tenant_id == tenant,
+                        c.site_id == site_id,
+                        c.id == alert_id,
+                        c.acked_at.is_(None),
+                    )
+                    .values(acked_by=actor, acked_at=now, changed_at=now)
+                )
+        after = await self.get_alert(tenant, site_id, alert_id)
+        return before, after or before
+
+    async def sync_alerts(
+        self,
+        tenant: str,
+        site_id: str,
+        wanted: Mapping[tuple[str | None, str], WantedAlert],
+    ) -> int:
+        """Open the wanted alerts that are not open, close the open ones not wanted; the
+        number of changes. The unique
+        ``open_key`` keeps one open alert per (site, machine, kind) even when two
+        evaluators race."""
+        c = alerts.c
+        now = self.clock()
+        async with self.db.begin() as conn:
+            rows = (
+                await conn.execute(
+                    select(c.id, c.machine, c.kind).where(
+                        c.tenant_id == tenant, c.site_id == site_id, c.closed_at.is_(None)
+                    )
+                )
+            ).all()
+        have = {(r.machine, r.kind): r.id for r in rows}
+        changes = 0
+        stale = [aid for k, aid in have.items() if k not in wanted]
+        if stale:
+            async with self.db.begin() as conn:
+                res = await conn.execute(
+                    update(alerts)
+                    .where(
+                        and_(c.tenant_id == tenant, c.site_id == site_id, c.id.in_(stale)),
+                        c.closed_at.is_(None),
+                    )
+                    .values(closed_at=now, changed_at=now, open_key=None)
+                )
+                changes += int(res.rowcount or 0)
+        for k, w in wanted.items():
+            if k in have:
+                continue
+            try:
+                async with self.db.begin() as conn:
+                    await conn.execute(
+                        insert(alerts).values(
+                            id=new_id(),
+                            tenant_id=tenant,
+                            site_id=site_id,
+                            machine=w.machine,
+                            kind=w.kind,
+                            severity=w.severity,
+                            message=w.message[:1000],
+                            opened_at=now,
+                            closed_at=None,
+                            acked_by=None,
+                            acked_at=None,
+                            changed_at=now,
+                            open_key=_open_key(site_id, w.machine, w.kind),
+                        )
+                    )
+                changes += 1
+            except IntegrityError:
+                continue  # another evaluator opened it first
+        return changes
+
+    async def all_sites(self) -> list[dict[str, Any]]:
+        """Every site of every tenant (id, tenant, model version): what the evaluator
+        visits. The only query here not scoped to one tenant; it reads no tenant data."""
+        async with self.db.begin() as conn:
+            rows = (
+                await conn.execute(
+                    select(sites.c.id, sites.c.tenant_id, sites.c.updated_at).order_by(
+                        sites.c.tenant_id, sites.c.id
+                    )
+                )
+            ).all()
+        return [
+            {"id": r.id, "tenant_id": r.tenant_id, "updated_at": int(r.updated_at)} for r in rows
+        ]
+
+
+# ---- the evaluator -------------------------------------------------------------------------
+
+
+class AlertEvaluator:
+    """Evaluates the alert rules for every site, every ``monitoring.alert_interval_s``.
+
+    ``step()`` is one pass (tests call it with their clock); ``start()`` runs passes in a
+    task until ``stop()``. A pass costs, per site, one ``last_values`` and one
+    ``read_states`` call, one query for the day's reason entries and one for open alerts,
+    plus one write per alert that opens or closes.
+    """
+
+    def __init__(
+        self,
+        records: FloorRecords,
+        plant_of: Callable[[str, str], Awaitable[Plant]],
+        store: TelemetryStore,
+        monitoring: Monitoring,
+        clock: Callable[[], Micros],
+    ) -> None:
+        self.records = records
+        self._plant_of = plant_of
+        self.store = store
+        self.monitoring = monitoring
+        self.rules = AlertRules.of(monitoring)
+        self.clock = clock
+        self._task: asyncio.Task[None] | None = None
+        self.passes = 0
+
+    async def step_site(self, tenant: str, site_id: str) -> int:
+        """One evaluation of one site; the number of alerts opened or closed."""
+        plant = await self._plant_of(tenant, site_id)
+        now = self.clock()
+        snap = await floor_snapshot(
+            self.store, tenant, plant, now, self.monitoring.stale_after_s, LOOKBACK_US
+        )
+        rows = await self.records.reason_rows(tenant, site_id, now - LOOKBACK_US, now + 1)
+        answered = {(r["machine"], int(r["stop_start"])) for r in rows}
+        wanted = wanted_alerts(snap, answered, self.rules)
+        return await self.records.sync_alerts(tenant, site_id, wanted)
+
+    async def step(self) -> int:
+        """One pass over every site; a site that fails is logged and skipped."""
+        changes = 0
+        for s in await self.records.all_sites():
+            try:
+                changes += await self.step_site(s["tenant_id"], s["id"])
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("alert evaluation failed for site %s", s["id"])
+        self.passes += 1
+        return changes
+
+    async def _loop(self, interval_s: float) -> None:
+        while True:
+            try:
+                await self.step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("alert evaluation pass failed")
+            await asyncio.sleep(interval_s)
+
+    def start(self) -> None:
+        """Run passes in the background (real time), unless the interval is 0."""
+        interval = self.monitoring.alert_interval_s
+        if interval > 0 and self._task is None:
+            self._task = asyncio.create_task(self._loop(interval), name="andon-alerts")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
