@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: demo test lint typecheck pytest services bench clean
+.PHONY: demo test lint typecheck pytest services bench clean screenshots
 
 $(VENV)/.base: pyproject.toml scripts/bootstrap.sh
 	bash scripts/bootstrap.sh $(VENV)
@@ -30,11 +30,17 @@ typecheck: $(VENV)/.dev
 services:
 	bash scripts/services.sh
 	if [ -f scripts/services-postgres.sh ]; then bash scripts/services-postgres.sh; fi
+	bash scripts/services-chromium.sh
 
 pytest: $(VENV)/.dev services
 	$(PY) -m pytest -q
 
 test: lint typecheck pytest
+
+# the dashboard's pages at 1920x1080 and 820x1180, written by the browser tests (README)
+screenshots: $(VENV)/.dev services
+	ANDON_SCREENSHOTS=$(CURDIR)/docs/screenshots $(PY) -m pytest -q -p no:cacheprovider \
+		tests/web/test_dashboard.py -k "screenshots or zh_tw or twin"
 
 bench: $(VENV)/.dev
 	$(PY) benchmarks/store_ingest.py

@@ -81,6 +81,16 @@ def demo(
     headless: Annotated[
         bool, typer.Option(help="Simulate as fast as possible and print a summary")
     ] = False,
+    terminal: Annotated[
+        bool, typer.Option(help="Live view in the terminal instead of the web dashboard")
+    ] = False,
+    port: Annotated[
+        int, typer.Option(min=1, max=65535, help="Web dashboard port on 127.0.0.1")
+    ] = 8000,
+    prefill: Annotated[
+        float,
+        typer.Option(min=0, help="Web: plant hours simulated at once before going live"),
+    ] = 2.0,
     hours: Annotated[
         float | None,
         typer.Option(
@@ -88,7 +98,7 @@ def demo(
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same run")] = 7,
-    speed: Annotated[float, typer.Option(help="Live view: plant seconds per wall second")] = 60.0,
+    speed: Annotated[float, typer.Option(help="Live: plant seconds per wall second")] = 60.0,
     start: Annotated[
         str | None,
         typer.Option(
@@ -101,7 +111,8 @@ def demo(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Headless: print JSON")] = False,
 ) -> None:
-    """Run the virtual factory into the store, with a live view or headless."""
+    """Run the virtual factory into the store and serve the web dashboard on it (default), or
+    show a live terminal view (--terminal), or simulate headless."""
     from andon.store.duckdb_store import DuckDBStore
 
     plant = _load(plant_file)
@@ -110,7 +121,12 @@ def demo(
         _fail("--hours must be positive")
     if speed <= 0:
         _fail("--speed must be positive")
+    if headless and terminal:
+        _fail("--headless and --terminal exclude each other")
     with _data_dir(data_dir) as d:
+        if not headless and not terminal:
+            _web_demo(plant_file, d, seed, speed, t0, prefill, hours, port)
+            return
         if headless:
             summary = asyncio.run(
                 _headless(
@@ -147,6 +163,28 @@ def demo(
             asyncio.run(live())
         except KeyboardInterrupt:
             out.print("stopped.")
+
+
+def _web_demo(
+    plant_file: Path | None,
+    d: Path,
+    seed: int,
+    speed: float,
+    start: Micros | None,
+    prefill: float,
+    hours: float | None,
+    port: int,
+) -> None:
+    from andon.web.demo import DemoError, DemoOptions, builtin_plant_yaml, run_cli
+
+    text = builtin_plant_yaml() if plant_file is None else plant_file.read_text(encoding="utf-8")
+    options = DemoOptions(
+        text, d, seed=seed, speed=speed, start=start, prefill_h=prefill, hours=hours, port=port
+    )
+    try:
+        run_cli(options, out)
+    except DemoError as exc:
+        _fail(str(exc))
 
 
 async def _headless(

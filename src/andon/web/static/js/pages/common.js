@@ -1,0 +1,111 @@
+// Helpers shared by pages: ranges in site time, pickers, chart cards, state legend.
+
+import { h, raw } from '../dom.js';
+import { stateIcon, STATES } from '../icons.js';
+import { allowData, siteMidnight, stateLabel, t, tMaybe } from '../i18n.js';
+
+export const H = 3600e6;
+
+export function shortId(path) {
+  return path ? path.split('/').pop() : '';
+}
+
+/** [start, end] µs for a named range ending now (server time). */
+export function rangeOf(name, now) {
+  if (name === 'today') return [siteMidnight(now), now];
+  if (name === 'shift') return [now - 8 * H, now];
+  if (name === '24h') return [now - 24 * H, now];
+  if (name === '7d') return [now - 7 * 24 * H, now];
+  if (name === '1h') return [now - H, now];
+  if (name === '8h') return [now - 8 * H, now];
+  return [now - 8 * H, now];
+}
+
+/** A row of toggle buttons; onPick(name) when one is chosen. */
+export function rangePicker(names, current, onPick, testid = 'range-picker') {
+  const box = h('div', { class: 'toolbar', role: 'group', 'data-testid': testid,
+    'aria-label': t('range.label') });
+  const btns = names.map((n) => {
+    const b = h('button', { type: 'button', class: 'btn', 'data-range': n,
+      'aria-pressed': n === current ? 'true' : 'false' }, t(`range.${n}`));
+    b.addEventListener('click', () => {
+      btns.forEach((x) => x.setAttribute('aria-pressed', x === b ? 'true' : 'false'));
+      onPick(n);
+    });
+    return b;
+  });
+  box.append(...btns);
+  return box;
+}
+
+export function picker(testid, label, options, value, onChange) {
+  const sel = h('select', { class: 'select', 'data-testid': testid, 'aria-label': label,
+    translate: 'no' });
+  for (const o of options) sel.append(h('option', { value: o.value }, o.label));
+  if (value) sel.value = value;
+  sel.addEventListener('change', () => onChange(sel.value));
+  return sel;
+}
+
+export function card(title, testid, ...body) {
+  return h('section', { class: 'card chart-card', 'data-testid': testid },
+    h('h2', null, title), ...body);
+}
+
+export function stateLegend() {
+  return h('div', { class: 'legend' }, STATES.map((st) => h('span', { class: `legend-item st-${st}` },
+    h('span', { class: 'swatch' }, stateIcon(st)), stateLabel(st))));
+}
+
+export function bigFig(label, value, testid) {
+  return h('div', { class: 'big-fig', 'data-testid': testid },
+    h('span', { class: 'v' }, value), h('span', { class: 'l' }, label));
+}
+
+/** Server "now": the board answer's clock, advanced at its rate (the demo runs on plant
+ * time, 60 plant seconds per wall second, not on wall time). */
+export async function serverNow(ctx) {
+  const s = await ctx.structure();
+  return Math.round(s.now + (Date.now() * 1000 - s.fetchedAt) * s.rate);
+}
+
+export function machineLabel(m) {
+  return m.name ? `${shortId(m.machine)} · ${m.name}` : shortId(m.machine);
+}
+
+// ---- reason labels -----------------------------------------------------------------------
+// The default reason tree (andon.kpi.reasons) has stable ids: its categories translate as
+// `reasoncat.<category>` and its reasons as `reasons.<category>.<reason>` (keyed by category
+// too, so a plant reason that reuses an id elsewhere keeps its own label). Plant-specific
+// entries (failure-mode codes) show the server's label, marked as data for the i18n audit.
+
+/** The label of a reason category ({id, label} from /reasons/tree, or just an id). */
+export function categoryLabel(id, label) {
+  const known = tMaybe(`reasoncat.${id}`);
+  if (known) return known;
+  allowData(label || id);
+  return label || id;
+}
+
+/** The label of reason `id` in category `category`. */
+export function reasonLabel(category, id, label) {
+  const known = tMaybe(`reasons.${category}.${id}`);
+  if (known) return known;
+  allowData(label || id);
+  return label || id;
+}
+
+/** Whether the label of a category (reason with `id`) is data rather than interface text. */
+export function isDataLabel(category, id) {
+  return id === undefined ? !tMaybe(`reasoncat.${category}`)
+    : !tMaybe(`reasons.${category}.${id}`);
+}
+
+/** Category › reason as people read it, from the site's reason tree (null: ids only). */
+export function reasonText(tree, category, reason) {
+  const c = (tree?.categories || []).find((x) => x.id === category);
+  const r = c?.reasons.find((x) => x.id === reason);
+  return `${categoryLabel(category, c?.label)} › ${reasonLabel(category, reason, r?.label)}`;
+}
+
+export { raw };

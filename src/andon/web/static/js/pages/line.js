@@ -1,0 +1,221 @@
+// Line view: flow diagram (machines, buffers and fill levels), state Gantt of the range, OEE
+// and its loss waterfall, downtime Pareto and bottleneck history.
+
+import { api } from '../api.js';
+import { clear, h, raw, s } from '../dom.js';
+import { columns, gantt, pareto, waterfall, widthOf } from '../charts.js';
+import { allowData, duration, num, pct, stateLabel, t, time, tMaybe } from '../i18n.js';
+import {
+  bigFig, card, picker, rangeOf, rangePicker, reasonText, serverNow, shortId, stateLegend,
+} from './common.js';
+
+const PALETTE = 6;
+
+export function lossName(loss) {
+  const k = loss.replace(/_s$/, '');
+  return tMaybe(`loss.${k}`) || k;
+}
+
+function flowDiagram(flow, states, width) {
+  // stage of each machine: 0 for machines fed by no buffer, else 1 + stage of the feeders
+  const stage = new Map(flow.machines.map((m) => [m.machine, 0]));
+  for (let pass = 0; pass < flow.machines.length; pass++) {
+    for (const b of flow.buffers) {
+      const from = Math.max(...b.from.map((m) => stage.get(m) ?? 0));
+      for (const m of b.to) if ((stage.get(m) ?? 0) < from + 1) stage.set(m, from + 1);
+    }
+  }
+  const nStages = Math.max(0, ...stage.values()) + 1;
+  const cols = nStages * 2 - 1;
+  const colW = width / cols;
+  const perStage = new Map();
+  for (const m of flow.machines) {
+    const st = stage.get(m.machine);
+    if (!perStage.has(st)) perStage.set(st, []);
+    perStage.get(st).push(m);
+  }
+  const rows = Math.max(1, ...[...perStage.values()].map((x) => x.length));
+  const rowH = 86;
+  const height = rows * rowH + 20;
+  const svg = s('svg', { class: 'chart', width, height, viewBox: `0 0 ${width} ${height}`,
+    role: 'img', 'aria-label': t('line.flow') });
+  svg.append(s('defs', null, s('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 9, refY: 5,
+    markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' },
+  s('path', { d: 'M0,0 L10,5 L0,10 z', fill: '#9da7b3' }))));
+  const pos = new Map();
+  const boxW = Math.min(150, colW * 0.9);
+  for (const [st, ms] of perStage) {
+    ms.forEach((m, i) => {
+      const cx = (st * 2 + 0.5) * colW;
+      const cy = 10 + (i + 0.5) * (height - 20) / ms.length;
+      pos.set(m.machine, { cx, cy });
+    });
+  }
+  const bufs = flow.buffers.map((b) => {
+    const st = Math.max(...b.from.map((m) => stage.get(m) ?? 0));
+    const cx = (st * 2 + 1.5) * colW;
+    return { b, cx, cy: height / 2 };
+  });
+  for (const { b, cx, cy } of bufs) {
+    for (const m of b.from) {
+      const p = pos.get(m);
+      if (p) svg.append(s('path', { class: 'flow-arrow', d: `M${p.cx + boxW / 2},${p.cy} L${cx - 22},${cy}` }));
+    }
+    for (const m of b.to) {
+      const p = pos.get(m);
+      if (p) svg.append(s('path', { class: 'flow-arrow', d: `M${cx + 22},${cy} L${p.cx - boxW / 2},${p.cy}` }));
+    }
+  }
+  for (const m of flow.machines) {
+    const p = pos.get(m.machine);
+    const state = states.get(m.machine) || 'offline';
+    svg.append(s('g', { 'data-testid': 'flow-machine', 'data-machine': m.machine,
+      'data-state': state, class: `st-${state}` },
+    s('rect', { class: 'flow-box', x: p.cx - boxW / 2, y: p.cy - 30, width: boxW, height: 60, rx: 6 }),
+    s('text', { class: 'flow-name', x: p.cx, y: p.cy - 8, 'text-anchor': 'middle', translate: 'no' },
+      shortId(m.machine)),
+    s('text', { x: p.cx, y: p.cy + 14, 'text-anchor': 'middle' }, stateLabel(state)),
+    s('title', null, `${m.name} · ${stateLabel(state)}`)));
+  }
+  for (const { b, cx, cy } of bufs) {
+    const level = b.level;
+    const frac = level === null || level === undefined ? 0 : Math.min(1, level / b.capacity);
+    const bh = 56;
+    svg.append(s('g', { 'data-testid': 'flow-buffer', 'data-buffer': b.buffer,
+      'data-level': level ?? '', 'data-capacity': b.capacity },
+    s('rect', { class: 'flow-buf', x: cx - 20, y: cy - bh / 2, width: 40, height: bh, rx: 4 }),
+    s('rect', { class: 'flow-fill', x: cx - 18, y: cy + bh / 2 - 2 - (bh - 4) * frac, width: 36,
+      height: (bh - 4) * frac }),
+    s('text', { x: cx, y: cy - bh / 2 - 6, 'text-anchor': 'middle', translate: 'no' }, shortId(b.buffer)),
+    s('text', { class: 'val', x: cx, y: cy + bh / 2 + 16, 'text-anchor': 'middle' },
+      level === null || level === undefined ? '–' : `${num(level)}/${num(b.capacity)}`)));
+  }
+  return svg;
+}
+
+export function paretoRows(dt, tree) {
+  const rows = dt.rows.map((r) => {
+    const label = reasonText(tree, r.category, r.reason);
+    return { label, value: r.seconds, text: `${duration(r.seconds)} · ${t('line.stops', { n: r.count })}`,
+      attrs: { 'data-testid': 'pareto-row', 'data-category': r.category, 'data-reason': r.reason,
+        'data-seconds': r.seconds } };
+  });
+  if (dt.unexplained_s > 0) {
+    rows.push({ label: t('reasons.unexplained'), value: dt.unexplained_s, cls: 'bar-unexplained',
+      text: duration(dt.unexplained_s),
+      attrs: { 'data-testid': 'pareto-row', 'data-category': '', 'data-reason': 'unexplained',
+        'data-seconds': dt.unexplained_s } });
+  }
+  rows.sort((a, b) => b.value - a.value);
+  return rows;
+}
+
+export default {
+  async render(root, params, ctx) {
+    const st = await ctx.structure();
+    if (!st.lines.length) {
+      root.append(h('p', { class: 'empty' }, t('line.none')));
+      return ctx.ready();
+    }
+    const lineId = params.get('line') || st.lines[0].line;
+    const line = st.lines.find((l) => l.line === lineId);
+    if (!line) {
+      root.append(h('p', { class: 'error', 'data-testid': 'page-error' }, t('line.unknown')));
+      return ctx.ready();
+    }
+    let rangeName = params.get('range') || 'today';
+    const base = `/sites/${encodeURIComponent(ctx.site.id)}`;
+    const body = h('div', { class: 'line-body' });
+    root.append(
+      h('div', { class: 'page-head' },
+        h('h1', null, t('nav.line'), ' · ', raw(line.name || shortId(line.line))),
+        picker('line-picker', t('line.pick'), st.lines.map((l) => ({ value: l.line,
+          label: l.name || shortId(l.line) })), line.line,
+        (v) => ctx.go('line', { line: v, range: rangeName })),
+        rangePicker(['shift', 'today', '24h', '7d'], rangeName, (n) => {
+          rangeName = n;
+          load();
+        })),
+      body);
+
+    let seq = 0;
+    async function load() {
+      const my = ++seq;
+      root.dataset.ready = '0';
+      const now = await serverNow(ctx);
+      const [start, end] = rangeOf(rangeName, now);
+      const bucket = Math.max(60, Math.round((end - start) / 1e6 / 48 / 60) * 60);
+      const q = { line: line.line, start, end };
+      const machines = line.machines.map((m) => m.machine);
+      const [flow, kpi, states, dt, tree, bns, board] = await Promise.all([
+        api(`${base}/lines/flow`, { query: { line: line.line }, signal: ctx.signal }),
+        api(`${base}/lines/kpi`, { query: q, signal: ctx.signal }),
+        api(`${base}/states`, { query: { start, end, machine: machines }, signal: ctx.signal }),
+        api(`${base}/kpi/downtime`, { query: q, signal: ctx.signal }),
+        ctx.reasonTree().catch(() => null),
+        api(`${base}/lines/bottlenecks`, { query: { ...q, bucket_s: bucket }, signal: ctx.signal }),
+        api(`${base}/board`, { signal: ctx.signal }),
+      ]);
+      if (my !== seq || !ctx.alive()) return;
+      clear(body);
+      const cur = new Map(board.machines.map((m) => [m.machine, m.state]));
+      allowData(...flow.machines.map((m) => m.name));
+
+      const flowCard = card(t('line.flow'), 'flow-card');
+      const oeeCard = card(t('line.oee'), 'line-oee-card');
+      const ganttCard = card(t('line.gantt'), 'gantt');
+      const paretoCard = card(t('line.pareto'), 'pareto');
+      const bnCard = card(t('line.bottlenecks'), 'bottleneck-history');
+      body.append(flowCard, h('div', { class: 'grid-2' }, oeeCard, paretoCard), ganttCard, bnCard);
+      const flowSvg = flowDiagram(flow, cur, widthOf(flowCard) - 28);
+      flowSvg.setAttribute('data-testid', 'flow');
+      flowCard.append(flowSvg);
+
+      oeeCard.append(h('div', { class: 'figs', 'data-testid': 'line-oee' },
+        bigFig(t('kpi.oee'), pct(kpi.oee.oee), 'line-oee-value'),
+        bigFig(t('kpi.availability'), pct(kpi.oee.availability)),
+        bigFig(t('kpi.performance'), pct(kpi.oee.performance)),
+        bigFig(t('kpi.quality'), pct(kpi.oee.quality)),
+        bigFig(t('board.throughput'), t('unit.perh', { n: num(kpi.throughput_per_h, 1) }))));
+      const steps = kpi.waterfall.map((w, i) => ({
+        label: lossName(w.loss), value: w.seconds / 3600,
+        kind: i === 0 ? 'start' : i === kpi.waterfall.length - 1 ? 'total' : 'loss',
+        attrs: { 'data-testid': 'waterfall-bar', 'data-loss': w.loss },
+      }));
+      const wf = waterfall({ width: widthOf(oeeCard) - 28, steps, label: t('line.waterfall'),
+        fmt: (v) => t('unit.h', { n: num(v, 1) }) });
+      wf.setAttribute('data-testid', 'waterfall');
+      oeeCard.append(h('h3', null, t('line.waterfall')), wf);
+
+      const byM = new Map(machines.map((m) => [m, []]));
+      for (let i = 0; i < states.index.length; i++) {
+        byM.get(states.machines[states.index[i]])?.push({ start: states.start[i],
+          end: states.end[i], state: states.state[i] });
+      }
+      ganttCard.append(gantt({ width: widthOf(ganttCard) - 28, start, end,
+        rows: line.machines.map((m) => ({ key: m.machine, label: shortId(m.machine),
+          bars: byM.get(m.machine) || [] })), label: t('line.gantt'), stateText: stateLabel }),
+      stateLegend());
+
+      const rows = paretoRows(dt, tree);
+      if (rows.length) {
+        paretoCard.append(pareto({ width: widthOf(paretoCard) - 28, rows, label: t('line.pareto') }));
+      } else paretoCard.append(h('p', { class: 'muted' }, t('line.nostops')));
+
+      const idx = new Map(machines.map((m, i) => [m, i % PALETTE]));
+      const items = bns.buckets.map((b) => ({
+        label: time(b.start),
+        attrs: { 'data-testid': 'bottleneck-bucket', 'data-machine': b.bottleneck || '' },
+        parts: machines.filter((m) => (b.shares[m] || 0) > 0).map((m) => ({
+          value: b.shares[m], cls: `bar pal-${idx.get(m)}`,
+          title: `${shortId(m)} ${pct(b.shares[m], 0)}` })),
+      }));
+      bnCard.append(columns({ width: widthOf(bnCard) - 28, height: 200, items,
+        label: t('line.bottlenecks'), fmt: (v) => pct(v, 0) }),
+      h('div', { class: 'legend' }, machines.map((m) => h('span', { class: 'legend-item' },
+        h('span', { class: `swatch pal-${idx.get(m)}` }), raw(shortId(m))))));
+      ctx.ready();
+    }
+    await load();
+  },
+};
