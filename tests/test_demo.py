@@ -140,7 +140,14 @@ def test_live_loop_follows_its_clock_and_renders(tmp_path: Path) -> None:
 
 
 def test_bad_arguments_exit_2() -> None:
-    for args in (["--hours", "-1"], ["--speed", "0"], ["--start", "yesterday"]):
+    for args in (
+        ["--hours", "-1"],
+        ["--speed", "0"],
+        ["--start", "yesterday"],
+        ["--via", "carrier-pigeon"],
+        ["--via", "protocols"],  # headless through protocols needs --hours of wall time
+        ["--via", "protocols", "--hours", "1", "--start", "2026-01-05T06:00"],
+    ):
         r = subprocess.run(
             [sys.executable, "-m", "andon.cli", "demo", "--headless", *args],
             capture_output=True,

@@ -98,7 +98,20 @@ def demo(
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same run")] = 7,
-    speed: Annotated[float, typer.Option(help="Live: plant seconds per wall second")] = 60.0,
+    speed: Annotated[
+        float | None,
+        typer.Option(
+            help="Live: plant seconds per wall second (default 60; 1 with --via protocols)"
+        ),
+    ] = None,
+    via: Annotated[
+        str,
+        typer.Option(
+            help="direct: the factory's batches go straight to ingest; protocols: read "
+            "through its OPC UA, Modbus, Sparkplug B and MTConnect servers by an edge agent "
+            "(with --terminal, or --headless for --hours of wall time)"
+        ),
+    ] = "direct",
     start: Annotated[
         str | None,
         typer.Option(
@@ -119,10 +132,26 @@ def demo(
     t0 = _parse_start(start, plant)
     if hours is not None and hours <= 0:
         _fail("--hours must be positive")
-    if speed <= 0:
+    if speed is not None and speed <= 0:
         _fail("--speed must be positive")
     if headless and terminal:
         _fail("--headless and --terminal exclude each other")
+    if via not in ("direct", "protocols"):
+        _fail(f"--via must be direct or protocols, not {via!r}")
+    if via == "protocols":
+        if not (headless or terminal):
+            _fail(
+                "--via protocols runs with --terminal (live view) or --headless --hours H; "
+                "the web dashboard demo reads the factory in process"
+            )
+        if headless and hours is None:
+            _fail("--via protocols --headless needs --hours (wall-clock hours to run)")
+        if start is not None:
+            _fail("--via protocols runs from now: protocols stamp values with their read time")
+        with _data_dir(data_dir) as d:
+            _protocol_demo(plant, d, seed, speed or 1.0, hours, headless, as_json)
+        return
+    speed = 60.0 if speed is None else speed
     with _data_dir(data_dir) as d:
         if not headless and not terminal:
             _web_demo(plant_file, d, seed, speed, t0, prefill, hours, port)
@@ -163,6 +192,73 @@ def demo(
             asyncio.run(live())
         except KeyboardInterrupt:
             out.print("stopped.")
+
+
+def _protocol_demo(
+    plant: Plant,
+    d: Path,
+    seed: int,
+    speed: float,
+    hours: float | None,
+    headless: bool,
+    as_json: bool,
+) -> None:
+    """The factory read end to end through its protocol servers by a real edge agent."""
+    from rich.live import Live
+
+    from andon.sim.protocols import ProtocolDemo, run_via_protocols
+    from andon.sim.view import render
+    from andon.store.duckdb_store import DuckDBStore
+
+    async def go(view: Live | None) -> dict[str, Any]:
+        store = DuckDBStore.open(d / "telemetry.duckdb")
+
+        def tick(demo: ProtocolDemo) -> None:
+            if view is not None:
+                view.update(render(demo.run, speed))
+
+        try:
+            return await run_via_protocols(
+                plant,
+                store,
+                seed,
+                d,
+                duration_s=hours * 3600.0 if hours else None,
+                speed=speed,
+                on_tick=tick,
+            )
+        finally:
+            await store.close()
+
+    try:
+        if headless:
+            with err.status("reading the factory through its protocols"):
+                summary = asyncio.run(go(None))
+        else:
+            with Live(console=out, refresh_per_second=4, screen=False) as view:
+                summary = asyncio.run(go(view))
+    except KeyboardInterrupt:
+        out.print("stopped.")
+        return
+    except OSError as exc:
+        _fail(f"protocol demo: {exc} (is Mosquitto running on 127.0.0.1:1883?)")
+        return
+    if as_json:
+        sys.stdout.write(json.dumps(summary, indent=2, ensure_ascii=False, default=str) + "\n")
+        return
+    from rich.table import Table
+
+    t = Table(title=f"{summary['site']}: read through protocols by edge {summary['edge']}")
+    for c in ("protocol", "signals", "points read"):
+        t.add_column(c, justify="right" if c != "protocol" else "left")
+    for name, n in summary["signals"].items():
+        t.add_row(name, str(n), str(summary["points_read"].get(name, 0)))
+    out.print(t)
+    svc = summary["service"]
+    out.print(
+        f"stored {svc['points_stored']} points in {svc['frames_stored']} frames "
+        f"({svc['frames_duplicate']} duplicate frames); drained: {summary['drained']}"
+    )
 
 
 def _web_demo(
