@@ -2,21 +2,17 @@
 
 ``POST /sites/{site_id}/edge/health``: an edge agent (an edge API key, ``ingest:write`` at
 the site) reports its connection health; the platform keeps the latest snapshot per
-``(tenant, site, edge)``. ``GET`` (``edge:read``) returns them with their staleness.
-
-Snapshots are kept behind ``EdgeHealthStore``; the one used now (``MemoryEdgeHealth``) lives
-in the API process, so a platform restart forgets them until each edge reports again (every
-``health_interval_s``, 15 s by default) and several API processes would each see only their
-own edges. A table is the durable answer (see decision 0305).
+``(tenant, site, edge)`` in the metadata database (table ``edge_health``), so a restart or a
+second API process sees the same. ``GET`` (``edge:read``) returns them with their staleness.
 """
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
-from typing import Protocol
 
-from fastapi import HTTPException, Request
+from fastapi import HTTPException
+from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from andon.api.deps import Ctx
 from andon.api.routes import api
@@ -28,9 +24,11 @@ from andon.api.schemas_edge import (
     EdgeSnapshotOut,
     SiteEdgeHealthOut,
 )
+from andon.platform.database import Database
 from andon.platform.permissions import Permission
+from andon.platform.tables import edge_health
 
-__all__ = ["EdgeHealthStore", "MemoryEdgeHealth", "StoredHealth", "api", "health_store"]
+__all__ = ["EdgeHealthTable", "StoredHealth", "api"]
 
 MAX_EDGES_PER_SITE = 1_000
 STALE_INTERVALS = 3
@@ -46,51 +44,69 @@ class StoredHealth:
     """Who sent it (the API key, as the audit log names it)."""
 
 
-class EdgeHealthStore(Protocol):
-    """Where the platform keeps the latest health snapshot of each edge."""
+class EdgeHealthTable:
+    """The latest health report of each edge, in the metadata database: one row per
+    ``(tenant, site, edge)``, replaced by a newer report (never by a late, older one), at
+    most ``max_edges`` edges per site."""
 
-    def put(self, tenant: str, site_id: str, health: StoredHealth) -> bool:
-        """Keep ``health`` as its edge's latest; False when the site has too many edges."""
-        ...
-
-    def site(self, tenant: str, site_id: str) -> list[StoredHealth]:
-        """Every edge's latest snapshot at a site, by edge id."""
-        ...
-
-
-class MemoryEdgeHealth:
-    """``EdgeHealthStore`` in this process's memory, bounded per site."""
-
-    def __init__(self, max_edges_per_site: int = MAX_EDGES_PER_SITE) -> None:
+    def __init__(self, db: Database, max_edges_per_site: int = MAX_EDGES_PER_SITE) -> None:
+        self.db = db
         self.max_edges = max_edges_per_site
-        self._sites: dict[tuple[str, str], dict[str, StoredHealth]] = {}
-        self._lock = threading.Lock()
 
-    def put(self, tenant: str, site_id: str, health: StoredHealth) -> bool:
-        with self._lock:
-            edges = self._sites.setdefault((tenant, site_id), {})
-            edge = health.report.edge
-            if edge not in edges and len(edges) >= self.max_edges:
+    async def put(self, tenant: str, site_id: str, health: StoredHealth) -> bool:
+        """Keep ``health`` as its edge's latest; False when the site has no room for
+        another edge."""
+        t = edge_health.c
+        key = and_(t.tenant_id == tenant, t.site_id == site_id, t.edge == health.report.edge)
+        values = {
+            "reported_us": health.report.time_us,
+            "received_us": health.received_us,
+            "reporter": health.reporter,
+            "body": health.report.model_dump_json(),
+        }
+        async with self.db.begin() as conn:
+            known = (await conn.execute(select(t.reported_us).where(key))).first()
+            if known is not None:
+                await conn.execute(
+                    update(edge_health)
+                    .where(key, t.reported_us <= health.report.time_us)
+                    .values(**values)
+                )
+                return True
+            count = await conn.scalar(
+                select(func.count()).where(t.tenant_id == tenant, t.site_id == site_id)
+            )
+            if int(count or 0) >= self.max_edges:
                 return False
-            old = edges.get(edge)
-            if old is None or old.report.time_us <= health.report.time_us:
-                edges[edge] = health  # a late, older report never replaces a newer one
-            return True
+        try:
+            async with self.db.begin() as conn:
+                await conn.execute(
+                    insert(edge_health).values(
+                        tenant_id=tenant, site_id=site_id, edge=health.report.edge, **values
+                    )
+                )
+        except IntegrityError:  # the same edge's first two reports raced: keep the newer
+            async with self.db.begin() as conn:
+                await conn.execute(
+                    update(edge_health)
+                    .where(key, t.reported_us <= health.report.time_us)
+                    .values(**values)
+                )
+        return True
 
-    def site(self, tenant: str, site_id: str) -> list[StoredHealth]:
-        with self._lock:
-            edges = self._sites.get((tenant, site_id), {})
-            return [edges[k] for k in sorted(edges)]
-
-
-def health_store(request: Request) -> EdgeHealthStore:
-    """The app's store of edge health (made on first use)."""
-    state = request.app.state
-    store: EdgeHealthStore | None = getattr(state, "edge_health", None)
-    if store is None:
-        store = MemoryEdgeHealth()
-        state.edge_health = store
-    return store
+    async def site(self, tenant: str, site_id: str) -> list[StoredHealth]:
+        """Every edge's latest snapshot at a site, by edge id."""
+        t = edge_health.c
+        async with self.db.begin() as conn:
+            rows = await conn.execute(
+                select(t.body, t.received_us, t.reporter)
+                .where(t.tenant_id == tenant, t.site_id == site_id)
+                .order_by(t.edge)
+            )
+            return [
+                StoredHealth(EdgeHealthIn.model_validate_json(r.body), r.received_us, r.reporter)
+                for r in rows
+            ]
 
 
 @api.route(
@@ -101,14 +117,12 @@ def health_store(request: Request) -> EdgeHealthStore:
     scope="site",
     status_code=202,
 )
-async def report_health(
-    site_id: str, body: EdgeHealthIn, request: Request, ctx: Ctx
-) -> EdgeHealthAck:
+async def report_health(site_id: str, body: EdgeHealthIn, ctx: Ctx) -> EdgeHealthAck:
     """An edge agent's connection health: per connector and device, last success, error
     counts, latency, reconnects; its buffer and uplink. The latest report per edge is kept."""
     now = ctx.services.clock()
     stored = StoredHealth(body, now, ctx.principal.actor)
-    if not health_store(request).put(ctx.tenant, ctx.site_id, stored):
+    if not await EdgeHealthTable(ctx.services.platform.db).put(ctx.tenant, ctx.site_id, stored):
         raise HTTPException(
             409, f"site has {MAX_EDGES_PER_SITE} edges reporting health; no room for another"
         )
@@ -122,12 +136,13 @@ async def report_health(
     permission=Permission.EDGE_READ,
     scope="site",
 )
-async def read_health(site_id: str, request: Request, ctx: Ctx) -> SiteEdgeHealthOut:
+async def read_health(site_id: str, ctx: Ctx) -> SiteEdgeHealthOut:
     """The latest health of every edge at the site, with staleness: ``age_s`` since the
     report arrived (``stale`` after three of the edge's intervals without one) and, per
     device, ``since_success_s`` from its last good read to the edge's snapshot."""
     now = ctx.services.clock()
-    edges = [_snapshot(h, now) for h in health_store(request).site(ctx.tenant, ctx.site_id)]
+    stored = await EdgeHealthTable(ctx.services.platform.db).site(ctx.tenant, ctx.site_id)
+    edges = [_snapshot(h, now) for h in stored]
     return SiteEdgeHealthOut(site_id=ctx.site_id, edges=edges)
 
 

@@ -26,6 +26,7 @@ __all__ = [
     "api_keys",
     "audit_head",
     "audit_log",
+    "edge_health",
     "metadata",
     "reason_entries",
     "refresh_tokens",
@@ -212,3 +213,16 @@ twin_jobs = Table(
     Index("ix_twin_jobs_site_created", "tenant_id", "site_id", "created_at"),
 )
 """Twin scenario runs; ``request`` and ``result`` are JSON text."""
+
+edge_health = Table(
+    "edge_health",
+    metadata,
+    Column("tenant_id", String(64), ForeignKey("tenants.id"), primary_key=True),
+    Column("site_id", String(32), ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True),
+    Column("edge", String(200), primary_key=True),
+    Column("reported_us", BigInteger, nullable=False),
+    Column("received_us", BigInteger, nullable=False),
+    Column("reporter", String(200), nullable=False),
+    Column("body", Text, nullable=False),
+)
+"""The latest connection-health report of each edge agent (JSON ``body``), upserted."""

@@ -1,4 +1,4 @@
-"""Operator reason entries, alerts and twin scenario jobs.
+"""Operator reason entries, alerts, twin scenario jobs and edge connection health.
 
 Revision ID: 0002
 Revises: 0001
@@ -80,8 +80,23 @@ def upgrade() -> None:
     op.create_index(
         "ix_twin_jobs_site_created", "twin_jobs", ["tenant_id", "site_id", "created_at"]
     )
+    op.create_table(
+        "edge_health",
+        sa.Column("tenant_id", sa.String(64), sa.ForeignKey("tenants.id"), primary_key=True),
+        sa.Column(
+            "site_id",
+            sa.String(32),
+            sa.ForeignKey("sites.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        sa.Column("edge", sa.String(200), primary_key=True),
+        sa.Column("reported_us", sa.BigInteger, nullable=False),
+        sa.Column("received_us", sa.BigInteger, nullable=False),
+        sa.Column("reporter", sa.String(200), nullable=False),
+        sa.Column("body", sa.Text, nullable=False),
+    )
 
 
 def downgrade() -> None:
-    for name in ("twin_jobs", "alerts", "reason_entries"):
+    for name in ("edge_health", "twin_jobs", "alerts", "reason_entries"):
         op.drop_table(name)
