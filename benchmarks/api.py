@@ -12,6 +12,8 @@ ones:
   server computes it once per ``kpi_cache_s`` = 5 s step for all callers)
 * ``api.kpi_range``: the same with an explicit ``start``/``end`` (the last ``--hours``),
   computed afresh by ``plant_summary`` on every request
+* ``api.board``: ``GET /sites/{id}/board`` (every machine's current state, today's OEE and
+  parts, line throughput and bottleneck, open alerts: what the andon board loads)
 
 Figures, one JSON line each: ``<endpoint>.rps`` (requests/s with ``--concurrency`` clients),
 ``<endpoint>.p99`` (ms, same run: includes queueing behind the other clients) and
@@ -169,6 +171,7 @@ async def bench(base: str, site_id: str, plant: Plant, args: argparse.Namespace)
                 f"/api/v1/sites/{site_id}/telemetry/last?prefix={area.id}/{line.id}"
             ),
             "api.kpi_today": f"/api/v1/sites/{site_id}/kpi/summary",
+            "api.board": f"/api/v1/sites/{site_id}/board",
             "api.kpi_range": (f"/api/v1/sites/{site_id}/kpi/summary?start={start}&end={end}"),
         }
         for name, url in urls.items():

@@ -229,9 +229,17 @@ async def list_users(ctx: Ctx) -> list[UserOut]:
     status_code=201,
 )
 async def create_user(body: UserCreate, ctx: Ctx) -> UserOut:
-    """A user without roles; grant roles with ``POST /users/{id}/grants``."""
-    u = await ctx.services.platform.create_user(ctx.tenant, body.email, body.password)
-    await ctx.audit("users.create", f"user:{u['id']}")
+    """A user, with the roles in ``grants`` (more with ``POST /users/{id}/grants``). Every
+    grant is checked before the user is created, so a bad one creates nothing."""
+    pf = ctx.services.platform
+    for g in body.grants:
+        if g.role is Role.PLATFORM_ADMIN:
+            raise Invalid("platform-admin is granted by the platform operator, not through the API")
+        if g.site_id is not None:
+            await pf.get_site(ctx.tenant, g.site_id)  # another tenant's site: 404, audited
+    roles = [(g.role, g.site_id) for g in body.grants]
+    u = await pf.create_user(ctx.tenant, body.email, body.password, roles)
+    await ctx.audit("users.create", f"user:{u['id']}", detail={"grants": [list(r) for r in roles]})
     return UserOut(**u)
 
 

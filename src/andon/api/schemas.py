@@ -85,14 +85,18 @@ class TenantCreated(BaseModel):
     admin: UserOut
 
 
-class UserCreate(_In):
-    email: Email
-    password: Password
-
-
 class GrantCreate(_In):
     role: Role
     site_id: ObjectId | None = None
+
+
+class UserCreate(_In):
+    email: Email
+    password: Password
+    grants: Annotated[list[GrantCreate], Field(max_length=20)] = Field(
+        default_factory=list,
+        description="roles to grant with the user, in one step (each site must be the tenant's)",
+    )
 
 
 class SiteModelIn(_In):

@@ -168,14 +168,11 @@ export default {
         ev.preventDefault();
         err.hidden = true;
         submit.disabled = true;
-        let created = null;
         try {
-          // a user is created without roles, then granted one; if the grant fails the new
-          // user is removed again, so no account without a role is left behind
-          created = await api('/users', { method: 'POST',
-            body: { email: email.value.trim(), password: pw.value } });
-          await api(`/users/${encodeURIComponent(created.id)}/grants`, { method: 'POST',
-            body: { role: role.value, site_id: site.value || null } });
+          // one call: the server checks the grant before it creates the user
+          const created = await api('/users', { method: 'POST',
+            body: { email: email.value.trim(), password: pw.value,
+                    grants: [{ role: role.value, site_id: site.value || null }] } });
           ctx.toast(t('admin.useradded', { email: created.email }));
           form.reset();
           role.value = 'operator';
@@ -183,10 +180,6 @@ export default {
           await loadUsers();
           loadAudit();
         } catch (e) {
-          if (created) {
-            await api(`/users/${encodeURIComponent(created.id)}`, { method: 'DELETE' })
-              .catch(() => {});
-          }
           clear(err).append(...failure(e));
           err.hidden = false;
         } finally {
