@@ -51,6 +51,7 @@ bench: $(VENV)/.dev
 	$(PY) benchmarks/ingest_e2e.py
 	$(PY) benchmarks/opcua_modbus.py
 	$(PY) benchmarks/api.py
+	$(PY) benchmarks/web_board.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .andon
