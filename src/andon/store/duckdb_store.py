@@ -518,6 +518,14 @@ class _Engine:
             [],
             "s",
         )
+        return self._state_batch(machines, got)
+
+    @staticmethod
+    def _state_batch(
+        machines: tuple[str, ...] | None,
+        got: tuple[tuple[str, ...], I32, dict[str, npt.NDArray[Any]]] | None,
+    ) -> StateBatch:
+        """Rows selected as ``s, e, state, reason`` into a ``StateBatch``."""
         if got is None:
             return StateBatch.build(machines or (), [], [], [], [])
         names, index, cols = got
@@ -580,17 +588,7 @@ class _Engine:
             [end, start],
             "s, e",
         )
-        if got is None:
-            return StateBatch.build(machines or (), [], [], [], [])
-        names, index, cols = got
-        return StateBatch(
-            names,
-            index,
-            np.asarray(cols["s"], dtype=np.int64),
-            np.asarray(cols["e"], dtype=np.int64),
-            np.asarray(cols["state"], dtype=np.uint8),
-            tuple(cols["reason"].tolist()),
-        )
+        return self._state_batch(machines, got)
 
     def append_parts(self, tenant: str, batch: PartBatch) -> int:
         if len(batch) == 0:
