@@ -170,7 +170,9 @@ def test_no_mass_assignment_of_tenant_or_role(world: World) -> None:
     extras: list[dict[str, object]] = [
         {"tenant_id": world.b.id},
         {"role": "tenant-admin"},
-        {"grants": []},
+        # grants are a field of their own, checked like POST /users/{id}/grants
+        # (tests/api/test_users.py); a grant may not carry a tenant either
+        {"grants": [{"role": "viewer", "tenant_id": world.b.id}]},
     ]
     for extra in extras:
         body = {"email": f"{world.unique('m')}@x.example", "password": PASSWORD, **extra}
