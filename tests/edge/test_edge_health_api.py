@@ -17,7 +17,7 @@ from andon.connect.counting import DEFAULT_START
 from andon.connect.registry import build_connector
 from andon.edge.agent import EdgeAgent
 from andon.edge.config import parse_edge_config
-from andon.model.loader import parse_plant
+from andon.model.loader import ModelError, parse_plant
 from andon.platform import Role
 from tests.edge.helpers import until, until_async
 from tests.edge.platform_api import TENANT, ApiPlatform, demo_yaml
@@ -117,3 +117,60 @@ def test_agent_reports_health_over_https(
         asyncio.run(go())
     finally:
         client.close()
+
+
+def test_an_mqtt_edge_that_names_the_api_reports_health_there(
+    api: ApiPlatform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Data over MQTT (to the test Mosquitto on 127.0.0.1:1883), health over HTTPS to the
+    platform API: the engineer sees the edge's connectors and its MQTT uplink's counters."""
+    monkeypatch.setenv("ANDON_TEST_EDGE_KEY", api.key)
+    site = (
+        "edge: {id: mqtt-edge, token: unused}\n"
+        f"data_dir: {tmp_path / 'edge'}\n"
+        "uplink: {kind: mqtt, host: 127.0.0.1, port: 1883,"
+        f" url: '{api.url}', site: {api.site_id}, key_env: ANDON_TEST_EDGE_KEY,"
+        f" ca_file: {api.ca.cert}}}\n"
+        "health_interval_s: 0.2\n"
+        "connectors:\n"
+        f"  - {{type: synthetic, name: gen, signals: {NAMES}, batch_points: 100,"
+        " total_points: 500}\n"
+    )
+    cfg = parse_edge_config(site)
+    assert cfg.uplink.reports_to_api
+    agent = EdgeAgent(cfg, [build_connector(c) for c in cfg.connectors])
+    client = httpx.Client(
+        base_url=api.url, verify=ssl.create_default_context(cafile=str(api.ca.cert))
+    )
+
+    def read_all(headers: dict[str, str]) -> bool:
+        r = client.get(f"/api/v1/sites/{api.site_id}/edge/health", headers=headers)
+        assert r.status_code == 200, r.text
+        e = r.json()["edges"]
+        if not e or e[0]["edge"] != "mqtt-edge":
+            return False
+        dev = e[0]["connectors"][0]["devices"]
+        return bool(dev) and dev[0]["points"] == 500 and "frames_sent" in e[0]["uplink"]
+
+    async def go() -> None:
+        engineer = await asyncio.to_thread(_login, api, client, Role.ENGINEER, "eng@ta.example")
+        task = asyncio.create_task(agent.run())
+        try:
+            await until(lambda: read_all(engineer), 20, "the MQTT edge's health in the API")
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    try:
+        asyncio.run(go())
+    finally:
+        client.close()
+
+
+def test_health_reports_need_the_whole_api_address() -> None:
+    base = "edge: {id: e, token: t}\ndata_dir: /tmp/x\n"
+    with pytest.raises(ModelError, match="health reports to the API needs 'url' and 'site'"):
+        parse_edge_config(base + "uplink: {kind: mqtt, url: 'https://p.example'}\n")
+    with pytest.raises(ModelError, match="exactly one of 'key' and 'key_env'"):
+        parse_edge_config(base + "uplink: {kind: mqtt, url: 'https://p.example', site: s}\n")

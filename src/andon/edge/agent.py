@@ -21,7 +21,7 @@ from typing import Any
 from andon.connect.base import Connector, within
 from andon.edge.buffer import BufferFull, EdgeBuffer
 from andon.edge.config import EdgeConfig
-from andon.edge.https_uplink import HttpsUplink, HttpsUplinkConfig
+from andon.edge.https_uplink import HealthReporter, HttpsUplink, HttpsUplinkConfig
 from andon.edge.uplink import Uplink, UplinkConfig
 from andon.model.types import SampleBatch
 
@@ -57,6 +57,8 @@ class EdgeAgent:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self.uplink.run())
                 tg.create_task(self._status_loop())
+                if cfg.uplink.reports_to_api:
+                    tg.create_task(self._health_reporter().run())
                 for c in self.connectors:
                     tg.create_task(self._pump(c))
         finally:
@@ -99,6 +101,22 @@ class EdgeAgent:
                 except BufferFull as exc:
                     self.dropped[connector.name] = self.dropped.get(connector.name, 0) + n
                     log.error("%s", exc)
+
+    def _health_reporter(self) -> HealthReporter:
+        u = self.config.uplink
+        assert u.url is not None and u.site is not None
+        return HealthReporter(
+            HttpsUplinkConfig(
+                self.config.edge.id,
+                u.url,
+                u.site,
+                u.resolved_key(),
+                u.api_tls_context(),
+                timeout_s=u.ack_timeout_s,
+                health_interval_s=self.config.health_interval_s,
+            ),
+            self.status,
+        )
 
     async def status(self) -> dict[str, Any]:
         assert self.buffer is not None and self.uplink is not None

@@ -83,7 +83,9 @@ def _secret(value: str | None, env: str | None, what: str) -> str | None:
 class UplinkSection(_Section):
     """Where the edge forwards to: the platform's MQTT broker (``kind: mqtt``, frames
     acknowledged on a topic) or its HTTPS API (``kind: https``, batches POSTed to
-    ``{url}/api/v1/sites/{site}/ingest`` with an edge API key)."""
+    ``{url}/api/v1/sites/{site}/ingest`` with an edge API key). An MQTT uplink may also name
+    the API (``url``, ``site`` and a key): the edge then reports its connection health there
+    too, as an HTTPS uplink does."""
 
     kind: Literal["mqtt", "https"] = "mqtt"
     # mqtt
@@ -109,14 +111,25 @@ class UplinkSection(_Section):
     def _fits_kind(self) -> UplinkSection:
         if self.password is not None and self.password_env is not None:
             raise ValueError("give at most one of 'password' and 'password_env'")
-        if self.kind == "https":
+        api = (self.url, self.site, self.key, self.key_env)
+        if self.kind == "https" or any(x is not None for x in api):
+            what = "an https uplink" if self.kind == "https" else "health reports to the API"
             if self.url is None or self.site is None:
-                raise ValueError("an https uplink needs 'url' and 'site'")
+                raise ValueError(f"{what} needs 'url' and 'site'")
             if (self.key is None) == (self.key_env is None):
-                raise ValueError("an https uplink needs exactly one of 'key' and 'key_env'")
-        elif self.url is not None or self.key is not None or self.key_env is not None:
-            raise ValueError("'url', 'key' and 'key_env' belong to an https uplink")
+                raise ValueError(f"{what} needs exactly one of 'key' and 'key_env'")
         return self
+
+    @property
+    def reports_to_api(self) -> bool:
+        """An MQTT uplink that also names the platform's API (for health reports)."""
+        return self.kind == "mqtt" and self.url is not None
+
+    def api_tls_context(self) -> ssl.SSLContext | None:
+        """The TLS context for the API: for ``https://`` urls, trusting ``ca_file``."""
+        if not (self.url or "").startswith("https://"):
+            return None
+        return tls_context(self.ca_file)
 
     def resolved_password(self) -> str | None:
         return _secret(self.password, self.password_env, "MQTT uplink password")

@@ -44,7 +44,14 @@ from andon.edge.buffer import EdgeBuffer, StoredBatch
 from andon.edge.uplink import UplinkStats
 from andon.edge.wire import batch_from_parts
 
-__all__ = ["HttpsUplink", "HttpsUplinkConfig", "UplinkHalted", "ingest_body", "retry_after_s"]
+__all__ = [
+    "HealthReporter",
+    "HttpsUplink",
+    "HttpsUplinkConfig",
+    "UplinkHalted",
+    "ingest_body",
+    "retry_after_s",
+]
 
 log = logging.getLogger("andon.edge.https")
 
@@ -128,6 +135,57 @@ def _detail(r: httpx.Response) -> str:
     return f"HTTP {r.status_code}: {text}"
 
 
+def _api_client(
+    cfg: HttpsUplinkConfig, transport: httpx.AsyncBaseTransport | None, connections: int
+) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        headers={"Authorization": f"Bearer {cfg.key}", "User-Agent": f"andon-edge/{cfg.edge}"},
+        timeout=cfg.timeout_s,
+        verify=cfg.tls if cfg.tls is not None else True,
+        transport=transport,
+        limits=httpx.Limits(max_connections=connections),
+    )
+
+
+class HealthReporter:
+    """POSTs the edge's connection health to ``/api/v1/sites/{site}/edge/health`` every
+    ``health_interval_s``, best effort: a failed post is counted and logged, and the next
+    interval tries again. The HTTPS uplink runs one on its own client; an edge whose data
+    goes over MQTT runs one beside its uplink when the site file names the platform's API."""
+
+    def __init__(
+        self,
+        config: HttpsUplinkConfig,
+        health: Callable[[], Awaitable[dict[str, Any]]],
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.config = config
+        self.health = health
+        self.posts = 0
+        self.failures = 0
+        self._transport = transport
+
+    async def run(self) -> None:
+        """Report until cancelled, on a client of its own."""
+        async with _api_client(self.config, self._transport, 1) as client:
+            await self.loop(client)
+
+    async def loop(self, client: httpx.AsyncClient) -> None:
+        while True:
+            try:
+                doc = await self.health()
+                r = await client.post(self.config.health_url, json=doc)
+                if 200 <= r.status_code < 300:
+                    self.posts += 1
+                else:
+                    self.failures += 1
+                    log.warning("health post refused: %s", _detail(r))
+            except httpx.TransportError as exc:
+                self.failures += 1
+                log.debug("health post failed: %s", exc)
+            await asyncio.sleep(self.config.health_interval_s)
+
+
 class HttpsUplink:
     """Forwards a buffer's batches over HTTPS until cancelled or halted."""
 
@@ -141,29 +199,20 @@ class HttpsUplink:
         self.buffer = buffer
         self.config = config
         self.stats = UplinkStats()
-        self.health = health
-        self.health_posts = 0
-        self.health_failures = 0
+        self.reporter = None if health is None else HealthReporter(config, health)
         self._transport = transport
         self.halted = asyncio.Event()
 
     def _client(self) -> httpx.AsyncClient:
-        cfg = self.config
-        return httpx.AsyncClient(
-            headers={"Authorization": f"Bearer {cfg.key}", "User-Agent": f"andon-edge/{cfg.edge}"},
-            timeout=cfg.timeout_s,
-            verify=cfg.tls if cfg.tls is not None else True,
-            transport=self._transport,
-            limits=httpx.Limits(max_connections=cfg.window + 1),
-        )
+        return _api_client(self.config, self._transport, self.config.window + 1)
 
     async def run(self) -> None:
         """Send until cancelled; returns (after logging why) when the platform refuses in a
         way resending cannot fix. The buffer keeps everything not acknowledged."""
         async with self._client() as client:
             tasks = [asyncio.create_task(self._send_loop(client))]
-            if self.health is not None:
-                tasks.append(asyncio.create_task(self._health_loop(client)))
+            if self.reporter is not None:
+                tasks.append(asyncio.create_task(self.reporter.loop(client)))
             try:
                 await tasks[0]
             except UplinkHalted as exc:
@@ -269,19 +318,3 @@ class HttpsUplink:
         self.stats.connected = False
         self.stats.connect_failures += 1
         self.stats.last_error = why
-
-    async def _health_loop(self, client: httpx.AsyncClient) -> None:
-        assert self.health is not None
-        while True:
-            try:
-                doc = await self.health()
-                r = await client.post(self.config.health_url, json=doc)
-                if 200 <= r.status_code < 300:
-                    self.health_posts += 1
-                else:
-                    self.health_failures += 1
-                    log.warning("health post refused: %s", _detail(r))
-            except httpx.TransportError as exc:
-                self.health_failures += 1
-                log.debug("health post failed: %s", exc)
-            await asyncio.sleep(self.config.health_interval_s)
