@@ -9,6 +9,7 @@ errors that name the file, the line and the field.
     uplink: {host: 127.0.0.1, port: 1883}   # or, over the platform's HTTPS API:
     # uplink: {kind: https, url: "https://platform.example", site: <site id>,
     #          key_env: ANDON_EDGE_KEY, ca_file: /etc/andon/ca.pem}
+    # (an MQTT uplink with url, site and key_env also reports connection health to the API)
     connectors:
       - {type: modbus, name: press-1, host: 127.0.0.1, port: 5020, registers: [...]}
 
