@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -24,17 +23,6 @@ from tests.edge.platform_api import TENANT, ApiPlatform, demo_yaml
 
 NAMES = list(parse_plant(demo_yaml()).signal_paths()[:3])
 PASSWORD = "a long test password"
-
-
-@pytest.fixture
-def api(tmp_path: Path) -> Iterator[ApiPlatform]:
-    p = ApiPlatform(tmp_path / "api")
-    try:
-        p.start()
-        p.setup()
-        yield p
-    finally:
-        p.close()
 
 
 def _login(api: ApiPlatform, client: httpx.Client, role: Role, email: str) -> dict[str, str]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -25,17 +24,6 @@ from tests.edge.platform_api import ApiPlatform, demo_yaml
 NAMES = list(parse_plant(demo_yaml()).signal_paths()[:5])
 PER_BATCH = 1_000
 END = DEFAULT_START + 10**12
-
-
-@pytest.fixture
-def api(tmp_path: Path) -> Iterator[ApiPlatform]:
-    p = ApiPlatform(tmp_path / "api")
-    try:
-        p.start()
-        p.setup()
-        yield p
-    finally:
-        p.close()
 
 
 def _site(api: ApiPlatform, data: Path, *, key_env: str = "ANDON_TEST_EDGE_KEY") -> str:

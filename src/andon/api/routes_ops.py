@@ -360,8 +360,13 @@ async def enter_reason(site_id: str, body: ReasonIn, ctx: Ctx) -> StopOut:
     if body.reason not in tree.categories[body.category]:
         raise _invalid("reason", f"{body.reason!r} is not a reason of {body.category!r}")
     svc = ctx.services
+    # one read around the stop: validates it and gives its full extent for the answer
     b = await read_states_live(
-        svc.store, ctx.tenant, [body.machine], max(0, body.start - LOOKBACK_US), body.start + 1
+        svc.store,
+        ctx.tenant,
+        [body.machine],
+        max(0, body.start - LOOKBACK_US),
+        body.start + LOOKBACK_US,
     )
     at = np.flatnonzero(b.start == body.start)
     if len(at) == 0:
@@ -387,16 +392,7 @@ async def enter_reason(site_id: str, body: ReasonIn, ctx: Ctx) -> StopOut:
     new = _entries_by_stop(
         await rec.reason_rows(ctx.tenant, ctx.site_id, body.start, body.start + 1, [body.machine])
     ).get(key)
-    # the stop as stored (not clipped at start + 1): read its full extent
-    full = await read_states_live(
-        svc.store,
-        ctx.tenant,
-        [body.machine],
-        max(0, body.start - LOOKBACK_US),
-        body.start + LOOKBACK_US,
-    )
-    j = int(np.flatnonzero(full.start == body.start)[0])
-    out = (await _with_names(ctx, [_stop_out(full, j, tree, new)]))[0]
+    out = (await _with_names(ctx, [_stop_out(b, i, tree, new)]))[0]
 
     def brief(e: tuple[dict[str, Any], int] | None) -> dict[str, Any] | None:
         if e is None:

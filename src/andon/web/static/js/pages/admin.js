@@ -121,22 +121,29 @@ export default {
       renderUsers(await api('/users', { signal: ctx.signal }));
     }
 
-    async function deleteUser(u, btn) {
-      if (!await confirmDialog(t('admin.deleteuser.title'),
-        t('admin.deleteuser.body', { email: u.email }), t('admin.delete'))) {
+    // Ask first; on yes DELETE `path`, say `done`, reload the list and the audit log.
+    async function confirmedDelete(btn, title, body, action, path, done, reload) {
+      if (!await confirmDialog(title, body, action)) {
         btn.focus();
         return;
       }
       btn.disabled = true;
       try {
-        await api(`/users/${encodeURIComponent(u.id)}`, { method: 'DELETE' });
-        ctx.toast(t('admin.userdeleted', { email: u.email }));
-        await loadUsers();
+        await api(path, { method: 'DELETE' });
+        ctx.toast(done);
+        await reload();
         loadAudit();
       } catch (e) {
         btn.disabled = false;
         ctx.toast(failure(e), 'error');
       }
+    }
+
+    function deleteUser(u, btn) {
+      return confirmedDelete(btn, t('admin.deleteuser.title'),
+        t('admin.deleteuser.body', { email: u.email }), t('admin.delete'),
+        `/users/${encodeURIComponent(u.id)}`, t('admin.userdeleted', { email: u.email }),
+        loadUsers);
     }
 
     function userForm() {
@@ -222,22 +229,11 @@ export default {
       renderKeys(await api('/api-keys', { signal: ctx.signal }));
     }
 
-    async function revokeKey(k, btn) {
-      if (!await confirmDialog(t('admin.revokekey.title'),
-        t('admin.revokekey.body', { name: k.name }), t('admin.revoke'))) {
-        btn.focus();
-        return;
-      }
-      btn.disabled = true;
-      try {
-        await api(`/api-keys/${encodeURIComponent(k.id)}`, { method: 'DELETE' });
-        ctx.toast(t('admin.keyrevoked', { name: k.name }));
-        await loadKeys();
-        loadAudit();
-      } catch (e) {
-        btn.disabled = false;
-        ctx.toast(failure(e), 'error');
-      }
+    function revokeKey(k, btn) {
+      return confirmedDelete(btn, t('admin.revokekey.title'),
+        t('admin.revokekey.body', { name: k.name }), t('admin.revoke'),
+        `/api-keys/${encodeURIComponent(k.id)}`, t('admin.keyrevoked', { name: k.name }),
+        loadKeys);
     }
 
     /** The new key's secret, this once: a read-only field, a copy button and a warning. */
