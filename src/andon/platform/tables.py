@@ -22,6 +22,7 @@ from sqlalchemy import (
 )
 
 __all__ = [
+    "alarm_limits",
     "alerts",
     "api_keys",
     "audit_head",
@@ -186,6 +187,13 @@ alerts = Table(
     Column("acked_at", BigInteger, nullable=True),
     Column("changed_at", BigInteger, nullable=False),
     Column("open_key", String(400), nullable=True),
+    Column("signal", String(400), nullable=True),
+    Column("value", Float, nullable=True),
+    Column("threshold", Float, nullable=True),
+    Column("shelved_by", String(200), nullable=True),
+    Column("shelved_at", BigInteger, nullable=True),
+    Column("shelved_until", BigInteger, nullable=True),
+    Column("shelve_reason", Text, nullable=True),
     UniqueConstraint("open_key", name="uq_alerts_open_key"),
     Index("ix_alerts_site_opened", "tenant_id", "site_id", "opened_at"),
     Index("ix_alerts_site_changed", "tenant_id", "site_id", "changed_at"),
@@ -193,7 +201,24 @@ alerts = Table(
 """``open_key`` is ``site|machine|kind`` while the alert is open and NULL once closed, so the
 unique constraint allows one open alert per (site, machine, kind) and any number of closed
 ones (NULLs never collide, on SQLite and PostgreSQL alike). ``changed_at`` is bumped on open,
-ack and close so the live feed can ask "what changed since"."""
+ack and close so the live feed can ask "what changed since".
+
+Signal alarms (migration 0003) are rows of this table too: ``signal`` is the signal path
+(NULL for machine alerts) and ``open_key`` is ``site|signal|kind``; ``value`` and
+``threshold`` are the evidence. Any alert can be shelved until ``shelved_until``."""
+
+alarm_limits = Table(
+    "alarm_limits",
+    metadata,
+    Column("tenant_id", String(64), ForeignKey("tenants.id"), primary_key=True),
+    Column("site_id", String(32), ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True),
+    Column("signal", String(400), primary_key=True),
+    Column("config", Text, nullable=False),
+    Column("updated_by", String(200), nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+"""An engineer's alarm limits for one signal (JSON ``config``), overriding the plant
+model's ``alarms:`` block; one row per signal, replaced on change."""
 
 twin_jobs = Table(
     "twin_jobs",
