@@ -51,3 +51,42 @@ def test_once_per_step_and_stale_while_computing() -> None:
         assert await cache.get(KEY, 3, compute(3)) == {"step": 3}
 
     asyncio.run(scenario())
+
+
+def test_figures_follow_steps_when_every_computation_is_slower_than_a_step() -> None:
+    """The board froze: at a 60x plant clock a step lasts 83 ms while today's KPIs take
+    longer, so each step's result landed in an entry already replaced by the next step's
+    and stale_ok callers saw the first result for the rest of the day."""
+
+    async def scenario() -> None:
+        cache = StepCache()
+        gates: dict[int, asyncio.Event] = {}
+        started: list[int] = []
+
+        def slow(step: int) -> Any:
+            gate = gates.setdefault(step, asyncio.Event())
+
+            async def run() -> dict[str, Any]:
+                started.append(step)
+                await gate.wait()
+                return {"step": step}
+
+            return run
+
+        gates[1] = asyncio.Event()
+        gates[1].set()
+        assert await cache.get(KEY, 1, slow(1)) == {"step": 1}
+        seen = []
+        for step in range(2, 12):
+            seen.append((await cache.get(KEY, step, slow(step), stale_ok=True))["step"])
+            await asyncio.sleep(0)
+            for g in gates.values():
+                g.set()  # each computation ends only after the next step has begun
+            await asyncio.sleep(0)
+        # the figures move on (one step or so behind), never stuck at step 1
+        assert seen[-1] >= 9, seen
+        assert seen == sorted(seen)
+        # at most one computation in flight at a time for stale_ok callers
+        assert len(started) <= 11
+
+    asyncio.run(scenario())

@@ -65,25 +65,45 @@ class SiteModel:
 
 
 class _StepEntry:
-    __slots__ = ("good", "step", "task")
+    __slots__ = ("good", "good_step", "step", "task")
 
-    def __init__(
-        self, step: int, task: asyncio.Task[dict[str, Any]], good: dict[str, Any] | None
-    ) -> None:
-        self.step = step
-        self.task = task
-        self.good = good
-        """The newest successful result (of this step or an earlier one)."""
+    def __init__(self) -> None:
+        self.step = -1
+        """The step of ``task``, the newest computation started."""
+        self.task: asyncio.Task[dict[str, Any]] | None = None
+        self.good: dict[str, Any] | None = None
+        """The newest successful result of any step (``good_step``)."""
+        self.good_step = -1
 
 
 class StepCache:
     """The latest result per key, computed once per step (``end``) even when many requests
-    ask at once (they await the same task). ``stale_ok`` callers get the previous step's
-    result at once while the new step is still being computed (a live board would rather
-    show figures one step old than wait a second for them)."""
+    ask at once (they await the same task). ``stale_ok`` callers get the newest finished
+    result at once while a newer step is still being computed (a live board would rather
+    show figures one step old than wait a second for them), and start no second
+    computation while one is running: when a computation takes longer than a step (a
+    60x plant clock steps every 83 ms), the result still lands and the next caller starts
+    the step it asks for. The newest result is kept per key, not per step, so a figure
+    can never freeze at an old step however slow the computation."""
 
     def __init__(self) -> None:
         self._entries: dict[tuple[str, str, int], _StepEntry] = {}
+
+    def _start(
+        self,
+        entry: _StepEntry,
+        step: int,
+        compute: Callable[[], Coroutine[Any, Any, dict[str, Any]]],
+    ) -> asyncio.Task[dict[str, Any]]:
+        task = asyncio.ensure_future(compute())
+
+        def keep(t: asyncio.Task[dict[str, Any]]) -> None:
+            if not t.cancelled() and t.exception() is None and step >= entry.good_step:
+                entry.good, entry.good_step = t.result(), step
+
+        task.add_done_callback(keep)
+        entry.step, entry.task = step, task
+        return task
 
     async def get(
         self,
@@ -94,24 +114,24 @@ class StepCache:
         stale_ok: bool = False,
     ) -> dict[str, Any]:
         entry = self._entries.get(key)
-        if (
-            entry is None
-            or entry.step != step
-            or (entry.task.done() and entry.task.exception() is not None)
-        ):
-            entry = _StepEntry(
-                step, asyncio.ensure_future(compute()), entry.good if entry else None
-            )
-            self._entries[key] = entry
-
-            def keep(task: asyncio.Task[dict[str, Any]], entry: _StepEntry = entry) -> None:
-                if not task.cancelled() and task.exception() is None:
-                    entry.good = task.result()
-
-            entry.task.add_done_callback(keep)
-        if stale_ok and not entry.task.done() and entry.good is not None:
+        if entry is None:
+            entry = self._entries[key] = _StepEntry()
+        if entry.good is not None and entry.good_step == step:
             return entry.good
-        return await asyncio.shield(entry.task)
+        task = entry.task
+        running = task is not None and not task.done()
+        failed = (
+            task is not None and task.done() and (task.cancelled() or task.exception() is not None)
+        )
+        if stale_ok and entry.good is not None and running:
+            return entry.good
+        stale_task = task is None or entry.step != step or failed
+        if stale_task and not (running and entry.step > step):
+            task = self._start(entry, step, compute)
+        assert task is not None
+        if stale_ok and entry.good is not None and not task.done():
+            return entry.good
+        return await asyncio.shield(task)
 
 
 @dataclass
