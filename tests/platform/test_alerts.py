@@ -86,7 +86,8 @@ def test_snapshot_states_offline_and_unknown_from_bounded_reads() -> None:
         )
         assert (st[m1].state, st[m1].since) == ("offline", NOW - 50 * MIN)  # stale
         assert (st[m2].state, st[m2].since, st[m2].last_seen) == ("unknown", None, NOW - 5 * S)
-        assert (st[m3].state, st[m3].since, st[m3].last_seen) == ("offline", None, None)
+        # never heard: offline since its shift began (06:00 in Taipei, two hours before NOW)
+        assert (st[m3].state, st[m3].since, st[m3].last_seen) == ("offline", NOW - 120 * MIN, None)
         assert (st[m4].state, st[m4].since) == ("running", NOW - 180 * MIN)
 
     asyncio.run(go())

@@ -41,7 +41,10 @@ class BoardMachineOut(BaseModel):
     name: str
     area: str
     line: str
-    state: str = Field(description="a state label of /states, 'offline' or 'unknown'")
+    state: str = Field(
+        description="a state label of /states, 'offline' (silent during its shift), "
+        "'not_scheduled' (outside its shift calendar and silent or offline) or 'unknown'"
+    )
     since: int | None
     oee: float | None = Field(description="today (site-local day) until the KPI step")
     good: int

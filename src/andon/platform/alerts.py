@@ -1,15 +1,16 @@
 """The shop floor now: each machine's current state, operator reason entries, and alerts.
 
-* ``floor_snapshot``: every machine's current state (the newest stored state interval) and
-  whether it is *offline* (no sample and no state for longer than the staleness threshold),
-  from one ``last_values`` and one ``read_states`` call per site, whatever the machine count.
+* ``floor_snapshot``: every machine's current state (the newest stored state interval),
+  whether it is *offline* (no sample and no state for longer than the staleness threshold
+  while its shift calendar plans it to work) or *not scheduled* (outside its shifts), from
+  one ``last_values`` and one ``read_states`` call per site, whatever the machine count.
 * ``FloorRecords``: reason entries and alerts in the metadata database, always filtered by
   tenant and site.
 * ``wanted_alerts``: the alert rules, a pure function of a snapshot and the answered stops.
 * ``AlertEvaluator``: a background task per app that, every ``alert_interval_s``, opens the
   alerts the rules want and closes those they no longer want.
 
-See ``docs/decisions/0606-floor-state-and-alerts.md``.
+See ``docs/decisions/0606-floor-state-and-alerts.md`` and ``0609-not-scheduled-is-not-offline.md``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from sqlalchemy.exc import IntegrityError
 
 from andon.kpi.api import read_states_live
 from andon.kpi.reasons import ReasonEntry, ReasonTree
+from andon.model.calendar import NOT_SCHEDULED as _OFF_SHIFT
+from andon.model.calendar import expand_calendar
 from andon.model.plant import Plant
 from andon.model.types import MachineState, Micros, StateBatch
 from andon.platform.config import Monitoring
@@ -37,6 +40,7 @@ from andon.store.base import TelemetryStore
 
 __all__ = [
     "LOOKBACK_US",
+    "NOT_SCHEDULED",
     "OFFLINE",
     "RECENT_US",
     "UNKNOWN",
@@ -58,6 +62,8 @@ LOOKBACK_US: Micros = 24 * 3600 * 1_000_000
 RECENT_US: Micros = 3600 * 1_000_000
 """The window boards and feeds read every step (a day of 100 machines costs ~3x more)."""
 OFFLINE = "offline"
+NOT_SCHEDULED = "not_scheduled"
+"""The state of a machine outside its shift calendar that is silent or reports ``offline``."""
 UNKNOWN = "unknown"
 """The state of a machine that sends samples but no state interval within the lookback."""
 _LABELS = [s.label for s in MachineState]
@@ -79,13 +85,47 @@ def _machine_signals(plant: Plant) -> dict[str, list[str]]:
 
 @dataclass(frozen=True, slots=True)
 class MachineStatus:
-    """A machine's current state label (or ``offline``/``unknown``), since when, and when
-    anything (a sample or the end of a state interval) was last heard from it."""
+    """A machine's current state label (or ``offline``/``not_scheduled``/``unknown``), since
+    when, when anything (a sample or the end of a state interval) was last heard from it, and
+    whether its shift calendar plans it to work now (shift, break or planned maintenance)."""
 
     machine: str
     state: str
     since: Micros | None
     last_seen: Micros | None
+    scheduled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """Where ``now`` falls in a machine's calendar: planned to work or not, since when (the
+    start of the current stretch of either kind), and the start of the newest off-shift
+    period at or before now (None when there is none in the lookback)."""
+
+    scheduled: bool
+    since: Micros
+    off_since: Micros | None
+
+
+def _plans(plant: Plant, now: Micros) -> dict[str, _Plan]:
+    """Each machine's ``_Plan`` at ``now``, expanding the calendar once per distinct set of
+    maintenance windows (machines without any share one expansion)."""
+    cal = plant.site.calendar
+    cache: dict[tuple[int, ...], _Plan] = {}
+    out: dict[str, _Plan] = {}
+    for a, ln, m in plant.machines():
+        key = tuple(i for i, w in enumerate(cal.maintenance) if m.id in w.machines)
+        plan = cache.get(key)
+        if plan is None:
+            periods = expand_calendar(cal, plant.site.timezone, m.id, now - LOOKBACK_US, now + 1)
+            on = [p.status != _OFF_SHIFT for p in periods]
+            j = len(periods) - 1
+            while j > 0 and on[j - 1] == on[-1]:
+                j -= 1
+            off = periods[j].start if not on[-1] else (periods[j - 1].start if j > 0 else None)
+            plan = cache[key] = _Plan(on[-1], periods[j].start, off)
+        out[plant.machine_path(a, ln, m)] = plan
+    return out
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -122,7 +162,13 @@ async def floor_snapshot(
     """Every machine's current state from one ``last_values`` and one ``read_states`` call
     over the last ``window_us`` (not one per machine). Machines with no interval in the
     window, or whose newest one is cut by the window's start, are looked up again over the
-    whole lookback in one more call, so ``since`` is right up to ``LOOKBACK_US`` back."""
+    whole lookback in one more call, so ``since`` is right up to ``LOOKBACK_US`` back.
+
+    Outside its shifts (``expand_calendar``) a machine that is silent or whose newest state
+    is ``offline`` (what the virtual factory stores off shift) is ``not_scheduled``, since
+    its shift ended; one that still runs shows its state. During a shift silence longer than
+    ``stale_after_s`` is ``offline``; a machine has ``stale_after_s`` from its shift's start
+    to be heard before that, and until then stays ``not_scheduled``."""
     sigs = _machine_signals(plant)
     machines = list(sigs)
     flat = [s for ss in sigs.values() for s in ss]
@@ -139,6 +185,7 @@ async def floor_snapshot(
         older = await read_states_live(store, tenant, again, now - LOOKBACK_US, now + 1)
         newest.update(_newest(older))
     stale_us = int(stale_after_s * 1_000_000)
+    plans = _plans(plant, now)
     status: dict[str, MachineStatus] = {}
     for m in machines:
         seen = [last[s].ts for s in sigs[m] if s in last]
@@ -146,8 +193,19 @@ async def floor_snapshot(
         if got is not None:
             seen.append(got[2])
         last_seen = max(seen) if seen else None
-        if last_seen is None or now - last_seen > stale_us:
-            status[m] = MachineStatus(m, OFFLINE, last_seen, last_seen)
+        plan = plans[m]
+        fresh = last_seen is not None and now - last_seen <= stale_us
+        not_yet = now - plan.since <= stale_us and (last_seen is None or last_seen < plan.since)
+        if not plan.scheduled or not_yet:
+            if fresh and got is not None and got[0] != MachineState.OFFLINE:
+                label = _LABELS[got[0]]
+                status[m] = MachineStatus(m, label, got[1], last_seen, plan.scheduled)
+            else:
+                off = plan.since if not plan.scheduled else plan.off_since
+                status[m] = MachineStatus(m, NOT_SCHEDULED, off, last_seen, plan.scheduled)
+        elif last_seen is None or now - last_seen > stale_us:
+            since = plan.since if last_seen is None else max(last_seen, plan.since)
+            status[m] = MachineStatus(m, OFFLINE, since, last_seen)
         elif got is None:
             status[m] = MachineStatus(m, UNKNOWN, None, last_seen)
         else:
@@ -194,7 +252,8 @@ def wanted_alerts(
     whole lookback (``window_us=LOOKBACK_US``):
 
     * ``down``: the machine's current state is ``down`` for at least ``down_after_us``;
-    * ``offline``: nothing heard from the machine for longer than the staleness threshold;
+    * ``offline``: nothing heard from the machine for longer than the staleness threshold
+      while its calendar plans it to work (``not_scheduled`` machines raise nothing);
     * ``unexplained_stop``: a ``down`` stop with no machine code and no operator entry began
       at least ``unexplained_after_us`` ago (finished stops shorter than
       ``unexplained_min_us`` never need a reason). One alert per machine, however many
@@ -213,7 +272,12 @@ def wanted_alerts(
         if s.state == OFFLINE:
             heard = "never" if s.last_seen is None else f"for {_minutes(now - s.last_seen)}"
             out[(m, "offline")] = WantedAlert(m, "offline", "warning", f"{m}: no data {heard}")
-        elif s.state == "down" and s.since is not None and now - s.since >= rules.down_after_us:
+        elif (
+            s.state == "down"
+            and s.scheduled
+            and s.since is not None
+            and now - s.since >= rules.down_after_us
+        ):
             out[(m, "down")] = WantedAlert(
                 m, "down", "critical", f"{m}: down for {_minutes(now - s.since)}"
             )
