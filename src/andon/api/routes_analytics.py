@@ -213,7 +213,9 @@ async def line_bottlenecks(
 ) -> BottlenecksOut:
     """The momentary bottleneck per bucket by the active-period method
     (``andon.twin.bottleneck.analyse``, the code the twin uses on simulated timelines);
-    ``shares``: the part of the bucket each machine was the (sole or shifting) bottleneck."""
+    ``shares``: the part of the bucket each machine was the sole bottleneck, ``shifting``: the
+    part in which it shifted between two (so a bucket's parts add up to at most 1);
+    ``bottleneck``: the machine that was (sole or shifting) bottleneck longest."""
     _range(start, end)
     b = _buckets(start, end, bucket_s)
     plant = await _plant(ctx)
@@ -233,14 +235,15 @@ async def line_bottlenecks(
             tuple(states.reason[int(k)] for k in rows),
         )
         rep = analyse(part, a, z, machines)
-        shares = {m: round(rep.sole[m] + rep.shifting[m], 6) for m in machines}
-        best = max(machines, key=lambda m: shares[m])
+        best = rep.momentary_bottleneck
+        busy = rep.sole[best] + rep.shifting[best]
         out.append(
             {
                 "start": a,
                 "end": z,
-                "bottleneck": best if shares[best] > 0 else None,
-                "shares": shares,
+                "bottleneck": best if busy > 0 else None,
+                "shares": {m: round(rep.sole[m], 6) for m in machines},
+                "shifting": round(rep.shifting_total, 6),
             }
         )
     return BottlenecksOut.model_validate({"line": ref.path, "buckets": out})

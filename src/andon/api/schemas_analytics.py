@@ -128,7 +128,10 @@ class BottleneckBucket(BaseModel):
     end: int
     bottleneck: str | None
     shares: dict[str, float]
-    """Share of the bucket each machine is the momentary bottleneck (sole or shifting)."""
+    """Share of the bucket each machine is the sole momentary bottleneck."""
+    shifting: float = 0.0
+    """Share of the bucket the bottleneck is shifting between two machines (each overlap once):
+    ``sum(shares) + shifting`` is the part of the bucket with a bottleneck, at most 1."""
 
 
 class BottlenecksOut(BaseModel):

@@ -48,6 +48,10 @@ class BottleneckReport:
     """Share of time each machine is the sole momentary bottleneck."""
     shifting: dict[str, float]
     """Share of time each machine is a shifting bottleneck."""
+    shifting_total: float
+    """Share of time the bottleneck is shifting (each overlap once). ``sum(sole) +
+    shifting_total`` is the share of time with a bottleneck, so never above 1; the
+    per-machine ``shifting`` shares count each overlap for both machines and do not add up."""
     utilisation: dict[str, float]
     blocked: dict[str, float]
     starved: dict[str, float]
@@ -181,7 +185,6 @@ def analyse(
     best = np.argmax(dur, axis=0)
     has = dur[best, np.arange(k)] >= 0
     width = (right - left).astype(np.float64)
-    sole = np.zeros(n)
     shifting = np.zeros(n)
     # bottleneck periods: runs of the same (machine, active period)
     key_m = np.where(has, best, -1)
@@ -198,22 +201,23 @@ def analyse(
             runs[-1][4] += w_
         else:
             runs.append([m_, p_, lefts[x], rights[x], w_])
-    for r, run in enumerate(runs):
-        m_, p_ = int(run[0]), int(run[1])
-        own = 0.0  # the part of the shifting overlaps inside this run's window
-        for q in (r - 1, r + 1):
-            if not 0 <= q < len(runs) or int(runs[q][0]) == m_:
-                continue
-            mq, pq = int(runs[q][0]), int(runs[q][1])
-            a = max(periods[m_][0][p_], periods[mq][0][pq])
-            b = min(periods[m_][1][p_], periods[mq][1][pq])
-            if b <= a:
-                continue
-            if q == r + 1:
-                shifting[m_] += b - a  # each overlap counts once for both machines
-                shifting[mq] += b - a
-            own += max(0.0, min(b, run[3]) - max(a, run[2]))
-        sole[m_] += max(0.0, run[4] - own)
+    shifted = np.zeros(k, dtype=bool)  # cut segments inside a shifting overlap
+    for r in range(len(runs) - 1):
+        m_, p_ = int(runs[r][0]), int(runs[r][1])
+        mq, pq = int(runs[r + 1][0]), int(runs[r + 1][1])
+        if mq == m_:
+            continue
+        a = max(periods[m_][0][p_], periods[mq][0][pq])
+        b = min(periods[m_][1][p_], periods[mq][1][pq])
+        if b <= a:
+            continue
+        shifting[m_] += b - a  # each overlap counts once for both machines
+        shifting[mq] += b - a
+        # a and b are period bounds, so cuts: the overlap is whole segments
+        shifted[np.searchsorted(left, a) : np.searchsorted(left, b)] = True
+    # sole: the instants a machine is the momentary bottleneck outside every shifting overlap
+    alone = has & ~shifted
+    sole = np.bincount(best[alone], weights=width[alone], minlength=n).astype(np.float64)
     ids = list(order)
 
     def per(state: MachineState) -> dict[str, float]:
@@ -227,6 +231,7 @@ def analyse(
         active=active,
         sole={m: float(sole[j]) / span for j, m in enumerate(ids)},
         shifting={m: float(shifting[j]) / span for j, m in enumerate(ids)},
+        shifting_total=float(np.sum(width[shifted])) / span,
         utilisation=per(MachineState.RUNNING),
         blocked=per(MachineState.BLOCKED),
         starved=per(MachineState.STARVED),
