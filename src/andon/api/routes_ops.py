@@ -225,14 +225,20 @@ def _label(cat_id: str) -> str:
     scope="site",
 )
 async def get_reason_tree(site_id: str, ctx: Ctx) -> ReasonTreeOut:
-    """The reasons an operator may enter: the default tree plus the plant's failure modes."""
+    """The reasons an operator may enter: the default tree plus the plant's failure modes,
+    each of those with the machines it may be entered on (the machines that have it)."""
     tree = reason_tree((await _model(ctx)).plant)
+
+    def item(r: str, d: str) -> ReasonItemOut:
+        ms = tree.scope.get(r)
+        return ReasonItemOut(id=r, label=d, machines=None if ms is None else sorted(ms))
+
     return ReasonTreeOut(
         categories=[
             ReasonCategoryOut(
                 id=c,
                 label=_label(c),
-                reasons=[ReasonItemOut(id=r, label=d) for r, d in rs.items()],
+                reasons=[item(r, d) for r, d in rs.items()],
             )
             for c, rs in tree.categories.items()
         ]
@@ -275,6 +281,14 @@ def _stop_out(
     )
 
 
+StopKind = Literal["all", "down", "idle", "planned"]
+_KINDS: dict[str, tuple[MachineState, ...]] = {
+    "down": (MachineState.DOWN,),
+    "idle": (MachineState.STARVED, MachineState.BLOCKED),
+    "planned": (MachineState.PLANNED_STOP,),
+}
+
+
 def _own_machines(model: SiteModel, machine: list[str] | None) -> list[str]:
     if not machine:
         return list(model.machines)
@@ -295,11 +309,23 @@ async def list_stops(
     end: End,
     machine: Annotated[list[str] | None, Query(max_length=100)] = None,
     unexplained: bool = False,
+    kind: Annotated[
+        StopKind,
+        Query(description="down; idle (starved or blocked); planned (planned stops); all"),
+    ] = "all",
+    micro: Annotated[
+        bool,
+        Query(
+            description="false: leave out finished stops shorter than "
+            "monitoring.unexplained_min_stop_s (micro-stops, which never need a reason)"
+        ),
+    ] = True,
 ) -> StopsOut:
     """Stops (every interval that is not ``running``, touching pieces joined) overlapping
     ``[start, end)``, unclipped so ``start`` identifies the stop, oldest first, with their
     machine code and the operator's reason. ``unexplained=true``: only ``down`` stops with
-    neither, and at least ``monitoring.unexplained_min_stop_s`` long."""
+    neither, and at least ``monitoring.unexplained_min_stop_s`` long. ``kind=down&micro=false``
+    is what needs a reason (the reasons page's default)."""
     _range(start, end)
     model = await _model(ctx)
     machines = _own_machines(model, machine)
@@ -311,8 +337,13 @@ async def list_stops(
     )
     entries = _entries_by_stop(rows)
     sel = (b.state != MachineState.RUNNING) & (b.end > start)
+    if kind != "all":
+        sel &= np.isin(b.state, [int(x) for x in _KINDS[kind]])
+    min_us = int(svc.settings.monitoring.unexplained_min_stop_s * 1e6)
+    if not micro:
+        # a stop still under way (its end is the open state's "now") may yet need a reason
+        sel &= (b.end - b.start >= min_us) | (b.end >= end)
     if unexplained:
-        min_us = int(svc.settings.monitoring.unexplained_min_stop_s * 1e6)
         sel &= (b.state == MachineState.DOWN) & (b.end - b.start >= min_us)
     idx = np.flatnonzero(sel)
     idx = idx[np.lexsort((b.index[idx], b.start[idx]))]
@@ -359,6 +390,12 @@ async def enter_reason(site_id: str, body: ReasonIn, ctx: Ctx) -> StopOut:
         )
     if body.reason not in tree.categories[body.category]:
         raise _invalid("reason", f"{body.reason!r} is not a reason of {body.category!r}")
+    if not tree.fits(body.reason, body.machine):
+        owners = ", ".join(sorted(tree.scope.get(body.reason, ())))
+        raise _invalid(
+            "reason",
+            f"{body.reason!r} is a failure mode of {owners}, not of {body.machine!r}",
+        )
     svc = ctx.services
     # one read around the stop: validates it and gives its full extent for the answer
     b = await read_states_live(

@@ -73,6 +73,11 @@ class BoardOut(BaseModel):
 class ReasonItemOut(BaseModel):
     id: str
     label: str
+    machines: list[str] | None = Field(
+        None,
+        description="the machines this reason may be entered on (a machine's own failure "
+        "modes); absent: every machine",
+    )
 
 
 class ReasonCategoryOut(BaseModel):

@@ -3,6 +3,8 @@
 * ``ReasonTree``: a configurable two-level tree (category › reason) plus a map from the codes
   machines report (alarm numbers, failure-mode codes) onto its reasons. A machine code that is
   not mapped is shown as ``unmapped › CODE``; a stop with no code at all is *unexplained*.
+  Reasons taken from a machine's failure modes belong to the machines that have that mode
+  (``scope``); the rest of the tree is offered on every machine.
 * ``ReasonLog``: operator entries for stops the machine could not explain, in their own small
   DuckDB file next to the telemetry store (``reasons.duckdb``). Every entry records who
   entered it and when; entries are appended, never updated, so the history stays. The latest
@@ -16,7 +18,7 @@ See ``docs/decisions/0102-reason-entries-in-own-file.md``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +80,9 @@ class ReasonTree:
 
     categories: Mapping[str, Mapping[str, str]]
     codes: Mapping[str, str]
+    scope: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """Reason → the machines (paths) it may be entered on; a reason not here fits every
+    machine."""
 
     def __post_init__(self) -> None:
         seen: dict[str, str] = {}
@@ -89,6 +94,9 @@ class ReasonTree:
         for code, reason in self.codes.items():
             if reason not in seen:
                 raise ValueError(f"code {code!r} maps to unknown reason {reason!r}")
+        for reason in self.scope:
+            if reason not in seen:
+                raise ValueError(f"scope names unknown reason {reason!r}")
 
     @classmethod
     def default(cls) -> ReasonTree:
@@ -115,20 +123,51 @@ class ReasonTree:
 
     def with_failure_modes(self, plant: Plant, category: str = "equipment") -> ReasonTree:
         """Add every failure-mode code of the plant that is not mapped yet as a reason of
-        ``category`` (described as in the plant file)."""
+        ``category`` (described as in the plant file), offered only on the machines that
+        have that failure mode.
+
+        >>> from importlib.resources import files
+        >>> from andon.model.loader import parse_plant
+        >>> demo = (files("andon.sim") / "plants" / "demo.yaml").read_text(encoding="utf-8")
+        >>> t = ReasonTree.default().with_failure_modes(parse_plant(demo))
+        >>> sorted(t.scope["PIN_BREAK"])
+        ['tc1/joining/L2/FSW-01']
+        >>> "PIN_BREAK" in t.offered("tc1/joining/L2/RB-01")["equipment"]
+        False
+        >>> "mechanical" in t.offered("tc1/joining/L2/RB-01")["equipment"]
+        True
+        """
         cats = {c: dict(rs) for c, rs in self.categories.items()}
         known = {r for rs in cats.values() for r in rs}
         target = cats.setdefault(category, {})
-        for _, _, m in plant.machines():
+        scope = {r: set(ms) for r, ms in self.scope.items()}
+        for a, ln, m in plant.machines():
             for fm in m.sim.failure_modes:
                 if fm.code not in self.codes and fm.code not in known:
                     target[fm.code] = fm.description or fm.code
                     known.add(fm.code)
-        return ReasonTree(cats, dict(self.codes))
+                    scope[fm.code] = set()
+                if fm.code in scope:
+                    scope[fm.code].add(plant.machine_path(a, ln, m))
+        return ReasonTree(cats, dict(self.codes), {r: frozenset(ms) for r, ms in scope.items()})
+
+    def fits(self, reason: str, machine: str) -> bool:
+        """Whether ``reason`` may be entered on ``machine`` (a path)."""
+        ms = self.scope.get(reason)
+        return ms is None or machine in ms
+
+    def offered(self, machine: str) -> dict[str, dict[str, str]]:
+        """The tree as an operator at ``machine`` sees it: the generic reasons and the
+        failure modes of that machine (categories left empty are dropped)."""
+        out = {
+            c: {r: d for r, d in rs.items() if self.fits(r, machine)}
+            for c, rs in self.categories.items()
+        }
+        return {c: rs for c, rs in out.items() if rs}
 
     def with_codes(self, codes: Mapping[str, str]) -> ReasonTree:
         """The same tree with more machine codes mapped."""
-        return ReasonTree(self.categories, {**self.codes, **codes})
+        return ReasonTree(self.categories, {**self.codes, **codes}, self.scope)
 
     def category_of(self, reason: str) -> str | None:
         for cat, reasons in self.categories.items():
@@ -223,8 +262,17 @@ class ReasonLog:
 def apply_entries(
     states: StateBatch, entries: Sequence[ReasonEntry]
 ) -> tuple[StateBatch, dict[tuple[str, Micros], Micros]]:
-    """Fill the reason of unexplained ``down`` stops from entries (the latest entry wins) and
-    return the acknowledgement time of every answered stop (the earliest entry)."""
+    """Set the reason of ``down`` stops from entries and return the acknowledgement time of
+    every answered stop (the earliest entry). The latest entry wins, over the code the machine
+    reported too: the person at the machine knows better than the alarm (a ``PIN_BREAK`` that
+    was really a clamp fault); the code stays in ``/stops`` and the audit log keeps both.
+
+    >>> st = StateBatch.build(["m"], [0], [0], [60], [3], ["PIN_BREAK"])
+    >>> e = ReasonEntry("m", 0, "CLAMP_FAULT", "user:1", 70)
+    >>> out, acked = apply_entries(st, [e])
+    >>> out.reason, acked
+    (('CLAMP_FAULT',), {('m', 0): 70})
+    """
     latest: dict[tuple[str, Micros], str] = {}
     acked: dict[tuple[str, Micros], Micros] = {}
     for e in entries:
@@ -236,8 +284,6 @@ def apply_entries(
     states = merge_touching(states)
     reasons = list(states.reason)
     for i in np.flatnonzero(states.state == MachineState.DOWN).tolist():
-        if reasons[i]:
-            continue
         r = latest.get((states.names[int(states.index[i])], int(states.start[i])))
         if r is not None:
             reasons[i] = r
