@@ -88,6 +88,7 @@ def test_time_model_and_waterfall_add_up(
             "setup_s",
             "planned_down_s",
             "not_scheduled_s",
+            "no_data_s",
         )
     )
     np.testing.assert_allclose(classes, c["calendar_s"], atol=1e-6)
@@ -145,6 +146,7 @@ def test_time_classes_are_complete() -> None:
         "setup",
         "planned_down",
         "not_scheduled",
+        "no_data",
     ]
 
 

@@ -39,7 +39,7 @@ from andon.kpi.oee import OEETable, oee_table
 from andon.kpi.periods import Period, buckets
 from andon.kpi.reasons import ReasonLog, ReasonTree, apply_entries, downtime
 from andon.kpi.reliability import reliability
-from andon.kpi.timeline import TimeModel, merge_touching
+from andon.kpi.timeline import Buckets, Plan, TimeModel, merge_touching
 from andon.model.plant import Plant, Signal
 from andon.model.types import F64, I64, Micros, PartBatch, StateBatch
 from andon.store.base import TelemetryStore
@@ -181,24 +181,58 @@ async def oee(
     by_product: bool = False,
     model: TimeModel | None = None,
     selection: Selection | None = None,
+    now: Micros | None = None,
+    bucket_set: Buckets | None = None,
 ) -> OEETable:
-    """OEE and loss waterfall per machine and period (and product).
+    """OEE and loss waterfall per machine and period (and product): the one function that
+    every page, the API and the CLI use for OEE.
 
-    The timeline is read with a margin of ``max(1 h, micro-stop threshold)`` either side, so
-    that a stop cut by the range is still judged on its whole length (micro-stop or
-    breakdown) and start-up rejects see the setups and parts just before the range; only time
-    and parts inside ``[start, end)`` are counted.
+    Planned busy time follows the site's shift calendar (``Plan``, decision 0105): breaks
+    and maintenance windows are planned downtime and time outside the shifts is not
+    scheduled, whatever the machines did; work done then is in the ``outside_plan_*``
+    columns; planned time for which a machine reported nothing is ``no_data``. Each
+    machine's open (still going) state counts up to the moment it was last reported
+    (``read_states_live``). ``now``: nothing at or after it exists yet, so time from then on
+    is not counted (give it for a live range that ends in the future). ``bucket_set``:
+    explicit buckets (e.g. fixed 15-min ones) instead of ``period``; they must cover
+    ``[start, end)``.
+
+    The timeline is read with a margin of ``max(1 h, micro-stop threshold, cycle window)``
+    either side, so that a stop cut by the range is still judged on its whole length
+    (micro-stop or breakdown), start-up rejects see the setups and parts just before the
+    range and a part's cycle window is complete; only time and parts inside ``[start, end)``
+    are counted.
     """
     model = model or TimeModel()
     sel = selection or select(plant)
-    margin = max(3_600_000_000, round(model.micro_stop_s * 1e6))
     if end <= start:
         raise ValueError("the range is empty: end must be after start")
-    states = await store.read_states(plant.tenant, sel.machines, start - margin, end + margin)
-    parts = await store.read_parts(plant.tenant, sel.machines, start - margin, end)
-    b = buckets(period, start, end, plant.site.timezone, plant.site.calendar)
+    margin = max(
+        3_600_000_000, round(model.micro_stop_s * 1e6), round(model.cycle_window_s * 1e6)
+    )
+    # the range as far as it has happened: parts up to its end, states a margin beyond
+    upto = end if now is None else max(min(end, now), start - margin + 1)
+    horizon = end + margin if now is None else max(min(end + margin, now), upto)
+    lo = start - margin
+    states = await read_states_live(store, plant.tenant, sel.machines, lo, horizon)
+    parts = await store.read_parts(plant.tenant, sel.machines, lo, upto)
+    ids = {plant.machine_path(a, ln, m): m.id for a, ln, m in plant.machines()}
+    site = plant.site
+    plan = Plan.from_calendar(
+        site.calendar, site.timezone, {m: ids[m] for m in sel.machines}, lo, horizon
+    )
+    b = bucket_set or buckets(period, start, end, site.timezone, site.calendar)
+    if b.edges[0] != start or b.edges[-1] != end:
+        raise ValueError("bucket_set must cover [start, end) exactly")
     return oee_table(
-        states, parts, ideal_cycles(plant), b, model, by_product=by_product, machines=sel.machines
+        states,
+        parts,
+        ideal_cycles(plant),
+        b,
+        model,
+        by_product=by_product,
+        machines=sel.machines,
+        plan=plan,
     )
 
 

@@ -2,9 +2,12 @@
 
 Time model (see ``andon.kpi.timeline`` for the classes):
 
-* planned busy time PBT = calendar − not scheduled − planned downtime (breaks, planned
-  maintenance)
-* actual production time APT = running = PBT − breakdowns − setup − minor stops − idle
+* planned busy time PBT = planned operating time (the shift calendar's shifts) − planned
+  downtime (its breaks and maintenance windows), when the calendar is given (``plan``);
+  without one, PBT = reported time − ``offline`` − planned stops for a break or planned
+  maintenance (the state-only model)
+* actual production time APT = running = PBT − breakdowns − setup − minor stops − idle −
+  no data
 * availability A = APT / PBT
 * performance (effectiveness) P = Σ(ideal cycle time × produced) / APT
 * quality Q = good / produced
@@ -14,17 +17,29 @@ Time model (see ``andon.kpi.timeline`` for the classes):
 The **loss waterfall** splits PBT exactly (to floating-point rounding) into the six big losses
 plus what is left::
 
-    PBT = breakdown + setup + minor_stop + idle            (availability losses)
+    PBT = breakdown + setup + minor_stop + idle + no_data  (availability losses)
         + speed_loss                                     (APT − ideal × produced)
         + startup_reject + production_reject             (ideal × scrap)
         + fully_productive                               (ideal × good)
 
 ``idle`` (starved or blocked for longer than the micro-stop threshold) is the line restraint
 that the classic six losses fold into "idling and minor stops"; it is kept apart because it is
-the line's loss, not the machine's. A performance above 1 (ideal cycle time wrong, or parts
-counted twice) makes ``speed_loss`` negative: it is reported as it is and flagged, never capped.
+the line's loss, not the machine's. ``no_data`` is planned busy time in which the machine
+reported nothing, or reported ``offline``. A performance above 1 (ideal cycle time wrong, or
+parts counted twice) makes ``speed_loss`` negative: it is reported as it is and flagged,
+never capped.
 
-Parts count in the bucket in which they were *finished*.
+**Where a part counts.** Its *count* (produced, good, scrap) goes to the bucket in which it
+was finished. Its *ideal time* (net operating time, and the rejects and fully productive time
+made of it) is spread over the machine's running time in its cycle window: from the previous
+part's finish (at most ``TimeModel.cycle_window_s`` back) to its own finish. So a bucket's
+performance never exceeds 1 when actual cycles are not faster than ideal, however short the
+bucket; a part finished with no running time in its window keeps its ideal time at its finish.
+
+**Work outside planned time** (running in a calendar break or off shift) is its own figure:
+``outside_plan_running_s``, ``outside_plan_net_s`` (the ideal time of the work done then),
+``outside_plan_produced`` and ``outside_plan_good`` (parts finished then). It is in no ratio.
+See ``docs/decisions/0105-planned-busy-time-from-the-calendar.md``.
 """
 
 from __future__ import annotations
@@ -39,16 +54,21 @@ import numpy.typing as npt
 from andon.kpi.timeline import (
     N_CLASSES,
     Buckets,
+    Plan,
+    PlannedPieces,
+    PlanStatus,
     TimeClass,
     TimeModel,
+    apply_plan,
     classify,
     codes_of,
+    cut_at,
     merge_touching,
-    split,
 )
 from andon.model.types import F64, I64, PartBatch, StateBatch
 
 __all__ = [
+    "COUNT_COLUMNS",
     "LOSSES",
     "OEE",
     "TIME_COLUMNS",
@@ -66,22 +86,37 @@ TIME_COLUMNS: tuple[str, ...] = (
     "setup_s",
     "minor_stop_s",
     "idle_s",
+    "no_data_s",
     "running_s",
     "net_operating_s",
     "speed_loss_s",
     "startup_reject_s",
     "production_reject_s",
     "fully_productive_s",
+    "outside_plan_running_s",
+    "outside_plan_net_s",
 )
 """Additive time columns of an ``OEETable`` (seconds)."""
 
-COUNT_COLUMNS: tuple[str, ...] = ("produced", "good", "scrap", "startup_scrap", "unknown_ideal")
+COUNT_COLUMNS: tuple[str, ...] = (
+    "produced",
+    "good",
+    "scrap",
+    "startup_scrap",
+    "unknown_ideal",
+    "outside_plan_produced",
+    "outside_plan_good",
+)
+"""Additive part counts of an ``OEETable``; ``produced`` … ``unknown_ideal`` count parts
+finished in planned busy time (or anywhere, without a calendar), the ``outside_plan_*`` ones
+parts finished outside it."""
 
 LOSSES: tuple[str, ...] = (
     "breakdown_s",
     "setup_s",
     "minor_stop_s",
     "idle_s",
+    "no_data_s",
     "speed_loss_s",
     "startup_reject_s",
     "production_reject_s",
@@ -96,6 +131,7 @@ _CLASS_COLUMN = {
     TimeClass.SETUP: "setup_s",
     TimeClass.PLANNED_DOWN: "planned_down_s",
     TimeClass.NOT_SCHEDULED: "not_scheduled_s",
+    TimeClass.NO_DATA: "no_data_s",
 }
 
 
@@ -247,30 +283,44 @@ def _ideal_per_part(
     return pnames, pcodes, table[parts.index, pcodes] if len(parts) else np.zeros(0)
 
 
-def _startup_rank(
-    machine_names: Sequence[str],
-    parts: PartBatch,
-    p_machine: np.ndarray,
-    events: dict[int, I64],
-) -> I64:
-    """For each part, how many parts of its machine finished since the last start-up event
-    (a huge number when there was none in range)."""
-    rank = np.full(len(parts), np.iinfo(np.int64).max, dtype=np.int64)
-    for mi in range(len(machine_names)):
-        sel = np.flatnonzero(p_machine == mi)
-        ev = events.get(mi)
-        if len(sel) == 0 or ev is None or len(ev) == 0:
-            continue
-        ts = parts.ts[sel]
-        order = np.argsort(ts, kind="stable")
-        ts_sorted = ts[order]
-        k = np.searchsorted(ev, ts_sorted, side="right") - 1
-        has = k >= 0
-        first = np.searchsorted(ts_sorted, ev[np.maximum(k, 0)], side="left")
-        r = np.arange(len(sel)) - first
-        r[~has] = np.iinfo(np.int64).max
-        rank[sel[order]] = r
-    return rank
+class _Keys:
+    """Machine-banded int64 keys ``machine × span + (t − lo)``: one sorted array and
+    ``searchsorted`` then serve every machine at once."""
+
+    def __init__(self, lo: int, hi: int, n_machines: int) -> None:
+        self.lo, self.hi = lo, hi
+        self.span = hi - lo + 1
+        if max(n_machines, 1) * self.span >= 2**62:
+            raise ValueError("oee_table: the time range is too long to index")
+
+    def __call__(self, machine: I64, t: I64) -> I64:
+        return machine.astype(np.int64) * self.span + (np.clip(t, self.lo, self.hi) - self.lo)
+
+
+def _machine_pos(batch_names: Sequence[str], mpos: Mapping[str, int]) -> I64:
+    return np.array([mpos.get(n, -1) for n in batch_names], dtype=np.int64)
+
+
+def _state_pieces(
+    states: StateBatch,
+    s_machine: I64,
+    cls: npt.NDArray[np.uint8],
+    plan: Plan | None,
+    mpos: Mapping[str, int],
+) -> PlannedPieces:
+    """The timeline as pieces sorted by machine and start, classified under the plan."""
+    rows = np.flatnonzero(s_machine >= 0)
+    m, a, b, c = s_machine[rows], states.start[rows], states.end[rows], cls[rows]
+    if plan is not None:
+        plan_machine = (
+            _machine_pos(plan.names, mpos)[plan.index] if len(plan) else np.zeros(0, np.int64)
+        )
+        return apply_plan(m, a, b, c, plan, plan_machine)
+    order = np.lexsort((a, m))
+    c = c[order]
+    return PlannedPieces(
+        m[order], rows[order].astype(np.int64), a[order], b[order], c, c, np.zeros(len(c), bool)
+    )
 
 
 def oee_table(
@@ -282,14 +332,17 @@ def oee_table(
     *,
     by_product: bool = False,
     machines: Sequence[str] | None = None,
+    plan: Plan | None = None,
 ) -> OEETable:
     """OEE and the loss waterfall per machine and bucket (and product).
 
     ``states`` is the timeline (any order; touching intervals of equal state and reason are
     joined before the micro-stop test), ``parts`` the part events, ``ideal`` the ideal
     cycle time in seconds by machine and product. Only time inside the buckets counts.
-    ``machines`` fixes the rows' machines (default: every machine in ``states`` or
-    ``parts``).
+    ``machines`` fixes the rows' machines (default: every machine in ``states``, ``parts``
+    or ``plan``). ``plan`` is the shift calendar of the machines (``Plan.from_calendar``):
+    with it, planned busy time is the calendar's and unreported time in it is ``no_data``;
+    without it, the states alone decide (see the module's docstring).
 
     >>> st = StateBatch.build(["m"], [0, 0, 0], [0, 60_000_000, 90_000_000],
     ...                       [60_000_000, 90_000_000, 100_000_000], [0, 3, 4], ["", "X", "break"])
@@ -301,85 +354,105 @@ def oee_table(
     """
     model = model or TimeModel()
     states = merge_touching(states)
-    names = list(machines) if machines is not None else sorted(set(states.names) | set(parts.names))
+    if machines is not None:
+        names = list(machines)
+    else:
+        extra = set(plan.names) if plan is not None else set()
+        names = sorted(set(states.names) | set(parts.names) | extra)
     mpos = {n: i for i, n in enumerate(names)}
-    st_map = np.array([mpos.get(n, -1) for n in states.names], dtype=np.int64)
-    pt_map = np.array([mpos.get(n, -1) for n in parts.names], dtype=np.int64)
-    s_machine = st_map[states.index] if len(states) else np.zeros(0, dtype=np.int64)
-    p_machine = pt_map[parts.index] if len(parts) else np.zeros(0, dtype=np.int64)
+    s_machine = (
+        _machine_pos(states.names, mpos)[states.index] if len(states) else np.zeros(0, np.int64)
+    )
+    p_machine = (
+        _machine_pos(parts.names, mpos)[parts.index] if len(parts) else np.zeros(0, np.int64)
+    )
 
-    cls = classify(states, model)
+    pieces = _state_pieces(states, s_machine, classify(states, model), plan, mpos)
     pnames, pcodes, p_ideal = _ideal_per_part(parts, ideal)
     # by product: one more code, "", for time of machines that finished no part in range
     n_prod = len(pnames) + 1 if by_product else 1
+    cap = round(model.cycle_window_s * 1e6)
+    edges = buckets.edges
+    lo = (
+        min(
+            int(edges[0]),
+            int(pieces.start.min(initial=edges[0])),
+            int(parts.ts.min(initial=edges[0])),
+        )
+        - cap
+    )
+    hi = (
+        max(
+            int(edges[-1]),
+            int(pieces.end.max(initial=edges[-1])),
+            int(parts.ts.max(initial=edges[-1])),
+        )
+        + 1
+    )
+    key = _Keys(lo, hi, len(names))
 
-    # product of each state interval: the next part finished after it starts
-    s_prod = np.full(len(states), len(pnames), dtype=np.int64)
-    if by_product and len(parts):
-        for mi in range(len(names)):
-            ssel = np.flatnonzero(s_machine == mi)
-            psel = np.flatnonzero(p_machine == mi)
-            if len(ssel) == 0 or len(psel) == 0:
-                continue
-            order = psel[np.argsort(parts.ts[psel], kind="stable")]
-            j = np.searchsorted(parts.ts[order], states.start[ssel], side="right")
-            s_prod[ssel] = pcodes[order[np.minimum(j, len(order) - 1)]]
+    # parts of selected machines, sorted by (machine, finish)
+    pv = np.flatnonzero(p_machine >= 0)
+    pk = key(p_machine[pv], parts.ts[pv])
+    order = np.argsort(pk, kind="stable")
+    pv, pk = pv[order], pk[order]
+    pm, pts = p_machine[pv], parts.ts[pv]
 
-    # start-up events: the end of a setup, planned downtime or off-shift interval
-    startup_cls = (cls == TimeClass.SETUP) | (cls == TimeClass.PLANNED_DOWN)
-    startup_cls |= cls == TimeClass.NOT_SCHEDULED
-    events: dict[int, I64] = {}
-    for mi in np.unique(s_machine[startup_cls]).tolist():
-        sel = startup_cls & (s_machine == mi)
-        events[int(mi)] = np.sort(states.end[sel])
+    # product of each piece: the next part finished after it starts (else the machine's last)
+    piece_prod = np.full(len(pieces), len(pnames), dtype=np.int64)
+    if by_product and len(pv):
+        j = np.searchsorted(pk, key(pieces.machine, pieces.start), side="right")
+        ahead = np.minimum(j, len(pv) - 1)
+        back = np.maximum(j - 1, 0)
+        is_ahead = pm[ahead] == pieces.machine
+        is_back = ~is_ahead & (pm[back] == pieces.machine)
+        piece_prod[is_ahead] = pcodes[pv[ahead[is_ahead]]]
+        piece_prod[is_back] = pcodes[pv[back[is_back]]]
 
     nb = len(buckets)
     n_groups = len(names) * nb * n_prod
     cols: dict[str, F64] = {k: np.zeros(n_groups) for k in (*TIME_COLUMNS, *COUNT_COLUMNS)}
 
-    valid = s_machine >= 0
-    pieces = split(states.start[valid], states.end[valid], buckets)
-    rows = np.flatnonzero(valid)[pieces.row]
-    g = (s_machine[rows] * nb + pieces.bucket) * n_prod + (s_prod[rows] if by_product else 0)
-    dur = (pieces.end - pieces.start).astype(np.float64) / 1e6
+    row, kb, bs, be = cut_at(pieces.start, pieces.end, edges)
+    g = (pieces.machine[row] * nb + kb) * n_prod + (piece_prod[row] if by_product else 0)
+    dur = (be - bs).astype(np.float64) / 1e6
     by_class = _bincount(
-        g * N_CLASSES + cls[rows], weights=dur, minlength=n_groups * N_CLASSES
+        g * N_CLASSES + pieces.cls[row], weights=dur, minlength=n_groups * N_CLASSES
     ).reshape(n_groups, N_CLASSES)
     for c, name in _CLASS_COLUMN.items():
         cols[name] = by_class[:, c].copy()
     cols["calendar_s"] = by_class.sum(axis=1)
     cols["planned_busy_s"] = cols["calendar_s"] - cols["not_scheduled_s"] - cols["planned_down_s"]
+    cols["outside_plan_running_s"] = _bincount(
+        g, weights=dur * pieces.outside[row], minlength=n_groups
+    )
 
-    if len(parts):
-        pb = buckets.of(parts.ts)
-        ok = (pb >= 0) & (p_machine >= 0)
-        gp = (p_machine * nb + pb) * n_prod + (pcodes if by_product else 0)
-        gp = gp[ok]
-        good = parts.good[ok].astype(np.float64)
-        scrap = parts.scrap[ok].astype(np.float64)
-        known = np.isfinite(p_ideal[ok])
-        ideal_s = np.where(known, p_ideal[ok], 0.0)
-        rank = _startup_rank(names, parts, p_machine, events)[ok]
-        startup = rank < model.startup_parts
-        produced = good + scrap
-        cols["produced"] = _bincount(gp, weights=produced, minlength=n_groups)
-        cols["good"] = _bincount(gp, weights=good, minlength=n_groups)
-        cols["scrap"] = _bincount(gp, weights=scrap, minlength=n_groups)
-        cols["startup_scrap"] = _bincount(gp, weights=scrap * startup, minlength=n_groups)
-        cols["unknown_ideal"] = _bincount(gp, weights=produced * ~known, minlength=n_groups)
-        cols["net_operating_s"] = _bincount(gp, weights=ideal_s * produced, minlength=n_groups)
-        cols["startup_reject_s"] = _bincount(
-            gp, weights=ideal_s * scrap * startup, minlength=n_groups
+    if len(pv):
+        _parts_columns(
+            cols,
+            parts,
+            pv,
+            pk,
+            pm,
+            pts,
+            pcodes,
+            p_ideal,
+            pieces,
+            plan,
+            mpos,
+            key,
+            buckets,
+            model,
+            n_prod if by_product else 0,
+            cap,
         )
-        cols["production_reject_s"] = _bincount(
-            gp, weights=ideal_s * scrap * ~startup, minlength=n_groups
-        )
-        cols["fully_productive_s"] = _bincount(gp, weights=ideal_s * good, minlength=n_groups)
     cols["speed_loss_s"] = cols["running_s"] - cols["net_operating_s"]
 
     m_ix, rest = np.divmod(np.arange(n_groups), nb * n_prod)
     b_ix, p_ix = np.divmod(rest, n_prod)
-    keep = np.flatnonzero((cols["calendar_s"] > 0) | (cols["produced"] > 0))
+    keep = np.flatnonzero(
+        (cols["calendar_s"] > 0) | (cols["produced"] > 0) | (cols["outside_plan_produced"] > 0)
+    )
     labels = (*pnames, "")
     prod_label = [labels[int(i)] if by_product else "" for i in p_ix[keep]]
     return OEETable(
@@ -388,3 +461,119 @@ def oee_table(
         tuple(prod_label),
         {k: v[keep] for k, v in cols.items()},
     )
+
+
+def _parts_columns(
+    cols: dict[str, F64],
+    parts: PartBatch,
+    pv: I64,
+    pk: I64,
+    pm: I64,
+    pts: I64,
+    pcodes: npt.NDArray[Any],
+    p_ideal: F64,
+    pieces: PlannedPieces,
+    plan: Plan | None,
+    mpos: Mapping[str, int],
+    key: _Keys,
+    buckets: Buckets,
+    model: TimeModel,
+    n_prod: int,
+    cap: int,
+) -> None:
+    """Part counts where parts finish; their ideal time spread over their cycle's running
+    time (``cols`` is filled in place; ``n_prod`` 0 when not split by product)."""
+    nb = len(buckets)
+    n_groups = len(cols["calendar_s"])
+    split_p = n_prod > 0
+    pc = pcodes[pv]
+    good = parts.good[pv].astype(np.float64)
+    scrap = parts.scrap[pv].astype(np.float64)
+    produced = good + scrap
+
+    # start-up rank: parts since the end of the last setup, planned downtime or off shift
+    su = np.isin(pieces.cls, [TimeClass.SETUP, TimeClass.PLANNED_DOWN, TimeClass.NOT_SCHEDULED])
+    ek = np.sort(key(pieces.machine[su], pieces.end[su]))
+    startup = np.zeros(len(pv), dtype=bool)
+    if len(ek):
+        k = np.maximum(np.searchsorted(ek, pk, side="right") - 1, 0)
+        has = (ek[k] <= pk) & (ek[k] // key.span == pm)
+        first = np.searchsorted(pk, ek[k], side="left")
+        startup = has & (np.arange(len(pv)) - first < model.startup_parts)
+
+    # outside planned time at the finish: the plan's status at that instant
+    outside = np.zeros(len(pv), dtype=bool)
+    if plan is not None and len(plan):
+        plm = _machine_pos(plan.names, mpos)[plan.index]
+        pl_ok = np.flatnonzero(plm >= 0)
+        plk = key(plm[pl_ok], plan.start[pl_ok])
+        o = np.argsort(plk, kind="stable")
+        pl_ok, plk = pl_ok[o], plk[o]
+        j = np.searchsorted(plk, pk, side="right") - 1
+        jj = pl_ok[np.maximum(j, 0)]
+        cover = (j >= 0) & (plm[jj] == pm) & (pts < plan.end[jj])
+        outside = cover & (plan.status[jj] != PlanStatus.SCHEDULED)
+
+    pb = buckets.of(pts).astype(np.int64)
+    ok = pb >= 0
+    gp = (pm * nb + pb) * max(n_prod, 1) + (pc if split_p else 0)
+    inside, out = ok & ~outside, ok & outside
+    known = np.isfinite(p_ideal[pv])
+    ideal_s = np.where(known, p_ideal[pv], 0.0)
+
+    def add(col: str, sel: npt.NDArray[np.bool_], w: F64, groups: I64 = gp) -> None:
+        cols[col] += _bincount(groups[sel], weights=w[sel], minlength=n_groups)
+
+    add("produced", inside, produced)
+    add("good", inside, good)
+    add("scrap", inside, scrap)
+    add("startup_scrap", inside, scrap * startup)
+    add("unknown_ideal", inside, produced * ~known)
+    add("outside_plan_produced", out, produced)
+    add("outside_plan_good", out, good)
+
+    # ideal time of each part: the whole of it, and how it splits into rejects and good
+    weights = {
+        "net_operating_s": ideal_s * produced,
+        "startup_reject_s": ideal_s * scrap * startup,
+        "production_reject_s": ideal_s * scrap * ~startup,
+        "fully_productive_s": ideal_s * good,
+    }
+    sp = np.flatnonzero(ok & (weights["net_operating_s"] > 0))
+    # cycle window: from the previous (distinct) finish of the machine, at most ``cap`` back
+    same_first = np.searchsorted(pk, pk[sp], side="left")
+    prev = same_first - 1
+    prev_ok = (prev >= 0) & (pm[np.maximum(prev, 0)] == pm[sp])
+    w1 = pts[sp]
+    w0 = np.maximum(np.where(prev_ok, pts[np.maximum(prev, 0)], w1 - cap), w1 - cap)
+
+    # running pieces (in or outside planned time), cut at the bucket edges (-1: outside them)
+    run = np.flatnonzero(pieces.state_cls == TimeClass.RUNNING)
+    ext = np.concatenate(([key.lo - 1], buckets.edges, [key.hi + 1]))
+    r_row, r_k, r_s, r_e = cut_at(pieces.start[run], pieces.end[run], ext)
+    r_m = pieces.machine[run][r_row]
+    r_out = pieces.outside[run][r_row]
+    r_b = r_k - 1
+    r_b[r_b >= nb] = -1
+    o = np.lexsort((r_s, r_m))
+    r_m, r_s, r_e, r_b, r_out = r_m[o], r_s[o], r_e[o], r_b[o], r_out[o]
+    i0 = np.searchsorted(key(r_m, r_e), key(pm[sp], w0), side="right")
+    i1 = np.searchsorted(key(r_m, r_s), key(pm[sp], w1), side="left")
+    cnt = np.maximum(i1 - i0, 0)
+    rep = np.repeat(np.arange(len(sp)), cnt)
+    ri = i0[rep] + (np.arange(len(rep)) - np.repeat(np.cumsum(cnt) - cnt, cnt))
+    overlap = np.clip(np.minimum(r_e[ri], w1[rep]) - np.maximum(r_s[ri], w0[rep]), 0, None)
+    total = np.bincount(rep, weights=overlap.astype(np.float64), minlength=len(sp))
+    frac = overlap / np.maximum(total[rep], 1.0)
+    gpair = (pm[sp][rep] * nb + r_b[ri]) * max(n_prod, 1) + (pc[sp][rep] if split_p else 0)
+    valid = (r_b[ri] >= 0) & (overlap > 0)
+    pin, pout = valid & ~r_out[ri], valid & r_out[ri]
+    for col, w in weights.items():
+        add(col, pin, w[sp][rep] * frac, gpair)
+    add("outside_plan_net_s", pout, weights["net_operating_s"][sp][rep] * frac, gpair)
+    # a part with no running time in its window keeps its ideal time where it finished
+    lone = np.zeros(len(pv), dtype=bool)
+    lone[sp[total <= 0]] = True
+    for col, w in weights.items():
+        add(col, lone & ~outside, w)
+    add("outside_plan_net_s", lone & outside, weights["net_operating_s"])

@@ -14,29 +14,47 @@ class               what                                                        
                     (changeover, tool change, wheel change, dressing, …)
 ``planned_down``    ``planned_stop`` for ``break`` / ``planned_maintenance``     no
 ``not_scheduled``   ``offline``                                                  no
+``no_data``         nothing reported, or ``offline``, in planned busy time       yes
 ==================  ==========================================================  ============
 
-See ``docs/decisions/0100-kpi-time-model.md`` for why setup stays inside planned busy time.
-Intervals are classified on the stored intervals *before* they are cut into time buckets,
-so a five-minute stop that straddles midnight is still one five-minute stop.
+That table is the *state-only* model (``classify``), used when no shift calendar is given.
+With the calendar (``Plan``, ISO 22400-2: planned busy time = planned operating time −
+planned downtime), ``apply_plan`` lets the calendar decide what is planned: time inside a
+calendar break or maintenance window is ``planned_down`` and time outside every shift is
+``not_scheduled``, whatever the machine did; inside the shifts the state decides, except that
+a ``planned_stop`` for a break taken outside the calendar's breaks is ``setup`` (a planned
+stop inside planned busy time) and ``offline`` or unreported time is ``no_data``. Running
+outside planned time is kept apart (``Piece.outside``), never in planned busy time. See
+``docs/decisions/0100-kpi-time-model.md`` and ``0105-planned-busy-time-from-the-calendar.md``.
+
+Intervals are classified on the stored intervals *before* they are cut into time buckets or
+calendar periods, so a five-minute stop that straddles midnight or a break is still one
+five-minute stop.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 
 import numpy as np
+import numpy.typing as npt
 
-from andon.model.types import I32, I64, U8, MachineState, StateBatch
+from andon.model.calendar import BREAK, MAINTENANCE, NOT_SCHEDULED, expand_calendar
+from andon.model.plant import Calendar
+from andon.model.types import I32, I64, U8, MachineState, Micros, StateBatch
 
 __all__ = [
     "PLANNED_DOWNTIME_REASONS",
     "Buckets",
     "Pieces",
+    "Plan",
+    "PlanStatus",
+    "PlannedPieces",
     "TimeClass",
     "TimeModel",
+    "apply_plan",
     "classify",
     "codes_of",
     "merge_touching",
@@ -57,6 +75,7 @@ class TimeClass(IntEnum):
     SETUP = 4
     PLANNED_DOWN = 5
     NOT_SCHEDULED = 6
+    NO_DATA = 7
 
     @property
     def label(self) -> str:
@@ -75,17 +94,22 @@ class TimeModel:
     stops. ``planned_downtime``: planned-stop reasons outside planned busy time.
     ``startup_parts``: scrap among the first this many parts after a setup or after the
     machine comes back from planned downtime or off shift counts as start-up rejects.
+    ``cycle_window_s``: a part's work (its ideal time, spread over the running time of its
+    cycle) is looked for at most this long before it finishes.
     """
 
     micro_stop_s: float = 300.0
     planned_downtime: frozenset[str] = field(default=PLANNED_DOWNTIME_REASONS)
     startup_parts: int = 3
+    cycle_window_s: float = 3600.0
 
     def __post_init__(self) -> None:
-        if self.micro_stop_s < 0:
-            raise ValueError("micro_stop_s must not be negative")
+        if not self.micro_stop_s >= 0:
+            raise ValueError(f"micro_stop_s must not be negative, got {self.micro_stop_s}")
         if self.startup_parts < 0:
-            raise ValueError("startup_parts must not be negative")
+            raise ValueError(f"startup_parts must not be negative, got {self.startup_parts}")
+        if not self.cycle_window_s > 0:
+            raise ValueError(f"cycle_window_s must be positive, got {self.cycle_window_s}")
 
 
 def codes_of(values: Sequence[str]) -> tuple[tuple[str, ...], I32]:
@@ -197,6 +221,30 @@ class Pieces:
     end: I64
 
 
+def cut_at(start: I64, end: I64, edges: I64) -> tuple[I64, I64, I64, I64]:
+    """Cut intervals ``[start, end)`` at increasing ``edges``; parts outside are dropped.
+
+    Returns ``(row, k, start, end)`` of each piece: its source interval and the index of the
+    span ``[edges[k], edges[k+1])`` it lies in.
+
+    >>> [a.tolist() for a in cut_at(np.array([5]), np.array([25]), np.array([0, 10, 20, 30]))]
+    [[0, 0, 0], [0, 1, 2], [5, 10, 20], [10, 20, 25]]
+    """
+    s = np.maximum(start, edges[0])
+    t = np.minimum(end, edges[-1])
+    keep = np.flatnonzero(t > s)
+    s, t = s[keep], t[keep]
+    b0 = np.searchsorted(edges, s, side="right") - 1
+    b1 = np.searchsorted(edges, t, side="left") - 1
+    count = b1 - b0 + 1
+    rep = np.repeat(np.arange(len(s)), count)
+    offs = np.arange(len(rep)) - np.repeat(np.cumsum(count) - count, count)
+    k = (b0[rep] + offs).astype(np.int64)
+    ps = np.maximum(s[rep], edges[k])
+    pe = np.minimum(t[rep], edges[k + 1])
+    return keep[rep].astype(np.int64), k, ps, pe
+
+
 def split(start: I64, end: I64, buckets: Buckets) -> Pieces:
     """Cut intervals ``[start, end)`` at the bucket edges; parts outside are dropped.
 
@@ -205,17 +253,196 @@ def split(start: I64, end: I64, buckets: Buckets) -> Pieces:
     >>> p.row.tolist(), p.bucket.tolist(), p.start.tolist(), p.end.tolist()
     ([0, 0, 1], [0, 1, 1], [5, 10, 15], [10, 15, 20])
     """
-    e = buckets.edges
-    s = np.maximum(start, e[0])
-    t = np.minimum(end, e[-1])
-    keep = np.flatnonzero(t > s)
-    s, t = s[keep], t[keep]
-    b0 = np.searchsorted(e, s, side="right") - 1
-    b1 = np.searchsorted(e, t, side="left") - 1
-    count = b1 - b0 + 1
-    rep = np.repeat(np.arange(len(s)), count)
-    offs = np.arange(len(rep)) - np.repeat(np.cumsum(count) - count, count)
-    bucket = (b0[rep] + offs).astype(np.int32)
-    ps = np.maximum(s[rep], e[bucket])
-    pe = np.minimum(t[rep], e[bucket + 1])
-    return Pieces(keep[rep].astype(np.int64), bucket, ps, pe)
+    row, k, ps, pe = cut_at(start, end, buckets.edges)
+    return Pieces(row, k.astype(np.int32), ps, pe)
+
+
+class PlanStatus(IntEnum):
+    """What the shift calendar plans for a period (``andon.model.calendar`` statuses)."""
+
+    SCHEDULED = 0
+    PLANNED_DOWN = 1
+    """A break or a planned-maintenance window inside or outside a shift."""
+    NOT_SCHEDULED = 2
+
+
+_PLAN_STATUS = {
+    BREAK: PlanStatus.PLANNED_DOWN,
+    MAINTENANCE: PlanStatus.PLANNED_DOWN,
+    NOT_SCHEDULED: PlanStatus.NOT_SCHEDULED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Each machine's shift calendar over a range: periods ``[start, end)`` with a
+    ``PlanStatus`` (uint8), covering the range without gaps for every machine."""
+
+    names: tuple[str, ...]
+    index: I32
+    start: I64
+    end: I64
+    status: U8
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @classmethod
+    def from_calendar(
+        cls,
+        calendar: Calendar,
+        timezone: str,
+        machines: Mapping[str, str],
+        start: Micros,
+        end: Micros,
+    ) -> Plan:
+        """The calendar expanded over ``[start, end)`` for ``machines`` (name → the machine's
+        id, which the calendar's maintenance windows name).
+
+        >>> cal = Calendar.model_validate({"shifts": [{"name": "d", "start": "06:00",
+        ...     "end": "14:00"}], "breaks": [{"name": "tea", "start": "10:00", "end": "10:15"}]})
+        >>> p = Plan.from_calendar(cal, "UTC", {"s/a/l/m": "m"}, 0, 86_400_000_000)
+        >>> [(int(a) // 60_000_000, int(s)) for a, s in zip(p.start, p.status)]
+        [(0, 2), (360, 0), (600, 1), (615, 0), (840, 2)]
+        """
+        if end <= start:
+            raise ValueError("Plan.from_calendar: the range is empty: end must be after start")
+        cache: dict[frozenset[int], tuple[list[int], list[int], list[int]]] = {}
+        idx: list[int] = []
+        st: list[int] = []
+        en: list[int] = []
+        ss: list[int] = []
+        for pos, mid in enumerate(machines.values()):
+            key = frozenset(i for i, m in enumerate(calendar.maintenance) if mid in m.machines)
+            rows = cache.get(key)
+            if rows is None:
+                periods = expand_calendar(calendar, timezone, mid, start, end)
+                rows = (
+                    [p.start for p in periods],
+                    [p.end for p in periods],
+                    [int(_PLAN_STATUS.get(p.status, PlanStatus.SCHEDULED)) for p in periods],
+                )
+                cache[key] = rows
+            idx += [pos] * len(rows[0])
+            st += rows[0]
+            en += rows[1]
+            ss += rows[2]
+        return cls(
+            tuple(machines),
+            np.asarray(idx, dtype=np.int32),
+            np.asarray(st, dtype=np.int64),
+            np.asarray(en, dtype=np.int64),
+            np.asarray(ss, dtype=np.uint8),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedPieces:
+    """A timeline cut at the calendar's period edges, gaps filled, one class per piece.
+
+    ``machine`` is the machine's position, ``row`` the source interval (-1 for time nothing
+    was reported), ``cls`` the ``TimeClass`` under the calendar, ``state_cls`` the class
+    the state alone gives (``NO_DATA`` for a gap) and ``outside`` marks running outside
+    planned time (in a calendar break or maintenance window, or off shift).
+    """
+
+    machine: I64
+    row: I64
+    start: I64
+    end: I64
+    cls: U8
+    state_cls: U8
+    outside: npt.NDArray[np.bool_]
+
+    def __len__(self) -> int:
+        return len(self.machine)
+
+
+def _gaps(s: I64, e: I64, lo: int, hi: int) -> tuple[I64, I64]:
+    """The parts of ``[lo, hi)`` that no interval covers (``s`` sorted)."""
+    if len(s) == 0:
+        return np.array([lo], dtype=np.int64), np.array([hi], dtype=np.int64)
+    reach = np.maximum.accumulate(e)
+    a = np.concatenate(([lo], reach))
+    b = np.concatenate((s, [hi]))
+    a = np.maximum(a, lo)
+    b = np.minimum(b, hi)
+    ok = b > a
+    return a[ok], b[ok]
+
+
+def apply_plan(
+    machine: I64, start: I64, end: I64, state_cls: U8, plan: Plan, plan_machine: I64
+) -> PlannedPieces:
+    """Classify a timeline under the calendar (see the module's docstring).
+
+    ``machine`` gives each interval's machine position, ``plan_machine`` each plan row's
+    (rows of a machine contiguous in ``[start, end)`` of the plan). Time of a machine with
+    calendar periods that no interval covers is filled (``row`` -1): ``no_data`` in planned
+    busy time, ``planned_down`` or ``not_scheduled`` outside it. Parts of intervals outside
+    the machine's plan, and machines without one, keep the state-only class. The result is
+    sorted by machine, then start.
+    """
+    n_m = int(max(machine.max(initial=-1), plan_machine.max(initial=-1))) + 1
+    s_order = np.lexsort((start, machine))
+    s_bounds = np.searchsorted(machine[s_order], np.arange(n_m + 1))
+    p_order = np.lexsort((plan.start, plan_machine))
+    p_bounds = np.searchsorted(plan_machine[p_order], np.arange(n_m + 1))
+    out_m, out_row, out_s, out_e, out_sc, out_st = [], [], [], [], [], []
+    unknown = np.uint8(255)
+    for m in range(n_m):
+        rows = s_order[s_bounds[m] : s_bounds[m + 1]]
+        prow = p_order[p_bounds[m] : p_bounds[m + 1]]
+        s, e, c = start[rows], end[rows], state_cls[rows]
+        if len(prow) == 0:
+            out_m.append(np.full(len(rows), m, dtype=np.int64))
+            out_row.append(rows.astype(np.int64))
+            out_s.append(s)
+            out_e.append(e)
+            out_sc.append(c)
+            out_st.append(np.full(len(rows), unknown, dtype=np.uint8))
+            continue
+        edges = np.concatenate((plan.start[prow], plan.end[prow][-1:]))
+        status = plan.status[prow]
+        lo, hi = int(edges[0]), int(edges[-1])
+        gs, ge = _gaps(s, e, lo, hi)
+        # outside the plan's range the state alone decides: sentinel spans of unknown status
+        if len(s) and int(s.min()) < lo:
+            edges = np.concatenate(([int(s.min())], edges))
+            status = np.concatenate(([unknown], status))
+        if len(e) and int(e.max()) > hi:
+            edges = np.concatenate((edges, [int(e.max())]))
+            status = np.concatenate((status, [unknown]))
+        all_s = np.concatenate((s, gs))
+        all_e = np.concatenate((e, ge))
+        all_row = np.concatenate((rows.astype(np.int64), np.full(len(gs), -1, dtype=np.int64)))
+        all_c = np.concatenate((c, np.full(len(gs), TimeClass.NO_DATA, dtype=np.uint8)))
+        k_row, k, ps, pe = cut_at(all_s, all_e, edges)
+        out_m.append(np.full(len(k_row), m, dtype=np.int64))
+        out_row.append(all_row[k_row])
+        out_s.append(ps)
+        out_e.append(pe)
+        out_sc.append(all_c[k_row])
+        out_st.append(status[k])
+    if not out_m:
+        z = np.zeros(0, dtype=np.int64)
+        zc = np.zeros(0, dtype=np.uint8)
+        return PlannedPieces(z, z, z, z, zc, zc, np.zeros(0, dtype=bool))
+    pm = np.concatenate(out_m)
+    ps = np.concatenate(out_s)
+    order = np.lexsort((ps, pm))
+    pm, ps = pm[order], ps[order]
+    row = np.concatenate(out_row)[order]
+    pe = np.concatenate(out_e)[order]
+    sc = np.concatenate(out_sc)[order]
+    st = np.concatenate(out_st)[order]
+    cls = sc.copy()
+    sched = st == PlanStatus.SCHEDULED
+    cls[sched & (sc == TimeClass.PLANNED_DOWN)] = TimeClass.SETUP
+    cls[sched & (sc == TimeClass.NOT_SCHEDULED)] = TimeClass.NO_DATA
+    cls[st == PlanStatus.PLANNED_DOWN] = TimeClass.PLANNED_DOWN
+    cls[st == PlanStatus.NOT_SCHEDULED] = TimeClass.NOT_SCHEDULED
+    outside = (sc == TimeClass.RUNNING) & (
+        (st == PlanStatus.PLANNED_DOWN) | (st == PlanStatus.NOT_SCHEDULED)
+    )
+    return PlannedPieces(pm, row, ps, pe, cls, sc, outside)
