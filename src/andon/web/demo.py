@@ -97,6 +97,12 @@ class PlantClock:
                 return self._anchor
             return self._anchor + round((time.monotonic() - self._wall0) * self.speed * 1e6)
 
+    def hold(self, instant: Micros) -> None:
+        """Stand still at plant instant ``instant`` (a test that drives the plant clock in
+        steps, advancing the factory to each instant before it samples the pages)."""
+        with self._lock:
+            self._anchor, self._frozen = instant, True
+
     def start(self, anchor: Micros) -> None:
         """Run from plant instant ``anchor`` now (it stands still until this is called, so
         the pre-fill does not eat into live time)."""
