@@ -12,6 +12,7 @@ from andon.api import Endpoint
 from andon.model.loader import parse_plant
 from andon.platform import KeyKind, Permission, Role
 from andon.platform.alerts import FloorRecords, WantedAlert
+from andon.platform.boards import register_device
 from andon.platform.service import Principal
 from tests.api.world import PASSWORD, Tenant, World, demo_yaml, site_yaml
 
@@ -73,6 +74,7 @@ QUERIES: dict[str, Callable[[World], dict[str, Any]]] = {
     "telemetry.aggregate": lambda w: {"signal": SIGNAL, "bucket_s": 600, **_range(w)},
     "states.list": _range,
     "live.values": lambda w: {"max_ticks": 2},
+    "kiosk.feed": lambda w: {"max_ticks": 2},
     "stops.list": _range,
     "kpi.downtime": _range,
     "alerts.list": lambda w: {"status": "all"},
@@ -119,6 +121,8 @@ BODIES: dict[str, Callable[[World], Any]] = {
     },
     "twin.jobs.create": lambda w: {"line": LINE, "hours": 1, "replications": 2},
     "alerts.ack": lambda w: None,  # no body
+    "board.devices.create": lambda w: {"name": "Hall TV"},
+    "targets.put": lambda w: {"line": LINE, "oee": 0.8, "per_hour": 40},
     "auth.login": lambda w: {"email": "nobody@x.example", "password": "wrong"},
     "auth.refresh": lambda w: {"refresh_token": "x.y"},
     "auth.logout": lambda w: {"refresh_token": "x.y"},
@@ -155,6 +159,10 @@ def _fresh_ids(
                 ttl_s=3600,
             )
         )
+        return {"key_id": key["id"]}
+    if ep.name == "board.devices.revoke":
+        admin = Principal("user", t.admin_id, t.id, tenant_wide=frozenset(Permission))
+        key, _ = w.run(lambda: register_device(pf, t.id, t.site_id, admin, w.unique("tv"), 3600))
         return {"key_id": key["id"]}
     return {}
 

@@ -10,7 +10,7 @@ from tests.api.calls import NO_TARGET, SIGNAL, prepare
 from tests.api.world import World
 
 OBJECT_ENDPOINTS = [e for e in endpoints() if "{" in e.path and e.name not in NO_TARGET]
-WHO = ("admin", "edge", "app")
+WHO = ("admin", "edge", "app", "board")
 
 
 def test_every_object_endpoint_is_in_the_matrix() -> None:

@@ -26,6 +26,7 @@ KEYS = {
         Permission.KPI_READ,
         Permission.TENANT_READ,
     },
+    "board": {Permission.BOARD_READ},
 }
 _users: dict[tuple[str, Role, str], tuple[str, H]] = {}
 
@@ -42,6 +43,8 @@ def expected_user(ep: Endpoint, role: Role, where: str) -> bool:
 def expected_key(ep: Endpoint, kind: str) -> bool:
     if ep.scope == "authenticated":
         return True
+    if kind == "board":  # one site's key: only site-scoped endpoints of that site
+        return ep.scope == "site" and ep.permission in KEYS[kind]
     return ep.scope != "platform" and ep.permission in KEYS[kind]
 
 

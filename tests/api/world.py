@@ -71,6 +71,9 @@ class Tenant:
     app_key_id: str
     viewer_id: str
     viewer_grant_id: str
+    board: H = field(default_factory=dict)
+    """A board device's key (``board:read`` at the site only)."""
+    board_key_id: str = ""
 
 
 @dataclass
@@ -154,6 +157,9 @@ def _tenant(w: World, tid: str) -> Tenant:
         keys[kind] = (r.json()["key"]["id"], bearer(r.json()["secret"]))
     viewer_id, _ = w.user(tid, [(Role.VIEWER, site["id"])])
     grant = w.run(w.platform.get_user, tid, viewer_id)["grants"][0]["id"]
+    r = w.call("POST", f"/sites/{site['id']}/board-devices", admin, {"name": "TV"})
+    assert r.status_code == 201, r.text
+    board = (bearer(r.json()["secret"]), r.json()["device"]["id"])
     return Tenant(
         tid,
         site["id"],
@@ -166,6 +172,7 @@ def _tenant(w: World, tid: str) -> Tenant:
         keys["app"][0],
         viewer_id,
         grant,
+        *board,
     )
 
 

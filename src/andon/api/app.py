@@ -16,7 +16,12 @@ from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
-from andon.api import routes_analytics, routes_edge, routes_ops  # noqa: F401  (register routes)
+from andon.api import (  # noqa: F401  (register routes)
+    routes_analytics,
+    routes_edge,
+    routes_kiosk,
+    routes_ops,
+)
 from andon.api.deps import Access, Services, client_address, wall_clock
 from andon.api.endpoints import Endpoint
 from andon.api.jobs import TwinJobs, twin_jobs

@@ -37,6 +37,10 @@ class Permission(StrEnum):
     ALERT_ACK = "alert:ack"
     TWIN_RUN = "twin:run"
     EDGE_READ = "edge:read"
+    BOARD_READ = "board:read"
+    """The kiosk board and its live feed, nothing else: all a board device's key holds."""
+    BOARD_MANAGE = "board:manage"
+    """Register, list and revoke a site's board devices; set line targets."""
     USER_READ = "user:read"
     USER_WRITE = "user:write"
     APIKEY_READ = "apikey:read"
@@ -59,6 +63,8 @@ class KeyKind(StrEnum):
 
     EDGE = "edge"
     APP = "app"
+    BOARD = "board"
+    """A kiosk device of one site: reads that site's board and nothing else."""
 
 
 _VIEW = frozenset(
@@ -68,6 +74,7 @@ _VIEW = frozenset(
         Permission.TELEMETRY_READ,
         Permission.STATE_READ,
         Permission.KPI_READ,
+        Permission.BOARD_READ,
     }
 )
 
@@ -82,7 +89,13 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     | {Permission.SITE_WRITE, Permission.TWIN_RUN, Permission.EDGE_READ},
     Role.MANAGER: _VIEW
     | _FLOOR
-    | {Permission.SITE_WRITE, Permission.TWIN_RUN, Permission.EDGE_READ, Permission.USER_READ},
+    | {
+        Permission.SITE_WRITE,
+        Permission.TWIN_RUN,
+        Permission.EDGE_READ,
+        Permission.USER_READ,
+        Permission.BOARD_MANAGE,
+    },
     Role.TENANT_ADMIN: _VIEW
     | _FLOOR
     | {
@@ -95,17 +108,20 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.APIKEY_READ,
         Permission.APIKEY_WRITE,
         Permission.AUDIT_READ,
+        Permission.BOARD_MANAGE,
     },
     Role.PLATFORM_ADMIN: frozenset({Permission.PLATFORM_ADMIN}),
 }
 """Operators differ from viewers by entering downtime reasons and acknowledging alerts;
-engineers and managers also run twin scenarios and read edge connection health. The platform
+engineers and managers also run twin scenarios and read edge connection health; managers
+(and tenant admins) register the kiosk boards of their sites and set line targets. The platform
 admin runs the platform, not the tenants: it creates and lists tenants but reads no tenant's
 plant data."""
 
 KEY_KIND_PERMISSIONS: dict[KeyKind, frozenset[Permission]] = {
     KeyKind.EDGE: frozenset({Permission.INGEST_WRITE, Permission.SITE_READ}),
     KeyKind.APP: _VIEW,
+    KeyKind.BOARD: frozenset({Permission.BOARD_READ}),
 }
 
 TENANT_ONLY: frozenset[Permission] = frozenset(

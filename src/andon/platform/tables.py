@@ -28,6 +28,7 @@ __all__ = [
     "audit_head",
     "audit_log",
     "edge_health",
+    "line_targets",
     "metadata",
     "reason_entries",
     "refresh_tokens",
@@ -251,3 +252,19 @@ edge_health = Table(
     Column("body", Text, nullable=False),
 )
 """The latest connection-health report of each edge agent (JSON ``body``), upserted."""
+
+line_targets = Table(
+    "line_targets",
+    metadata,
+    Column("tenant_id", String(64), ForeignKey("tenants.id"), primary_key=True),
+    Column("site_id", String(32), ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True),
+    Column("line", String(300), primary_key=True),
+    Column("oee", Float, nullable=True),
+    Column("per_hour", Float, nullable=True),
+    Column("per_shift", Float, nullable=True),
+    Column("updated_by", String(200), nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+"""A manager's goals for one line (migration 0004): target OEE (0–1), good output per hour
+and per shift; NULL = no goal. Board devices need no table: they are API keys of kind
+``board`` (see docs/decisions/0613-*)."""
