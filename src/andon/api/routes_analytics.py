@@ -33,7 +33,7 @@ from andon.kpi.oee import LOSSES, OEETable, oee_table
 from andon.kpi.reasons import apply_entries
 from andon.kpi.reliability import reliability
 from andon.kpi.timeline import Buckets, TimeModel
-from andon.model.plant import Plant
+from andon.model.plant import Machine, Plant
 from andon.model.types import Micros, StateBatch
 from andon.platform.alerts import FloorRecords
 from andon.platform.permissions import Permission
@@ -80,6 +80,10 @@ def _machine(plant: Plant, machine: str) -> str:
     if machine not in paths:
         raise Invalid(f"machine: {machine!r} is not a machine of this site")
     return machine
+
+
+def _machine_model(plant: Plant, path: str) -> Machine:
+    return next(m for a, ln, m in plant.machines() if plant.machine_path(a, ln, m) == path)
 
 
 def _r(x: Any, nd: int = 6) -> float | None:
@@ -262,8 +266,9 @@ async def line_bottlenecks(
 async def machine_kpi(
     site_id: str, ctx: Ctx, machine: MachineQ, start: Start, end: End, bucket_s: BucketS
 ) -> MachineKpiOut:
-    """OEE per bucket, MTBF / MTTR / MTTA and failures over the range (MTTA: from a stop's
-    start to its first reason entry), energy and energy per good part."""
+    """OEE per bucket, the loss waterfall over the whole range, MTBF / MTTR / MTTA and
+    failures over the range (MTTA: from a stop's start to its first reason entry), energy and
+    energy per good part, and the machine's signals with their names and units."""
     _range(start, end)
     b = _buckets(start, end, bucket_s)
     plant = await _plant(ctx)
@@ -280,6 +285,13 @@ async def machine_kpi(
                 **{k: r.get(k) for k in ("oee", "availability", "performance", "quality")},
             }
         )
+    whole = table.group(lambda m, b_, p: (m, "range", ""))
+    steps = (
+        whole.waterfall(0)
+        if len(whole)
+        else [(k, 0.0) for k in ("planned_busy_s", *LOSSES, "fully_productive_s")]
+    )
+    model = _machine_model(plant, path)
     svc = ctx.services
     store = svc.store
     states = await store.read_states(ctx.tenant, [path], start, end)
@@ -297,6 +309,16 @@ async def machine_kpi(
             "start": start,
             "end": end,
             "trend": trend,
+            "waterfall": [{"loss": k.removesuffix("_s"), "seconds": round(v, 3)} for k, v in steps],
+            "signals": [
+                {
+                    "signal": f"{path}/{sg.id}",
+                    "name": sg.name,
+                    "name_i18n": dict(sg.name_i18n),
+                    "unit": sg.unit,
+                }
+                for sg in model.signals
+            ],
             "mtbf_s": mine["mtbf_s"] if mine else None,
             "mttr_s": mine["mttr_s"] if mine else None,
             "mtta_s": mine["mtta_s"] if mine else None,

@@ -177,6 +177,7 @@ async def board(site_id: str, ctx: Ctx) -> BoardOut:
             BoardLineOut(
                 line=lpath,
                 name=ln.name or ln.id,
+                name_i18n=dict(ln.name_i18n),
                 throughput_per_h=thr.get(lpath),
                 bottleneck=bottleneck.get(lpath),
             )
@@ -190,6 +191,7 @@ async def board(site_id: str, ctx: Ctx) -> BoardOut:
                 BoardMachineOut(
                     machine=path,
                     name=m.name or m.id,
+                    name_i18n=dict(m.name_i18n),
                     area=a.id,
                     line=lpath,
                     state=st.state,
@@ -227,11 +229,22 @@ def _label(cat_id: str) -> str:
 async def get_reason_tree(site_id: str, ctx: Ctx) -> ReasonTreeOut:
     """The reasons an operator may enter: the default tree plus the plant's failure modes,
     each of those with the machines it may be entered on (the machines that have it)."""
-    tree = reason_tree((await _model(ctx)).plant)
+    plant = (await _model(ctx)).plant
+    tree = reason_tree(plant)
+    labels = {
+        fm.code: dict(fm.description_i18n)
+        for _, _, m in plant.machines()
+        for fm in m.sim.failure_modes
+    }
 
     def item(r: str, d: str) -> ReasonItemOut:
         ms = tree.scope.get(r)
-        return ReasonItemOut(id=r, label=d, machines=None if ms is None else sorted(ms))
+        return ReasonItemOut(
+            id=r,
+            label=d,
+            label_i18n=labels.get(r, {}),
+            machines=None if ms is None else sorted(ms),
+        )
 
     return ReasonTreeOut(
         categories=[

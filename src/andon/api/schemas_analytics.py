@@ -148,11 +148,25 @@ class TrendPoint(BaseModel):
     quality: Ratio
 
 
+class SignalInfo(BaseModel):
+    signal: str
+    """The signal's path."""
+    name: str
+    """Its name in the plant model ("" when the model gives none)."""
+    name_i18n: dict[str, str] = Field(default_factory=dict)
+    unit: str | None
+    """The unit of its values (°C, kW, rpm, mm/s ...)."""
+
+
 class MachineKpiOut(BaseModel):
     machine: str
     start: int
     end: int
     trend: list[TrendPoint]
+    waterfall: list[LossStep]
+    """The machine's loss waterfall over the whole range (as the line's in ``/lines/kpi``)."""
+    signals: list[SignalInfo]
+    """The machine's signals, in plant-model order."""
     mtbf_s: float | None
     mttr_s: float | None
     mtta_s: float | None

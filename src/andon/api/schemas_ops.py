@@ -39,6 +39,9 @@ class AlertOut(BaseModel):
 class BoardMachineOut(BaseModel):
     machine: str
     name: str
+    name_i18n: dict[str, str] = Field(
+        default_factory=dict, description="the name in other languages (plant model)"
+    )
     area: str
     line: str
     state: str = Field(
@@ -55,6 +58,9 @@ class BoardMachineOut(BaseModel):
 class BoardLineOut(BaseModel):
     line: str
     name: str
+    name_i18n: dict[str, str] = Field(
+        default_factory=dict, description="the name in other languages (plant model)"
+    )
     throughput_per_h: float | None
     bottleneck: str | None = Field(description="active-period bottleneck of the last hour")
 
@@ -73,6 +79,9 @@ class BoardOut(BaseModel):
 class ReasonItemOut(BaseModel):
     id: str
     label: str
+    label_i18n: dict[str, str] = Field(
+        default_factory=dict, description="the label in other languages (plant model)"
+    )
     machines: list[str] | None = Field(
         None,
         description="the machines this reason may be entered on (a machine's own failure "

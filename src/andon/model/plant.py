@@ -45,6 +45,10 @@ Id = Annotated[str, Field(min_length=1, max_length=64, pattern=_ID.pattern)]
 Positive = Annotated[float, Field(gt=0)]
 NonNeg = Annotated[float, Field(ge=0)]
 Fraction = Annotated[float, Field(ge=0, le=1)]
+LangTag = Annotated[str, Field(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{1,8})*$", max_length=35)]
+I18nNames = dict[LangTag, Annotated[str, Field(min_length=1, max_length=200)]]
+"""Names in other languages by BCP 47 tag, e.g. ``{zh-TW: 加工中心 1}``: what the dashboard
+shows in that language instead of the English name (which stays the name in every other)."""
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 ALL_DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -71,6 +75,9 @@ class Signal(_Model):
     nominal: float | None = None
     """Level while running (the sim's scale for this signal); defaults per type."""
     description: str = ""
+    name: str = ""
+    """What people call the signal (default: the dashboard's name for its id, or the id)."""
+    name_i18n: I18nNames = Field(default_factory=dict)
 
     @field_validator("type")
     @classmethod
@@ -103,6 +110,8 @@ class FailureMode(_Model):
 
     code: Id
     description: str = ""
+    description_i18n: I18nNames = Field(default_factory=dict)
+    """The description in other languages (the reason's label where an operator picks it)."""
     mtbf_h: Positive
     """Mean operating hours between failures of this mode."""
     mttr_min: Positive
@@ -192,6 +201,7 @@ class MachineSim(_Model):
 class Machine(_Model):
     id: Id
     name: str = ""
+    name_i18n: I18nNames = Field(default_factory=dict)
     type: MachineType
     ideal_cycle_s: dict[Id, Positive]
     """Ideal cycle time per product, seconds per part."""
@@ -219,6 +229,7 @@ class Product(_Model):
 class Line(_Model):
     id: Id
     name: str = ""
+    name_i18n: I18nNames = Field(default_factory=dict)
     products: tuple[Product, ...] = Field(min_length=1)
     """Production plan: lots in this order, repeated."""
     machines: tuple[Machine, ...] = Field(min_length=1)
@@ -263,6 +274,7 @@ class EnvironmentSim(_Model):
 class Area(_Model):
     id: Id
     name: str = ""
+    name_i18n: I18nNames = Field(default_factory=dict)
     lines: tuple[Line, ...] = ()
     sensors: tuple[Signal, ...] = ()
     """Environment sensors of the area (cleanroom temperature, humidity, particles)."""
