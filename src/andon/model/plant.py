@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from datetime import time
 from enum import StrEnum
+from itertools import pairwise
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -36,6 +37,7 @@ __all__ = [
     "QualityModel",
     "Shift",
     "Signal",
+    "SignalAlarms",
     "Site",
     "WearModel",
 ]
@@ -67,6 +69,55 @@ class MachineType(StrEnum):
     GENERIC = "generic"
 
 
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class SignalAlarms(_Model):
+    """Alarm limits of one signal, in the spirit of ISA-18.2 (``andon.floor.alarms``).
+
+    ``high_high``/``high``/``low``/``low_low`` are absolute limits in the signal's unit (each
+    optional; double limits raise critical alarms, single ones warnings); ``rate_per_min``
+    is the largest change per minute either way, measured over ``rate_window_s``. A limit
+    alarm clears only ``deadband`` back inside its limit; it is raised once its condition
+    held for ``on_delay_s`` and cleared once it stayed clear for ``off_delay_s``."""
+
+    high_high: Finite | None = None
+    high: Finite | None = None
+    low: Finite | None = None
+    low_low: Finite | None = None
+    rate_per_min: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    rate_window_s: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    deadband: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
+    on_delay_s: Annotated[float, Field(ge=0, le=86400)] = 0.0
+    off_delay_s: Annotated[float, Field(ge=0, le=86400)] = 0.0
+    enabled: bool = True
+    """False switches the signal's alarms off (an engineer's override of the model)."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SignalAlarms:
+        limits = [self.high_high, self.high, self.low, self.low_low]
+        if all(x is None for x in limits) and self.rate_per_min is None:
+            raise ValueError("give at least one of high_high, high, low, low_low, rate_per_min")
+        order = [
+            (n, v)
+            for n, v in (
+                ("low_low", self.low_low),
+                ("low", self.low),
+                ("high", self.high),
+                ("high_high", self.high_high),
+            )
+            if v is not None
+        ]
+        for (n1, v1), (n2, v2) in pairwise(order):
+            if v1 > v2 or (v1 == v2 and {n1, n2} & {"low", "high"} == {"low", "high"}):
+                raise ValueError(f"{n1} ({v1:g}) must be below {n2} ({v2:g})")
+        lo = self.low if self.low is not None else self.low_low
+        hi = self.high if self.high is not None else self.high_high
+        if lo is not None and hi is not None and self.deadband >= hi - lo:
+            raise ValueError(f"deadband {self.deadband:g} must be smaller than {hi - lo:g}")
+        return self
+
+
 class Signal(_Model):
     id: Id
     type: str
@@ -78,6 +129,8 @@ class Signal(_Model):
     name: str = ""
     """What people call the signal (default: the dashboard's name for its id, or the id)."""
     name_i18n: I18nNames = Field(default_factory=dict)
+    alarms: SignalAlarms | None = None
+    """Alarm limits; an engineer may override them through the API (``/alarms/limits``)."""
 
     @field_validator("type")
     @classmethod

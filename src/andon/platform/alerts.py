@@ -8,7 +8,10 @@
   tenant and site.
 * ``wanted_alerts``: the alert rules, a pure function of a snapshot and the answered stops.
 * ``AlertEvaluator``: a background task per app that, every ``alert_interval_s``, opens the
-  alerts the rules want and closes those they no longer want.
+  alerts the rules want and closes those they no longer want, and raises and clears the
+  signal alarms (``andon.floor.alarms``) over the samples stored since its previous pass.
+* ``alarm_limits``: each signal's alarm limits, the plant model's ``alarms:`` blocks with an
+  engineer's overrides from the metadata database on top.
 
 See ``docs/decisions/0606-floor-state-and-alerts.md`` and ``0609-not-scheduled-is-not-offline.md``.
 """
@@ -17,6 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,15 +31,17 @@ import numpy as np
 from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from andon.floor.alarms import SEVERITY, Carry, Transition, evaluate, kinds_of
 from andon.kpi.api import read_states_live
 from andon.kpi.reasons import ReasonEntry, ReasonTree
 from andon.model.calendar import NOT_SCHEDULED as _OFF_SHIFT
 from andon.model.calendar import expand_calendar
-from andon.model.plant import Plant
+from andon.model.plant import Plant, SignalAlarms
 from andon.model.types import MachineState, Micros, StateBatch
 from andon.platform.config import Monitoring
 from andon.platform.database import Database
 from andon.platform.security import new_id
+from andon.platform.tables import alarm_limits as limits_table
 from andon.platform.tables import alerts, reason_entries, sites
 from andon.store.base import TelemetryStore
 
@@ -44,12 +51,15 @@ __all__ = [
     "OFFLINE",
     "RECENT_US",
     "UNKNOWN",
+    "AlarmPoint",
     "AlertEvaluator",
     "AlertRules",
     "FloorRecords",
     "FloorSnapshot",
     "MachineStatus",
     "WantedAlert",
+    "alarm_limits",
+    "alarm_points",
     "floor_snapshot",
     "reason_tree",
     "wanted_alerts",
@@ -57,6 +67,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+ALARM_FIRST_WINDOW_US: Micros = 15 * 60 * 1_000_000
+"""How far back an evaluator's first pass of a site looks for signal alarms."""
 LOOKBACK_US: Micros = 24 * 3600 * 1_000_000
 """How far back the current state, stops and the alert rules look (one day)."""
 RECENT_US: Micros = 3600 * 1_000_000
@@ -94,6 +106,10 @@ class MachineStatus:
     since: Micros | None
     last_seen: Micros | None
     scheduled: bool = True
+
+
+_ON = MachineStatus("", UNKNOWN, None, None)
+"""The status of a machine a snapshot does not know (taken as scheduled)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,7 +343,86 @@ def _alert_out(r: Mapping[Any, Any]) -> dict[str, Any]:
         "closed_at": opt(r["closed_at"]),
         "acked_by": r["acked_by"],
         "acked_at": opt(r["acked_at"]),
+        "signal": r["signal"],
+        "value": None if r["value"] is None else float(r["value"]),
+        "threshold": None if r["threshold"] is None else float(r["threshold"]),
+        "shelved_by": r["shelved_by"],
+        "shelved_at": opt(r["shelved_at"]),
+        "shelved_until": opt(r["shelved_until"]),
+        "shelve_reason": r["shelve_reason"],
     }
+
+
+# ---- signal alarms: where each signal's limits come from -----------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmPoint:
+    """A signal with alarm limits: its path, unit, the machine it belongs to (None for area
+    sensors and meters), its limits and where they come from (``model`` or ``engineer``)."""
+
+    signal: str
+    unit: str
+    machine: str | None
+    alarms: SignalAlarms
+    source: str
+
+
+def alarm_points(plant: Plant) -> dict[str, tuple[str, str | None, SignalAlarms | None]]:
+    """Every signal of the plant: (unit, machine path or None, the model's limits or None)."""
+    out: dict[str, tuple[str, str | None, SignalAlarms | None]] = {}
+    for a, ln, m in plant.machines():
+        base = plant.machine_path(a, ln, m)
+        for sg in m.signals:
+            out[f"{base}/{sg.id}"] = (sg.unit or "", base, sg.alarms)
+    for a in plant.site.areas:
+        for sg in a.sensors:
+            out[f"{plant.site.id}/{a.id}/{sg.id}"] = (sg.unit or "", None, sg.alarms)
+    for mt in plant.site.meters:
+        for sg in mt.signals:
+            out[f"{plant.site.id}/{mt.id}/{sg.id}"] = (sg.unit or "", None, sg.alarms)
+    return out
+
+
+def alarm_limits(plant: Plant, overrides: Mapping[str, SignalAlarms]) -> dict[str, AlarmPoint]:
+    """The signals that have alarm limits: the model's, replaced by an engineer's override
+    where there is one (an override with ``enabled: false`` switches a signal's off)."""
+    out: dict[str, AlarmPoint] = {}
+    for path, (unit, machine, model) in alarm_points(plant).items():
+        if path in overrides:
+            out[path] = AlarmPoint(path, unit, machine, overrides[path], "engineer")
+        elif model is not None:
+            out[path] = AlarmPoint(path, unit, machine, model, "model")
+    return out
+
+
+_WORDS = {
+    "high_high": "above the high-high limit",
+    "high": "above the high limit",
+    "low": "below the low limit",
+    "low_low": "below the low-low limit",
+}
+
+
+def alarm_message(t: Transition, unit: str) -> str:
+    """What the board shows for a raised alarm, with its evidence.
+
+    >>> alarm_message(Transition("s/a/coolant", "high", 0, True, 26.42, 26.0), "°C")
+    's/a/coolant: 26.42 °C above the high limit 26 °C'
+    >>> alarm_message(Transition("s/a/t", "rate", 0, True, -1.5, 1.0), "°C")
+    's/a/t: changing -1.5 °C/min (limit 1 °C/min)'
+    """
+    u = f" {unit}" if unit else ""
+    if t.kind == "rate":
+        return f"{t.signal}: changing {t.value:.3g}{u}/min (limit {t.limit:g}{u}/min)"
+    return f"{t.signal}: {t.value:.4g}{u} {_WORDS[t.kind]} {t.limit:g}{u}"
+
+
+def _alarm_id(tenant: str, site_id: str, t: Transition) -> str:
+    """The id of the alarm a raise opens: the same raise seen by two evaluators (or twice
+    after a restart) is one row."""
+    key = f"{tenant}|{site_id}|{t.signal}|{t.kind}|{t.at}".encode()
+    return hashlib.sha256(key).hexdigest()[:32]
 
 
 def _open_key(site_id: str, machine: str | None, kind: str) -> str:
@@ -411,13 +506,40 @@ class FloorRecords:
     # -- alerts
 
     async def alerts(
-        self, tenant: str, site_id: str, *, open_only: bool, limit: int = 1000
+        self,
+        tenant: str,
+        site_id: str,
+        *,
+        open_only: bool,
+        limit: int = 1000,
+        shelved: bool | None = None,
+        machine: str | None = None,
+        kind: str | None = None,
+        acked: bool | None = None,
+        start: Micros | None = None,
+        end: Micros | None = None,
     ) -> list[dict[str, Any]]:
-        """Open alerts (or all, newest first), at most ``limit``."""
+        """Open alerts (or all), newest first, at most ``limit``. ``shelved``: only those
+        shelved now (True) or only those not (False); ``machine`` (its alerts and the
+        alarms of its signals), ``kind``, ``acked``; ``start``/``end``: opened in
+        ``[start, end)``."""
         c = alerts.c
         q = select(alerts).where(c.tenant_id == tenant, c.site_id == site_id)
         if open_only:
             q = q.where(c.closed_at.is_(None))
+        if shelved is not None:
+            on = and_(c.shelved_until.is_not(None), c.shelved_until > self.clock())
+            q = q.where(on if shelved else ~on)
+        if machine is not None:
+            q = q.where(c.machine == machine)
+        if kind is not None:
+            q = q.where(c.kind == kind)
+        if acked is not None:
+            q = q.where(c.acked_at.is_not(None) if acked else c.acked_at.is_(None))
+        if start is not None:
+            q = q.where(c.opened_at >= start)
+        if end is not None:
+            q = q.where(c.opened_at < end)
         q = q.order_by(c.opened_at.desc(), c.id).limit(limit)
         async with self.db.begin() as conn:
             rows = (await conn.execute(q)).mappings().all()
@@ -487,14 +609,18 @@ class FloorRecords:
         """Open the wanted alerts that are not open, close the open ones not wanted; the
         number of changes. The unique
         ``open_key`` keeps one open alert per (site, machine, kind) even when two
-        evaluators race."""
+        evaluators race. Signal alarms (rows with a ``signal``) are left to
+        ``apply_alarms``."""
         c = alerts.c
         now = self.clock()
         async with self.db.begin() as conn:
             rows = (
                 await conn.execute(
                     select(c.id, c.machine, c.kind).where(
-                        c.tenant_id == tenant, c.site_id == site_id, c.closed_at.is_(None)
+                        c.tenant_id == tenant,
+                        c.site_id == site_id,
+                        c.closed_at.is_(None),
+                        c.signal.is_(None),
                     )
                 )
             ).all()
@@ -517,8 +643,10 @@ class FloorRecords:
                 continue
             try:
                 async with self.db.begin() as conn:
+                    shelf = await self._shelf(conn, tenant, site_id, w.machine, None, w.kind, now)
                     await conn.execute(
                         insert(alerts).values(
+                            **shelf,
                             id=new_id(),
                             tenant_id=tenant,
                             site_id=site_id,
@@ -538,6 +666,202 @@ class FloorRecords:
             except IntegrityError:
                 continue  # another evaluator opened it first
         return changes
+
+    async def _shelf(
+        self,
+        conn: Any,
+        tenant: str,
+        site_id: str,
+        machine: str | None,
+        signal: str | None,
+        kind: str,
+        at: Micros,
+    ) -> dict[str, Any]:
+        """The shelving a new alert inherits: that of the newest alert of the same machine
+        (or signal) and kind when it is still shelved at ``at``, so a shelved chattering
+        alarm stays shelved when it clears and comes back."""
+        c = alerts.c
+        q = select(c.shelved_by, c.shelved_at, c.shelved_until, c.shelve_reason).where(
+            c.tenant_id == tenant,
+            c.site_id == site_id,
+            c.kind == kind,
+            c.shelved_until > at,
+            c.machine.is_(None) if machine is None else c.machine == machine,
+            c.signal.is_(None) if signal is None else c.signal == signal,
+        )
+        r = (await conn.execute(q.order_by(c.opened_at.desc()).limit(1))).mappings().first()
+        return {} if r is None else dict(r)
+
+    async def apply_alarms(
+        self,
+        tenant: str,
+        site_id: str,
+        transitions: Sequence[Transition],
+        points: Mapping[str, AlarmPoint],
+    ) -> int:
+        """Write signal alarm raises and clears in time order: a raise inserts an open row
+        (``opened_at`` = when it was raised, one open row per signal and kind by the
+        unique ``open_key``), a clear closes the open row at its time. The number of rows
+        changed."""
+        c = alerts.c
+        now = self.clock()
+        changes = 0
+        for t in transitions:
+            p = points.get(t.signal)
+            if t.raised:
+                try:
+                    async with self.db.begin() as conn:
+                        machine = None if p is None else p.machine
+                        shelf = await self._shelf(
+                            conn, tenant, site_id, machine, t.signal, t.kind, t.at
+                        )
+                        await conn.execute(
+                            insert(alerts).values(
+                                **shelf,
+                                id=_alarm_id(tenant, site_id, t),
+                                tenant_id=tenant,
+                                site_id=site_id,
+                                machine=machine,
+                                signal=t.signal,
+                                kind=t.kind,
+                                severity=SEVERITY[t.kind],
+                                message=alarm_message(t, "" if p is None else p.unit)[:1000],
+                                value=t.value,
+                                threshold=t.limit,
+                                opened_at=t.at,
+                                closed_at=None,
+                                acked_by=None,
+                                acked_at=None,
+                                changed_at=now,
+                                open_key=_open_key(site_id, t.signal, t.kind),
+                            )
+                        )
+                    changes += 1
+                except IntegrityError:
+                    continue  # open already, or this very raise written by another evaluator
+            else:
+                async with self.db.begin() as conn:
+                    res = await conn.execute(
+                        update(alerts)
+                        .where(
+                            c.tenant_id == tenant,
+                            c.site_id == site_id,
+                            c.signal == t.signal,
+                            c.kind == t.kind,
+                            c.closed_at.is_(None),
+                        )
+                        .values(closed_at=max(t.at, 0), changed_at=now, open_key=None)
+                    )
+                    changes += int(res.rowcount or 0)
+        return changes
+
+    async def open_alarms(self, tenant: str, site_id: str) -> dict[tuple[str, str], int]:
+        """The open signal alarms: (signal, kind) → when each was raised."""
+        c = alerts.c
+        async with self.db.begin() as conn:
+            rows = (
+                await conn.execute(
+                    select(c.signal, c.kind, c.opened_at).where(
+                        c.tenant_id == tenant,
+                        c.site_id == site_id,
+                        c.closed_at.is_(None),
+                        c.signal.is_not(None),
+                    )
+                )
+            ).all()
+        return {(r.signal, r.kind): int(r.opened_at) for r in rows}
+
+    # -- shelving
+
+    async def shelve(
+        self,
+        tenant: str,
+        site_id: str,
+        alert_id: str,
+        actor: str,
+        until: Micros | None,
+        reason: str | None,
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """Shelve an alert until ``until`` with a reason, or unshelve it (``until`` None);
+        ``(before, after)`` or None when there is no such alert in this tenant's site."""
+        before = await self.get_alert(tenant, site_id, alert_id)
+        if before is None:
+            return None
+        c = alerts.c
+        now = self.clock()
+        values: dict[str, Any] = (
+            {
+                "shelved_by": actor,
+                "shelved_at": now,
+                "shelved_until": until,
+                "shelve_reason": reason,
+            }
+            if until is not None
+            else {
+                "shelved_by": None,
+                "shelved_at": None,
+                "shelved_until": None,
+                "shelve_reason": None,
+            }
+        )
+        async with self.db.begin() as conn:
+            await conn.execute(
+                update(alerts)
+                .where(c.tenant_id == tenant, c.site_id == site_id, c.id == alert_id)
+                .values(**values, changed_at=now)
+            )
+        after = await self.get_alert(tenant, site_id, alert_id)
+        return before, after or before
+
+    async def count_shelved(self, tenant: str, site_id: str) -> int:
+        """Open alerts shelved now (the board hides them but shows how many)."""
+        return len(await self.alerts(tenant, site_id, open_only=True, shelved=True))
+
+    # -- engineers' alarm limits
+
+    async def alarm_overrides(self, tenant: str, site_id: str) -> dict[str, dict[str, Any]]:
+        """An engineer's limits per signal: ``{"alarms": SignalAlarms, "updated_by",
+        "updated_at"}``."""
+        c = limits_table.c
+        async with self.db.begin() as conn:
+            rows = (
+                (
+                    await conn.execute(
+                        select(limits_table).where(c.tenant_id == tenant, c.site_id == site_id)
+                    )
+                )
+                .mappings()
+                .all()
+            )
+        return {
+            r["signal"]: {
+                "alarms": SignalAlarms.model_validate(json.loads(r["config"])),
+                "updated_by": r["updated_by"],
+                "updated_at": int(r["updated_at"]),
+            }
+            for r in rows
+        }
+
+    async def set_alarm_override(
+        self, tenant: str, site_id: str, signal: str, alarms: SignalAlarms | None, actor: str
+    ) -> None:
+        """Set (replace) an engineer's limits of one signal, or remove them (None) so the
+        plant model's apply again."""
+        c = limits_table.c
+        where = and_(c.tenant_id == tenant, c.site_id == site_id, c.signal == signal)
+        async with self.db.begin() as conn:
+            await conn.execute(limits_table.delete().where(where))
+            if alarms is not None:
+                await conn.execute(
+                    insert(limits_table).values(
+                        tenant_id=tenant,
+                        site_id=site_id,
+                        signal=signal,
+                        config=alarms.model_dump_json(exclude_defaults=True),
+                        updated_by=actor,
+                        updated_at=self.clock(),
+                    )
+                )
 
     async def all_sites(self) -> list[dict[str, Any]]:
         """Every site of every tenant (id, tenant, model version): what the evaluator
@@ -564,7 +888,14 @@ class AlertEvaluator:
     ``step()`` is one pass (tests call it with their clock); ``start()`` runs passes in a
     task until ``stop()``. A pass costs, per site, one ``last_values`` and one
     ``read_states`` call, one query for the day's reason entries and one for open alerts,
-    plus one write per alert that opens or closes.
+    plus one write per alert that opens or closes; signal alarms add one ``read`` of every
+    signal with limits over the samples since the previous pass, one query for the
+    engineers' limits and one for the open alarms.
+
+    Signal alarms of a machine outside its shift calendar are suppressed (its open ones
+    clear), as ISA-18.2 suppresses the alarms of equipment out of service. Each (signal,
+    kind) keeps its ``Carry`` in memory between passes; a new evaluator seeds it from the
+    open alarms and looks back ``ALARM_FIRST_WINDOW_US``.
     """
 
     def __init__(
@@ -583,6 +914,8 @@ class AlertEvaluator:
         self.clock = clock
         self._task: asyncio.Task[None] | None = None
         self.passes = 0
+        self._carries: dict[tuple[str, str], dict[tuple[str, str], Carry]] = {}
+        self._alarmed_until: dict[tuple[str, str], Micros] = {}
 
     async def step_site(self, tenant: str, site_id: str) -> int:
         """One evaluation of one site; the number of alerts opened or closed."""
@@ -594,7 +927,47 @@ class AlertEvaluator:
         rows = await self.records.reason_rows(tenant, site_id, now - LOOKBACK_US, now + 1)
         answered = {(r["machine"], int(r["stop_start"])) for r in rows}
         wanted = wanted_alerts(snap, answered, self.rules)
-        return await self.records.sync_alerts(tenant, site_id, wanted)
+        changes = await self.records.sync_alerts(tenant, site_id, wanted)
+        return changes + await self.alarm_pass(tenant, site_id, plant, snap)
+
+    async def alarm_pass(self, tenant: str, site_id: str, plant: Plant, snap: FloorSnapshot) -> int:
+        """Raise and clear the signal alarms of one site over the samples stored since the
+        previous pass (one store read for every signal with limits)."""
+        now = snap.now
+        overrides = await self.records.alarm_overrides(tenant, site_id)
+        points = alarm_limits(plant, {s: o["alarms"] for s, o in overrides.items()})
+        live = {
+            p: pt
+            for p, pt in points.items()
+            if pt.machine is None or snap.status.get(pt.machine, _ON).scheduled
+        }
+        evaluated = {(p, k) for p, pt in live.items() for k in kinds_of(pt.alarms)}
+        key = (tenant, site_id)
+        start = self._alarmed_until.get(key, now - ALARM_FIRST_WINDOW_US)
+        carries = {k: c for k, c in self._carries.get(key, {}).items() if k in evaluated}
+        opened = await self.records.open_alarms(tenant, site_id)
+        gone = [
+            Transition(sig, kind, now, False, float("nan"), float("nan"))
+            for sig, kind in opened
+            if (sig, kind) not in evaluated
+        ]
+        for k, at in opened.items():
+            if k in evaluated and k not in carries:
+                carries[k] = Carry(True, at, True, start)
+        context = max(
+            (int(pt.alarms.rate_window_s * 1e6) for pt in live.values() if pt.alarms.rate_per_min),
+            default=0,
+        )
+        if live:
+            batch = await self.store.read(tenant, list(live), start - context, now + 1)
+            raised, carries = evaluate(
+                batch, {p: pt.alarms for p, pt in live.items()}, carries, start
+            )
+        else:
+            raised, carries = [], {}
+        self._carries[key] = carries
+        self._alarmed_until[key] = now
+        return await self.records.apply_alarms(tenant, site_id, gone + raised, points)
 
     async def step(self) -> int:
         """One pass over every site; a site that fails is logged and skipped."""
