@@ -6,9 +6,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import AsyncIterator
-from datetime import datetime, time
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 from fastapi import HTTPException, Query, Request, Response
@@ -31,6 +29,8 @@ from andon.api.schemas import (
     LastValuesOut,
     LoginIn,
     MeOut,
+    RangeOut,
+    RangesOut,
     RefreshIn,
     SeriesOut,
     SiteModelIn,
@@ -43,9 +43,10 @@ from andon.api.schemas import (
     UserCreate,
     UserOut,
 )
+from andon.kpi.ranges import NamedRange, named_range, this_shift, today
 from andon.kpi.summary import plant_summary
 from andon.model.plant import Plant
-from andon.model.types import MachineState, Micros, PartBatch, SampleBatch, StateBatch, to_micros
+from andon.model.types import MachineState, Micros, PartBatch, SampleBatch, StateBatch
 from andon.platform.permissions import KeyKind, Permission, Role
 from andon.platform.service import Invalid, LoginFailed, TokenPair
 
@@ -672,9 +673,38 @@ async def live(
 
 
 def _today(plant: Plant, now: Micros) -> Micros:
-    zone = ZoneInfo(plant.site.timezone)
-    local = datetime.fromtimestamp(now / 1e6, zone)
-    return to_micros(datetime.combine(local.date(), time(0), tzinfo=zone))
+    """Start of the site's production day that contains ``now`` (``andon.kpi.ranges``)."""
+    return today(plant, now).start
+
+
+@api.route(
+    "GET", "/sites/{site_id}/kpi/ranges", name="kpi.ranges", permission=P.KPI_READ, scope="site"
+)
+async def kpi_ranges(
+    site_id: str,
+    ctx: Ctx,
+    at: Annotated[int | None, Query(ge=0, lt=2**62, description="default: now")] = None,
+) -> RangesOut:
+    """Today's production day and this shift at ``at``, per the site's shift calendar: the
+    ranges the board and ``/kpi/summary`` use, for pages that ask for "today" or "this
+    shift" of another endpoint."""
+    plant = (await _model(ctx)).plant
+    at_ = ctx.services.clock() if at is None else at
+    d, s = today(plant, at_), this_shift(plant, at_)
+    return RangesOut(
+        at=at_,
+        today=RangeOut(start=d.start, end=d.end, label=d.label),
+        shift=RangeOut(start=s.start, end=s.end, label=s.label),
+    )
+
+
+RangeQ = Annotated[
+    NamedRange,
+    Query(
+        description="default range when `start` is not given: the production day (from the "
+        "first shift start, site time) or the shift that contains `end`"
+    ),
+]
 
 
 @api.route(
@@ -685,30 +715,37 @@ async def kpi_summary(
     ctx: Ctx,
     start: Annotated[int | None, Query(ge=0, lt=2**62)] = None,
     end: Annotated[int | None, Query(ge=0, lt=2**62)] = None,
+    range: RangeQ = "today",
 ) -> KpiOut:
-    """OEE, parts and energy per machine and line. Default range: today (site time) until
-    now, rounded down to ``kpi_cache_s`` seconds and computed once per such step for all
-    callers (dashboards poll this); an explicit range is always computed afresh."""
+    """OEE, parts, energy per machine and each line's output and rate per planned production
+    hour. Default range: ``range`` (today's production day, or this shift, per the site's
+    shift calendar) until now, rounded down to ``kpi_cache_s`` seconds and computed once per
+    such step for all callers (dashboards poll this); an explicit range is always computed
+    afresh."""
     svc = ctx.services
     plant = (await _model(ctx)).plant
     now = svc.clock()
     step = svc.settings.kpi_cache_s * 1_000_000
     cached = start is None and end is None and step > 0
     end_ = (now - now % step if cached else now) if end is None else end
-    start_ = _today(plant, end_) if start is None else start
+    if start is None:
+        r = named_range(plant, range, end_)
+        start_, end_ = r.start, r.end
+    else:
+        start_ = start
     _range(start_, end_)
 
     async def compute() -> dict[str, Any]:
-        return await plant_summary(svc.store, plant, start_, end_)
+        return {**await plant_summary(svc.store, plant, start_, end_), "start": start_, "end": end_}
 
     if cached:
         site = ctx.site or {}
-        key = (ctx.tenant, ctx.site_id, int(site.get("updated_at", 0)))
+        key = (ctx.tenant, f"{ctx.site_id}|{range}", int(site.get("updated_at", 0)))
         s = await svc.kpi_cache.get(key, end_, compute)
     else:
         s = await compute()
     return KpiOut(
-        start=start_, end=end_, machines=s["machines"], lines=s["lines"], meters=s["meters"]
+        start=s["start"], end=s["end"], machines=s["machines"], lines=s["lines"], meters=s["meters"]
     )
 
 

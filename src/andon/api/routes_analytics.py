@@ -32,6 +32,7 @@ from andon.kpi.carbon import GridFactor, co2e_kg, grid_factor
 from andon.kpi.oee import LOSSES, OEETable, oee_table
 from andon.kpi.reasons import apply_entries
 from andon.kpi.reliability import reliability
+from andon.kpi.summary import line_rates
 from andon.kpi.timeline import Buckets, TimeModel
 from andon.model.plant import Machine, Plant
 from andon.model.types import Micros, StateBatch
@@ -157,7 +158,8 @@ async def line_flow(site_id: str, ctx: Ctx, line: LineQ) -> LineFlowOut:
 )
 async def line_kpi(site_id: str, ctx: Ctx, line: LineQ, start: Start, end: End) -> LineKpiOut:
     """Line OEE (machines together, and bottleneck-based), the six-big-losses waterfall of
-    the line's machines summed, per-machine OEE, and good output per hour."""
+    the line's machines summed, per-machine OEE, and good output (the last stations') per
+    planned production hour (``andon.kpi.summary.line_rates``, as the board)."""
     _range(start, end)
     plant = await _plant(ctx)
     ref = find_line(plant, line)
@@ -171,8 +173,12 @@ async def line_kpi(site_id: str, ctx: Ctx, line: LineQ, start: Start, end: End) 
     steps = whole.waterfall(0) if has else [(k, 0.0) for k in ("planned_busy_s", *LOSSES)]
     if not has:
         steps.append(("fully_productive_s", 0.0))
-    good_out = int(lines[0]["good_out"]) if lines else 0
-    hours = (end - start) / 3.6e9
+    good = {m: int(rows.get(m, {}).get("good", 0)) for m in machines}
+    rate = next(
+        r
+        for r in line_rates(plant, good, start, end, ctx.services.clock())
+        if r["line"] == ref.path
+    )
     return LineKpiOut.model_validate(
         {
             "line": ref.path,
@@ -199,8 +205,9 @@ async def line_kpi(site_id: str, ctx: Ctx, line: LineQ, start: Start, end: End) 
                 }
                 for m in machines
             ],
-            "good_out": good_out,
-            "throughput_per_h": round(good_out / hours, 6),
+            "good_out": rate["good_out"],
+            "planned_production_s": rate["planned_production_s"],
+            "throughput_per_h": rate["throughput_per_h"],
         }
     )
 
@@ -365,9 +372,15 @@ async def _baseline(ctx: Access, plant: Plant, start: Micros, end: Micros) -> di
 
 @api.route("GET", "/sites/{site_id}/energy", name="energy.get", permission=P.KPI_READ, scope="site")
 async def energy(site_id: str, ctx: Ctx, start: Start, end: End) -> EnergyOut:
-    """Energy by machine and state, peak 15-minute demand (site meters; the machines' when
-    the site has none), kWh per good part, energy and tCO2e by month (site time), and the
-    energy baseline against the actual."""
+    """Energy by machine and state, the site's total with its emissions and tariff cost,
+    peak 15-minute demand (site meters; the machines' when the site has none), kWh per
+    good part, energy and tCO2e by month (site time), and the energy baseline against the
+    actual.
+
+    Two totals, both labelled: ``machines_kwh`` (the machines' own meters) and ``site_kwh``
+    (the site meters, base load included). ``kwh`` (``basis``: ``meters`` or ``machines``),
+    its ``tco2e`` and ``cost``, ``kwh_per_part`` (per good part leaving the lines' last
+    stations) and the months all count the same energy, so the months add up to it."""
     _range(start, end)
     plant = await _plant(ctx)
     store = ctx.services.store
@@ -391,19 +404,40 @@ async def energy(site_id: str, ctx: Ctx, start: Start, end: End) -> EnergyOut:
     months: dict[str, float] = defaultdict(float)
     for d in days:
         months[d["bucket"][:7]] += d["kwh"]
+    tot = rep["total"]
+
+    def tco2e(kwh: float) -> float | None:
+        return None if factor is None else round(co2e_kg(kwh, factor) / 1000, 9)
+
     return EnergyOut.model_validate(
         {
             "start": start,
             "end": end,
             "by_machine": by_machine,
+            "total": {
+                "basis": tot["basis"],
+                "kwh": round(tot["kwh"], 6),
+                "machines_kwh": round(tot["machines_kwh"], 6),
+                "site_kwh": tot["site_kwh"],
+                "tco2e": tco2e(tot["kwh"]),
+                "good_out": tot["good_out"],
+                "kwh_per_part": tot["kwh_per_part"],
+                "cost": tot.get("cost"),
+                "currency": tot.get("currency"),
+                "cost_by_period": [
+                    {
+                        "period": k,
+                        "kwh": round(v["kwh"], 6),
+                        "price": v["price"],
+                        "cost": round(v["cost"], 2),
+                    }
+                    for k, v in (tot.get("cost_by_period") or {}).items()
+                ],
+            },
             "peak_kw": round(peak_kw, 3),
             "peak_at": peak_at,
             "months": [
-                {
-                    "month": m,
-                    "kwh": round(k, 3),
-                    "tco2e": None if factor is None else round(co2e_kg(k, factor) / 1000, 9),
-                }
+                {"month": m, "kwh": round(k, 3), "tco2e": tco2e(k)}
                 for m, k in sorted(months.items())
             ],
             "baseline": await _baseline(ctx, plant, start, end),

@@ -135,9 +135,11 @@ def _bottlenecks(plant: Plant, snap: FloorSnapshot, end: Micros) -> dict[str, st
 @api.route("GET", "/sites/{site_id}/board", name="board.get", permission=P.KPI_READ, scope="site")
 async def board(site_id: str, ctx: Ctx) -> BoardOut:
     """The andon board in one call: every machine's current state (``offline`` when nothing
-    was heard for ``monitoring.stale_after_s``), today's OEE and parts (site-local day, until
-    ``kpi_end``: the ``kpi_cache_s`` step, shared with ``/kpi/summary``), each line's
-    throughput today and bottleneck over the last hour, and the open alerts."""
+    was heard for ``monitoring.stale_after_s``), today's OEE and parts (the production day
+    of the site's shift calendar, ``andon.kpi.ranges.today``, until ``kpi_end``: the
+    ``kpi_cache_s`` step), each line's good output per planned production hour today (the
+    figures of ``/kpi/summary``, from ``plant_summary``) and bottleneck over the last hour,
+    and the open alerts."""
     svc = ctx.services
     model = await _model(ctx)
     plant = model.plant

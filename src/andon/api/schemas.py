@@ -206,7 +206,21 @@ class KpiOut(BaseModel):
     end: int
     machines: list[dict[str, Any]]
     lines: list[dict[str, Any]]
+    """Per line: ``good_out`` (good parts of its last stations), ``planned_production_s``
+    and ``throughput_per_h`` (``good_out`` per planned production hour)."""
     meters: list[dict[str, Any]]
+
+
+class RangeOut(BaseModel):
+    start: int
+    end: int
+    label: str = Field(description="`YYYY-MM-DD` (production day) or `YYYY-MM-DD shift`")
+
+
+class RangesOut(BaseModel):
+    at: int
+    today: RangeOut = Field(description="the production day that contains `at`, up to `at`")
+    shift: RangeOut = Field(description="the latest shift started by `at`, up to `at` or its end")
 
 
 Names = Annotated[list[Annotated[str, Field(max_length=300)]], Field(max_length=10_000)]

@@ -120,7 +120,11 @@ class LineKpiOut(BaseModel):
     waterfall: list[LossStep]
     machines: list[LineMachineKpi]
     good_out: int
-    throughput_per_h: float
+    """Good parts of the line's last stations (those that feed no buffer)."""
+    planned_production_s: float
+    """The calendar's production time of the last stations in the range, up to now."""
+    throughput_per_h: float | None
+    """``good_out`` per planned production hour; null when nothing was planned."""
 
 
 class BottleneckBucket(BaseModel):
@@ -212,10 +216,39 @@ class GridOut(BaseModel):
     source: str
 
 
+class EnergyCost(BaseModel):
+    period: str
+    """Tariff window name (``peak``, ``off_peak``, ...)."""
+    kwh: float
+    price: float
+    cost: float
+
+
+class EnergyTotal(BaseModel):
+    basis: Literal["meters", "machines"]
+    """What ``kwh`` counts: the site meters (base load included) or the machines' meters."""
+    kwh: float
+    machines_kwh: float
+    """The machines' own meters (no base load)."""
+    site_kwh: float | None
+    """The site meters, base load included; null when the site has none."""
+    tco2e: float | None
+    """Of ``kwh``; the months add up to it."""
+    good_out: int
+    """Good parts leaving the lines' last stations."""
+    kwh_per_part: float | None
+    """``kwh`` per ``good_out``."""
+    cost: float | None
+    """Of ``kwh`` at the site's tariff; null when the plant model has no tariff."""
+    currency: str | None
+    cost_by_period: list[EnergyCost]
+
+
 class EnergyOut(BaseModel):
     start: int
     end: int
     by_machine: list[EnergyMachine]
+    total: EnergyTotal
     peak_kw: float
     peak_at: int | None
     months: list[EnergyMonth]

@@ -37,6 +37,7 @@ from andon.kpi.energy import (
 )
 from andon.kpi.oee import OEETable, oee_table
 from andon.kpi.periods import Period, buckets
+from andon.kpi.ranges import line_outputs
 from andon.kpi.reasons import ReasonLog, ReasonTree, apply_entries, downtime
 from andon.kpi.reliability import reliability
 from andon.kpi.timeline import Buckets, Plan, TimeModel, merge_touching
@@ -344,29 +345,52 @@ _MARGIN_US = 15 * 60 * 1_000_000
 """Energy samples read beyond each end of a range, for interpolation at the ends."""
 
 
-async def _cumulative(
+async def _cumulatives(
     store: TelemetryStore,
     tenant: str,
-    path: str,
-    kind: str,
+    sources: Sequence[tuple[str, str, float | None]],
     start: Micros,
     end: Micros,
-    rollover: float | None,
-) -> tuple[I64, F64] | None:
+) -> dict[str, tuple[I64, F64]]:
+    """The cumulative kWh series of each ``(signal path, "energy" | "power", rollover)``
+    source that has samples, from one read of all of them (bad-quality samples dropped)."""
+    if not sources:
+        return {}
     # read a margin either side so that the register can be interpolated at the range ends
-    batch = await store.read(tenant, [path], start - _MARGIN_US, end + _MARGIN_US)
-    ok = batch.quality != 2
-    ts, v = batch.ts[ok], batch.value[ok]
-    if len(ts) == 0:
-        return None
-    if kind == "energy":
-        return ts, cumulative_register(v, rollover)
-    return cumulative_power(ts, v)
+    paths = [p for p, _, _ in sources]
+    batch = await store.read(tenant, paths, start - _MARGIN_US, end + _MARGIN_US)
+    pos = {n: i for i, n in enumerate(batch.names)}
+    out: dict[str, tuple[I64, F64]] = {}
+    for path, kind, rollover in sources:
+        if path not in pos:
+            continue
+        ok = (batch.index == pos[path]) & (batch.quality != 2)
+        ts, v = batch.ts[ok], batch.value[ok]
+        order = np.argsort(ts, kind="stable")
+        ts, v = ts[order], v[order]
+        if len(ts) == 0:
+            continue
+        if kind == "energy":
+            out[path] = (ts, cumulative_register(v, rollover))
+        else:
+            out[path] = cumulative_power(ts, v)
+    return out
 
 
 def _kwh(series: tuple[I64, F64], start: Micros, end: Micros) -> float:
     ts, cum = series
     return float(energy_between(ts, cum, np.array([start]), np.array([end]))[0])
+
+
+def _outputs(plant: Plant, sel: Selection) -> list[str]:
+    """The selected machines whose good parts are output: the lines' last stations among
+    them, or every selected machine when none is a last station."""
+    last = {m for ms in line_outputs(plant).values() for m in ms}
+    return [m for m in sel.machines if m in last] or list(sel.machines)
+
+
+def _money(cost: Mapping[str, Mapping[str, float]]) -> float:
+    return round(sum(v["cost"] for v in cost.values()), 2)
 
 
 async def energy_report(
@@ -380,8 +404,16 @@ async def energy_report(
     factor: GridFactor | None = None,
 ) -> dict[str, Any]:
     """Energy per machine and state, idle energy, energy per good part, peak demand, cost
-    and CO2e, for machines and meters. An energy register is used where the machine or meter
-    has one, its power signal otherwise."""
+    and CO2e, for machines and meters, and the ``total`` of the selection. An energy
+    register is used where the machine or meter has one, its power signal otherwise.
+
+    ``total``: ``machines_kwh`` (the selected machines' own meters), ``site_kwh`` (the site
+    meters, base load included; only for the whole plant and null without meters),
+    ``kwh`` and ``basis`` (the site meters' when there are, the machines' otherwise: the
+    figure ``energy_periods`` gives per period), ``good_out`` (good parts leaving the
+    selection: the lines' last stations, ``_outputs``), ``kwh_per_part`` (``kwh`` per
+    ``good_out``), and with a tariff (``tariff``, or the site's) ``cost`` and
+    ``cost_by_period`` of ``kwh``; with a grid factor its ``co2e_kg``."""
     sel = selection or select(plant)
     tenant = plant.tenant
     if factor is None:
@@ -389,24 +421,46 @@ async def energy_report(
             factor = grid_factor(plant.site.timezone)
         except KeyError:
             factor = None
+    if tariff is None:
+        tariff = Tariff.of_site(plant.site)
     states, parts, _ = await read_timeline(store, plant, start, end, sel.machines)
     st_pos = {n: i for i, n in enumerate(states.names)}
     pt_pos = {n: i for i, n in enumerate(parts.names)}
-    machines_out = []
+    whole = len(sel.machines) == len(plant.machines())
+    m_src: dict[str, tuple[str, Signal]] = {}
     for a, ln, m in plant.machines():
         path = plant.machine_path(a, ln, m)
-        if path not in sel.machines:
-            continue
         sig = _energy_signal(m.signals)
-        if sig is None:
-            continue
-        series = await _cumulative(store, tenant, f"{path}/{sig.id}", sig.type, start, end, None)
+        if path in sel.machines and sig is not None:
+            m_src[path] = (f"{path}/{sig.id}", sig)
+    mt_src: dict[str, tuple[str, Signal, float | None]] = {}
+    for mt in plant.site.meters if whole else ():
+        sig = _energy_signal(mt.signals)
+        if sig is not None:
+            key = f"{plant.site.id}/{mt.id}"
+            mt_src[key] = (f"{key}/{sig.id}", sig, mt.rollover_kwh)
+    series_of = await _cumulatives(
+        store,
+        tenant,
+        [(p, s.type, None) for p, s in m_src.values()]
+        + [(p, s.type, r) for p, s, r in mt_src.values()],
+        start,
+        end,
+    )
+
+    def good_of(path: str) -> int:
+        return int(parts.good[parts.index == pt_pos[path]].sum()) if path in pt_pos else 0
+
+    machines_out = []
+    m_cost: dict[str, dict[str, float]] = {}
+    for path, (sig_path, sig) in m_src.items():
+        series = series_of.get(sig_path)
         if series is None:
             continue
         ts, cum = series
         mine = np.flatnonzero(states.index == st_pos[path]) if path in st_pos else np.zeros(0, int)
         by_state = energy_by_state(ts, cum, _take(states, mine))
-        good = int(parts.good[parts.index == pt_pos[path]].sum()) if path in pt_pos else 0
+        good = good_of(path)
         kwh = _kwh(series, start, end)
         idle = by_state["starved"] + by_state["blocked"]
         nonprod = kwh - by_state["running"] - by_state["offline"]
@@ -421,23 +475,27 @@ async def energy_report(
             "kwh_per_good_part": round(kwh / good, 6) if good else None,
             "peak_kw_15min": round(peak_demand(ts, cum, start, end).kw, 6),
         }
+        if tariff is not None:
+            cost = tariff_cost(ts, cum, start, end, tariff)
+            row["cost"] = _money(cost)
+            for k, v in cost.items():
+                acc = m_cost.setdefault(k, {"kwh": 0.0, "price": v["price"], "cost": 0.0})
+                acc["kwh"] += v["kwh"]
+                acc["cost"] += v["cost"]
         if factor is not None:
             row["co2e_kg"] = round(co2e_kg(kwh, factor), 6)
         machines_out.append(row)
     meters_out = []
-    for mt in plant.site.meters if len(sel.machines) == len(plant.machines()) else ():
-        sig = _energy_signal(mt.signals)
-        if sig is None:
-            continue
-        path = f"{plant.site.id}/{mt.id}/{sig.id}"
-        series = await _cumulative(store, tenant, path, sig.type, start, end, mt.rollover_kwh)
+    mt_cost: dict[str, dict[str, float]] = {}
+    for key, (sig_path, sig, _) in mt_src.items():
+        series = series_of.get(sig_path)
         if series is None:
             continue
         ts, cum = series
         demand = peak_demand(ts, cum, start, end)
         kwh = _kwh(series, start, end)
         row = {
-            "meter": f"{plant.site.id}/{mt.id}",
+            "meter": key,
             "source": sig.type,
             "kwh": round(kwh, 6),
             "peak_kw_15min": round(demand.kw, 6),
@@ -445,15 +503,39 @@ async def energy_report(
         }
         if tariff is not None:
             cost = tariff_cost(ts, cum, start, end, tariff)
-            row["cost"] = round(sum(v["cost"] for v in cost.values()), 2)
+            row["cost"] = _money(cost)
             row["cost_by_period"] = cost
             row["currency"] = tariff.currency
+            for k, v in cost.items():
+                acc = mt_cost.setdefault(k, {"kwh": 0.0, "price": v["price"], "cost": 0.0})
+                acc["kwh"] += v["kwh"]
+                acc["cost"] += v["cost"]
         if factor is not None:
             row["co2e_kg"] = round(co2e_kg(kwh, factor), 6)
         meters_out.append(row)
+    machines_kwh = sum(r["kwh"] for r in machines_out)
+    site_kwh = sum(r["kwh"] for r in meters_out) if meters_out else None
+    kwh = site_kwh if site_kwh is not None else machines_kwh
+    good_out = sum(good_of(p) for p in _outputs(plant, sel))
+    total: dict[str, Any] = {
+        "basis": "meters" if site_kwh is not None else "machines",
+        "kwh": round(kwh, 6),
+        "machines_kwh": round(machines_kwh, 6),
+        "site_kwh": None if site_kwh is None else round(site_kwh, 6),
+        "good_out": good_out,
+        "kwh_per_part": round(kwh / good_out, 6) if good_out else None,
+    }
+    if tariff is not None:
+        by_period = mt_cost if site_kwh is not None else m_cost
+        total["cost"] = _money(by_period)
+        total["cost_by_period"] = by_period
+        total["currency"] = tariff.currency
+    if factor is not None:
+        total["co2e_kg"] = round(co2e_kg(kwh, factor), 6)
     return {
         "machines": machines_out,
         "meters": meters_out,
+        "total": total,
         "grid_factor": None
         if factor is None
         else {
@@ -506,39 +588,34 @@ async def energy_periods(
 ) -> list[dict[str, Any]]:
     """Energy and production per period: the data of an energy baseline.
 
-    Energy is the site's meters when the selection is the whole plant and the site has
-    meters, otherwise the sum of the selected machines' own registers (or power signals).
+    Energy is the site's meters when the selection is the whole plant and the site's
+    meters have data, otherwise the sum of the selected machines' own registers (or power
+    signals): the ``total`` of ``energy_report``, which the periods add up to.
     Production is the good parts of the selected machines that feed no buffer (the line
     outputs), or of all selected machines when none does. ``degree_days`` by period label.
     """
     sel = selection or select(plant)
     b = buckets(period, start, end, plant.site.timezone, plant.site.calendar)
     tenant = plant.tenant
-    sources: list[tuple[str, str, float | None]] = []
-    whole = len(sel.machines) == len(plant.machines())
-    if whole and plant.site.meters:
+    meters: list[tuple[str, str, float | None]] = []
+    if len(sel.machines) == len(plant.machines()):
         for mt in plant.site.meters:
             sig = _energy_signal(mt.signals)
             if sig is not None:
-                sources.append((f"{plant.site.id}/{mt.id}/{sig.id}", sig.type, mt.rollover_kwh))
-    else:
+                meters.append((f"{plant.site.id}/{mt.id}/{sig.id}", sig.type, mt.rollover_kwh))
+    series_of = await _cumulatives(store, tenant, meters, start, end)
+    if not series_of:
+        machines: list[tuple[str, str, float | None]] = []
         for a, ln, m in plant.machines():
             path = plant.machine_path(a, ln, m)
             sig = _energy_signal(m.signals)
             if path in sel.machines and sig is not None:
-                sources.append((f"{path}/{sig.id}", sig.type, None))
+                machines.append((f"{path}/{sig.id}", sig.type, None))
+        series_of = await _cumulatives(store, tenant, machines, start, end)
     kwh = np.zeros(len(b))
-    for path, kind, rollover in sources:
-        series = await _cumulative(store, tenant, path, kind, start, end, rollover)
-        if series is not None:
-            kwh += energy_between(series[0], series[1], b.edges[:-1], b.edges[1:])
-    outputs = [
-        plant.machine_path(a, ln, m)
-        for a, ln, m in plant.machines()
-        if not any(m.id in buf.from_ for buf in ln.buffers)
-        and plant.machine_path(a, ln, m) in sel.machines
-    ] or list(sel.machines)
-    parts = await store.read_parts(tenant, outputs, start, end)
+    for series in series_of.values():
+        kwh += energy_between(series[0], series[1], b.edges[:-1], b.edges[1:])
+    parts = await store.read_parts(tenant, _outputs(plant, sel), start, end)
     k = b.of(parts.ts)
     ok = k >= 0
     good = np.bincount(k[ok], weights=parts.good[ok].astype(np.float64), minlength=len(b))

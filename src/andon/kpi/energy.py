@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from andon.kpi.timeline import Buckets
-from andon.model.plant import ALL_DAYS, Day
+from andon.model.plant import ALL_DAYS, Day, Site
 from andon.model.types import F64, I64, MachineState, Micros, StateBatch, from_micros, to_micros
 
 __all__ = [
@@ -194,6 +194,37 @@ class Tariff:
             str(doc.get("currency", "TWD")),
             str(doc.get("base_name", "off_peak")),
             str(doc.get("timezone", "UTC")),
+        )
+
+    @classmethod
+    def of_site(cls, site: Site) -> Tariff | None:
+        """The site's tariff from its plant model (in the site's time zone), if it has one.
+
+        >>> from andon.model.loader import parse_plant
+        >>> from importlib.resources import files
+        >>> plant = parse_plant((files("andon.sim") / "plants" / "demo.yaml").read_text())
+        >>> t = Tariff.of_site(plant.site)
+        >>> t is not None and t.timezone == plant.site.timezone
+        True
+        """
+        spec = site.tariff
+        if spec is None:
+            return None
+        return cls(
+            spec.base_price,
+            tuple(
+                TouPeriod(
+                    p.name,
+                    p.start.isoformat("minutes"),
+                    p.end.isoformat("minutes"),
+                    p.price,
+                    p.days,
+                )
+                for p in spec.periods
+            ),
+            spec.currency,
+            spec.base_name,
+            site.timezone,
         )
 
     def buckets(self, start: Micros, end: Micros) -> tuple[Buckets, dict[str, float]]:

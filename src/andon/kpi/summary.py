@@ -1,118 +1,114 @@
 """Per-machine and per-line figures for a time range, read back from the telemetry store:
-state durations, parts, OEE, energy and energy per good part.
+state durations, parts, OEE, energy, energy per good part and each line's output rate.
 
-OEE comes from ``andon.kpi.oee.oee_table`` (the full ISO 22400 time model: setup and
-changeover inside planned busy time), so it equals what ``andon kpi oee`` reports."""
+Every figure comes from the one function that computes it for every other page (see
+``docs/decisions/0108-one-function-per-figure.md``): OEE and parts from
+``andon.kpi.api.oee`` (what ``andon kpi oee`` and the line and machine pages report), kWh
+and kWh per good part from ``andon.kpi.api.energy_report`` (the energy page's), and a line's
+rate from ``line_rates`` (the line page's): good parts leaving the line's last stations per
+hour of planned production time (``andon.kpi.ranges``)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from andon.kpi.energy import counter_delta
-from andon.kpi.oee import oee_table
-from andon.kpi.timeline import Buckets
+from andon.kpi.api import energy_report, oee, read_states_live
+from andon.kpi.ranges import line_outputs, planned_production_s
 from andon.model.plant import Plant
 from andon.model.types import MachineState, Micros
 from andon.store.base import TelemetryStore
 
-__all__ = ["plant_summary"]
+__all__ = ["line_rates", "plant_summary"]
 
 
 def _r(x: float | None, nd: int = 6) -> float | None:
     return None if x is None else round(float(x), nd)
 
 
-async def plant_summary(
-    store: TelemetryStore, plant: Plant, start: Micros, end: Micros
-) -> dict[str, Any]:
-    tenant = plant.tenant
-    states = await store.read_states(tenant, None, start, end)
-    parts = await store.read_parts(tenant, None, start, end)
-    hours = (end - start) / 3.6e9
-    machines_out: list[dict[str, Any]] = []
-    lines_out: list[dict[str, Any]] = []
-    st_names = {n: i for i, n in enumerate(states.names)}
-    pt_names = {n: i for i, n in enumerate(parts.names)}
-    st_dur = (states.end - states.start).astype(np.float64) / 1e6
-    ideal_map = {
-        plant.machine_path(a, ln, m): dict(m.ideal_cycle_s) for a, ln, m in plant.machines()
-    }
-    table = oee_table(
-        states, parts, ideal_map, Buckets.single(start, end), machines=list(ideal_map)
-    )
-    t_rows = {r["machine"]: r for r in table.rows()}
-    # every energy register of the site in one read (not one store call per machine)
-    energy_of: dict[str, str] = {}
-    for a, ln, m in plant.machines():
-        sig = next((s for s in m.signals if s.type == "energy"), None)
-        if sig is not None:
-            energy_of[plant.machine_path(a, ln, m)] = f"{plant.machine_path(a, ln, m)}/{sig.id}"
-    for mt in plant.site.meters:
-        sig = next((s for s in mt.signals if s.type == "energy"), None)
-        if sig is not None:
-            energy_of[f"{plant.site.id}/{mt.id}"] = f"{plant.site.id}/{mt.id}/{sig.id}"
-    series: dict[str, np.ndarray] = {}
-    if energy_of:
-        batch = await store.read(tenant, list(energy_of.values()), start, end)
-        order = np.argsort(batch.index, kind="stable")  # rows are (index, ts) ordered already
-        idx = batch.index[order]
-        bounds = np.searchsorted(idx, np.arange(len(batch.names) + 1))
-        for i, name in enumerate(batch.names):
-            series[name] = batch.value[order[bounds[i] : bounds[i + 1]]]
-    for area, line in plant.lines():
-        shipped = 0
-        feeds = {mid for b in line.buffers for mid in b.from_}
-        for m in line.machines:
-            path = plant.machine_path(area, line, m)
-            durations = {s.label: 0.0 for s in MachineState}
-            si = st_names.get(path)
-            if si is not None:
-                sel = states.index == si
-                sums = np.bincount(
-                    states.state[sel], weights=st_dur[sel], minlength=len(MachineState)
-                )
-                durations = {s.label: float(sums[s]) for s in MachineState}
-            good = scrap = 0
-            pi = pt_names.get(path)
-            if pi is not None:
-                sel_idx = np.flatnonzero(parts.index == pi)
-                good = int(parts.good[sel_idx].sum())
-                scrap = int(parts.scrap[sel_idx].sum())
-            row = t_rows.get(path, {})
-            kwh = None
-            if path in energy_of:
-                values = series.get(energy_of[path], np.zeros(0))
-                kwh = counter_delta(values) if len(values) else 0.0
-            machines_out.append(
-                {
-                    "machine": path,
-                    "states_s": {k: round(v, 3) for k, v in durations.items()},
-                    "parts": {"good": good, "scrap": scrap},
-                    "availability": _r(row.get("availability")),
-                    "performance": _r(row.get("performance")),
-                    "quality": _r(row.get("quality")),
-                    "oee": _r(row.get("oee")),
-                    "performance_flag": bool(row.get("performance_flag", False)),
-                    "kwh": _r(kwh, 3),
-                    "kwh_per_good_part": _r(kwh / good, 4) if kwh is not None and good else None,
-                }
-            )
-            if m.id not in feeds:
-                shipped += good
-        lines_out.append(
+def line_rates(
+    plant: Plant,
+    good: Mapping[str, int],
+    start: Micros,
+    end: Micros,
+    now: Micros | None = None,
+) -> list[dict[str, Any]]:
+    """Each line's output over ``[start, end)``: ``good_out`` (good parts of the stations
+    that feed no buffer, from ``good`` by machine path), ``planned_production_s`` (the
+    calendar's production time of those stations in the range, up to ``now``: time still
+    to come is not production time) and ``throughput_per_h`` (``good_out`` per planned
+    production hour; ``None`` when nothing was planned).
+
+    >>> from andon.model.loader import parse_plant
+    >>> from importlib.resources import files
+    >>> plant = parse_plant((files("andon.sim") / "plants" / "demo.yaml").read_text())
+    >>> from andon.model.types import to_micros
+    >>> from datetime import datetime
+    >>> from zoneinfo import ZoneInfo
+    >>> at = lambda h: to_micros(datetime(2026, 3, 3, h, tzinfo=ZoneInfo("Asia/Taipei")))
+    >>> r = line_rates(plant, {"tc1/machining/L1/IP-01": 49}, at(0), at(7))[0]
+    >>> r["line"], r["good_out"], r["planned_production_s"], r["throughput_per_h"]
+    ('tc1/machining/L1', 49, 3600.0, 49.0)
+    """
+    out = []
+    stop = end if now is None else min(end, now)
+    for line, last in line_outputs(plant).items():
+        n = int(sum(good.get(m, 0) for m in last))
+        planned = planned_production_s(plant, last, start, stop)
+        out.append(
             {
-                "line": f"{plant.site.id}/{area.id}/{line.id}",
-                "good_parts": shipped,
-                "throughput_per_h": _r(shipped / hours if hours > 0 else 0.0, 3),
+                "line": line,
+                "good_out": n,
+                "planned_production_s": round(planned, 3),
+                "throughput_per_h": round(n / planned * 3600.0, 6) if planned > 0 else None,
             }
         )
-    meters_out = []
-    for mt in plant.site.meters:
-        key = f"{plant.site.id}/{mt.id}"
-        if key not in energy_of:
-            continue
-        values = series.get(energy_of[key], np.zeros(0))
-        meters_out.append({"meter": key, "kwh": _r(counter_delta(values, mt.rollover_kwh), 3)})
-    return {"machines": machines_out, "lines": lines_out, "meters": meters_out}
+    return out
+
+
+async def plant_summary(
+    store: TelemetryStore, plant: Plant, start: Micros, end: Micros, now: Micros | None = None
+) -> dict[str, Any]:
+    """The board's and ``/kpi/summary``'s figures for ``[start, end)`` (rates per planned
+    production hour up to ``now``, default ``end``)."""
+    machines = [plant.machine_path(a, ln, m) for a, ln, m in plant.machines()]
+    table = await oee(store, plant, start, end)
+    rows = {r["machine"]: r for r in table.rows()}
+    energy = await energy_report(store, plant, start, end, factor=None)
+    kwh_rows = {r["machine"]: r for r in energy["machines"]}
+    states = await read_states_live(store, plant.tenant, machines, start, end)
+    st_pos = {n: i for i, n in enumerate(states.names)}
+    st_dur = (states.end - states.start).astype(np.float64) / 1e6
+    machines_out: list[dict[str, Any]] = []
+    good_by: dict[str, int] = {}
+    for path in machines:
+        durations = {s.label: 0.0 for s in MachineState}
+        if path in st_pos:
+            sel = states.index == st_pos[path]
+            sums = np.bincount(states.state[sel], weights=st_dur[sel], minlength=len(MachineState))
+            durations = {s.label: float(sums[s]) for s in MachineState}
+        row = rows.get(path, {})
+        good_by[path] = int(row.get("good", 0))
+        e = kwh_rows.get(path)
+        machines_out.append(
+            {
+                "machine": path,
+                "states_s": {k: round(v, 3) for k, v in durations.items()},
+                "parts": {"good": good_by[path], "scrap": int(row.get("scrap", 0))},
+                "availability": _r(row.get("availability")),
+                "performance": _r(row.get("performance")),
+                "quality": _r(row.get("quality")),
+                "oee": _r(row.get("oee")),
+                "performance_flag": bool(row.get("performance_flag", False)),
+                "kwh": None if e is None else e["kwh"],
+                "kwh_per_good_part": None if e is None else e["kwh_per_good_part"],
+            }
+        )
+    meters_out = [{"meter": m["meter"], "kwh": m["kwh"]} for m in energy["meters"]]
+    return {
+        "machines": machines_out,
+        "lines": line_rates(plant, good_by, start, end, now),
+        "meters": meters_out,
+    }

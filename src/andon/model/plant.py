@@ -24,6 +24,7 @@ __all__ = [
     "Buffer",
     "Calendar",
     "Distribution",
+    "ElectricityTariff",
     "FailureMode",
     "Line",
     "Machine",
@@ -39,6 +40,7 @@ __all__ = [
     "Signal",
     "SignalAlarms",
     "Site",
+    "TouWindow",
     "WearModel",
 ]
 
@@ -348,6 +350,35 @@ class Meter(_Model):
     """Register reading at the start of a simulation."""
 
 
+class TouWindow(_Model):
+    """A time-of-use price window in the site's local time (``end <= start``: past midnight)."""
+
+    name: str = Field(min_length=1)
+    start: time
+    end: time
+    price: NonNeg
+    """Per kWh, in the tariff's currency."""
+    days: tuple[Day, ...] = ALL_DAYS
+
+
+class ElectricityTariff(_Model):
+    """The site's electricity tariff: ``base_price`` per kWh outside every window (named
+    ``base_name``), each window's price inside it (``andon.kpi.energy.Tariff``)."""
+
+    currency: str = Field("TWD", min_length=3, max_length=3)
+    base_price: NonNeg
+    base_name: str = "off_peak"
+    periods: tuple[TouWindow, ...] = ()
+
+    @model_validator(mode="after")
+    def _one_price_per_name(self) -> ElectricityTariff:
+        price = {self.base_name: self.base_price}
+        for p in self.periods:
+            if price.setdefault(p.name, p.price) != p.price:
+                raise ValueError(f"tariff window {p.name!r} has two prices; give each its own name")
+        return self
+
+
 class Site(_Model):
     id: Id
     name: str = ""
@@ -355,6 +386,8 @@ class Site(_Model):
     calendar: Calendar
     areas: tuple[Area, ...] = Field(min_length=1)
     meters: tuple[Meter, ...] = ()
+    tariff: ElectricityTariff | None = None
+    """Electricity tariff the energy page prices the meters' (or machines') energy with."""
 
     @field_validator("timezone")
     @classmethod

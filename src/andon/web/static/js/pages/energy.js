@@ -8,6 +8,23 @@ import { STATES } from '../icons.js';
 import { allowData, dateTime, num, pct, stateLabel, t } from '../i18n.js';
 import { bigFig, card, rangeOf, rangePicker, serverNow, shortId, stateLegend } from './common.js';
 
+function money(v, cur) {
+  try {
+    return new Intl.NumberFormat(document.documentElement.lang || 'en', { style: 'currency',
+      currency: cur, maximumFractionDigits: 0 }).format(v);
+  } catch {
+    return `${num(v)} ${cur}`;
+  }
+}
+
+// "today" is the site's production day (from its first shift start), as on the board
+async function rangeFor(name, now, base, ctx) {
+  if (name === '30d') return [now - 30 * 86400e6, now];
+  if (name !== 'today') return rangeOf(name, now);
+  const r = await api(`${base}/kpi/ranges`, { query: { at: now }, signal: ctx.signal });
+  return [r.today.start, now];
+}
+
 function monthLabel(ym) {
   const [y, m] = ym.split('-').map(Number);
   return new Intl.DateTimeFormat(document.documentElement.lang || 'en', { year: '2-digit',
@@ -28,24 +45,31 @@ export default {
     async function load() {
       root.dataset.ready = '0';
       const now = await serverNow(ctx);
-      const [start, end] = rangeName === '30d' ? [now - 30 * 86400e6, now] : rangeOf(rangeName, now);
+      const [start, end] = await rangeFor(rangeName, now, base, ctx);
       const e = await api(`${base}/energy`, { query: { start, end }, signal: ctx.signal });
       if (!ctx.alive()) return;
       clear(body);
       allowData(...e.by_machine.map((m) => m.machine));
-      const total = e.by_machine.reduce((a, m) => a + m.kwh, 0);
-      const parts = e.by_machine.reduce((a, m) => a + m.parts, 0);
-      const co2 = e.grid ? (total * e.grid.factor_kg_per_kwh) / 1000 : null;
-      const figs = h('div', { class: 'figs card' },
-        bigFig(t('energy.total'), t('unit.kwh', { n: num(total, 1) }), 'energy-total'),
+      // one energy for the headline, emissions, cost, kWh per part and the months: the site
+      // meters (base load included) where the site has them; the machines' total beside it
+      const tot = e.total;
+      const basis = t(`energy.basis.${tot.basis}`);
+      if (tot.currency) allowData(tot.currency);
+      const figs = h('div', { class: 'figs card', 'data-basis': tot.basis },
+        bigFig(`${t('energy.total')} · ${basis}`, t('unit.kwh', { n: num(tot.kwh, 1) }), 'energy-total'),
+        tot.basis === 'meters' ? bigFig(`${t('energy.total')} · ${t('energy.basis.machines')}`,
+          t('unit.kwh', { n: num(tot.machines_kwh, 1) }), 'energy-machines') : null,
+        bigFig(t('energy.cost'), tot.cost === null ? t('energy.nocost') : money(tot.cost, tot.currency),
+          'energy-cost'),
         bigFig(e.peak_at ? t('energy.peak', { t: dateTime(e.peak_at) }) : t('energy.peaknone'), t('unit.kw', { n: num(e.peak_kw, 1) }),
           'peak-kw'),
-        bigFig(t('kpi.kwhperpart'), parts ? num(total / parts, 3) : '–', 'kwh-per-part-total'),
-        bigFig(t('energy.co2'), co2 === null ? '–' : t('unit.tco2e', { n: num(co2, 3) }), 'co2-total'),
+        bigFig(t('energy.perpart', { n: num(tot.good_out) }), num(tot.kwh_per_part, 3), 'kwh-per-part-total'),
+        bigFig(`${t('energy.co2')} · ${basis}`, tot.tco2e === null ? '–' : t('unit.tco2e', { n: num(tot.tco2e, 3) }),
+          'co2-total'),
         bigFig(t('energy.grid'), e.grid ? t('unit.kgperkwh', { n: num(e.grid.factor_kg_per_kwh, 3) })
           : t('energy.nogrid')));
       const byCard = card(t('energy.bymachine'), 'energy-by-machine');
-      const monthsCard = card(t('energy.months'), 'carbon-months');
+      const monthsCard = card(`${t('energy.months')} · ${basis}`, 'carbon-months');
       const baseCard = card(t('energy.baseline'), 'baseline');
       const table = h('table', { class: 'data', 'data-testid': 'kwh-per-part-table' },
         h('thead', null, h('tr', null, h('th', null, t('energy.machine')),
