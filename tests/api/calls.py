@@ -78,6 +78,7 @@ QUERIES: dict[str, Callable[[World], dict[str, Any]]] = {
     "stops.list": _range,
     "kpi.downtime": _range,
     "alerts.list": lambda w: {"status": "all"},
+    "alarms.list": lambda w: {"state": "all"},
     "lines.flow": lambda w: {"line": LINE},
     "lines.kpi": lambda w: {"line": LINE, **_range(w)},
     "lines.bottlenecks": lambda w: {"line": LINE, "bucket_s": 600, **_range(w)},
@@ -121,6 +122,9 @@ BODIES: dict[str, Callable[[World], Any]] = {
     },
     "twin.jobs.create": lambda w: {"line": LINE, "hours": 1, "replications": 2},
     "alerts.ack": lambda w: None,  # no body
+    "alerts.shelve": lambda w: {"duration_s": 600, "reason": "calls.py"},
+    "alerts.unshelve": lambda w: None,
+    "alarms.limits.put": lambda w: {"signal": SIGNAL, "alarms": {"high": 1e9}},
     "board.devices.create": lambda w: {"name": "Hall TV"},
     "targets.put": lambda w: {"line": LINE, "oee": 0.8, "per_hour": 40},
     "auth.login": lambda w: {"email": "nobody@x.example", "password": "wrong"},

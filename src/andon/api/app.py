@@ -17,6 +17,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from andon.api import (  # noqa: F401  (register routes)
+    routes_alarms,
     routes_analytics,
     routes_edge,
     routes_kiosk,

@@ -165,7 +165,9 @@ async def board(site_id: str, ctx: Ctx) -> BoardOut:
     else:
         s, bn = await summary(), await lines_now()
     bottleneck: dict[str, str | None] = bn["bottleneck"]
-    open_alerts = await _records(ctx).alerts(ctx.tenant, ctx.site_id, open_only=True)
+    records = _records(ctx)
+    open_alerts = await records.alerts(ctx.tenant, ctx.site_id, open_only=True, shelved=False)
+    shelved = await records.count_shelved(ctx.tenant, ctx.site_id)
     per_machine: dict[str | None, int] = {}
     for al in open_alerts:
         per_machine[al["machine"]] = per_machine.get(al["machine"], 0) + 1
@@ -211,6 +213,7 @@ async def board(site_id: str, ctx: Ctx) -> BoardOut:
         machines=machines,
         lines=lines,
         alerts=[_alert(x) for x in open_alerts],
+        shelved_alerts=shelved,
     )
 
 
@@ -558,7 +561,7 @@ class FloorFeed:
         self.machines = [m for m in model.machines if (m + "/").startswith(want)]
         self.want = want
         self.sent_states: dict[str, tuple[str, int | None]] = {}
-        self.sent_alerts: dict[str, tuple[int | None, int | None]] = {}
+        self.sent_alerts: dict[str, tuple[int | None, int | None, int | None]] = {}
         self.last_tick: Micros | None = None
 
     def _mine(self, machine: str | None) -> bool:
@@ -587,9 +590,9 @@ class FloorFeed:
             if self._mine(a["machine"])
         ]
         changed = []
-        seen: dict[str, tuple[int | None, int | None]] = {}
+        seen: dict[str, tuple[int | None, int | None, int | None]] = {}
         for a in rows:
-            mark = (a["closed_at"], a["acked_at"])
+            mark = (a["closed_at"], a["acked_at"], a["shelved_until"])
             seen[a["id"]] = mark
             if self.sent_alerts.get(a["id"]) == mark:
                 continue

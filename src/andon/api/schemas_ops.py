@@ -27,13 +27,25 @@ __all__ = [
 class AlertOut(BaseModel):
     id: str
     machine: str | None
-    kind: str = Field(description="down | offline | unexplained_stop")
+    kind: str = Field(
+        description="down | offline | unexplained_stop; signal alarms: high_high | high | "
+        "low | low_low | rate"
+    )
     severity: str = Field(description="critical | warning")
     message: str
     opened_at: int
     closed_at: int | None
     acked_by: str | None
     acked_at: int | None
+    signal: str | None = Field(None, description="the signal of a signal alarm")
+    value: float | None = Field(None, description="a signal alarm's value when raised")
+    threshold: float | None = Field(None, description="the limit it was compared with")
+    shelved_by: str | None = None
+    shelved_at: int | None = None
+    shelved_until: int | None = Field(
+        None, description="hidden from the board until then (counted in shelved_alerts)"
+    )
+    shelve_reason: str | None = None
 
 
 class BoardMachineOut(BaseModel):
@@ -73,7 +85,8 @@ class BoardOut(BaseModel):
     )
     machines: list[BoardMachineOut]
     lines: list[BoardLineOut]
-    alerts: list[AlertOut] = Field(description="open alerts of the site")
+    alerts: list[AlertOut] = Field(description="open alerts of the site, less the shelved")
+    shelved_alerts: int = Field(0, description="open alerts shelved now (not in `alerts`)")
 
 
 class ReasonItemOut(BaseModel):
