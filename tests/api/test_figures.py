@@ -10,8 +10,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from andon.api.jobs import add_planned_rates, find_line
+from andon.model.loader import parse_plant
 from andon.model.types import to_micros
-from tests.api.world import World
+from tests.api.world import World, demo_yaml
 
 TZ = ZoneInfo("Asia/Taipei")
 OUTPUTS = {"tc1/machining/L1/IP-01", "tc1/joining/L2/FSW-01", "tc1/cleanroom/L3/PC-01"}
@@ -91,3 +93,28 @@ def test_energy_total_months_cost_and_kwh_per_part_agree(world: World) -> None:
     assert tot["currency"] == "TWD"
     assert [c["period"] for c in tot["cost_by_period"]] == ["off_peak"]
     assert tot["cost"] == pytest.approx(tot["kwh"] * 2.45, abs=0.01)
+
+
+def test_twin_page_rates_are_per_planned_production_hour(world: World) -> None:
+    w = world
+    board = {ln["line"]: ln["throughput_per_h"] for ln in _get(w, "/board")["lines"]}
+    sc = _get(w, "/twin/scenario", line="tc1/machining/L1")
+    assert sc["measured"]["throughput_per_h"] == board["tc1/machining/L1"]
+    assert sc["measured"]["start"] == w.start
+    # a simulated day from Monday 00:00: 16 h of shifts less 1.25 h of breaks are planned
+    plant = parse_plant(demo_yaml())
+    ref = find_line(plant, "tc1/machining/L1")
+    one_shift = plant.model_copy(deep=True)
+    doc = one_shift.model_dump(by_alias=True, mode="json")
+    doc["site"]["calendar"]["shifts"] = doc["site"]["calendar"]["shifts"][:1]
+    scen = type(plant).model_validate(doc)
+    res: dict[str, Any] = {
+        "today": {"throughput_per_h": 10.0},
+        "scenario": {"throughput_per_h": 6.0},
+    }
+    add_planned_rates(res, plant, scen, ref, 24.0)
+    assert res["today"]["planned_h"] == 14.75
+    assert res["today"]["per_planned_h"] == pytest.approx(10.0 * 24 / 14.75, abs=1e-6)
+    # the day shift alone: 8 h less the tea and lunch breaks
+    assert res["scenario"]["planned_h"] == 7.25
+    assert res["scenario"]["per_planned_h"] == pytest.approx(6.0 * 24 / 7.25, abs=1e-6)

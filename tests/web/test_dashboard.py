@@ -405,7 +405,8 @@ def test_twin_scenario_runs_and_shows_the_result(
         shown = _number(
             page.locator(f'[data-testid="twin-{col}"] [data-testid="twin-throughput"]').inner_text()
         )
-        assert shown == pytest.approx(res[col]["throughput_per_h"], rel=0.01, abs=0.1)
+        # per planned production hour, as the board gives a line's rate
+        assert shown == pytest.approx(res[col]["per_planned_h"], rel=0.01, abs=0.1)
         assert page.locator(f'[data-testid="twin-{col}"] [data-testid="twin-ci"]').inner_text()
     assert re.search(r"\d", page.get_by_test_id("twin-money").inner_text())
     screenshot(page, shots, "twin-result")

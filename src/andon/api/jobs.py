@@ -33,6 +33,7 @@ import numpy as np
 from pydantic import ValidationError
 from sqlalchemy import func, insert, select, update
 
+from andon.kpi.ranges import line_outputs, planned_production_s
 from andon.model.plant import Area, Line, Machine, Plant
 from andon.model.types import Micros
 from andon.platform import tables
@@ -55,6 +56,7 @@ __all__ = [
     "TooManyJobs",
     "TwinJobs",
     "TwinPrices",
+    "add_planned_rates",
     "apply_changes",
     "find_line",
     "machine_cycle_s",
@@ -303,6 +305,26 @@ def summarise(
     }
 
 
+def add_planned_rates(
+    result: dict[str, Any], base: Plant, scenario: Plant, ref: LineRef, hours: float
+) -> None:
+    """Each configuration's rate per planned production hour (``per_planned_h``, over
+    ``planned_h``: the calendar's production time of the line's last stations in the
+    simulated hours), the board's and line page's definition (``andon.kpi.summary``), beside
+    ``throughput_per_h`` per simulated hour (idle nights included), which the money per day
+    is computed from."""
+    t0 = default_t0(base)
+    t1 = t0 + round(hours * 3.6e9)
+    last = line_outputs(base)[ref.path]
+    for key, plant in (("today", base), ("scenario", scenario)):
+        planned_h = planned_production_s(plant, last, t0, t1) / 3600.0
+        r = result[key]
+        r["planned_h"] = round(planned_h, 6)
+        r["per_planned_h"] = (
+            round(r["throughput_per_h"] * hours / planned_h, 6) if planned_h > 0 else None
+        )
+
+
 # ---- where job rows live --------------------------------------------------------------------
 
 
@@ -527,6 +549,7 @@ class TwinJobs:
                     )
                     await self.store.update(jid, progress=round((r + 1) / reps, 6))
             result = summarise(pairs, ref, hours, self.prices)
+            add_planned_rates(result, twin, scen, ref, hours)
             result["source"] = "history" if window is not None else "config"
             result["calibrated_from"] = window
             await self.store.update(

@@ -30,9 +30,10 @@ from andon.kpi import api as kpi
 from andon.kpi.baseline import fit_baseline
 from andon.kpi.carbon import GridFactor, co2e_kg, grid_factor
 from andon.kpi.oee import LOSSES, OEETable, oee_table
+from andon.kpi.ranges import today
 from andon.kpi.reasons import apply_entries
 from andon.kpi.reliability import reliability
-from andon.kpi.summary import line_rates
+from andon.kpi.summary import line_rate, line_rates
 from andon.kpi.timeline import Buckets, TimeModel
 from andon.model.plant import Machine, Plant
 from andon.model.types import Micros, StateBatch
@@ -478,9 +479,20 @@ def _job_out(row: dict[str, Any]) -> JobOut:
 )
 async def twin_scenario(site_id: str, ctx: Ctx, line: LineQ) -> ScenarioOut:
     """The line's editable baseline from the plant model's configuration: what
-    ``POST .../twin/jobs`` ``changes`` refer to."""
+    ``POST .../twin/jobs`` ``changes`` refer to; ``measured``: the line's rate today as the
+    board gives it (production day until the ``kpi_cache_s`` step)."""
     plant = await _plant(ctx)
-    return ScenarioOut.model_validate(scenario_baseline(plant, find_line(plant, line)))
+    ref = find_line(plant, line)
+    svc = ctx.services
+    now = svc.clock()
+    step = svc.settings.kpi_cache_s * 1_000_000
+    end = now - now % step if step > 0 else now
+    start = today(plant, end).start
+    rate: dict[str, Any] = {"good_out": 0, "planned_production_s": 0.0, "throughput_per_h": None}
+    if end > start:
+        rate = await line_rate(svc.store, plant, ref.path, start, end)
+    measured = {"start": start, "end": end, **{k: v for k, v in rate.items() if k != "line"}}
+    return ScenarioOut.model_validate({**scenario_baseline(plant, ref), "measured": measured})
 
 
 @api.route(

@@ -281,6 +281,16 @@ class ShiftIn(_In):
     days: list[Day] = Field(default_factory=lambda: list(ALL_DAYS), min_length=1, max_length=7)
 
 
+class LineRateOut(BaseModel):
+    start: int
+    end: int
+    good_out: int
+    """Good parts of the line's last stations."""
+    planned_production_s: float
+    throughput_per_h: float | None
+    """``good_out`` per planned production hour (the board's and line page's rate)."""
+
+
 class ScenarioOut(BaseModel):
     line: str
     buffers: list[ScenarioBuffer]
@@ -288,6 +298,8 @@ class ScenarioOut(BaseModel):
     crew: int | None
     shifts: list[ShiftIn]
     source: Literal["config"] = "config"
+    measured: LineRateOut
+    """The line's rate today (production day, up to the board's ``kpi_end``), as the board."""
 
 
 Capacity = Annotated[int, Field(ge=1, le=100_000)]

@@ -15,13 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from andon.kpi.api import energy_report, oee, read_states_live
+from andon.kpi.api import Selection, energy_report, oee, read_states_live
 from andon.kpi.ranges import line_outputs, planned_production_s
 from andon.model.plant import Plant
 from andon.model.types import MachineState, Micros
 from andon.store.base import TelemetryStore
 
-__all__ = ["line_rates", "plant_summary"]
+__all__ = ["line_rate", "line_rates", "plant_summary"]
 
 
 def _r(x: float | None, nd: int = 6) -> float | None:
@@ -66,6 +66,24 @@ def line_rates(
             }
         )
     return out
+
+
+async def line_rate(
+    store: TelemetryStore,
+    plant: Plant,
+    line: str,
+    start: Micros,
+    end: Micros,
+    now: Micros | None = None,
+) -> dict[str, Any]:
+    """``line_rates`` of one line (by path) from the store: the good parts of its last
+    stations as ``andon.kpi.api.oee`` counts them (as ``plant_summary`` does)."""
+    last = line_outputs(plant).get(line)
+    if last is None:
+        raise KeyError(f"no line {line!r} in the plant")
+    table = await oee(store, plant, start, end, selection=Selection(last))
+    good = {r["machine"]: int(r["good"]) for r in table.rows()}
+    return next(r for r in line_rates(plant, good, start, end, now) if r["line"] == line)
 
 
 async def plant_summary(

@@ -103,7 +103,9 @@ async function refresh() {
 
 async function send(path, opts, retried) {
   const headers = { Accept: 'application/json' };
-  if (session) headers.Authorization = `Bearer ${session.access}`;
+  // `token`: a credential of its own (a kiosk's board-device key), never refreshed
+  if (opts.token) headers.Authorization = `Bearer ${opts.token}`;
+  else if (session) headers.Authorization = `Bearer ${session.access}`;
   if (opts.body !== undefined) headers['Content-Type'] = 'application/json';
   const r = await fetch(url(path, opts.query), {
     method: opts.method || 'GET',
@@ -111,7 +113,7 @@ async function send(path, opts, retried) {
     body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
     signal: opts.signal,
   });
-  if (r.status === 401 && !retried && session) {
+  if (r.status === 401 && !retried && session && !opts.token) {
     if (await refresh()) return send(path, opts, true);
     store(null);
     onLogout.forEach((fn) => fn());
@@ -138,9 +140,10 @@ export async function apiText(path, opts = {}) {
 }
 
 /** Read a server-sent events stream until it ends; calls onEvent(name, data) per event.
- * Resolves with the reason of `event: end` (or 'closed'); rejects on HTTP errors. */
-export async function stream(path, query, onEvent, signal) {
-  const r = await send(path, { query, signal }, false);
+ * Resolves with the reason of `event: end` (or 'closed'); rejects on HTTP errors. `token`:
+ * send this credential instead of the session's. */
+export async function stream(path, query, onEvent, signal, token) {
+  const r = await send(path, { query, signal, token }, false);
   if (!r.ok || !r.body) throw new ApiError(r.status, r.statusText, path);
   const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
   let buf = '';

@@ -18,6 +18,7 @@ const load = {
   energy: () => import('./pages/energy.js'),
   twin: () => import('./pages/twin.js'),
   admin: () => import('./pages/admin.js'),
+  kiosk: () => import('./pages/kiosk.js'),
 };
 
 const SITE_KEY = 'andon.site';
@@ -227,6 +228,10 @@ async function route() {
   const { name, params } = parseHash();
   if (name === 'main') return; // skip link target, not a route
   leave();
+  if (name === 'kiosk') {
+    renderKiosk(params, null);
+    return;
+  }
   if (!loggedIn()) {
     renderLogin();
     return;
@@ -272,6 +277,44 @@ async function route() {
   main.append(sec);
   document.title = `${t(`nav.${name}`)} · andon`;
   const ctx = makeCtx(name, sec);
+  try {
+    const page = await mod;
+    if (ctx.alive()) await page.render(sec, params, ctx);
+  } catch (e) {
+    if (ctx.alive()) fail(sec, e);
+  }
+}
+
+// ---- kiosk -------------------------------------------------------------------------------
+
+/** Kiosk mode: the page fills the screen, no shell. It runs on a paired board device's key
+ * without any session, or on the signed-in user's session (then the session and the site
+ * are loaded first, as the shell would). ``why``: a message for the pairing form. */
+async function renderKiosk(params, why) {
+  leave();
+  shell = null;
+  starting = null;
+  clear(root);
+  const sec = pageRoot('kiosk');
+  root.append(h('main', { id: 'main', class: 'kiosk-main' }, sec));
+  const mod = pageModule('kiosk');
+  if (loggedIn() && !state.me) {
+    try {
+      const [me, sites, tenant] = await (boot || fetchSession());
+      boot = null;
+      Object.assign(state, { me, sites, tenant });
+      const site = sites.find((x) => x.id === localStorage.getItem(SITE_KEY)) || sites[0];
+      if (site) useSite(site);
+    } catch (e) {
+      console.error(e);
+    }
+  }
+  if (parseHash().name !== 'kiosk') return;
+  const ctx = makeCtx('kiosk', sec);
+  ctx.site = state.site;
+  ctx.why = why;
+  ctx.restart = (reason) => renderKiosk(parseHash().params, reason || null);
+  ctx.zone = setZone;
   try {
     const page = await mod;
     if (ctx.alive()) await page.render(sec, params, ctx);

@@ -48,7 +48,8 @@ export default {
     h('h2', { id: 'alerts-title' }, t('board.alerts')), noAlerts, alertList);
     root.append(
       h('div', { class: 'page-head' }, h('h1', null, t('nav.board'), ' · ', raw(site.name)),
-        summary),
+        summary, h('a', { href: '#/kiosk', class: 'btn btn-ghost', 'data-testid': 'kiosk-link' },
+          t('kiosk.link'))),
       h('div', { class: 'board-grid' }, linesEl, alertsPanel),
     );
 

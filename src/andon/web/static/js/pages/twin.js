@@ -61,6 +61,11 @@ export default {
       'data-status': 'idle', 'aria-label': t('twin.progress'), hidden: true });
     const status = h('p', { class: 'muted', role: 'status' });
     const out = h('div', null, h('p', { class: 'card muted' }, t('twin.hint')));
+    // the line's rate today as the board and the line page give it (per planned production
+    // hour), so the twin's "today" can be read against it
+    const measured = h('p', { class: 'card', 'data-testid': 'twin-measured',
+      'data-rate': sc.measured.throughput_per_h ?? '' },
+    t('twin.measured', { n: num(sc.measured.throughput_per_h, 1), parts: num(sc.measured.good_out) }));
 
     const form = h('form', { class: 'twin-form card', 'data-testid': 'twin-form', novalidate: true },
       h('fieldset', null, h('legend', null, t('twin.buffers')),
@@ -82,7 +87,7 @@ export default {
     root.append(h('div', { class: 'page-head' }, h('h1', null, t('nav.twin')),
       picker('twin-line', t('line.pick'), st.lines.map((l) => ({ value: l.line, label: l.name || shortId(l.line) })),
         line.line, (v) => ctx.go('twin', { line: v }))),
-    h('div', { class: 'grid-2' }, form, out));
+    measured, h('div', { class: 'grid-2' }, form, out));
 
     function changes() {
       const c = { buffers: {}, cycle_time_s: {}, mtbf_h: {}, mttr_h: {} };
@@ -105,10 +110,13 @@ export default {
     }
 
     function column(title, testid, r, cur) {
+      // per planned production hour, as the board; the interval scales with it
+      const k = r.per_planned_h != null && r.throughput_per_h ? r.per_planned_h / r.throughput_per_h : 1;
       return h('section', { class: 'card', 'data-testid': testid }, h('h3', null, title),
         h('div', { class: 'big-fig' }, h('span', { class: 'v', 'data-testid': 'twin-throughput' },
-          t('unit.perh', { n: num(r.throughput_per_h, 2) })), h('span', { class: 'l' }, t('board.throughput'))),
-        h('p', { 'data-testid': 'twin-ci' }, t('twin.ci', { lo: num(r.ci[0], 2), hi: num(r.ci[1], 2) })),
+          t('unit.perh', { n: num(r.throughput_per_h * k, 2) })), h('span', { class: 'l' }, t('twin.perplanned'))),
+        h('p', { 'data-testid': 'twin-ci' }, t('twin.ci', { lo: num(r.ci[0] * k, 2), hi: num(r.ci[1] * k, 2) })),
+        h('p', { class: 'muted', 'data-testid': 'twin-perclock' }, t('twin.perclock', { n: num(r.throughput_per_h, 2) })),
         h('p', { 'data-testid': 'twin-bottleneck', 'data-machine': r.bottleneck || '' }, t('board.bottleneck'), ' ',
           r.bottleneck ? raw(shortId(r.bottleneck)) : '–'),
         cur);
