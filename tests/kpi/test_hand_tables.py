@@ -21,7 +21,7 @@ from andon.kpi.energy import (
 from andon.kpi.oee import LOSSES, OEETable, oee_table
 from andon.kpi.periods import buckets, days, shifts
 from andon.kpi.reliability import reliability
-from andon.kpi.timeline import Buckets, TimeModel
+from andon.kpi.timeline import Buckets, Plan, TimeModel
 from andon.model.plant import Calendar
 from andon.model.types import MachineState, PartBatch, StateBatch, to_micros
 
@@ -301,3 +301,166 @@ def test_period_buckets_cover_the_range() -> None:
         buckets("shift", a, b, "UTC")
     with pytest.raises(ValueError, match="empty"):
         buckets("day", b, a, "UTC")
+
+
+# --- planned busy time from the shift calendar (ISO 22400-2) ----------------------------------
+# Monday 06:00-14:00 shift with a 10:00-10:15 tea break: POT 8 h, planned downtime 15 min,
+# PBT 7 h 45 min = 27 900 s whatever the machine does; off shift 00-06 and 14-24 (57 600 s).
+CAL = Calendar.model_validate(
+    {
+        "shifts": [{"name": "day", "start": "06:00", "end": "14:00"}],
+        "breaks": [{"name": "tea", "start": "10:00", "end": "10:15"}],
+    }
+)
+PBT = 27_900.0
+MIN = 60 * S
+
+
+def _plan(hours: float = 24.0) -> Plan:
+    return Plan.from_calendar(CAL, "UTC", {"m": "m"}, T0, T0 + round(hours * H))
+
+
+def _parts_every(first: int, last: int, step: int) -> PartBatch:
+    ts = list(range(first, last + 1, step))
+    return PartBatch.build(["m"], [0] * len(ts), ts, ["p"] * len(ts), [1] * len(ts), [0] * len(ts))
+
+
+def _day(states: StateBatch, parts: PartBatch) -> dict[str, float]:
+    t = oee_table(states, parts, {"m": {"p": 60.0}}, Buckets.single(T0, T0 + 24 * H), plan=_plan())
+    row = one_row(t, machine="m")
+    waterfall = sum(row[k] for k in LOSSES) + row["fully_productive_s"]
+    assert waterfall == pytest.approx(row["planned_busy_s"], abs=1e-6)
+    assert row["calendar_s"] == 86_400.0
+    return row
+
+
+def test_a_failure_through_a_break_leaves_planned_busy_time_at_the_calendar() -> None:
+    # down 09:50-10:30 through the tea break: 40 min of failure, of which 15 min are the
+    # break (planned downtime, not breakdown): breakdown 25 min. One part a minute otherwise.
+    st = timeline(
+        (0, 6, OFF, "not_scheduled"),
+        (6, 9 + 50 / 60, R, ""),
+        (9 + 50 / 60, 10.5, DN, "SPINDLE"),
+        (10.5, 14, R, ""),
+        (14, 24, OFF, "not_scheduled"),
+    )
+    pt = PartBatch.build(
+        ["m"],
+        [0] * 440,
+        [T0 + 6 * H + k * MIN for k in range(1, 231)]
+        + [T0 + 10 * H + 30 * MIN + k * MIN for k in range(1, 211)],
+        ["p"] * 440,
+        [1] * 440,
+        [0] * 440,
+    )
+    row = _day(st, pt)
+    assert row["planned_busy_s"] == PBT  # the state timeline alone gave 28 800 s
+    assert (row["planned_down_s"], row["not_scheduled_s"]) == (900.0, 57_600.0)
+    assert row["breakdown_s"] == 1500.0
+    assert row["running_s"] == 26_400.0
+    assert row["availability"] == pytest.approx(26_400 / PBT)
+    assert row["performance"] == pytest.approx(1.0)
+    assert (row["produced"], row["outside_plan_produced"]) == (440, 0)
+
+
+def test_a_cycle_finishing_into_a_break_is_work_outside_planned_time_for_its_last_seconds() -> None:
+    # 70-s cycles (ideal 60 s) from 06:00: part 205 at 09:59:10, part 206 at 10:00:20 (its
+    # cycle runs 20 s into the break), then the break until 10:15 and 192 more cycles.
+    brk_end = T0 + 10 * H + 15 * MIN
+    morning = [T0 + 6 * H + k * 70 * S for k in range(1, 207)]
+    afternoon = [brk_end + k * 70 * S for k in range(1, 193)]
+    st = StateBatch.build(
+        ["m"] * 1,
+        [0] * 5,
+        [T0, T0 + 6 * H, morning[-1], brk_end, T0 + 14 * H],
+        [T0 + 6 * H, morning[-1], brk_end, T0 + 14 * H, T0 + 24 * H],
+        [OFF, R, PS, R, OFF],
+        ["not_scheduled", "", "break", "", "not_scheduled"],
+    )
+    ts = morning + afternoon
+    pt = PartBatch.build(["m"], [0] * len(ts), ts, ["p"] * len(ts), [1] * len(ts), [0] * len(ts))
+    row = _day(st, pt)
+    assert row["planned_busy_s"] == PBT  # the states alone: 28 800 - 880 = 27 920 s
+    assert row["planned_down_s"] == 900.0
+    assert row["running_s"] == PBT  # 06:00-10:00 and 10:15-14:00
+    assert row["outside_plan_running_s"] == 20.0
+    # part 206 counts outside planned time; 50 of its 70 s of work were planned time
+    assert (row["produced"], row["outside_plan_produced"], row["outside_plan_good"]) == (
+        397,
+        1,
+        1,
+    )
+    assert row["net_operating_s"] == pytest.approx(397 * 60 + 60 * 50 / 70)
+    assert row["outside_plan_net_s"] == pytest.approx(60 * 20 / 70)
+    assert row["performance"] == pytest.approx((397 * 60 + 60 * 50 / 70) / PBT)
+
+
+def test_work_through_the_break_and_after_the_last_shift_is_its_own_figure() -> None:
+    # running 06:00-14:30 without a stop (through the tea break, 30 min of overtime), a part
+    # a minute: 15 parts finish in the break (10:01-10:15), 30 after the shift (14:01-14:30)
+    st = timeline((0, 6, OFF, "not_scheduled"), (6, 14.5, R, ""), (14.5, 24, OFF, "not_scheduled"))
+    pt = _parts_every(T0 + 6 * H + MIN, T0 + 14 * H + 30 * MIN, MIN)
+    row = _day(st, pt)
+    assert row["planned_busy_s"] == PBT  # the states alone: 30 600 s
+    assert row["running_s"] == PBT and row["availability"] == 1.0
+    assert row["outside_plan_running_s"] == 900.0 + 1800.0
+    assert (row["produced"], row["outside_plan_produced"]) == (465, 45)
+    assert row["net_operating_s"] == pytest.approx(465 * 60.0)
+    assert row["outside_plan_net_s"] == pytest.approx(2700.0)
+    assert (row["performance"], row["oee"]) == (pytest.approx(1.0), pytest.approx(1.0))
+
+
+def test_planned_time_without_reports_offline_or_an_unplanned_break_stays_in_pbt() -> None:
+    # nothing reported 06:00-07:00, offline 07:00-08:00 inside the shift, a "break" taken
+    # 08:00-08:30 (not the calendar's), running 08:30-14:00 with no part: no data 2 h, setup
+    # 30 min; the calendar's tea break is planned downtime although the machine ran then
+    st = timeline((7, 8, OFF, "not_scheduled"), (8, 8.5, PS, "break"), (8.5, 14, R, ""))
+    row = _day(st, PartBatch.empty())
+    assert row["planned_busy_s"] == PBT
+    assert row["no_data_s"] == 7200.0
+    assert row["setup_s"] == 1800.0
+    assert row["running_s"] == PBT - 7200.0 - 1800.0
+    assert row["outside_plan_running_s"] == 900.0
+    assert row["not_scheduled_s"] == 57_600.0  # 6 h before the shift with no report either
+
+
+def test_without_a_calendar_the_states_decide() -> None:
+    # the same failure through a break without a plan: the state-only model (decision 0100)
+    st = timeline((6, 10, R, ""), (10, 10.25, PS, "break"), (10.25, 14, R, ""))
+    t = oee_table(st, PartBatch.empty(), {}, Buckets.single(T0, T0 + 24 * H))
+    row = one_row(t, machine="m")
+    assert (row["calendar_s"], row["planned_busy_s"], row["no_data_s"]) == (8 * 3600.0, PBT, 0.0)
+
+
+def test_short_buckets_keep_performance_at_most_one() -> None:
+    # 60-s cycles at the ideal 60 s; the cycle 06:14:40-06:15:40 ends 40 s into the bucket
+    # 06:15-06:30, the machine is then down until 06:29 and finishes its next part at 06:30.
+    # Counted where they finish, that bucket held 120 s of ideal time over 100 s of running
+    # (performance 1.2); spread over their cycles it holds 40 + 60 s (the other 20 s of the
+    # 06:15:40 part's work lie in 06:00-06:15).
+    st = timeline(
+        (0, 6, OFF, ""),
+        (6, 6.25 + 40 / 3600, R, ""),
+        (6.25 + 40 / 3600, 6 + 29 / 60, DN, "JAM"),
+        (6 + 29 / 60, 8, R, ""),
+        (8, 24, OFF, ""),
+    )
+    pt = PartBatch.build(
+        ["m"],
+        [0] * 105,
+        [T0 + 6 * H + 40 * S + k * MIN for k in range(1, 16)]
+        + [T0 + 6 * H + 29 * MIN + k * MIN for k in range(1, 91)],
+        ["p"] * 105,
+        [1] * 105,
+        [0] * 105,
+    )
+    edges = np.arange(T0, T0 + 24 * H + 1, 15 * MIN)
+    b = Buckets(edges, tuple(str(i) for i in range(len(edges) - 1)))
+    t = oee_table(st, pt, {"m": {"p": 60.0}}, b, plan=_plan())
+    q = one_row(t, bucket="25")  # 06:15-06:30
+    assert (q["running_s"], q["net_operating_s"]) == (100.0, pytest.approx(100.0))
+    assert one_row(t, bucket="24")["net_operating_s"] == pytest.approx(14 * 60.0 + 20.0)
+    assert q["produced"] == 2
+    assert np.nanmax(t.performance) <= 1.0 + 1e-12
+    assert np.nanmax(t.oee) <= 1.0 + 1e-12
+    assert t.col("net_operating_s").sum() == pytest.approx(60.0 * 105)

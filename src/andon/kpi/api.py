@@ -211,12 +211,13 @@ async def oee(
     margin = max(
         3_600_000_000, round(model.micro_stop_s * 1e6), round(model.cycle_window_s * 1e6)
     )
-    # the range as far as it has happened: parts up to its end, states a margin beyond
+    # the range as far as it has happened: parts up to its end (one finished at the end
+    # belongs to it), states a margin beyond
     upto = end if now is None else max(min(end, now), start - margin + 1)
     horizon = end + margin if now is None else max(min(end + margin, now), upto)
     lo = start - margin
     states = await read_states_live(store, plant.tenant, sel.machines, lo, horizon)
-    parts = await store.read_parts(plant.tenant, sel.machines, lo, upto)
+    parts = await store.read_parts(plant.tenant, sel.machines, lo, upto + 1)
     ids = {plant.machine_path(a, ln, m): m.id for a, ln, m in plant.machines()}
     site = plant.site
     plan = Plan.from_calendar(

@@ -30,11 +30,15 @@ parts counted twice) makes ``speed_loss`` negative: it is reported as it is and 
 never capped.
 
 **Where a part counts.** Its *count* (produced, good, scrap) goes to the bucket in which it
-was finished. Its *ideal time* (net operating time, and the rejects and fully productive time
-made of it) is spread over the machine's running time in its cycle window: from the previous
-part's finish (at most ``TimeModel.cycle_window_s`` back) to its own finish. So a bucket's
-performance never exceeds 1 when actual cycles are not faster than ideal, however short the
-bucket; a part finished with no running time in its window keeps its ideal time at its finish.
+was finished (a part finished exactly on a bucket edge, or at the end of a shift, belongs to
+the bucket before: its work ended there). Its *ideal time* (net operating time, and the
+rejects and fully productive time made of it) is spread over the machine's running time in
+its cycle window: from the previous part's finish (at most ``TimeModel.cycle_window_s``
+back) to its own finish. So a bucket's performance never exceeds 1 when actual cycles are
+not faster than ideal, however short the bucket; a part finished with no running time in its
+window keeps its ideal time at its finish. Split by product, ideal time goes to the product
+of the running time it is spread over (the product of the next part finished after that
+spell starts), like every other time of the spell.
 
 **Work outside planned time** (running in a calendar break or off shift) is its own figure:
 ``outside_plan_running_s``, ``outside_plan_net_s`` (the ideal time of the work done then),
@@ -438,12 +442,13 @@ def oee_table(
             pcodes,
             p_ideal,
             pieces,
+            piece_prod if by_product else None,
             plan,
             mpos,
             key,
             buckets,
             model,
-            n_prod if by_product else 0,
+            n_prod,
             cap,
         )
     cols["speed_loss_s"] = cols["running_s"] - cols["net_operating_s"]
@@ -473,6 +478,7 @@ def _parts_columns(
     pcodes: npt.NDArray[Any],
     p_ideal: F64,
     pieces: PlannedPieces,
+    piece_prod: I64 | None,
     plan: Plan | None,
     mpos: Mapping[str, int],
     key: _Keys,
@@ -482,10 +488,11 @@ def _parts_columns(
     cap: int,
 ) -> None:
     """Part counts where parts finish; their ideal time spread over their cycle's running
-    time (``cols`` is filled in place; ``n_prod`` 0 when not split by product)."""
+    time (``cols`` is filled in place). Split by product (``piece_prod`` given), the ideal
+    time goes with the running time it is spread over, to that time's product."""
     nb = len(buckets)
     n_groups = len(cols["calendar_s"])
-    split_p = n_prod > 0
+    split_p = piece_prod is not None
     pc = pcodes[pv]
     good = parts.good[pv].astype(np.float64)
     scrap = parts.scrap[pv].astype(np.float64)
@@ -509,14 +516,15 @@ def _parts_columns(
         plk = key(plm[pl_ok], plan.start[pl_ok])
         o = np.argsort(plk, kind="stable")
         pl_ok, plk = pl_ok[o], plk[o]
-        j = np.searchsorted(plk, pk, side="right") - 1
+        j = np.searchsorted(plk, key(pm, pts - 1), side="right") - 1
         jj = pl_ok[np.maximum(j, 0)]
-        cover = (j >= 0) & (plm[jj] == pm) & (pts < plan.end[jj])
+        cover = (j >= 0) & (plm[jj] == pm) & (pts - 1 < plan.end[jj])
         outside = cover & (plan.status[jj] != PlanStatus.SCHEDULED)
 
-    pb = buckets.of(pts).astype(np.int64)
+    # a part finished at t counts where t - 1 µs lies: its work ended there
+    pb = buckets.of(pts - 1).astype(np.int64)
     ok = pb >= 0
-    gp = (pm * nb + pb) * max(n_prod, 1) + (pc if split_p else 0)
+    gp = (pm * nb + pb) * n_prod + (pc if split_p else 0)
     inside, out = ok & ~outside, ok & outside
     known = np.isfinite(p_ideal[pv])
     ideal_s = np.where(known, p_ideal[pv], 0.0)
@@ -553,10 +561,11 @@ def _parts_columns(
     r_row, r_k, r_s, r_e = cut_at(pieces.start[run], pieces.end[run], ext)
     r_m = pieces.machine[run][r_row]
     r_out = pieces.outside[run][r_row]
+    r_p = piece_prod[run][r_row] if piece_prod is not None else np.zeros(len(r_row), np.int64)
     r_b = r_k - 1
     r_b[r_b >= nb] = -1
     o = np.lexsort((r_s, r_m))
-    r_m, r_s, r_e, r_b, r_out = r_m[o], r_s[o], r_e[o], r_b[o], r_out[o]
+    r_m, r_s, r_e, r_b, r_out, r_p = r_m[o], r_s[o], r_e[o], r_b[o], r_out[o], r_p[o]
     i0 = np.searchsorted(key(r_m, r_e), key(pm[sp], w0), side="right")
     i1 = np.searchsorted(key(r_m, r_s), key(pm[sp], w1), side="left")
     cnt = np.maximum(i1 - i0, 0)
@@ -565,7 +574,7 @@ def _parts_columns(
     overlap = np.clip(np.minimum(r_e[ri], w1[rep]) - np.maximum(r_s[ri], w0[rep]), 0, None)
     total = np.bincount(rep, weights=overlap.astype(np.float64), minlength=len(sp))
     frac = overlap / np.maximum(total[rep], 1.0)
-    gpair = (pm[sp][rep] * nb + r_b[ri]) * max(n_prod, 1) + (pc[sp][rep] if split_p else 0)
+    gpair = (pm[sp][rep] * nb + r_b[ri]) * n_prod + r_p[ri]
     valid = (r_b[ri] >= 0) & (overlap > 0)
     pin, pout = valid & ~r_out[ri], valid & r_out[ri]
     for col, w in weights.items():
