@@ -1,5 +1,6 @@
 // Helpers shared by pages: ranges in site time, pickers, chart cards, state legend.
 
+import { api } from '../api.js';
 import { h, raw } from '../dom.js';
 import { stateIcon, STATES } from '../icons.js';
 import { allowData, siteMidnight, stateLabel, t, tMaybe } from '../i18n.js';
@@ -19,6 +20,16 @@ export function rangeOf(name, now) {
   if (name === '1h') return [now - H, now];
   if (name === '8h') return [now - 8 * H, now];
   return [now - 8 * H, now];
+}
+
+/** [start, end] µs for a named range, where "today" and "shift" are the site's production
+ * day and current shift from its shift calendar (GET /kpi/ranges, the board's ranges);
+ * other names as rangeOf. */
+export async function siteRange(ctx, name, now) {
+  if (name !== 'today' && name !== 'shift') return rangeOf(name, now);
+  const r = await api(`/sites/${encodeURIComponent(ctx.site.id)}/kpi/ranges`,
+    { query: { at: now }, signal: ctx.signal });
+  return [r[name].start, r[name].end];
 }
 
 /** A row of toggle buttons; onPick(name) when one is chosen. */

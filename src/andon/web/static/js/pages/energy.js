@@ -6,7 +6,7 @@ import { clear, h, raw } from '../dom.js';
 import { columns, stackedRows, widthOf } from '../charts.js';
 import { STATES } from '../icons.js';
 import { allowData, dateTime, num, pct, stateLabel, t } from '../i18n.js';
-import { bigFig, card, rangeOf, rangePicker, serverNow, shortId, stateLegend } from './common.js';
+import { bigFig, card, rangePicker, serverNow, shortId, siteRange, stateLegend } from './common.js';
 
 function money(v, cur) {
   try {
@@ -15,14 +15,6 @@ function money(v, cur) {
   } catch {
     return `${num(v)} ${cur}`;
   }
-}
-
-// "today" is the site's production day (from its first shift start), as on the board
-async function rangeFor(name, now, base, ctx) {
-  if (name === '30d') return [now - 30 * 86400e6, now];
-  if (name !== 'today') return rangeOf(name, now);
-  const r = await api(`${base}/kpi/ranges`, { query: { at: now }, signal: ctx.signal });
-  return [r.today.start, now];
 }
 
 function monthLabel(ym) {
@@ -45,7 +37,7 @@ export default {
     async function load() {
       root.dataset.ready = '0';
       const now = await serverNow(ctx);
-      const [start, end] = await rangeFor(rangeName, now, base, ctx);
+      const [start, end] = rangeName === '30d' ? [now - 30 * 86400e6, now] : await siteRange(ctx, rangeName, now);
       const e = await api(`${base}/energy`, { query: { start, end }, signal: ctx.signal });
       if (!ctx.alive()) return;
       clear(body);

@@ -6,7 +6,7 @@ import { clear, h, raw, s } from '../dom.js';
 import { columns, gantt, pareto, waterfall, widthOf } from '../charts.js';
 import { allowData, duration, num, pct, stateLabel, t, time, tMaybe } from '../i18n.js';
 import {
-  bigFig, card, picker, rangeOf, rangePicker, reasonText, serverNow, shortId, stateLegend,
+  bigFig, card, picker, rangePicker, reasonText, serverNow, shortId, siteRange, stateLegend,
 } from './common.js';
 
 const PALETTE = 6;
@@ -143,7 +143,7 @@ export default {
       const my = ++seq;
       root.dataset.ready = '0';
       const now = await serverNow(ctx);
-      const [start, end] = rangeOf(rangeName, now);
+      const [start, end] = await siteRange(ctx, rangeName, now);
       const bucket = Math.max(60, Math.round((end - start) / 1e6 / 48 / 60) * 60);
       const q = { line: line.line, start, end };
       const machines = line.machines.map((m) => m.machine);
