@@ -15,6 +15,8 @@ const SHAPES = {
     'stroke-width': 2 }), s('path', { d: 'M4.5 11.5 L11.5 4.5', stroke: 'currentColor',
     'stroke-width': 2 })],
   unknown: () => [s('circle', { cx: 8, cy: 8, r: 2 })],
+  // outside the shift calendar: a crescent (the plant is closed), not the offline cross
+  not_scheduled: () => [s('path', { d: 'M10 2.5 A5.5 5.5 0 1 0 13.5 10 A4.5 4.5 0 0 1 10 2.5 Z' })],
 };
 
 export function stateIcon(state) {

@@ -43,9 +43,11 @@ export default {
     const linesEl = h('div', { class: 'board-lines' });
     const alertList = h('ul', { class: 'alert-list' });
     const noAlerts = h('p', { class: 'muted' }, t('board.noalerts'));
+    const shelvedNote = h('a', { class: 'muted', href: '#/alarms?state=shelved',
+      'data-testid': 'board-shelved', hidden: true });
     const alertsPanel = h('aside', { class: 'alerts-panel card', 'data-testid': 'alerts-panel',
       'aria-labelledby': 'alerts-title' },
-    h('h2', { id: 'alerts-title' }, t('board.alerts')), noAlerts, alertList);
+    h('h2', { id: 'alerts-title' }, t('board.alerts')), noAlerts, alertList, shelvedNote);
     root.append(
       h('div', { class: 'page-head' }, h('h1', null, t('nav.board'), ' · ', raw(site.name)),
         summary, h('a', { href: '#/kiosk', class: 'btn btn-ghost', 'data-testid': 'kiosk-link' },
@@ -156,7 +158,8 @@ export default {
 
     function upsertAlert(a) {
       let row = alertRows.get(a.id);
-      if (a.closed_at) {
+      // shelved alerts leave the board (the alarm console lists them) until their end
+      if (a.closed_at || (a.shelved_until && a.shelved_until > nowUs())) {
         if (row) row.remove();
         alertRows.delete(a.id);
         noAlerts.hidden = alertRows.size > 0;
@@ -199,6 +202,8 @@ export default {
 
     function apply(board, first) {
       clock = { now: board.now, at: Date.now() * 1000, rate: board.clock_rate || 1 };
+      shelvedNote.hidden = !board.shelved_alerts;
+      shelvedNote.textContent = t('board.shelved', { n: num(board.shelved_alerts || 0) });
       // a big plant fits one screen: smaller tiles, lines side by side
       root.classList.toggle('dense', board.machines.length > 30);
       allowData(...board.machines.map((m) => m.name), ...board.lines.map((l) => l.name));
