@@ -28,13 +28,14 @@ from andon.api.schemas_analytics import (
 )
 from andon.kpi import api as kpi
 from andon.kpi.baseline import fit_baseline
+from andon.kpi.buffers import BufferLevel, buffer_levels
 from andon.kpi.carbon import GridFactor, co2e_kg, grid_factor
-from andon.kpi.oee import LOSSES, OEETable, oee_table
+from andon.kpi.oee import LOSSES, OEETable
 from andon.kpi.ranges import today
 from andon.kpi.reasons import apply_entries
 from andon.kpi.reliability import reliability
 from andon.kpi.summary import line_rate, line_rates
-from andon.kpi.timeline import Buckets, TimeModel
+from andon.kpi.timeline import Buckets
 from andon.model.plant import Machine, Plant
 from andon.model.types import Micros, StateBatch
 from andon.platform.alerts import FloorRecords
@@ -104,34 +105,56 @@ async def _table(
     buckets: Buckets,
     by_product: bool = False,
 ) -> OEETable:
-    """``andon.kpi.api.oee`` with fixed-width buckets (same reading margin and time model)."""
-    model = TimeModel()
-    margin = max(3_600_000_000, round(model.micro_stop_s * 1e6))
-    store = ctx.services.store
-    states = await store.read_states(ctx.tenant, machines, start - margin, end + margin)
-    parts = await store.read_parts(ctx.tenant, machines, start - margin, end)
-    return oee_table(
-        states,
-        parts,
-        kpi.ideal_cycles(plant),
-        buckets,
-        model,
+    """``andon.kpi.api.oee`` (the one OEE function: shift calendar, open states) over
+    ``buckets``; time after the API's clock has not happened yet."""
+    return await kpi.oee(
+        ctx.services.store,
+        plant,
+        start,
+        end,
         by_product=by_product,
-        machines=machines,
+        selection=kpi.Selection(machines),
+        now=ctx.services.clock(),
+        bucket_set=buckets,
     )
 
 
 # ---- line pages ---------------------------------------------------------------------------
 
 
+BUFFER_LOOKBACK_US = 24 * 3_600_000_000
+"""A buffer's level counts from its last empty or full moment within this window."""
+
+
+async def _buffer_levels(ctx: Access, plant: Plant, ref: LineRef) -> dict[str, BufferLevel]:
+    if not ref.line.buffers:
+        return {}
+    machines = [ref.machine_path(m) for m in ref.line.machines]
+    now = ctx.services.clock()
+    start = now - BUFFER_LOOKBACK_US
+    store = ctx.services.store
+    states = await kpi.read_states_live(store, ctx.tenant, machines, start, now)
+    parts = await store.read_parts(ctx.tenant, machines, start, now)
+    at = min(now, int(states.end.max())) if len(states) else now
+    return {b.buffer: b for b in buffer_levels(plant, ref.path, states, parts, at)}
+
+
+def _level(lv: BufferLevel | None) -> dict[str, Any]:
+    if lv is None:
+        return {"level": None, "level_source": None, "level_at": None}
+    return {"level": lv.level, "level_source": lv.source, "level_at": lv.at}
+
+
 @api.route(
     "GET", "/sites/{site_id}/lines/flow", name="lines.flow", permission=P.SITE_READ, scope="site"
 )
 async def line_flow(site_id: str, ctx: Ctx, line: LineQ) -> LineFlowOut:
-    """The line's machines and buffers in flow order. ``level`` is null: the plant model has
-    no buffer-level signal (see decision 0608)."""
+    """The line's machines and buffers in flow order, with each buffer's current level
+    derived from the part counts and states of the machines on either side
+    (``andon.kpi.buffers``, decision 0615)."""
     plant = await _plant(ctx)
     ref = find_line(plant, line)
+    levels = await _buffer_levels(ctx, plant, ref)
     return LineFlowOut.model_validate(
         {
             "line": ref.path,
@@ -144,7 +167,7 @@ async def line_flow(site_id: str, ctx: Ctx, line: LineQ) -> LineFlowOut:
                 {
                     "buffer": ref.buffer_path(b.id),
                     "capacity": b.capacity,
-                    "level": None,
+                    **_level(levels.get(ref.buffer_path(b.id))),
                     "from": [f"{ref.path}/{x}" for x in b.from_],
                     "to": [f"{ref.path}/{x}" for x in b.to],
                 }
