@@ -460,9 +460,12 @@ def test_cli(data_dir: Path, tmp_path: Path) -> None:
     assert r.exit_code == 2 and "unknown reason" in r.output
     r = runner.invoke(kpi_app, ["report", *common, "--out", str(tmp_path / "rep.xlsx")])
     assert r.exit_code == 0 and (tmp_path / "rep.xlsx").exists()
-    # the form a cron job uses: the last whole local day, CSV files in a folder
+    # the form a cron job uses: the last whole local day (no data in it here: said, exit 1)
     cron = ["report", "--last-days", "1", "--period", "shift", "--out", str(tmp_path / "daily")]
     r = runner.invoke(kpi_app, [*cron, *common[4:]])
+    assert r.exit_code == 1 and "no data" in r.output and not (tmp_path / "daily").exists()
+    # CSV files in a folder
+    r = runner.invoke(kpi_app, [*cron[:1], *cron[3:], *common])
     assert r.exit_code == 0, r.output
     assert sorted(p.name for p in (tmp_path / "daily").iterdir()) == [
         "downtime.csv",

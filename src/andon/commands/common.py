@@ -3,7 +3,7 @@ times and the data directory's store."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from importlib.resources import as_file, files
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
@@ -61,21 +61,42 @@ def plant_or_exit(path: Path | None) -> Plant:
 
 
 def site_time(text: str, plant: Plant, option: str) -> Micros:
-    """An ISO date-time; without an offset it is the site's local time."""
+    """An ISO date-time; without an offset it is the site's local time. A local time that
+    the clocks skip (spring forward) or pass twice (fall back) is refused, not shifted."""
     try:
         dt = datetime.fromisoformat(text)
     except ValueError:
         fail(f"{option}: {text!r} is not an ISO date-time such as 2026-01-05T06:00")
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=ZoneInfo(plant.site.timezone))
+        zone = ZoneInfo(plant.site.timezone)
+        early, late = dt.replace(tzinfo=zone, fold=0), dt.replace(tzinfo=zone, fold=1)
+        if early.utcoffset() != late.utcoffset():
+            # a gap gives back another wall time on the round trip; a fold the same one twice
+            back = early.astimezone(UTC).astimezone(zone).replace(tzinfo=None)
+            if back != dt.replace(fold=0):
+                fail(
+                    f"{option}: {text!r} does not exist in {zone.key} (the clocks skip it); "
+                    "give a time outside the gap, or one with an offset"
+                )
+            offsets = " or ".join(x.isoformat(timespec="minutes") for x in (early, late))
+            fail(
+                f"{option}: {text!r} is ambiguous in {zone.key} (the clocks pass it twice); "
+                f"give the time with an offset: {offsets}"
+            )
+        dt = early
     return to_micros(dt)
 
 
 def open_data_store(data_dir: Path) -> DuckDBStore:
     """The store a run left in ``data_dir``; a missing one exits 2 and says how to make it."""
+    import duckdb
+
     from andon.store.duckdb_store import DuckDBStore
 
     db = data_dir / "telemetry.duckdb"
     if not db.exists():
         fail(f"no telemetry store at {db} (run `andon demo --headless --data-dir {data_dir}`)")
-    return DuckDBStore.open(db)
+    try:
+        return DuckDBStore.open(db)
+    except (duckdb.Error, OSError) as exc:
+        fail(f"{db} cannot be opened as a telemetry store: {str(exc).splitlines()[0]}")

@@ -22,7 +22,7 @@ import typer
 from rich.console import Console
 
 from andon.model.plant import Plant
-from andon.model.types import Micros, to_micros
+from andon.model.types import Micros, from_micros, to_micros
 
 if TYPE_CHECKING:
     from andon.kpi.periods import Period
@@ -66,6 +66,36 @@ def _store(data_dir: Path) -> Iterator[Any]:
 
 def _run(make: Callable[[], Awaitable[_T]]) -> _T:
     return asyncio.run(make())  # type: ignore[arg-type]
+
+
+def _model(micro_stop_s: float) -> Any:
+    from andon.kpi.timeline import TimeModel
+
+    if not micro_stop_s >= 0:
+        _fail(f"--micro-stop-s must be a number of seconds, 0 or more (got {micro_stop_s:g})")
+    return TimeModel(micro_stop_s=micro_stop_s)
+
+
+def _require_data(
+    store: Any, plant: Plant, sel: Any, start: Micros, end: Micros, data_dir: Path
+) -> None:
+    """Exit 1 with one line on stderr when the store holds nothing for the selection in
+    ``[start, end)``: no state interval (closed or still open) and no part."""
+    from andon.kpi.api import read_states_live
+
+    async def probe() -> bool:
+        parts = await store.read_parts(plant.tenant, sel.machines, start, end)
+        if len(parts):
+            return True
+        return bool(len(await read_states_live(store, plant.tenant, sel.machines, start, end)))
+
+    if not _run(probe):
+        zone = ZoneInfo(plant.site.timezone)
+        a, b = (from_micros(t).astimezone(zone).isoformat(timespec="minutes") for t in (start, end))
+        what = (
+            "the plant" if len(sel.machines) == len(plant.machines()) else ", ".join(sel.machines)
+        )
+        _fail(f"no data for {what} from {a} to {b} in {data_dir / 'telemetry.duckdb'}", 1)
 
 
 def _selection(plant: Plant, line: str | None, machine: str | None) -> Any:
@@ -147,13 +177,14 @@ def oee_cmd(
 ) -> None:
     """OEE (ISO 22400) and the loss waterfall per machine and period, or per line."""
     from andon.kpi import api
-    from andon.kpi.timeline import TimeModel
 
     plant = _plant(plant_file)
     a, b = _range(plant, start, end)
     per = _period(period)
     sel = _selection(plant, line, machine)
+    model = _model(micro_stop_s)
     with _store(data_dir) as store:
+        _require_data(store, plant, sel, a, b, data_dir)
         table = _run(
             lambda: api.oee(
                 store,
@@ -162,7 +193,7 @@ def oee_cmd(
                 b,
                 period=per,
                 by_product=by_product or lines,
-                model=TimeModel(micro_stop_s=micro_stop_s),
+                model=model,
                 selection=sel,
             )
         )
@@ -208,6 +239,7 @@ def downtime_cmd(
     log = ReasonLog(data_dir / "reasons.duckdb") if (data_dir / "reasons.duckdb").exists() else None
     try:
         with _store(data_dir) as store:
+            _require_data(store, plant, sel, a, b, data_dir)
             if reliability:
                 rows = _run(
                     lambda: api.reliability_report(
@@ -299,6 +331,7 @@ def energy_cmd(
     if (baseline_from is None) != (baseline_to is None):
         _fail("give both --baseline-from and --baseline-to")
     with _store(data_dir) as store:
+        _require_data(store, plant, sel, a, b, data_dir)
         if baseline_from is not None and baseline_to is not None:
             base = _range(plant, baseline_from, baseline_to)
             try:
@@ -357,6 +390,7 @@ def losses_cmd(
     sel = _selection(plant, line, machine)
     prices = LossPrices(per_hour, per_scrap_part, per_kwh, currency)
     with _store(data_dir) as store:
+        _require_data(store, plant, sel, a, b, data_dir)
         rows = _run(lambda: api.loss_report(store, plant, a, b, prices, selection=sel))
     _emit(rows, as_json, as_csv, "Cost of losses", ["machine", "loss", "quantity", "unit", "cost"])
 
@@ -406,6 +440,8 @@ def report_cmd(
 
     plant = _plant(plant_file)
     if last_days is not None:
+        if last_days < 1:
+            _fail(f"--last-days must be 1 or more (got {last_days})")
         zone = ZoneInfo(plant.site.timezone)
         today = datetime.now(zone).date()
         a = to_micros(datetime.combine(today - timedelta(days=last_days), time(0), tzinfo=zone))
@@ -418,6 +454,7 @@ def report_cmd(
     log = ReasonLog(data_dir / "reasons.duckdb") if (data_dir / "reasons.duckdb").exists() else None
     try:
         with _store(data_dir) as store:
+            _require_data(store, plant, _selection(plant, None, None), a, b, data_dir)
             sheets = _run(
                 lambda: build_report(
                     store,
@@ -431,5 +468,9 @@ def report_cmd(
     finally:
         if log is not None:
             log.close()
-    for f in write_report(sheets, out_path):
+    try:
+        written = write_report(sheets, out_path)
+    except OSError as exc:
+        _fail(f"--out {out_path}: cannot write the report ({exc.strerror or exc})")
+    for f in written:
         out.print(f"wrote {f}", highlight=False)
