@@ -20,6 +20,7 @@ const load = {
   twin: () => import('./pages/twin.js'),
   admin: () => import('./pages/admin.js'),
   kiosk: () => import('./pages/kiosk.js'),
+  report: () => import('./pages/report.js'),
 };
 
 const SITE_KEY = 'andon.site';
@@ -35,6 +36,7 @@ const PAGES = {
   energy: { nav: true },
   twin: { nav: true },
   admin: { nav: true, allowed: (c) => ADMIN_PERMS.some((p) => c.tenantWide(p)) },
+  report: { nav: false }, // a line's shift report, linked from the line page
 };
 
 const state = {
@@ -158,8 +160,14 @@ function reasonTree() {
 
 function parseHash() {
   const hash = location.hash.replace(/^#\/?/, '');
-  const [name, q] = hash.split('?');
-  return { name: name || 'board', params: new URLSearchParams(q || '') };
+  const [path, q] = hash.split('?');
+  const params = new URLSearchParams(q || '');
+  // `#/report/<line path>` is `#/report?line=<line path>`
+  const [name, ...rest] = (path || '').split('/');
+  if (name === 'report' && rest.length && !params.has('line')) {
+    params.set('line', decodeURIComponent(rest.join('/')));
+  }
+  return { name: name || 'board', params };
 }
 
 export function go(name, params) {

@@ -19,12 +19,14 @@ function niceStep(span, n) {
   return (f < 1.5 ? 1 : f < 3 ? 2 : f < 7 ? 5 : 10) * p;
 }
 
-function yTicks(lo, hi, n = 4) {
+export function yTicks(lo, hi, n = 4) {
   if (!(hi > lo)) hi = lo + 1;
   const step = niceStep(hi - lo, n);
   const out = [];
-  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(v);
-  return { ticks: out, digits: step < 1 ? Math.min(3, Math.ceil(-Math.log10(step))) : 0 };
+  // each tick from its index (no accumulated float error), and +0 where it is zero: a tick
+  // of -1e-17 or -0 printed as "-0"
+  for (let i = Math.ceil(lo / step); i * step <= hi + step * 1e-9; i++) out.push(i * step || 0);
+  return { ticks: out, digits: step < 1 ? Math.min(3, Math.ceil(-Math.log10(step) - 1e-9)) : 0 };
 }
 
 const TIME_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800,
@@ -55,12 +57,23 @@ function xAxis(svg, x0, x1, t0, t1, y, width) {
 }
 
 /** Line chart over time. series: [{t:[µs], v:[num|null], lo?:[..], hi?:[..]}]; start/end µs.
- * onSelect(t0, t1) is called after a drag selection (zoom). */
-export function trendChart({ width, height = 180, start, end, series, label, onSelect, yFmt }) {
+ * onSelect(t0, t1) is called after a drag selection (zoom). Axis titles: `yTitle` (the
+ * quantity and its unit, along the value axis) and `xTitle` (under the time axis). */
+export function trendChart({ width, height = 180, start, end, series, label, onSelect, yFmt,
+  yTitle, xTitle }) {
   const svg = frame(width, height, label);
-  const x0 = PAD.l;
+  const x0 = PAD.l + (yTitle ? 18 : 0);
   const x1 = width - PAD.r;
-  const yb = height - PAD.b;
+  const yb = height - PAD.b - (xTitle ? 18 : 0);
+  if (yTitle) {
+    const cy = (PAD.t + yb) / 2;
+    svg.append(s('text', { class: 'axis-title', 'data-testid': 'y-title', x: 12, y: cy,
+      'text-anchor': 'middle', transform: `rotate(-90 12 ${cy})` }, yTitle));
+  }
+  if (xTitle) {
+    svg.append(s('text', { class: 'axis-title', 'data-testid': 'x-title', x: (x0 + x1) / 2,
+      y: height - 4, 'text-anchor': 'middle' }, xTitle));
+  }
   let lo = Infinity;
   let hi = -Infinity;
   for (const se of series) {
@@ -78,7 +91,7 @@ export function trendChart({ width, height = 180, start, end, series, label, onS
   const sy = (v) => yb - ((v - lo) / (hi - lo)) * (yb - PAD.t);
   for (const v of ticks) {
     svg.append(s('line', { class: 'grid', x1: x0, x2: x1, y1: sy(v), y2: sy(v) }));
-    svg.append(s('text', { x: x0 - 6, y: sy(v) + 4, 'text-anchor': 'end' },
+    svg.append(s('text', { class: 'y-tick', x: x0 - 6, y: sy(v) + 4, 'text-anchor': 'end' },
       yFmt ? yFmt(v) : num(v, digits)));
   }
   xAxis(svg, x0, x1, start, end, yb, width);
@@ -245,13 +258,14 @@ function wrapText(text, x, y, width) {
   return el;
 }
 
-/** Vertical bars (stacked when `parts`): items [{label, parts:[{value, cls, title}], attrs}] */
-export function columns({ width, height = 200, items, label, fmt }) {
+/** Vertical bars (stacked when `parts`): items [{label, parts:[{value, cls, title, machine}],
+ * attrs}]; `max`: the top of the scale at least (1 for shares: a full bar is 100 %). */
+export function columns({ width, height = 200, items, label, fmt, max: least = 1e-9 }) {
   const svg = frame(width, height, label);
   const x0 = PAD.l;
   const x1 = width - PAD.r;
   const yb = height - PAD.b;
-  const max = Math.max(1e-9, ...items.map((it) => it.parts.reduce((a, p) => a + p.value, 0)));
+  const max = Math.max(least, ...items.map((it) => it.parts.reduce((a, p) => a + p.value, 0)));
   const { ticks } = yTicks(0, max);
   const top = Math.max(max, ticks.at(-1));
   const sy = (v) => yb - (v / top) * (yb - PAD.t);
@@ -268,7 +282,8 @@ export function columns({ width, height = 200, items, label, fmt }) {
     for (const p of it.parts) {
       const y = sy(acc + p.value);
       g.append(s('rect', { class: p.cls || 'bar', x, width: Math.max(1, bw * 0.8), y,
-        height: Math.max(0, sy(acc) - y) }, p.title ? s('title', null, p.title) : null));
+        height: Math.max(0, sy(acc) - y), 'data-machine': p.machine },
+      p.title ? s('title', null, p.title) : null));
       acc += p.value;
     }
     if (i % every === 0) {

@@ -138,19 +138,39 @@ export const DASH = '–';
 
 export function num(x, digits = 0) {
   if (x === null || x === undefined || Number.isNaN(x)) return DASH;
+  if (Number(x.toFixed(digits)) === 0) x = 0; // -0.0001 is "0", not "-0"
   return nf({ maximumFractionDigits: digits, minimumFractionDigits: digits }).format(x);
 }
 
 /** A fraction 0..1 as a percentage. */
 export function pct(x, digits = 1) {
   if (x === null || x === undefined || Number.isNaN(x)) return DASH;
+  if (Number((x * 100).toFixed(digits)) === 0) x = 0;
   return nf({ style: 'percent', maximumFractionDigits: digits, minimumFractionDigits: digits })
     .format(x);
 }
 
+/** Date and time of day in the site's zone: year first and a 24-hour clock in every language
+ * (a plant's log, not a US letter). zh-TW's own numeric date is year first already
+ * (2026/12/02 14:05:09); English gets the ISO order (2026-12-02 14:05:09), since there is no
+ * en-TW in CLDR: Chromium's en-TW is en-US, 12/2/26, 2:05:09 PM. */
 export function dateTime(us) {
   if (us === null || us === undefined) return DASH;
-  return df({ dateStyle: 'short', timeStyle: 'medium' }).format(new Date(us / 1000));
+  const opts = { year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit',
+    minute: '2-digit', second: '2-digit', hourCycle: 'h23' };
+  const parts = df(opts).formatToParts(new Date(us / 1000));
+  const o = {};
+  for (const x of parts) if (x.type !== 'literal') o[x.type] = x.value;
+  if (lang.split('-')[0] === 'zh') return `${o.year}/${o.month}/${o.day} ${o.hour}:${o.minute}:${o.second}`;
+  return `${o.year}-${o.month}-${o.day} ${o.hour}:${o.minute}:${o.second}`;
+}
+
+/** A name from the plant model in the current language: ``name_i18n[lang]`` (or of the
+ * language without its region) when the model has one, else ``name``. */
+export function dataName(x) {
+  if (!x) return '';
+  const tr = x.name_i18n || {};
+  return tr[lang] || tr[lang.split('-')[0]] || x.name || '';
 }
 
 export function time(us, seconds = false) {

@@ -357,7 +357,8 @@ export default {
         [t('admin.when'), t('admin.actor'), t('admin.action'), t('admin.object'), t('admin.result')],
         rows.map((a) => h('tr', { 'data-testid': 'audit-row', 'data-seq': a.seq },
           h('td', null, dateTime(a.ts)), h('td', null, raw(actorName(a.actor))),
-          h('td', null, raw(a.action)), h('td', null, raw(a.object)),
+          h('td', { 'data-action': a.action }, tMaybe(`audit.${a.action}`) || raw(a.action)),
+          h('td', null, raw(a.object)),
           h('td', null, tMaybe(`result.${a.result}`) || raw(a.result))))));
     }
 

@@ -7,7 +7,9 @@
 import { api, stream } from '../api.js';
 import { clear, h, raw, setAttr, setText } from '../dom.js';
 import { setStateIcon, stateIcon, STATES } from '../icons.js';
-import { allowData, dateTime, duration, num, pct, stateLabel, t, tMaybe } from '../i18n.js';
+import {
+  allowData, dataName, dateTime, duration, num, pct, stateLabel, t, tMaybe,
+} from '../i18n.js';
 
 const REFRESH_MS = 15000;
 
@@ -69,14 +71,14 @@ export default {
         href: `#/machine?machine=${encodeURIComponent(m.machine)}` },
       h('span', { class: 'tile-head' }, raw(shortId(m.machine), 'span', { class: 'tile-id' }),
         alerts),
-      raw(m.name || '', 'span', { class: 'tile-name' }),
+      raw(dataName(m), 'span', { class: 'tile-name' }),
       stateEl,
       h('span', { class: 'tile-figs' },
         h('span', { class: 'fig' }, h('span', { class: 'fig-label' }, t('kpi.oee')), oee),
         h('span', { class: 'fig' }, h('span', { class: 'fig-label' }, t('kpi.parts')), parts)),
       since);
       const ref = { el, icon, stateText, oee, parts, since, alerts, state: null, sinceUs: 0,
-        name: m.name, id: shortId(m.machine) };
+        name: dataName(m), id: shortId(m.machine) };
       tiles.set(m.machine, ref);
       return ref;
     }
@@ -122,10 +124,10 @@ export default {
       const bn = h('span', { 'data-testid': 'line-bottleneck', class: 'line-bn' });
       const grid = h('div', { class: 'tiles' });
       const el = h('section', { class: 'line-card card', 'data-testid': 'line-card',
-        'data-line': l.line, 'aria-label': l.name || shortId(l.line) },
+        'data-line': l.line, 'aria-label': dataName(l) || shortId(l.line) },
       h('header', { class: 'line-head' },
         h('h2', null, h('a', { href: `#/line?line=${encodeURIComponent(l.line)}` },
-          raw(l.name || shortId(l.line)))),
+          raw(dataName(l) || shortId(l.line)))),
         h('span', { class: 'line-meta' },
           h('span', null, t('board.throughput'), ' ', thr),
           h('span', null, t('board.bottleneck'), ' ', bn))),

@@ -3,7 +3,7 @@
 import { api } from '../api.js';
 import { h, raw } from '../dom.js';
 import { stateIcon, STATES } from '../icons.js';
-import { allowData, siteMidnight, stateLabel, t, tMaybe } from '../i18n.js';
+import { allowData, dataName, getZone, siteMidnight, stateLabel, t, tMaybe } from '../i18n.js';
 
 export const H = 3600e6;
 
@@ -81,7 +81,43 @@ export async function serverNow(ctx) {
 }
 
 export function machineLabel(m) {
-  return m.name ? `${shortId(m.machine)} · ${m.name}` : shortId(m.machine);
+  const name = dataName(m);
+  return name ? `${shortId(m.machine)} · ${name}` : shortId(m.machine);
+}
+
+/** A line's name in the current language (its id when the model gives none). */
+export function lineName(l) {
+  return dataName(l) || shortId(l.line);
+}
+
+/** The name of a signal ({signal, name, name_i18n, unit} of /machines/kpi): the model's name
+ * in the current language, else the dashboard's name for its id, else the id. */
+export function signalName(info, path) {
+  const id = shortId(path);
+  return dataName(info) || tMaybe(`signal.${id}`) || id;
+}
+
+/** The title of a time axis: "Time (Asia/Taipei)", the site's zone. */
+export function timeTitle() {
+  allowData(getZone()); // a zone name is data (Asia/Taipei), in every language
+  return t('chart.time', { zone: getZone() });
+}
+
+/** The name of a loss of the waterfall (``planned_busy``, ``breakdown``, ...); a loss this
+ * dashboard does not know yet shows its id. */
+export function lossName(loss) {
+  const k = loss.replace(/_s$/, '');
+  return tMaybe(`loss.${k}`) || k;
+}
+
+/** Steps of `waterfall()` from the API's [{loss, seconds}] (planned busy time first, fully
+ * productive time last, whatever losses come between), in hours. */
+export function lossSteps(rows) {
+  return rows.map((w, i) => ({
+    label: lossName(w.loss), value: w.seconds / 3600,
+    kind: i === 0 ? 'start' : i === rows.length - 1 ? 'total' : 'loss',
+    attrs: { 'data-testid': 'waterfall-bar', 'data-loss': w.loss, 'data-seconds': w.seconds },
+  }));
 }
 
 // ---- reason labels -----------------------------------------------------------------------
@@ -98,9 +134,11 @@ export function categoryLabel(id, label) {
   return label || id;
 }
 
-/** The label of reason `id` in category `category`. */
-export function reasonLabel(category, id, label) {
-  const known = tMaybe(`reasons.${category}.${id}`);
+/** The label of reason `id` in category `category` (`i18n`: the plant model's labels in
+ * other languages, `label_i18n` of /reasons/tree). */
+export function reasonLabel(category, id, label, i18n) {
+  const known = tMaybe(`reasons.${category}.${id}`)
+    || dataName({ name: '', name_i18n: i18n });
   if (known) return known;
   allowData(label || id);
   return label || id;
@@ -112,11 +150,23 @@ export function isDataLabel(category, id) {
     : !tMaybe(`reasons.${category}.${id}`);
 }
 
+/** A code a machine reported, as people read it: the translated label of the built-in reason
+ * it names (break, changeover, ...), else the code itself, marked as data. */
+export function codeText(tree, code) {
+  for (const c of tree?.categories || []) {
+    if (!c.reasons.some((r) => r.id === code)) continue;
+    const known = tMaybe(`reasons.${c.id}.${code}`);
+    if (known) return known;
+  }
+  return raw(code);
+}
+
 /** Category › reason as people read it, from the site's reason tree (null: ids only). */
 export function reasonText(tree, category, reason) {
   const c = (tree?.categories || []).find((x) => x.id === category);
   const r = c?.reasons.find((x) => x.id === reason);
-  return `${categoryLabel(category, c?.label)} › ${reasonLabel(category, reason, r?.label)}`;
+  return `${categoryLabel(category, c?.label)} › ${reasonLabel(category, reason, r?.label,
+    r?.label_i18n)}`;
 }
 
 export { raw };

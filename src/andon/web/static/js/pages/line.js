@@ -4,19 +4,17 @@
 import { api } from '../api.js';
 import { clear, h, raw, s } from '../dom.js';
 import { columns, gantt, pareto, waterfall, widthOf } from '../charts.js';
-import { allowData, duration, num, pct, stateLabel, t, time, tMaybe } from '../i18n.js';
+import { allowData, dataName, duration, num, pct, stateLabel, t, time } from '../i18n.js';
 import {
-  bigFig, card, picker, rangePicker, reasonText, serverNow, shortId, siteRange, stateLegend,
+  bigFig, card, lineName, lossName, lossSteps, picker, rangePicker,
+  reasonText, serverNow, shortId, siteRange, stateLegend,
 } from './common.js';
+
+export { lossName };
 
 const PALETTE = 6;
 
-export function lossName(loss) {
-  const k = loss.replace(/_s$/, '');
-  return tMaybe(`loss.${k}`) || k;
-}
-
-function flowDiagram(flow, states, width) {
+function flowDiagram(flow, states, width, names) {
   // stage of each machine: 0 for machines fed by no buffer, else 1 + stage of the feeders
   const stage = new Map(flow.machines.map((m) => [m.machine, 0]));
   for (let pass = 0; pass < flow.machines.length; pass++) {
@@ -75,7 +73,7 @@ function flowDiagram(flow, states, width) {
     s('text', { class: 'flow-name', x: p.cx, y: p.cy - 8, 'text-anchor': 'middle', translate: 'no' },
       shortId(m.machine)),
     s('text', { x: p.cx, y: p.cy + 14, 'text-anchor': 'middle' }, stateLabel(state)),
-    s('title', null, `${m.name} · ${stateLabel(state)}`)));
+    s('title', null, `${names.get(m.machine) || m.name} · ${stateLabel(state)}`)));
   }
   for (const { b, cx, cy } of bufs) {
     const level = b.level;
@@ -94,7 +92,9 @@ function flowDiagram(flow, states, width) {
 }
 
 export function paretoRows(dt, tree) {
-  const rows = dt.rows.map((r) => {
+  // unexplained downtime is one row, from `unexplained_s` (the API also lists it among the
+  // rows as category "unexplained", which showed as "Unexplained ›" beside "Unexplained")
+  const rows = dt.rows.filter((r) => r.category !== 'unexplained').map((r) => {
     const label = reasonText(tree, r.category, r.reason);
     return { label, value: r.seconds, text: `${duration(r.seconds)} · ${t('line.stops', { n: r.count })}`,
       attrs: { 'data-testid': 'pareto-row', 'data-category': r.category, 'data-reason': r.reason,
@@ -128,14 +128,17 @@ export default {
     const body = h('div', { class: 'line-body' });
     root.append(
       h('div', { class: 'page-head' },
-        h('h1', null, t('nav.line'), ' · ', raw(line.name || shortId(line.line))),
+        h('h1', null, t('nav.line'), ' · ', raw(lineName(line))),
         picker('line-picker', t('line.pick'), st.lines.map((l) => ({ value: l.line,
-          label: l.name || shortId(l.line) })), line.line,
+          label: lineName(l) })), line.line,
         (v) => ctx.go('line', { line: v, range: rangeName })),
         rangePicker(['shift', 'today', '24h', '7d'], rangeName, (n) => {
           rangeName = n;
           load();
-        })),
+        }),
+        h('a', { class: 'btn', 'data-testid': 'report-link',
+          href: `#/report?${new URLSearchParams({ line: line.line, shift: 'current' })}` },
+        t('report.link'))),
       body);
 
     let seq = 0;
@@ -167,7 +170,8 @@ export default {
       const paretoCard = card(t('line.pareto'), 'pareto');
       const bnCard = card(t('line.bottlenecks'), 'bottleneck-history');
       body.append(flowCard, h('div', { class: 'grid-2' }, oeeCard, paretoCard), ganttCard, bnCard);
-      const flowSvg = flowDiagram(flow, cur, widthOf(flowCard) - 28);
+      const names = new Map(line.machines.map((m) => [m.machine, dataName(m)]));
+      const flowSvg = flowDiagram(flow, cur, widthOf(flowCard) - 28, names);
       flowSvg.setAttribute('data-testid', 'flow');
       flowCard.append(flowSvg);
 
@@ -177,11 +181,7 @@ export default {
         bigFig(t('kpi.performance'), pct(kpi.oee.performance)),
         bigFig(t('kpi.quality'), pct(kpi.oee.quality)),
         bigFig(t('board.throughput'), t('unit.perh', { n: num(kpi.throughput_per_h, 1) }))));
-      const steps = kpi.waterfall.map((w, i) => ({
-        label: lossName(w.loss), value: w.seconds / 3600,
-        kind: i === 0 ? 'start' : i === kpi.waterfall.length - 1 ? 'total' : 'loss',
-        attrs: { 'data-testid': 'waterfall-bar', 'data-loss': w.loss },
-      }));
+      const steps = lossSteps(kpi.waterfall);
       const wf = waterfall({ width: widthOf(oeeCard) - 28, steps, label: t('line.waterfall'),
         fmt: (v) => t('unit.h', { n: num(v, 1) }) });
       wf.setAttribute('data-testid', 'waterfall');
@@ -203,17 +203,24 @@ export default {
       } else paretoCard.append(h('p', { class: 'muted' }, t('line.nostops')));
 
       const idx = new Map(machines.map((m, i) => [m, i % PALETTE]));
+      // sole share per machine, then the shifting time once: a bucket fills at most 100 %
       const items = bns.buckets.map((b) => ({
         label: time(b.start),
-        attrs: { 'data-testid': 'bottleneck-bucket', 'data-machine': b.bottleneck || '' },
-        parts: machines.filter((m) => (b.shares[m] || 0) > 0).map((m) => ({
-          value: b.shares[m], cls: `bar pal-${idx.get(m)}`,
+        attrs: { 'data-testid': 'bottleneck-bucket', 'data-machine': b.bottleneck || '',
+          'data-total': machines.reduce((a, m) => a + (b.shares[m] || 0), 0) + (b.shifting || 0) },
+        parts: [...machines.filter((m) => (b.shares[m] || 0) > 0).map((m) => ({
+          value: b.shares[m], cls: `bar pal-${idx.get(m)}`, machine: m,
           title: `${shortId(m)} ${pct(b.shares[m], 0)}` })),
+        ...(b.shifting > 0 ? [{ value: b.shifting, cls: 'bar pal-shifting', machine: '',
+          title: `${t('line.shifting')} ${pct(b.shifting, 0)}` }] : [])],
       }));
       bnCard.append(columns({ width: widthOf(bnCard) - 28, height: 200, items,
-        label: t('line.bottlenecks'), fmt: (v) => pct(v, 0) }),
-      h('div', { class: 'legend' }, machines.map((m) => h('span', { class: 'legend-item' },
-        h('span', { class: `swatch pal-${idx.get(m)}` }), raw(shortId(m))))));
+        label: t('line.bottlenecks'), fmt: (v) => pct(v, 0), max: 1 }),
+      h('div', { class: 'legend', 'data-testid': 'bottleneck-legend' }, machines.map((m) => h('span',
+        { class: 'legend-item', 'data-machine': m },
+        h('span', { class: `swatch pal-${idx.get(m)}` }), raw(shortId(m)))),
+      h('span', { class: 'legend-item', 'data-machine': '' }, h('span', { class: 'swatch pal-shifting' }),
+        t('line.shifting'))));
       ctx.ready();
     }
     await load();

@@ -1,13 +1,16 @@
 // Machine view: trends of its signals over any range (drag to zoom, or the buttons); narrow
 // ranges read raw samples, wider ones server-side aggregates with a bucket chosen so each
-// chart has about 600 points. Also its state timeline, OEE trend, MTBF/MTTR and energy per part.
+// chart has about 600 points; each chart has the signal's name, its unit on the value axis and
+// the site's time zone on the time axis. Also its state timeline, OEE trend, the loss waterfall
+// of the range (ISO 22400), MTBF/MTTR and energy per part.
 
 import { api } from '../api.js';
 import { clear, h, raw, setAttr } from '../dom.js';
-import { gantt, trendChart, widthOf } from '../charts.js';
-import { allowData, dateTime, duration, num, pct, stateLabel, t, tMaybe } from '../i18n.js';
+import { gantt, trendChart, waterfall, widthOf } from '../charts.js';
+import { allowData, dataName, dateTime, duration, num, pct, stateLabel, t } from '../i18n.js';
 import {
-  bigFig, card, machineLabel, picker, rangeOf, serverNow, shortId, stateLegend,
+  bigFig, card, lossSteps, machineLabel, picker, rangeOf, serverNow, shortId, signalName,
+  stateLegend, timeTitle,
 } from './common.js';
 
 const RAW_MAX_S = 1800;
@@ -91,14 +94,31 @@ export default {
       timeline,
     );
 
+    // signal names and units come with the first /machines/kpi answer (loadKpi)
+    let gotInfo;
+    const infoP = new Promise((res) => { gotInfo = res; });
     const charts = new Map();
+    const titles = new Map();
     for (const sg of signals) {
+      const title = h('h3', { 'data-testid': 'trend-title' }, raw(shortId(sg)));
       const wrap = h('div', { class: 'trend-wrap', 'data-testid': 'trend', 'data-signal': sg },
-        h('h3', null, raw(shortId(sg)), ' ', h('span', { class: 'muted' },
-          tMaybe(`signal.${shortId(sg)}`) || '')));
+        title);
       charts.set(sg, wrap);
+      titles.set(sg, title);
       trendsEl.append(wrap);
     }
+    const info = new Map();
+    infoP.then((list) => {
+      for (const x of list) info.set(x.signal, x);
+      allowData(...list.map((x) => x.unit), ...list.map(dataName)); // data, not interface text
+      for (const [sg, title] of titles) {
+        const x = info.get(sg) || {};
+        clear(title);
+        title.append(dataName(x) ? raw(dataName(x)) : signalName(x, sg),
+          x.unit ? raw(` (${x.unit})`, 'span', { class: 'muted' }) : '');
+        setAttr(title.closest('[data-testid="trend"]'), 'data-unit', x.unit || '');
+      }
+    });
     if (!signals.length) trendsEl.append(h('p', { class: 'muted' }, t('machine.nosignals')));
 
     let seq = 0;
@@ -129,6 +149,7 @@ export default {
           se.hi.push(r.max[i]);
         }
       }
+      await infoP;
       if (my !== seq || !ctx.alive()) return false;
       rangeText.textContent = `${dateTime(start)} – ${dateTime(end)}`;
       for (const [sg, wrap] of charts) {
@@ -137,9 +158,10 @@ export default {
         setAttr(wrap, 'data-mode', p.mode);
         setAttr(wrap, 'data-bucket-s', p.bucket);
         wrap.querySelector('svg')?.remove();
-        wrap.append(trendChart({ width: widthOf(wrap), height: 170, start, end,
-          series: [series.get(sg)], label: shortId(sg),
-          onSelect: (a, b) => setRange(a, b, false) }));
+        const x = info.get(sg) || {};
+        wrap.append(trendChart({ width: widthOf(wrap), height: 190, start, end,
+          series: [series.get(sg)], label: signalName(x, sg), yTitle: x.unit || '',
+          xTitle: timeTitle(), onSelect: (a, b) => setRange(a, b, false) }));
       }
       return true;
     }
@@ -151,7 +173,11 @@ export default {
         api(`${base}/machines/kpi`, { query: { machine: m.machine, start, end, bucket_s: bucket },
           signal: ctx.signal }),
         api(`${base}/states`, { query: { machine: m.machine, start, end }, signal: ctx.signal }),
-      ]);
+      ]).catch((e) => {
+        gotInfo([]); // the trends draw without names and units rather than wait forever
+        throw e;
+      });
+      gotInfo(k.signals || []);
       if (!ctx.alive()) return;
       clear(kpiEl);
       const figs = card(t('machine.kpis'), 'machine-kpis', h('div', { class: 'figs' },
@@ -162,10 +188,16 @@ export default {
         bigFig(t('kpi.kwh'), num(k.kwh, 1), 'kwh'),
         bigFig(t('kpi.kwhperpart'), num(k.kwh_per_part, 3), 'kwh-per-part')));
       const oeeCard = card(t('machine.oeetrend'), 'oee-trend');
-      kpiEl.append(figs, oeeCard);
-      oeeCard.append(trendChart({ width: widthOf(oeeCard) - 28, height: 150, start, end,
+      const lossCard = card(t('machine.losses'), 'machine-losses');
+      kpiEl.append(figs, oeeCard, lossCard);
+      oeeCard.append(trendChart({ width: widthOf(oeeCard) - 28, height: 170, start, end,
         series: [{ t: k.trend.map((x) => x.start + (bucket * 1e6) / 2), v: k.trend.map((x) => x.oee) }],
-        label: t('machine.oeetrend'), yFmt: (v) => pct(v, 0) }));
+        label: t('machine.oeetrend'), yFmt: (v) => pct(v, 0), yTitle: t('kpi.oee'),
+        xTitle: timeTitle() }));
+      const wf = waterfall({ width: widthOf(lossCard) - 28, steps: lossSteps(k.waterfall),
+        label: t('machine.losses'), fmt: (v) => t('unit.h', { n: num(v, 1) }) });
+      wf.setAttribute('data-testid', 'waterfall');
+      lossCard.append(wf);
       timeline.querySelector('svg')?.remove();
       timeline.querySelector('.legend')?.remove();
       const bars = states.start.map((s0, i) => ({ start: s0, end: states.end[i], state: states.state[i] }));

@@ -1,25 +1,45 @@
-// Downtime reason entry for operators at a machine: the unexplained stops of the last day,
-// newest first; tap a category, then a reason (two taps, 56 px targets) and the entry is
-// recorded with who and when (the server audits it).
+// Downtime reason entry for operators at a machine: the stops of the last day that need a
+// reason (down, not micro-stops; filters for machine and kind), newest first; tap a
+// category, then a reason (two taps, 56 px targets) and the entry is recorded with who and
+// when (the server audits it). A machine is offered the generic reasons and its own failure
+// modes only.
 
 import { api } from '../api.js';
 import { clear, h, raw } from '../dom.js';
-import { dateTime, duration, stateLabel, t, time } from '../i18n.js';
+import { dataName, dateTime, duration, stateLabel, t, time } from '../i18n.js';
 import {
-  categoryLabel, isDataLabel, reasonLabel, reasonText, serverNow, shortId,
+  categoryLabel, codeText, isDataLabel, machineLabel, picker, reasonLabel, reasonText, serverNow,
+  shortId,
 } from './common.js';
 
 const LOOKBACK = 24 * 3600e6;
 const MAX_ROWS = 60;
+/** The kind filter: what needs a reason (default), then every kind of stop. */
+const KINDS = {
+  need: { kind: 'down', micro: 'false' },
+  down: { kind: 'down' },
+  idle: { kind: 'idle' },
+  planned: { kind: 'planned' },
+  all: {},
+};
 
 export default {
-  async render(root, _params, ctx) {
+  async render(root, params, ctx) {
     const base = `/sites/${encodeURIComponent(ctx.site.id)}`;
     const mayWrite = ctx.can('reason:write');
     const st = await ctx.structure();
-    const names = new Map(st.machines.map((m) => [m.machine, m.name]));
+    const names = new Map(st.machines.map((m) => [m.machine, dataName(m)]));
     let onlyOpen = true;
+    let kind = KINDS[params.get('kind')] ? params.get('kind') : 'need';
+    let machine = names.has(params.get('machine')) ? params.get('machine') : '';
     const list = h('div', { class: 'stops', 'aria-live': 'polite' });
+    const machinePick = picker('stops-machine', t('reasons.machine'),
+      [{ value: '', label: t('reasons.allmachines') },
+        ...st.machines.map((x) => ({ value: x.machine, label: machineLabel(x) }))], machine,
+      (v) => { machine = v; load(); });
+    const kindPick = picker('stops-kind', t('reasons.kind'), Object.keys(KINDS).map((k) => ({
+      value: k, label: t(`stopkind.${k}`) })), kind, (v) => { kind = v; load(); });
+    kindPick.removeAttribute('translate');
     const filter = h('button', { type: 'button', class: 'btn', 'data-testid': 'stops-filter',
       'aria-pressed': 'true' }, t('reasons.onlyopen'));
     filter.addEventListener('click', () => {
@@ -27,7 +47,8 @@ export default {
       filter.setAttribute('aria-pressed', String(onlyOpen));
       load();
     });
-    root.append(h('div', { class: 'page-head' }, h('h1', null, t('nav.reasons')), filter,
+    root.append(h('div', { class: 'page-head' }, h('h1', null, t('nav.reasons')), machinePick,
+      kindPick, filter,
       mayWrite ? null : h('p', { class: 'muted' }, t('reasons.readonly'))), list);
 
     const tree = await ctx.reasonTree();
@@ -35,7 +56,9 @@ export default {
     const labelOf = new Map();
     for (const c of tree.categories) {
       labelOf.set(c.id, categoryLabel(c.id, c.label));
-      for (const r of c.reasons) labelOf.set(`${c.id}/${r.id}`, reasonLabel(c.id, r.id, r.label));
+      for (const r of c.reasons) {
+        labelOf.set(`${c.id}/${r.id}`, reasonLabel(c.id, r.id, r.label, r.label_i18n));
+      }
     }
 
     function entered(stop) {
@@ -58,7 +81,8 @@ export default {
         h('span', null, stateLabel(stop.state)),
         h('span', null, t('reasons.at', { t: dateTime(stop.start) })),
         h('span', null, t('reasons.lasted', { d: duration(secs) })),
-        stop.code ? h('span', { class: 'muted' }, t('reasons.code'), ' ', raw(stop.code)) : null));
+        stop.code ? h('span', { class: 'muted', 'data-testid': 'stop-code' }, t('reasons.code'), ' ',
+          codeText(tree, stop.code)) : null));
       if (explained) el.append(entered(stop));
       if (mayWrite) el.append(chooser(stop, el));
       return el;
@@ -68,14 +92,17 @@ export default {
       const box = h('div', { class: 'choice', role: 'group', 'aria-label': t('reasons.category') });
       const second = h('div', { class: 'choice', role: 'group', 'aria-label': t('reasons.reason'),
         hidden: true });
+      const fits = (r) => !r.machines || r.machines.includes(stop.machine);
       for (const c of tree.categories) {
+        const offered = c.reasons.filter(fits);
+        if (!offered.length) continue;
         const b = h('button', { type: 'button', class: 'btn', 'data-testid': 'category-btn',
           'data-category': c.id, 'aria-pressed': 'false' }, labelOf.get(c.id));
         if (isDataLabel(c.id)) b.setAttribute('translate', 'no');
         b.addEventListener('click', () => {
           box.querySelectorAll('[aria-pressed]').forEach((x) => x.setAttribute('aria-pressed', String(x === b)));
           clear(second);
-          for (const r of c.reasons) {
+          for (const r of offered) {
             const rb = h('button', { type: 'button', class: 'btn', 'data-testid': 'reason-btn',
               'data-category': c.id, 'data-reason': r.id }, labelOf.get(`${c.id}/${r.id}`));
             if (isDataLabel(c.id, r.id)) rb.setAttribute('translate', 'no');
@@ -105,11 +132,15 @@ export default {
       }
     }
 
+    let seq = 0;
     async function load() {
+      const my = ++seq; // a filter changed again meanwhile: only the latest answer is shown
       root.dataset.ready = '0';
       const now = await serverNow(ctx);
       const got = await api(`${base}/stops`, { query: { start: now - LOOKBACK, end: now,
-        unexplained: onlyOpen ? 'true' : undefined }, signal: ctx.signal });
+        unexplained: onlyOpen ? 'true' : undefined, machine: machine || undefined,
+        ...KINDS[kind] }, signal: ctx.signal });
+      if (my !== seq || !ctx.alive()) return;
       clear(list);
       const stops = got.stops.slice().sort((a, b) => b.start - a.start).slice(0, MAX_ROWS);
       if (!stops.length) list.append(h('p', { class: 'empty' }, t('reasons.none')));
