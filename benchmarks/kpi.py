@@ -12,9 +12,11 @@ not loaded: OEE is computed from the state timeline and the part counters, which
 store keeps of them.
 
 Timed (best of ``--runs``), on a freshly opened store: ``read_states`` + ``read_parts`` for
-every machine and the whole range, then ``oee_table`` per machine and day (time model,
-micro-stop split, start-up rejects, the waterfall) and its sum per machine for the whole
-range (``OEETable.group``: time columns are additive).
+every machine and the whole range, then the shift calendar expanded per machine (``Plan``:
+planned busy time follows it) and ``oee_table`` per machine and day (time model,
+micro-stop split, start-up rejects, parts' ideal time spread over their cycles, the
+waterfall) and its sum per machine for the whole range (``OEETable.group``: time columns
+are additive).
 
 Prints one JSON object per figure; progress goes to stderr.
 """
@@ -36,6 +38,8 @@ from rich.progress import Progress
 
 from andon.kpi.oee import LOSSES, oee_table
 from andon.kpi.periods import days
+from andon.kpi.timeline import Plan
+from andon.model.plant import Calendar
 from andon.model.types import US_PER_S, MachineState, PartBatch, StateBatch
 from andon.store.duckdb_store import DuckDBStore
 
@@ -44,6 +48,19 @@ __all__ = ["main", "synthetic_month"]
 T0 = 1_767_571_200 * US_PER_S  # 2026-01-05 00:00 UTC, a Monday
 TENANT = "bench"
 DAY_S = 86_400
+CALENDAR = Calendar.model_validate(
+    {
+        "shifts": [
+            {"name": "early", "start": "06:00", "end": "14:00"},
+            {"name": "late", "start": "14:00", "end": "22:00"},
+        ],
+        "breaks": [
+            {"name": "tea", "start": "10:00", "end": "10:15"},
+            {"name": "dinner", "start": "18:00", "end": "18:30"},
+        ],
+    }
+)
+"""The calendar of ``_day_plan``."""
 
 
 def machine() -> str:
@@ -206,7 +223,8 @@ async def run(args: argparse.Namespace, path: Path, err: Console) -> None:
         st = await store.read_states(TENANT, machines, T0, end)
         pt = await store.read_parts(TENANT, machines, T0, end)
         t_read = time.perf_counter() - t
-        by_day = oee_table(st, pt, ideal, days(T0, end, "UTC"), machines=machines)
+        plan = Plan.from_calendar(CALENDAR, "UTC", {m: m for m in machines}, T0, end)
+        by_day = oee_table(st, pt, ideal, days(T0, end, "UTC"), machines=machines, plan=plan)
         whole = by_day.group(lambda m, b, p: (m, "all", p))
         took = time.perf_counter() - t
         await store.close()

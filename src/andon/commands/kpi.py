@@ -2,8 +2,12 @@
 
 The data directory is what ``andon demo --data-dir D`` (or a platform) leaves: ``D/telemetry.
 duckdb`` and, for operator reason entries, ``D/reasons.duckdb``. Times are ISO date-times in
-the site's time zone unless they carry an offset. Thin: parsing and printing only; the
-figures come from ``andon.kpi``.
+the site's time zone unless they carry an offset; a local time that a DST change skips or
+repeats is refused. Thin: parsing and printing only; the figures come from ``andon.kpi``.
+
+Exit codes: 0 figures printed or written; 1 the store holds no data for the selection in
+the range (said on stderr); 2 bad input (an option, the plant file, the store file or
+``--out``), one ``error:`` line on stderr naming it.
 """
 
 from __future__ import annotations
@@ -204,7 +208,8 @@ def oee_cmd(
         rows = table.rows()
         cols = ["machine", "bucket", "availability", "performance", "quality", "oee"]
         cols += ["planned_busy_s", "breakdown_s", "setup_s", "minor_stop_s", "idle_s"]
-        cols += ["speed_loss_s", "production_reject_s"]
+        cols += ["no_data_s", "speed_loss_s", "production_reject_s"]
+        cols += ["outside_plan_running_s", "outside_plan_produced"]
         if by_product:
             cols.insert(2, "product")
     _emit(rows, as_json, as_csv, "OEE", cols)
