@@ -1,7 +1,8 @@
 """The alarm console's endpoints on both metadata backends: a signal alarm raised by the
 evaluator from ingested samples shows on the board and the console with its evidence; an
 operator acknowledges and shelves it (hidden from the board, counted, audited) and unshelves
-it; an engineer's limits override the plant model's (validated, audited) and clear it. Each
+it; an engineer's limits override the plant model's (validated, audited) and clear it; after
+the last shift the board and the live feed say ``not_scheduled`` and no alert opens. Each
 test works on a site of its own in tenant A."""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import pytest
 
 from andon.platform import Role
 from andon.platform.alerts import AlertEvaluator
-from tests.api.test_ops import MIN, S, _admin, _audit, _clock_at, _site
+from tests.api.test_ops import MIN, RUN, S, _admin, _audit, _clock_at, _events, _ingest, _site
 from tests.api.world import World
 
 
@@ -170,3 +171,21 @@ def test_an_engineers_limits_override_the_models_are_validated_audited_and_clear
     assert (
         audit[-1]["detail"]["before"]["high"] == 2_000_000 and audit[-1]["detail"]["after"] is None
     )
+
+
+def test_after_the_last_shift_the_board_and_the_live_feed_say_not_scheduled(
+    world: World,
+) -> None:
+    site = _site(world)
+    closing = world.start + 16 * 3600 * S  # Monday 22:00 in Taipei: the evening shift ends
+    _ingest(world, site, [(m, closing - 60 * MIN, closing, RUN, "") for m in site.machines])
+    with _clock_at(world, closing + 60 * MIN):
+        world.run(_evaluator(world).step_site, world.a.id, site.id)
+        alerts = world.call("GET", f"/sites/{site.id}/alarms", world.a.app, state="all")
+        assert alerts.json()["alarms"] == []  # no offline alert per machine
+        board = world.call("GET", f"/sites/{site.id}/board", world.a.app).json()
+        assert {(m["state"], m["since"]) for m in board["machines"]} == {("not_scheduled", closing)}
+        r = world.call("GET", f"/sites/{site.id}/live", world.a.app, interval_s=1, max_ticks=1)
+        states = next(d for e, d in _events(r.text) if e == "states")
+        assert {(x["state"], x["since"]) for x in states} == {("not_scheduled", closing)}
+        assert len(states) == len(site.machines)

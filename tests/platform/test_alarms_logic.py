@@ -1,12 +1,16 @@
 """The signal alarm logic on hand-made samples: limits, deadband, on- and off-delay, rate of
-change, bad samples, and passes that split a run of samples anywhere giving the same alarms."""
+change, bad samples, passes that split a run of samples anywhere giving the same alarms, and
+the plant file's ``alarms:`` block with line-numbered errors."""
 
 from __future__ import annotations
+
+from importlib.resources import files
 
 import numpy as np
 import pytest
 
 from andon.floor.alarms import Carry, Transition, evaluate, kinds_of, track_signal
+from andon.model.loader import ModelError, parse_plant
 from andon.model.plant import SignalAlarms
 from andon.model.types import SampleBatch
 
@@ -135,3 +139,20 @@ def test_limits_that_make_no_sense_are_refused_and_disabled_alarms_have_no_kinds
         SignalAlarms(high=float("nan"))
     assert kinds_of(SignalAlarms(high=1, enabled=False)) == []
     assert kinds_of(SignalAlarms(low_low=0, rate_per_min=1)) == ["low_low", "rate"]
+
+
+def test_a_bad_alarms_block_in_a_plant_file_names_its_line_and_field() -> None:
+    text = (files("andon.sim") / "plants" / "demo.yaml").read_text(encoding="utf-8")
+    good = "alarms: {high: 352000, deadband: 30000, on_delay_s: 60, off_delay_s: 120}"
+    assert text.count(good) == 1
+    line = text[: text.index(good)].count("\n") + 1
+    for bad, field, why in (
+        ("alarms: {high: 100, low: 200}", "alarms", "low (200) must be below high (100)"),
+        ("alarms: {high: 100, on_dealy_s: 5}", "alarms.on_dealy_s", "unknown field"),
+        ("alarms: {high: 100, deadband: -1}", "alarms.deadband", "greater than or equal"),
+    ):
+        with pytest.raises(ModelError) as got:
+            parse_plant(text.replace(good, bad), "demo.yaml")
+        e = got.value
+        assert (e.file, e.line) == ("demo.yaml", line), str(e)
+        assert e.field.endswith(f"sensors[2].{field}") and why in e.message, str(e)

@@ -953,7 +953,8 @@ class AlertEvaluator:
         ]
         for k, at in opened.items():
             if k in evaluated and k not in carries:
-                carries[k] = Carry(True, at, True, start)
+                # raised at `at` and open since: judge only what came after
+                carries[k] = Carry(True, at, True, at)
         context = max(
             (int(pt.alarms.rate_window_s * 1e6) for pt in live.values() if pt.alarms.rate_per_min),
             default=0,
