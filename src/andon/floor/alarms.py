@@ -138,6 +138,9 @@ def _track(
     n = len(ts)
     if n == 0:
         return [], carry
+    # the usual case, nothing changes: clear and nothing sets, or raised and nothing resets
+    if carry.condition == carry.active and not (reset if carry.active else set_).any():
+        return [], Carry(carry.condition, carry.condition_since, carry.active, int(ts[-1]))
     # 1. hysteresis: the condition is what the latest set or reset sample said
     pos = np.where(set_ | reset, np.arange(n), -1)
     last = np.maximum.accumulate(pos)
