@@ -72,6 +72,11 @@ def test_a_small_job_runs_to_done(world: World) -> None:
         lo, hi = res[k]["ci"]
         assert lo <= res[k]["throughput_per_h"] <= hi
     assert res["today"]["bottleneck"].startswith(LINE + "/")
+    # per planned production hour too (Monday: 06:00-22:00 less 1.25 h of breaks), the
+    # board's definition of a line's rate
+    assert res["today"]["planned_h"] == 14.75
+    today_ = res["today"]
+    assert today_["per_planned_h"] == pytest.approx(today_["throughput_per_h"] * 24 / 14.75)
     assert res["money"]["currency"] == "TWD"
     lo, hi = res["money"]["ci"]
     assert lo <= res["money"]["per_day"] <= hi

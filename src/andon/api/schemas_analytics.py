@@ -327,9 +327,14 @@ class TwinJobIn(_In):
 
 class TwinRunOut(BaseModel):
     throughput_per_h: float
+    """Good parts leaving the line per simulated hour (nights included)."""
     ci: list[float]
     """95 % confidence interval ``[lo, hi]`` of the mean over replications."""
     bottleneck: str | None
+    planned_h: float | None = None
+    """The calendar's planned production hours of the line's last stations in the run."""
+    per_planned_h: float | None = None
+    """Per planned production hour: the board's and line page's definition of the rate."""
 
 
 class MoneyOut(BaseModel):
