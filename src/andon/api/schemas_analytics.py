@@ -68,7 +68,13 @@ class BufferFlow(BaseModel):
     """Buffer path ``site/area/line/buffer``."""
     capacity: int
     level: int | None
-    """Current fill level; ``null``: the model has no buffer-level signal."""
+    """Current fill level (``andon.kpi.buffers``); ``null``: not known (no moment in the
+    last day at which the buffer was empty or full)."""
+    level_source: str | None = None
+    """``empty`` / ``full``: counted from the last moment the buffer was empty (its consumer
+    starved) or full (its producer blocked); ``null`` with no level."""
+    level_at: int | None = None
+    """The moment the level is for (the newest state data, µs)."""
     from_: list[str] = Field(alias="from", serialization_alias="from")
     to: list[str]
 
