@@ -167,3 +167,26 @@ def test_a_revoked_device_returns_to_the_pairing_form(
         assert page.locator('[data-testid="kiosk-pair"] .error').is_visible()
     finally:
         ctx.close()
+
+
+def test_the_line_page_shows_buffer_levels_and_the_lines_targets(
+    demo: DemoHandle, api: dict[str, httpx.Client], page: Page
+) -> None:
+    plant = demo.site.options.plant
+    area, line = plant.lines()[0]
+    path = f"{plant.site.id}/{area.id}/{line.id}"
+    target = {"line": path, "oee": 0.85, "per_hour": 45}
+    assert api["admin"].put(f"{_site(demo)}/targets", json=target).status_code == 200
+    login(page, demo.url, demo.site.email("admin"), demo.site.passwords[demo.site.email("admin")])
+    page.goto(f"{demo.url}/#/line?line={path}")
+    page.wait_for_selector(page_root("line"), timeout=20_000)
+    flow = api["admin"].get(f"{_site(demo)}/lines/flow", params={"line": path}).json()
+    shown = {
+        g.get_attribute("data-buffer"): g.get_attribute("data-level")
+        for g in page.locator('[data-testid="flow-buffer"]').all()
+    }
+    # every buffer has a level (it showed "–" for all), the API's (the factory is paused)
+    assert shown == {b["buffer"]: str(b["level"]) for b in flow["buffers"]}
+    assert all(b["level"] is not None for b in flow["buffers"])
+    assert "85" in page.get_by_test_id("goal-oee").inner_text()
+    assert "45" in page.get_by_test_id("goal-rate").inner_text()

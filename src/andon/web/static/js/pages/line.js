@@ -142,6 +142,7 @@ export default {
       body);
 
     let seq = 0;
+    let flowTimer = null;
     async function load() {
       const my = ++seq;
       root.dataset.ready = '0';
@@ -150,7 +151,7 @@ export default {
       const bucket = Math.max(60, Math.round((end - start) / 1e6 / 48 / 60) * 60);
       const q = { line: line.line, start, end };
       const machines = line.machines.map((m) => m.machine);
-      const [flow, kpi, states, dt, tree, bns, board] = await Promise.all([
+      const [flow, kpi, states, dt, tree, bns, board, targets] = await Promise.all([
         api(`${base}/lines/flow`, { query: { line: line.line }, signal: ctx.signal }),
         api(`${base}/lines/kpi`, { query: q, signal: ctx.signal }),
         api(`${base}/states`, { query: { start, end, machine: machines }, signal: ctx.signal }),
@@ -158,6 +159,7 @@ export default {
         ctx.reasonTree().catch(() => null),
         api(`${base}/lines/bottlenecks`, { query: { ...q, bucket_s: bucket }, signal: ctx.signal }),
         api(`${base}/board`, { signal: ctx.signal }),
+        api(`${base}/targets`, { signal: ctx.signal }).catch(() => []),
       ]);
       if (my !== seq || !ctx.alive()) return;
       clear(body);
@@ -171,9 +173,26 @@ export default {
       const bnCard = card(t('line.bottlenecks'), 'bottleneck-history');
       body.append(flowCard, h('div', { class: 'grid-2' }, oeeCard, paretoCard), ganttCard, bnCard);
       const names = new Map(line.machines.map((m) => [m.machine, dataName(m)]));
-      const flowSvg = flowDiagram(flow, cur, widthOf(flowCard) - 28, names);
+      let flowSvg = flowDiagram(flow, cur, widthOf(flowCard) - 28, names);
       flowSvg.setAttribute('data-testid', 'flow');
       flowCard.append(flowSvg);
+      // buffer levels and machine states live: the diagram alone is redrawn every 10 s
+      if (flowTimer) clearInterval(flowTimer);
+      flowTimer = ctx.every(10000, async () => {
+        try {
+          const [f, b] = await Promise.all([
+            api(`${base}/lines/flow`, { query: { line: line.line }, signal: ctx.signal }),
+            api(`${base}/board`, { signal: ctx.signal })]);
+          if (my !== seq || !ctx.alive()) return;
+          const next = flowDiagram(f, new Map(b.machines.map((m) => [m.machine, m.state])),
+            widthOf(flowCard) - 28, names);
+          next.setAttribute('data-testid', 'flow');
+          flowSvg.replaceWith(next);
+          flowSvg = next;
+        } catch (e) {
+          if (e.name !== 'AbortError') console.warn('flow refresh failed', e);
+        }
+      });
 
       oeeCard.append(h('div', { class: 'figs', 'data-testid': 'line-oee' },
         bigFig(t('kpi.oee'), pct(kpi.oee.oee), 'line-oee-value'),
@@ -181,6 +200,19 @@ export default {
         bigFig(t('kpi.performance'), pct(kpi.oee.performance)),
         bigFig(t('kpi.quality'), pct(kpi.oee.quality)),
         bigFig(t('board.throughput'), t('unit.perh', { n: num(kpi.throughput_per_h, 1) }))));
+      const goal = targets.find((x) => x.line === line.line);
+      if (goal) {
+        // the manager's targets (set in kiosk mode) beside what the line did
+        const vs = (v, g) => (v === null || v === undefined || g === null ? '' : v >= g ? 'ahead'
+          : 'behind');
+        oeeCard.append(h('p', { class: 'goals', 'data-testid': 'line-goals' },
+          goal.oee !== null ? h('span', { 'data-vs': vs(kpi.oee.oee, goal.oee),
+            'data-testid': 'goal-oee' }, `${t('kpi.oee')} ${t('line.goal')} ${pct(goal.oee, 0)}`)
+            : null,
+          goal.per_hour !== null ? h('span', { 'data-vs': vs(kpi.throughput_per_h, goal.per_hour),
+            'data-testid': 'goal-rate' }, `${t('board.throughput')} ${t('line.goal')} `
+            + t('unit.perh', { n: num(goal.per_hour, 1) })) : null));
+      }
       const steps = lossSteps(kpi.waterfall);
       const wf = waterfall({ width: widthOf(oeeCard) - 28, steps, label: t('line.waterfall'),
         fmt: (v) => t('unit.h', { n: num(v, 1) }) });
