@@ -358,19 +358,6 @@ class PlannedPieces:
         return len(self.machine)
 
 
-def _gaps(s: I64, e: I64, lo: int, hi: int) -> tuple[I64, I64]:
-    """The parts of ``[lo, hi)`` that no interval covers (``s`` sorted)."""
-    if len(s) == 0:
-        return np.array([lo], dtype=np.int64), np.array([hi], dtype=np.int64)
-    reach = np.maximum.accumulate(e)
-    a = np.concatenate(([lo], reach))
-    b = np.concatenate((s, [hi]))
-    a = np.maximum(a, lo)
-    b = np.minimum(b, hi)
-    ok = b > a
-    return a[ok], b[ok]
-
-
 def apply_plan(
     machine: I64, start: I64, end: I64, state_cls: U8, plan: Plan, plan_machine: I64
 ) -> PlannedPieces:
@@ -383,59 +370,67 @@ def apply_plan(
     the machine's plan, and machines without one, keep the state-only class. The result is
     sorted by machine, then start.
     """
-    n_m = int(max(machine.max(initial=-1), plan_machine.max(initial=-1))) + 1
-    s_order = np.lexsort((start, machine))
-    s_bounds = np.searchsorted(machine[s_order], np.arange(n_m + 1))
-    p_order = np.lexsort((plan.start, plan_machine))
-    p_bounds = np.searchsorted(plan_machine[p_order], np.arange(n_m + 1))
-    out_m, out_row, out_s, out_e, out_sc, out_st = [], [], [], [], [], []
     unknown = np.uint8(255)
-    for m in range(n_m):
-        rows = s_order[s_bounds[m] : s_bounds[m + 1]]
-        prow = p_order[p_bounds[m] : p_bounds[m + 1]]
-        s, e, c = start[rows], end[rows], state_cls[rows]
-        if len(prow) == 0:
-            out_m.append(np.full(len(rows), m, dtype=np.int64))
-            out_row.append(rows.astype(np.int64))
-            out_s.append(s)
-            out_e.append(e)
-            out_sc.append(c)
-            out_st.append(np.full(len(rows), unknown, dtype=np.uint8))
-            continue
-        edges = np.concatenate((plan.start[prow], plan.end[prow][-1:]))
-        status = plan.status[prow]
-        lo, hi = int(edges[0]), int(edges[-1])
-        gs, ge = _gaps(s, e, lo, hi)
-        # outside the plan's range the state alone decides: sentinel spans of unknown status
-        if len(s) and int(s.min()) < lo:
-            edges = np.concatenate(([int(s.min())], edges))
-            status = np.concatenate(([unknown], status))
-        if len(e) and int(e.max()) > hi:
-            edges = np.concatenate((edges, [int(e.max())]))
-            status = np.concatenate((status, [unknown]))
-        all_s = np.concatenate((s, gs))
-        all_e = np.concatenate((e, ge))
-        all_row = np.concatenate((rows.astype(np.int64), np.full(len(gs), -1, dtype=np.int64)))
-        all_c = np.concatenate((c, np.full(len(gs), TimeClass.NO_DATA, dtype=np.uint8)))
-        k_row, k, ps, pe = cut_at(all_s, all_e, edges)
-        out_m.append(np.full(len(k_row), m, dtype=np.int64))
-        out_row.append(all_row[k_row])
-        out_s.append(ps)
-        out_e.append(pe)
-        out_sc.append(all_c[k_row])
-        out_st.append(status[k])
-    if not out_m:
+    pv = np.flatnonzero(plan_machine >= 0)
+    if len(machine) == 0 and len(pv) == 0:
         z = np.zeros(0, dtype=np.int64)
         zc = np.zeros(0, dtype=np.uint8)
         return PlannedPieces(z, z, z, z, zc, zc, np.zeros(0, dtype=bool))
-    pm = np.concatenate(out_m)
-    ps = np.concatenate(out_s)
-    order = np.lexsort((ps, pm))
-    pm, ps = pm[order], ps[order]
-    row = np.concatenate(out_row)[order]
-    pe = np.concatenate(out_e)[order]
-    sc = np.concatenate(out_sc)[order]
-    st = np.concatenate(out_st)[order]
+    lo = min(int(x.min()) for x in (start, plan.start[pv]) if len(x))
+    hi = max(int(x.max()) for x in (end, plan.end[pv]) if len(x))
+    n_m = int(max(machine.max(initial=-1), plan_machine.max(initial=-1))) + 1
+    span = hi - lo + 1
+    if n_m * span >= 2**62:
+        raise ValueError("apply_plan: the time range is too long to index")
+
+    def key(m: I64, t: I64) -> I64:
+        return m.astype(np.int64) * span + (t - lo)
+
+    # the plan, by machine and start; each machine's first and last period
+    o = np.lexsort((plan.start[pv], plan_machine[pv]))
+    pm, pa, pb, pst = plan_machine[pv][o], plan.start[pv][o], plan.end[pv][o], plan.status[pv][o]
+    first = np.r_[True, pm[1:] != pm[:-1]] if len(pm) else np.zeros(0, dtype=bool)
+    last = np.r_[pm[1:] != pm[:-1], True] if len(pm) else np.zeros(0, dtype=bool)
+    has_plan = np.zeros(n_m, dtype=bool)
+    has_plan[pm] = True
+    plan_lo = np.zeros(n_m, dtype=np.int64)
+    plan_hi = np.zeros(n_m, dtype=np.int64)
+    plan_lo[pm[first]] = pa[first]
+    plan_hi[pm[last]] = pb[last]
+
+    # the timeline by machine and start; what no interval covers inside each machine's plan
+    so = np.lexsort((start, machine))
+    m, a, b, c = machine[so].astype(np.int64), start[so], end[so], state_cls[so]
+    reach = np.maximum.accumulate(key(m, b)) if len(m) else np.zeros(0, dtype=np.int64)
+    before = np.r_[-1, reach[:-1]] if len(m) else reach
+    g0 = np.maximum(before, key(m, plan_lo[m]))
+    g1 = np.minimum(key(m, a), key(m, plan_hi[m]))
+    inner = has_plan[m] & (g1 > g0)
+    tail = np.r_[m[1:] != m[:-1], True] if len(m) else np.zeros(0, dtype=bool)
+    mt = m[tail]
+    t0 = np.maximum(reach[tail], key(mt, plan_lo[mt]))
+    t1 = key(mt, plan_hi[mt])
+    trailing = has_plan[mt] & (t1 > t0)
+    silent = np.flatnonzero(has_plan & ~np.isin(np.arange(n_m), m))
+    gap_a = np.concatenate((g0[inner], t0[trailing], key(silent, plan_lo[silent])))
+    gap_b = np.concatenate((g1[inner], t1[trailing], key(silent, plan_hi[silent])))
+    all_a = np.concatenate((key(m, a), gap_a))
+    all_b = np.concatenate((key(m, b), gap_b))
+    all_row = np.concatenate((so.astype(np.int64), np.full(len(gap_a), -1, dtype=np.int64)))
+    all_c = np.concatenate((c, np.full(len(gap_a), TimeClass.NO_DATA, dtype=np.uint8)))
+
+    # cut at every machine's period edges; between machines' plans the status is unknown
+    e_key = np.concatenate((key(pm, pa), key(pm[last], pb[last])))
+    e_status = np.concatenate((pst, np.full(int(last.sum()), unknown, dtype=np.uint8)))
+    eo = np.argsort(e_key, kind="stable")
+    edges = np.concatenate(([-2], e_key[eo], [n_m * span + 1]))
+    status = np.concatenate(([unknown], e_status[eo]))
+    k_row, k, qa, qb = cut_at(all_a, all_b, edges)
+    order = np.argsort(qa, kind="stable")
+    k_row, k, qa, qb = k_row[order], k[order], qa[order], qb[order]
+    pm_out = qa // span
+    sc = all_c[k_row]
+    st = status[k]
     cls = sc.copy()
     sched = st == PlanStatus.SCHEDULED
     cls[sched & (sc == TimeClass.PLANNED_DOWN)] = TimeClass.SETUP
@@ -445,4 +440,12 @@ def apply_plan(
     outside = (sc == TimeClass.RUNNING) & (
         (st == PlanStatus.PLANNED_DOWN) | (st == PlanStatus.NOT_SCHEDULED)
     )
-    return PlannedPieces(pm, row, ps, pe, cls, sc, outside)
+    return PlannedPieces(
+        pm_out,
+        all_row[k_row],
+        qa - pm_out * span + lo,
+        qb - pm_out * span + lo,
+        cls,
+        sc,
+        outside,
+    )
