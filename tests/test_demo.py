@@ -75,7 +75,9 @@ def test_headless_24h_is_fast_and_byte_identical(tmp_path: Path) -> None:
         "tc1/joining/L2",
         "tc1/cleanroom/L3",
     }
-    assert all(ln["good_parts"] > 0 for ln in s["lines"])
+    assert all(ln["good_out"] > 0 for ln in s["lines"])
+    # 24 h from Monday 06:00: two shifts of 8 h less 1.25 h of breaks are planned
+    assert all(ln["planned_production_s"] == 14.75 * 3600 for ln in s["lines"])
     assert s["faults"] and all({"t", "code", "end", "duration_s"} <= f.keys() for f in s["faults"])
     assert s["ingest"]["rejected"] == {} and s["ingest"]["samples"] > 1_000_000
     # the main meter covers the machines plus 35 kW of base load

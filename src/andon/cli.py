@@ -354,7 +354,9 @@ def _print_summary(summary: dict[str, Any]) -> None:
         )
     out.print(t)
     for ln in summary["lines"]:
-        out.print(f"{ln['line']}: {ln['good_parts']} good parts, {ln['throughput_per_h']:.1f}/h")
+        rate = ln["throughput_per_h"]
+        per_h = "–" if rate is None else f"{rate:.1f}"
+        out.print(f"{ln['line']}: {ln['good_out']} good parts out, {per_h}/planned h")
     out.print(
         f"{len(summary['faults'])} faults injected (ground truth); ingest: {summary['ingest']}"
     )

@@ -16,6 +16,7 @@ from andon.model.loader import parse_plant
 from andon.model.types import MachineState, PartBatch, StateBatch
 from andon.sim.demo import default_start
 from andon.sim.factory import VirtualFactory
+from andon.twin.calibrate import fit_line
 
 PLANT = parse_plant((files("andon.sim") / "plants" / "demo.yaml").read_text(encoding="utf-8"))
 S = 1_000_000
@@ -137,3 +138,23 @@ def test_levels_follow_the_virtual_factorys_true_levels_through_a_day() -> None:
         assert len(d) == 14 * 12, name  # a level at every sample: empty/full moments abound
         assert d.max() <= 1, (name, e)
         assert (d == 0).mean() >= 0.9, (name, (d == 0).mean())
+
+
+def test_twin_calibration_starts_each_buffer_at_its_level_at_the_end_of_the_history() -> None:
+    t0 = default_start(PLANT)
+    vf = VirtualFactory(PLANT, 11, t0, window_s=600.0)
+    flushes = vf.advance(3 * 3600.0)
+    truth = {name: len(b.items) for name, b in vf.model.buffers.items()}
+    flushes.append(vf.finish())  # closes the intervals going on at the end
+    end = t0 + 3 * 3_600_000_000
+    states, parts = _states([f.states for f in flushes]), _parts([f.parts for f in flushes])
+    for a, ln in PLANT.lines():
+        if not ln.buffers:
+            continue
+        cal = fit_line(PLANT, ln.id, states, parts, t0, end)
+        (twin_line,) = [x for _, x in cal.plant.lines()]
+        for b in twin_line.buffers:
+            path = f"{PLANT.site.id}/{a.id}/{ln.id}/{b.id}"
+            rep = cal.report["buffers"][b.id]
+            assert b.initial == rep["initial"] and rep["initial_source"] in ("empty", "full")
+            assert abs(b.initial - truth[path]) <= 1, (path, b.initial, truth[path])

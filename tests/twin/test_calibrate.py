@@ -101,7 +101,13 @@ def test_fitted_cycle_times_within_5_percent_and_failures_within_their_intervals
 @pytest.mark.slow
 def test_buffer_capacity_is_read_from_blocking_and_starving(history: dict[str, Any]) -> None:
     cal: Calibration = history["L2"][0]
-    assert cal.report["buffers"]["B3"] == {"capacity": 5, "configured": 5, "source": "data"}
+    b3 = cal.report["buffers"]["B3"]
+    assert {k: b3[k] for k in ("capacity", "configured", "source")} == {
+        "capacity": 5,
+        "configured": 5,
+        "source": "data",
+    }
+    assert 0 <= b3["initial"] <= 5 and b3["initial_source"] in ("empty", "full")
     text = cal.to_yaml()
     assert text.startswith("# andon twin of line L2")
     assert "MTBF" in text and "cycle" in text

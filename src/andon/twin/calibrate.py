@@ -38,6 +38,7 @@ import numpy as np
 import yaml
 from scipy import stats
 
+from andon.kpi.buffers import buffer_levels
 from andon.model.calendar import NOT_SCHEDULED, expand_calendar
 from andon.model.plant import Machine, Plant
 from andon.model.types import F64, MachineState, Micros, PartBatch, StateBatch, from_micros
@@ -356,6 +357,10 @@ def fit_line(
         machines.append({**m.model_dump(mode="json"), "signals": [], "sim": sim})
         report["machines"][m.id] = rep
     buffers = []
+    line_path = f"{plant.site.id}/{area.id}/{line.id}"
+    # the twin starts from the buffers' levels at the end of the history (counted from their
+    # last empty or full moment), not from empty: a scenario begins where the line is now
+    levels = {lv.buffer: lv for lv in buffer_levels(plant, line_path, states, parts, end)}
     for b in line.buffers:
         doc = b.model_dump(by_alias=True, mode="json")
         cap = None
@@ -364,14 +369,18 @@ def fit_line(
             good = pt[u][2]
             keep = good > 0
             cap = _buffer_capacity(st[u], st[d], (pt[u][0][keep], good[keep]), pt[d][0])
+        lv = levels.get(f"{line_path}/{b.id}")
+        initial = 0 if lv is None else min(lv.level, cap if cap is not None else b.capacity)
         report["buffers"][b.id] = {
             "capacity": cap if cap is not None else b.capacity,
             "configured": b.capacity,
             "source": "data" if cap is not None else "config",
+            "initial": initial,
+            "initial_source": None if lv is None else lv.source,
         }
         if cap is not None:
             doc["capacity"] = cap
-        doc["initial"] = 0
+        doc["initial"] = initial
         buffers.append(doc)
     first = line.machines[0].id
     report["calendar_agreement"] = _calendar_agreement(plant, first, st[first], (start, end))
