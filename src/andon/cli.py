@@ -257,7 +257,7 @@ def _protocol_demo(
     svc = summary["service"]
     out.print(
         f"stored {svc['points_stored']} points in {svc['frames_stored']} frames "
-        f"({svc['frames_duplicate']} duplicate frames); drained: {summary['drained']}"
+        f"({svc['points_duplicate']} duplicate points); drained: {summary['drained']}"
     )
 
 

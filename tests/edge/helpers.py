@@ -1,4 +1,5 @@
-"""Shared pieces of the edge tests: a platform (store + ingest service) and condition waits."""
+"""Shared pieces of the edge tests: a platform (store + ingest gateway and its MQTT receiver,
+with one static edge key) and condition waits."""
 
 from __future__ import annotations
 
@@ -11,14 +12,16 @@ from pathlib import Path
 import numpy as np
 
 from andon.ingest import Ingestor
-from andon.ingest.ledger import DedupLedger
-from andon.ingest.service import EdgeCredential, IngestService, hash_token
+from andon.ingest.gateway import EdgeIdentity, IngestGateway, StaticKeys, StaticSites
+from andon.ingest.mqtt import MqttReceiver, ReceiverConfig
 from andon.store.duckdb_store import DuckDBStore
 
-__all__ = ["TENANT", "TOKEN", "Platform", "signals", "until", "until_async"]
+__all__ = ["KEY", "KEY_ID", "TENANT", "Platform", "signals", "until", "until_async"]
 
 TENANT = "acme"
-TOKEN = "s3cret-edge-token"
+KEY_ID = "e1" * 16
+KEY = f"andon_{KEY_ID}_s3cret-edge-secret"
+"""A platform edge key of the tenant, for every site."""
 
 
 def signals(n: int) -> list[str]:
@@ -44,24 +47,23 @@ async def until_async(pred: Callable[[], Awaitable[bool]], timeout: float, what:
 
 
 class Platform:
-    """DuckDB store + ingestor + ledger + MQTT ingest service; the service can be cut."""
+    """DuckDB store + ingest gateway + MQTT receiver; the receiver can be cut. The names'
+    site (``site``) belongs to ``TENANT``, whose edge key is ``KEY``."""
 
-    def __init__(self, tmp: Path, port: int, names: list[str], edge: str = "edge-1") -> None:
+    def __init__(self, tmp: Path, port: int, names: list[str], workers: int = 1) -> None:
         self.store = DuckDBStore.open(tmp / "platform.duckdb")
         self.ingestor = Ingestor(self.store)
         self.ingestor.register(TENANT, names, [])
-        self.ledger = DedupLedger.open(tmp / "ledger.db")
-        self.service = IngestService(
-            self.ingestor,
-            self.ledger,
-            {edge: EdgeCredential(TENANT, hash_token(TOKEN))},
-            port=port,
+        self.keys = StaticKeys({KEY: EdgeIdentity(KEY_ID, TENANT)})
+        self.gateway = IngestGateway(
+            self.ingestor, self.keys, StaticSites({TENANT: {"site": "site-1"}}), key_cache_s=0
         )
+        self.receiver = MqttReceiver(self.gateway, ReceiverConfig(port=port, workers=workers))
         self.names = names
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self.service.run())
+        self._task = asyncio.create_task(self.receiver.run())
 
     async def cut(self) -> None:
         if self._task is not None:
@@ -73,7 +75,6 @@ class Platform:
     async def close(self) -> None:
         await self.cut()
         await self.store.close()
-        self.ledger.close()
 
     async def values(self, start: int, end: int) -> dict[str, np.ndarray]:
         got = await self.store.read(TENANT, self.names, start, end)

@@ -14,7 +14,7 @@ from andon.connect.registry import build_connector
 from andon.edge.agent import EdgeAgent, read_status
 from andon.edge.config import parse_edge_config
 from tests.edge.broker import Broker
-from tests.edge.helpers import TOKEN, Platform, signals, until
+from tests.edge.helpers import KEY, Platform, signals, until
 
 runner = CliRunner()
 
@@ -22,8 +22,9 @@ runner = CliRunner()
 def test_bad_site_file_names_file_line_and_field(tmp_path: Path) -> None:
     site = tmp_path / "site.yaml"
     site.write_text(
-        "edge: {id: e1, token: t}\n"
+        "edge: {id: e1}\n"
         f"data_dir: {tmp_path}\n"
+        f"uplink: {{key: {KEY}}}\n"
         "connectors:\n"
         "  - type: modbus\n"
         "    name: m\n"
@@ -35,11 +36,20 @@ def test_bad_site_file_names_file_line_and_field(tmp_path: Path) -> None:
     )
     r = runner.invoke(app, ["edge", "--config", str(site)])
     assert r.exit_code == 2
-    assert "site.yaml:9" in r.output and "connectors[0].devices[0].points[0].address" in r.output
-    site.write_text("edge: {id: e1}\ndata_dir: x\n", encoding="utf-8")
+    assert "site.yaml:10" in r.output and "connectors[0].devices[0].points[0].address" in r.output
+    site.write_text("edge: {id: e1}\ndata_dir: x\nuplink: {port: 1883}\n", encoding="utf-8")
     r = runner.invoke(app, ["edge", "--config", str(site)])
-    assert r.exit_code == 2 and "exactly one of 'token' and 'token_env'" in r.output
-    site.write_text("edge: {id: e1, token: t}\ndata_dir: x\nconnectors: [{type: nope}]\n")
+    assert r.exit_code == 2 and "exactly one of 'key' and 'key_env'" in r.output
+    # the old in-code edge token is refused with what replaces it
+    site.write_text("edge: {id: e1, token: t}\ndata_dir: x\nuplink: {key_env: K}\n")
+    r = runner.invoke(app, ["edge", "--config", str(site)])
+    assert r.exit_code == 2 and "the per-edge token is gone" in r.output, r.output
+    site.write_text("edge: {id: e1}\ndata_dir: x\nuplink: {key: not-a-key}\n")
+    r = runner.invoke(app, ["edge", "--config", str(site)])
+    assert r.exit_code == 2 and "not a platform edge key" in r.output, r.output
+    site.write_text(
+        f"edge: {{id: e1}}\ndata_dir: x\nuplink: {{key: {KEY}}}\nconnectors: [{{type: nope}}]\n"
+    )
     r = runner.invoke(app, ["edge", "--config", str(site)])
     assert r.exit_code == 2 and "unknown connector type 'nope'" in r.output
 
@@ -49,10 +59,10 @@ def test_status_shows_health_of_a_running_agent(tmp_path: Path, broker: Broker) 
     cfg = parse_edge_config(
         json.dumps(
             {
-                "edge": {"id": "edge-1", "token": TOKEN},
+                "edge": {"id": "edge-1"},
                 "data_dir": str(tmp_path / "edge"),
                 "status_interval_s": 0.05,
-                "uplink": {"port": broker.port},
+                "uplink": {"port": broker.port, "key": KEY},
             }
         )
     )

@@ -37,7 +37,7 @@ def test_agent_reports_health_over_https(
 ) -> None:
     monkeypatch.setenv("ANDON_TEST_EDGE_KEY", api.key)
     site = (
-        "edge: {id: line-1-edge, token: unused}\n"
+        "edge: {id: line-1-edge}\n"
         f"data_dir: {tmp_path / 'edge'}\n"
         f"uplink: {{kind: https, url: '{api.url}', site: {api.site_id},"
         f" key_env: ANDON_TEST_EDGE_KEY, ca_file: {api.ca.cert}, ack_timeout_s: 30}}\n"
@@ -114,7 +114,7 @@ def test_an_mqtt_edge_that_names_the_api_reports_health_there(
     platform API: the engineer sees the edge's connectors and its MQTT uplink's counters."""
     monkeypatch.setenv("ANDON_TEST_EDGE_KEY", api.key)
     site = (
-        "edge: {id: mqtt-edge, token: unused}\n"
+        "edge: {id: mqtt-edge}\n"
         f"data_dir: {tmp_path / 'edge'}\n"
         "uplink: {kind: mqtt, host: 127.0.0.1, port: 1883,"
         f" url: '{api.url}', site: {api.site_id}, key_env: ANDON_TEST_EDGE_KEY,"
@@ -157,7 +157,7 @@ def test_an_mqtt_edge_that_names_the_api_reports_health_there(
 
 
 def test_health_reports_need_the_whole_api_address() -> None:
-    base = "edge: {id: e, token: t}\ndata_dir: /tmp/x\n"
+    base = "edge: {id: e}\ndata_dir: /tmp/x\n"
     with pytest.raises(ModelError, match="health reports to the API needs 'url' and 'site'"):
         parse_edge_config(base + "uplink: {kind: mqtt, url: 'https://p.example'}\n")
     with pytest.raises(ModelError, match="exactly one of 'key' and 'key_env'"):

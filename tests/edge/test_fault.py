@@ -24,7 +24,7 @@ import pytest
 
 from andon.edge.agent import read_status
 from tests.edge.broker import Broker
-from tests.edge.helpers import TOKEN, Platform, signals, until
+from tests.edge.helpers import KEY, Platform, signals, until
 
 NAMES = signals(10)
 START = 1_767_225_600_000_000
@@ -32,10 +32,16 @@ START = 1_767_225_600_000_000
 
 def _config(tmp: Path, port: int, total: int, rate: float) -> Path:
     doc = {
-        "edge": {"id": "edge-1", "token": TOKEN},
+        "edge": {"id": "edge-1"},
         "data_dir": str(tmp / "edge"),
         "status_interval_s": 0.1,
-        "uplink": {"host": "127.0.0.1", "port": port, "window": 8, "ack_timeout_s": 2.0},
+        "uplink": {
+            "host": "127.0.0.1",
+            "port": port,
+            "key": KEY,
+            "window": 8,
+            "ack_timeout_s": 2.0,
+        },
         "connectors": [
             {
                 "type": "synthetic",
@@ -86,7 +92,7 @@ def _fault_run(tmp: Path, broker: Broker, total: int, kills: int, seed: int) -> 
         platform.start()
 
         def stored() -> int:
-            return platform.service.stats.points_stored
+            return platform.gateway.stats.points_stored
 
         proc: subprocess.Popen[bytes] | None = None
         flowing = 0  # kills that landed while the source was still producing
@@ -130,7 +136,8 @@ def _fault_run(tmp: Path, broker: Broker, total: int, kills: int, seed: int) -> 
             for i, name in enumerate(NAMES):
                 np.testing.assert_array_equal(got[name], k[k % len(NAMES) == i].astype(float))
             assert sum(len(v) for v in got.values()) == total
-            assert platform.ingestor.stats.duplicates == 0  # the ledger stopped every repeat
+            # frames resent after a kill are counted as duplicates by the store, never stored
+            # twice: the exact values above are the proof (decision 0308)
             assert status["buffer"]["dropped_points"] == 0
             assert not platform.ingestor.stats.rejected
             assert flowing >= kills // 2

@@ -28,7 +28,7 @@ END = DEFAULT_START + 10**12
 
 def _site(api: ApiPlatform, data: Path, *, key_env: str = "ANDON_TEST_EDGE_KEY") -> str:
     return (
-        "edge: {id: edge-1, token: unused}\n"
+        "edge: {id: edge-1}\n"
         f"data_dir: {data}\n"
         f"uplink: {{kind: https, url: '{api.url}', site: {api.site_id}, key_env: {key_env},\n"
         f"  ca_file: {api.ca.cert}, window: 4, ack_timeout_s: 30}}\n"
@@ -158,11 +158,9 @@ def test_refusals_stop_the_uplink_and_keep_the_data(
 def test_a_bad_https_uplink_section_is_refused_at_load() -> None:
     with pytest.raises(ModelError, match=r"uplink\.url"):
         parse_edge_config(
-            "edge: {id: e, token: t}\ndata_dir: x\n"
-            "uplink: {kind: https, url: 'ftp://x', site: s, key: k}\n"
+            "edge: {id: e}\ndata_dir: x\nuplink: {kind: https, url: 'ftp://x', site: s, key: k}\n"
         )
     with pytest.raises(ModelError, match="exactly one of 'key' and 'key_env'"):
         parse_edge_config(
-            "edge: {id: e, token: t}\ndata_dir: x\n"
-            "uplink: {kind: https, url: 'https://x', site: s}\n"
+            "edge: {id: e}\ndata_dir: x\nuplink: {kind: https, url: 'https://x', site: s}\n"
         )

@@ -21,7 +21,7 @@ from andon.connect.registry import build_connector
 from andon.edge.agent import EdgeAgent
 from andon.edge.config import parse_edge_config
 from tests.edge.broker import Broker
-from tests.edge.helpers import TOKEN, Platform, signals, until, until_async
+from tests.edge.helpers import KEY, Platform, signals, until, until_async
 
 NAMES = signals(8)
 RATE = 4_000.0  # points per second from the connector
@@ -32,9 +32,9 @@ CUT_S = float(os.environ.get("ANDON_CUT_S", "120"))
 def test_two_minute_platform_cut_loses_and_repeats_nothing(tmp_path: Path, broker: Broker) -> None:
     total = int(RATE * (CUT_S + 20))
     site = (
-        f"edge: {{id: edge-1, token: {TOKEN}}}\n"
+        "edge: {id: edge-1}\n"
         f"data_dir: {tmp_path / 'edge'}\n"
-        f"uplink: {{port: {broker.port}, window: 8, ack_timeout_s: 2.0}}\n"
+        f"uplink: {{port: {broker.port}, key: {KEY}, window: 8, ack_timeout_s: 2.0}}\n"
         "connectors:\n"
         f"  - {{type: synthetic, name: gen, signals: {NAMES}, batch_points: 400,"
         f" total_points: {total}, rate_points_s: {RATE}}}\n"
@@ -47,7 +47,7 @@ def test_two_minute_platform_cut_loses_and_repeats_nothing(tmp_path: Path, broke
         platform.start()
         task = asyncio.create_task(agent.run())
         try:
-            await until(lambda: platform.service.stats.points_stored >= RATE * 5, 30, "flow")
+            await until(lambda: platform.gateway.stats.points_stored >= RATE * 5, 30, "flow")
             # cut: the platform's broker and then its ingest service go away. The broker
             # first: cancelling a connected ingest service waits for aiomqtt's graceful
             # disconnect, which was once seen never to finish under full-suite load
@@ -68,8 +68,8 @@ def test_two_minute_platform_cut_loses_and_repeats_nothing(tmp_path: Path, broke
                 await until_async(partial(buffered_more, before), 10, "the buffer to grow")
                 await asyncio.sleep(min(1.0, max(0.0, cut_end - time.monotonic())))
                 if stored_in_cut is None:
-                    stored_in_cut = platform.service.stats.points_stored
-            assert platform.service.stats.points_stored == stored_in_cut
+                    stored_in_cut = platform.gateway.stats.points_stored
+            assert platform.gateway.stats.points_stored == stored_in_cut
             pending = (await buf.stats()).pending_points
             assert pending >= RATE * CUT_S * 0.8, pending
             await asyncio.to_thread(broker.start)
@@ -79,11 +79,11 @@ def test_two_minute_platform_cut_loses_and_repeats_nothing(tmp_path: Path, broke
                 return (await buf.stats()).acked_points == total
 
             await until_async(all_acked, 120, "every point stored and acknowledged")
-            assert platform.service.stats.points_stored == total
+            assert platform.gateway.stats.points_stored == total
             st = await buf.stats()
             assert st.pending_points == 0 and st.dropped_points == 0
             assert st.acked_points == total
-            assert platform.service.stats.points_historical >= pending * 0.9
+            assert platform.gateway.stats.points_historical >= pending * 0.9
             got = await platform.values(DEFAULT_START, DEFAULT_START + 10**13)
             k = np.arange(total)
             for i, n in enumerate(NAMES):  # exactly once, in order per signal

@@ -25,9 +25,10 @@ from andon.edge.config import parse_edge_config
 from andon.model.types import SampleBatch
 from tests.connect.pki import Pair, make_ca, tls_leaf
 from tests.edge.broker import TlsBroker
-from tests.edge.helpers import TOKEN, Platform, signals, until
+from tests.edge.helpers import KEY, KEY_ID, Platform, signals, until
 
-USERS = {"edge-1": "edge-pass", "sensors": "sensor-pass"}
+USERS = {KEY_ID: KEY.rsplit("_", 1)[1], "sensors": "sensor-pass"}
+"""The edge logs in with its platform edge key: the key id and the secret."""
 
 
 @dataclass(frozen=True)
@@ -132,10 +133,10 @@ def test_a_missing_ca_file_is_a_config_error_naming_it(tmp_path: Path) -> None:
 
 def _site(t: Tls, ca: Path, password_env: str, data: Path) -> str:
     return (
-        "edge: {id: edge-1, token: " + TOKEN + "}\n"
+        "edge: {id: edge-1}\n"
         f"data_dir: {data}\n"
         f"uplink: {{host: 127.0.0.1, port: {t.broker.port}, tls: true, ca_file: {ca},\n"
-        f"  username: edge-1, password_env: {password_env}, ack_timeout_s: 1.0}}\n"
+        f"  key_env: {password_env}, ack_timeout_s: 1.0}}\n"
         "connectors: []\n"
     )
 
@@ -144,8 +145,8 @@ def test_uplink_forwards_over_tls_with_a_password(
     tls: Tls, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     names = signals(4)
-    monkeypatch.setenv("ANDON_TEST_UPLINK_PASSWORD", USERS["edge-1"])
-    cfg = parse_edge_config(_site(tls, tls.ca.cert, "ANDON_TEST_UPLINK_PASSWORD", tmp_path / "e"))
+    monkeypatch.setenv("ANDON_TEST_UPLINK_KEY", KEY)
+    cfg = parse_edge_config(_site(tls, tls.ca.cert, "ANDON_TEST_UPLINK_KEY", tmp_path / "e"))
 
     async def go() -> None:
         # the platform's ingest service sits inside, on the plain listener
@@ -157,7 +158,7 @@ def test_uplink_forwards_over_tls_with_a_password(
         try:
             for k in range(0, 3000, 1000):
                 await buf.put("gen", counter_batch(tuple(names), k, k + 1000, DEFAULT_START, 1000))
-            await until(lambda: platform.service.stats.points_stored == 3000, 20, "stored")
+            await until(lambda: platform.gateway.stats.points_stored == 3000, 20, "stored")
             assert uplink.stats.connects == 1 and uplink.stats.connect_failures == 0
             got = await platform.values(DEFAULT_START, DEFAULT_START + 10**9)
             assert sum(len(v) for v in got.values()) == 3000
@@ -174,10 +175,8 @@ def test_uplink_forwards_over_tls_with_a_password(
 def test_uplink_with_a_bad_ca_says_so_and_keeps_the_data(
     tls: Tls, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("ANDON_TEST_UPLINK_PASSWORD", USERS["edge-1"])
-    cfg = parse_edge_config(
-        _site(tls, tls.other_ca.cert, "ANDON_TEST_UPLINK_PASSWORD", tmp_path / "e")
-    )
+    monkeypatch.setenv("ANDON_TEST_UPLINK_KEY", KEY)
+    cfg = parse_edge_config(_site(tls, tls.other_ca.cert, "ANDON_TEST_UPLINK_KEY", tmp_path / "e"))
 
     async def go() -> None:
         buf = await EdgeBuffer.open(tmp_path / "edge.db")

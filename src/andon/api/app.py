@@ -1,14 +1,17 @@
 """``create_app``: the FastAPI application of ``andon serve``.
 
-The app owns its services (platform metadata database, telemetry store, ingestor, rate
+The app owns its services (platform metadata database, telemetry store, ingest gateway, rate
 limiter); the lifespan migrates the database and opens the store, unless the caller hands
-in a store it owns (tests, the demo). The OpenAPI document is at ``/api/v1/openapi.json``;
+in a store it owns (tests, the demo), and receives the edges' MQTT uplink when the settings
+name a broker. The OpenAPI document is at ``/api/v1/openapi.json``;
 the interactive docs page is off, since its scripts would need a looser content policy.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -25,6 +28,7 @@ from andon.api import (  # noqa: F401  (register routes)
 )
 from andon.api.deps import Access, Services, client_address, wall_clock
 from andon.api.endpoints import Endpoint
+from andon.api.gateway import build_gateway, build_receiver
 from andon.api.jobs import TwinJobs, twin_jobs
 from andon.api.middleware import BodyLimit, SecurityHeaders
 from andon.api.routes import api
@@ -43,6 +47,7 @@ from andon.web import mount as mount_web
 __all__ = ["PREFIX", "create_app", "endpoints"]
 
 PREFIX = "/api/v1"
+log = logging.getLogger("andon.api")
 
 
 def endpoints() -> tuple[Endpoint, ...]:
@@ -90,6 +95,11 @@ def _alert_evaluator(svc: Services) -> AlertEvaluator:
     return AlertEvaluator(records, plant_of, svc.store, svc.settings.monitoring, svc.clock)
 
 
+def _report_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the MQTT ingest receiver stopped", exc_info=task.exception())
+
+
 def create_app(
     settings: Settings,
     *,
@@ -128,12 +138,20 @@ def create_app(
         )
         jobs: TwinJobs | None = None
         evaluator: AlertEvaluator | None = None
+        receiving: asyncio.Task[None] | None = None
         try:
             await platform.start()
             app.state.services = Services(
                 settings, platform, tstore, Ingestor(tstore), limiter, clock, sleep
             )
             app.state.services.clock_rate = clock_rate
+            gateway = build_gateway(app.state.services)
+            app.state.services.gateway = gateway
+            receiver = build_receiver(settings, gateway)
+            if receiver is not None:  # the edges' MQTT uplink, through the same gateway
+                app.state.services.receiver = receiver
+                receiving = asyncio.create_task(receiver.run(), name="andon-ingest-mqtt")
+                receiving.add_done_callback(_report_failure)
             jobs = twin_jobs(settings.twin, db, tstore, clock)
             await jobs.start()
             app.state.services.twin_jobs = jobs
@@ -142,6 +160,10 @@ def create_app(
             evaluator.start()
             yield
         finally:
+            if receiving is not None:
+                receiving.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await receiving
             if evaluator is not None:
                 await evaluator.stop()
             if jobs is not None:

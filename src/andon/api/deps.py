@@ -32,6 +32,8 @@ from andon.store.base import TelemetryStore
 
 if TYPE_CHECKING:
     from andon.api.jobs import TwinJobs
+    from andon.ingest.gateway import IngestGateway
+    from andon.ingest.mqtt import MqttReceiver
 
 __all__ = [
     "Access",
@@ -155,6 +157,11 @@ class Services:
     """The alert evaluator (``andon.platform.alerts``); set by the lifespan."""
     twin_jobs: TwinJobs | None = None
     """Twin scenario jobs (``andon.api.jobs``); set by the lifespan."""
+    gateway: IngestGateway | None = None
+    """The ingest gateway every ingest goes through (``andon.api.gateway``); set by the
+    lifespan."""
+    receiver: MqttReceiver | None = None
+    """The gateway's MQTT receiver when ``settings.broker`` is set; run by the lifespan."""
     _models: dict[tuple[str, str, int], SiteModel] = field(default_factory=dict)
 
     async def model(self, tenant: str, site: dict[str, Any]) -> SiteModel:

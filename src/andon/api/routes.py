@@ -22,8 +22,6 @@ from andon.api.schemas import (
     AuditOut,
     GrantCreate,
     GrantOut,
-    IngestIn,
-    IngestOut,
     KpiOut,
     LastValueOut,
     LastValuesOut,
@@ -46,7 +44,7 @@ from andon.api.schemas import (
 from andon.kpi.ranges import NamedRange, named_range, this_shift, today
 from andon.kpi.summary import plant_summary
 from andon.model.plant import Plant
-from andon.model.types import MachineState, Micros, PartBatch, SampleBatch, StateBatch
+from andon.model.types import MachineState, Micros
 from andon.platform.permissions import KeyKind, Permission, Role
 from andon.platform.service import Invalid, LoginFailed, TokenPair
 
@@ -747,74 +745,3 @@ async def kpi_summary(
     return KpiOut(
         start=s["start"], end=s["end"], machines=s["machines"], lines=s["lines"], meters=s["meters"]
     )
-
-
-# ---- ingest --------------------------------------------------------------------------------------
-
-
-async def _check_names(ctx: Access, plant: Plant, names: list[str]) -> None:
-    base = plant.site.id + "/"
-    outside = [n for n in names if not n.startswith(base)]
-    if outside:
-        await ctx.audit(
-            "ingest.write",
-            f"site:{ctx.site_id}",
-            "denied",
-            {"status": 403, "why": "names outside the site", "names": outside[:3]},
-        )
-        raise HTTPException(403, "names outside this site")
-
-
-@api.route(
-    "POST",
-    "/sites/{site_id}/ingest",
-    name="ingest.write",
-    permission=P.INGEST_WRITE,
-    scope="site",
-)
-async def ingest(site_id: str, body: IngestIn, ctx: Ctx) -> IngestOut:
-    """Columnar batches from an edge agent: samples, state intervals, part counts. Rows of
-    unknown signals or machines, bad timestamps or values are refused and counted."""
-    svc = ctx.services
-    plant = (await _model(ctx)).plant
-    points = sum(
-        len(x.ts) if hasattr(x, "ts") else len(x.start)
-        for x in (body.samples, body.states, body.parts, body.open_states)
-        if x is not None
-    )
-    wait = svc.limiter.take(ctx.tenant, "ingest", points)
-    if wait:
-        retry = "60" if math.isinf(wait) else str(max(1, math.ceil(wait)))
-        raise HTTPException(429, "ingest rate limit exceeded", headers={"Retry-After": retry})
-    try:
-        out = IngestOut(accepted=0, duplicates=0, rejected={}, states=0, parts=0)
-        if body.samples is not None:
-            s = body.samples
-            await _check_names(ctx, plant, s.names)
-            batch = SampleBatch.build(
-                s.names,
-                s.index,
-                s.ts,
-                [math.nan if v is None else v for v in s.value],
-                s.quality,
-            )
-            rep = await svc.ingestor.samples(ctx.tenant, batch)
-            out.accepted, out.duplicates, out.rejected = rep.accepted, rep.duplicates, rep.rejected
-        if body.states is not None:
-            st = body.states
-            await _check_names(ctx, plant, st.names)
-            sb = StateBatch.build(st.names, st.index, st.start, st.end, st.state, st.reason)
-            out.states = await svc.ingestor.states(ctx.tenant, sb)
-        if body.open_states is not None:
-            op = body.open_states
-            await _check_names(ctx, plant, op.names)
-            ob = StateBatch.build(op.names, op.index, op.start, op.end, op.state, op.reason)
-            out.open_states = await svc.ingestor.open_states(ctx.tenant, ob)
-        if body.parts is not None:
-            pt = body.parts
-            await _check_names(ctx, plant, pt.names)
-            pb = PartBatch.build(pt.names, pt.index, pt.ts, pt.product, pt.good, pt.scrap)
-            out.parts = await svc.ingestor.parts(ctx.tenant, pb)
-    except ValueError as exc:
-        raise Invalid(str(exc)) from exc
-    return out

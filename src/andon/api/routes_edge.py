@@ -1,5 +1,11 @@
 """API routes: edge (registered on the shared declared router of ``andon.api.routes``).
 
+``POST /sites/{site_id}/ingest``: data from an edge agent (an edge API key, ``ingest:write``
+at the site), handed to the ingest gateway (``andon.ingest.gateway``) like the frames that
+arrive over MQTT: either one binary frame (``Content-Type: application/vnd.andon.frame``,
+what the edge's HTTPS uplink sends, historical flag included) or JSON columns (``IngestIn``:
+samples, states, open states, parts) from simple clients.
+
 ``POST /sites/{site_id}/edge/health``: an edge agent (an edge API key, ``ingest:write`` at
 the site) reports its connection health; the platform keeps the latest snapshot per
 ``(tenant, site, edge)`` in the metadata database (table ``edge_health``), so a restart or a
@@ -8,14 +14,17 @@ second API process sees the same. ``GET`` (``edge:read``) returns them with thei
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import HTTPException
+from fastapi import Body, HTTPException, Request
 from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from andon.api.deps import Ctx
+from andon.api.deps import Access, Ctx
 from andon.api.routes import api
+from andon.api.schemas import IngestIn, IngestOut
 from andon.api.schemas_edge import (
     ConnectorHealthOut,
     DeviceHealthOut,
@@ -24,8 +33,12 @@ from andon.api.schemas_edge import (
     EdgeSnapshotOut,
     SiteEdgeHealthOut,
 )
+from andon.edge.wire import FRAME_CONTENT_TYPE, HEADER
+from andon.ingest.gateway import EdgeIdentity, IngestGateway, OutsideSite, SiteRef
+from andon.model.types import PartBatch, SampleBatch, StateBatch
 from andon.platform.database import Database
 from andon.platform.permissions import Permission
+from andon.platform.service import Invalid
 from andon.platform.tables import edge_health
 
 __all__ = ["EdgeHealthTable", "StoredHealth", "api"]
@@ -180,4 +193,114 @@ def _snapshot(h: StoredHealth, now: int) -> EdgeSnapshotOut:
             )
             for c in r.connectors
         ],
+    )
+
+
+# ---- ingest --------------------------------------------------------------------------------------
+
+_UNREADABLE = {"malformed_frame", "unsupported_version", "empty_frame"}
+
+
+async def _deny_outside(ctx: Access, why: str, names: list[str]) -> HTTPException:
+    await ctx.audit(
+        "ingest.write",
+        f"site:{ctx.site_id}",
+        "denied",
+        {"status": 403, "why": why, "names": names[:3]},
+    )
+    return HTTPException(403, "names outside this site")
+
+
+def _limit(ctx: Access, points: int) -> None:
+    wait = ctx.services.limiter.take(ctx.tenant, "ingest", points)
+    if wait:
+        retry = "60" if math.isinf(wait) else str(max(1, math.ceil(wait)))
+        raise HTTPException(429, "ingest rate limit exceeded", headers={"Retry-After": retry})
+
+
+@api.route(
+    "POST",
+    "/sites/{site_id}/ingest",
+    name="ingest.write",
+    permission=Permission.INGEST_WRITE,
+    scope="site",
+)
+async def ingest(
+    site_id: str,
+    body: Annotated[IngestIn | bytes, Body(description="JSON columns, or one binary frame")],
+    request: Request,
+    ctx: Ctx,
+) -> IngestOut:
+    """Data from an edge agent: one binary uplink frame (``Content-Type:
+    application/vnd.andon.frame``) or JSON columns (samples, state intervals, open states,
+    part counts). Rows of unknown signals or machines, bad timestamps or values are refused
+    and counted; a resent point is stored once (counted in ``duplicates``)."""
+    svc = ctx.services
+    gateway = svc.gateway
+    if gateway is None:
+        raise RuntimeError("the ingest gateway is not running")
+    model = await svc.model(ctx.tenant, ctx.site or {})
+    site = SiteRef(ctx.site_id, model.plant.site.id)
+    frame = request.headers.get("content-type", "").split(";")[0].strip() == FRAME_CONTENT_TYPE
+    if frame:
+        if not isinstance(body, bytes):
+            raise Invalid("a frame body must be the frame's bytes")
+        return await _ingest_frame(ctx, gateway, site, body)
+    if not isinstance(body, IngestIn):
+        raise Invalid(f"send JSON columns (IngestIn) or one frame as {FRAME_CONTENT_TYPE}")
+    points = sum(
+        len(x.ts) if hasattr(x, "ts") else len(x.start)
+        for x in (body.samples, body.states, body.parts, body.open_states)
+        if x is not None
+    )
+    _limit(ctx, points)
+    try:
+        s, st, op, pt = body.samples, body.states, body.open_states, body.parts
+        res = await gateway.columns(
+            ctx.tenant,
+            site,
+            samples=None
+            if s is None
+            else SampleBatch.build(
+                s.names, s.index, s.ts, [math.nan if v is None else v for v in s.value], s.quality
+            ),
+            states=None
+            if st is None
+            else StateBatch.build(st.names, st.index, st.start, st.end, st.state, st.reason),
+            open_states=None
+            if op is None
+            else StateBatch.build(op.names, op.index, op.start, op.end, op.state, op.reason),
+            parts=None
+            if pt is None
+            else PartBatch.build(pt.names, pt.index, pt.ts, pt.product, pt.good, pt.scrap),
+        )
+    except OutsideSite as exc:
+        raise await _deny_outside(ctx, "names outside the site", exc.names) from None
+    except ValueError as exc:
+        raise Invalid(str(exc)) from exc
+    return IngestOut(
+        accepted=res.accepted,
+        duplicates=res.duplicates,
+        rejected=res.rejected,
+        states=res.states,
+        parts=res.parts,
+        open_states=res.open_states,
+    )
+
+
+async def _ingest_frame(
+    ctx: Access, gateway: IngestGateway, site: SiteRef, body: bytes
+) -> IngestOut:
+    points = HEADER.unpack_from(body)[5] if len(body) >= HEADER.size else 0
+    _limit(ctx, points)
+    # the guard checked the key may write this site: the frame must be for this site
+    bearer = EdgeIdentity(ctx.principal.id, ctx.tenant, frozenset({site.site_id}))
+    res = await gateway.frames([(None, body)], bearer=bearer)
+    if res.refused:
+        why = res.refused[0]
+        if why in _UNREADABLE:
+            raise Invalid(f"frame refused: {why}")
+        raise await _deny_outside(ctx, why, [])
+    return IngestOut(
+        accepted=res.accepted, duplicates=res.duplicates, rejected=res.rejected, states=0, parts=0
     )

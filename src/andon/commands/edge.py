@@ -47,7 +47,7 @@ def _load(config: Path) -> tuple[Any, list[Any]]:
                 raise validation_error(exc, str(config), marks, ("connectors", i)) from None
             except KeyError as exc:
                 raise validation_error_type(str(config), i, marks, str(exc.args[0])) from None
-        cfg.edge.resolved_token()
+        cfg.uplink.resolved_key()
     except (ModelError, ValueError) as exc:
         _fail(str(exc))
         raise  # pragma: no cover

@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 __all__ = ["register"]
 
 audit_app = typer.Typer(no_args_is_help=True, help="The platform's audit log.")
+broker_app = typer.Typer(
+    no_args_is_help=True, help="Mosquitto files binding each edge key to its own topics."
+)
 admin_app = typer.Typer(no_args_is_help=True, help="Platform administrators.")
 _err = Console(stderr=True)
 _out = Console()
@@ -47,12 +50,15 @@ def serve(
     config: ConfigOpt = None,
     check: Annotated[bool, typer.Option("--check", help="Validate the settings and exit")] = False,
 ) -> None:
-    """Run the platform service (FastAPI under uvicorn); `--check` validates and exits."""
+    """Run the platform service (FastAPI under uvicorn, and the ingest gateway's MQTT
+    receiver when `broker` is set); `--check` validates and exits."""
     settings = _settings(config)
+    mqtt = _check_broker(settings)
     if check:
         _out.print(
             f"[green]ok[/] {config or 'environment'}: {settings.mode} mode, "
-            f"http{'s' if settings.tls.certfile else ''}://{settings.host}:{settings.port}",
+            f"http{'s' if settings.tls.certfile else ''}://{settings.host}:{settings.port}, "
+            f"{mqtt}",
             highlight=False,
             soft_wrap=True,
         )
@@ -72,6 +78,56 @@ def serve(
         server_header=False,
         log_level="info",
     )
+
+
+def _check_broker(settings: Settings) -> str:
+    """What the MQTT side will do, in words; exits 2 when its TLS files do not load."""
+    b = settings.broker
+    if b is None:
+        return "no MQTT uplink (no broker section: edges send over HTTPS)"
+    if b.tls:
+        from andon.connect.net import tls_context
+
+        try:
+            tls_context(
+                str(b.ca_file) if b.ca_file else None,
+                str(b.cert_file) if b.cert_file else None,
+                str(b.key_file) if b.key_file else None,
+            )
+        except ValueError as exc:
+            _fail(f"broker: {exc}")
+    scheme = "mqtts" if b.tls else "mqtt"
+    who = f" as {b.username}" if b.username else ""
+    workers = settings.ingest.workers
+    return f"MQTT uplink from {scheme}://{b.host}:{b.port}{who}, {workers} ingest workers"
+
+
+@broker_app.command("acl")
+def broker_acl(
+    platform_user: Annotated[
+        str, typer.Option(help="the broker user of andon serve (settings broker.username)")
+    ] = "andon-platform",
+) -> None:
+    """Print a Mosquitto acl_file: each edge key may publish and read only its own topics."""
+    from andon.ingest.broker import mosquitto_acl
+
+    sys.stdout.write(mosquitto_acl(platform_user))
+
+
+@broker_app.command("passwd")
+def broker_passwd() -> None:
+    """Read platform edge keys (one a line) on stdin; print their Mosquitto password file
+    lines (user = key id, password = secret). Append them to the broker's password file."""
+    from andon.ingest.broker import edge_password_line
+
+    for n, raw in enumerate(sys.stdin, 1):
+        key = raw.strip()
+        if not key:
+            continue
+        try:
+            sys.stdout.write(edge_password_line(key) + "\n")
+        except ValueError as exc:
+            _fail(f"stdin line {n}: {exc}")
 
 
 @audit_app.command("verify")
@@ -149,3 +205,4 @@ def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
     app.add_typer(audit_app, name="audit")
     app.add_typer(admin_app, name="admin")
+    app.add_typer(broker_app, name="broker")

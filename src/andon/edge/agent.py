@@ -171,7 +171,7 @@ def make_uplink(
         buffer,
         UplinkConfig(
             cfg.edge.id,
-            cfg.edge.resolved_token(),
+            u.resolved_key(),
             u.host,
             u.port,
             u.window,

@@ -3,17 +3,22 @@ errors that name the file, the line and the field.
 
 .. code-block:: yaml
 
-    edge: {id: edge-1, token_env: ANDON_EDGE_TOKEN}
+    edge: {id: edge-1}
     data_dir: /var/lib/andon-edge
     buffer: {max_bytes: 2000000000, policy: drop_oldest}
-    uplink: {host: 127.0.0.1, port: 1883}   # or, over the platform's HTTPS API:
+    uplink: {host: broker.example, port: 8883, tls: true, ca_file: /etc/andon/ca.pem,
+             key_env: ANDON_EDGE_KEY}   # or, over the platform's HTTPS API:
     # uplink: {kind: https, url: "https://platform.example", site: <site id>,
     #          key_env: ANDON_EDGE_KEY, ca_file: /etc/andon/ca.pem}
-    # (an MQTT uplink with url, site and key_env also reports connection health to the API)
+    # (an MQTT uplink with url and site also reports connection health to the API)
+
+Both uplinks authenticate with the edge's platform edge key (``andon_<id>_<secret>``, made by
+``POST /api/v1/keys`` with ``kind: edge``); over MQTT its id and secret are also the broker
+login unless ``username``/``password`` say otherwise.
     connectors:
       - {type: modbus, name: press-1, host: 127.0.0.1, port: 5020, registers: [...]}
 
->>> cfg = parse_edge_config("edge: {id: e1, token: t}\\ndata_dir: /tmp/x\\nconnectors: []\\n")
+>>> cfg = parse_edge_config("edge: {id: e1}\\ndata_dir: /tmp/x\\nuplink: {key_env: K}\\n")
 >>> cfg.edge.id, cfg.buffer.policy.value, cfg.uplink.port
 ('e1', 'drop_oldest', 1883)
 """
@@ -29,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from andon.connect.net import tls_context
 from andon.edge.buffer import DropPolicy
+from andon.edge.wire import key_parts
 from andon.model.loader import ModelError, read_yaml, validation_error
 
 __all__ = [
@@ -49,20 +55,17 @@ class EdgeSection(_Section):
     id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     token: str | None = None
     token_env: str | None = None
+    """Gone: refused with a message saying what replaces them."""
 
     @model_validator(mode="after")
-    def _one_token(self) -> EdgeSection:
-        if (self.token is None) == (self.token_env is None):
-            raise ValueError("give exactly one of 'token' and 'token_env'")
+    def _no_token(self) -> EdgeSection:
+        if self.token is not None or self.token_env is not None:
+            raise ValueError(
+                "the per-edge token is gone: edges authenticate with a platform edge key "
+                "(POST /api/v1/keys, kind edge); remove 'token'/'token_env' and set "
+                "uplink.key_env (or uplink.key)"
+            )
         return self
-
-    def resolved_token(self) -> str:
-        if self.token is not None:
-            return self.token
-        value = os.environ.get(self.token_env or "")
-        if not value:
-            raise ValueError(f"environment variable {self.token_env} is not set")
-        return value
 
 
 class BufferSection(_Section):
@@ -83,10 +86,11 @@ def _secret(value: str | None, env: str | None, what: str) -> str | None:
 
 class UplinkSection(_Section):
     """Where the edge forwards to: the platform's MQTT broker (``kind: mqtt``, frames
-    acknowledged on a topic) or its HTTPS API (``kind: https``, batches POSTed to
-    ``{url}/api/v1/sites/{site}/ingest`` with an edge API key). An MQTT uplink may also name
-    the API (``url``, ``site`` and a key): the edge then reports its connection health there
-    too, as an HTTPS uplink does."""
+    acknowledged on a topic) or its HTTPS API (``kind: https``, frames POSTed to
+    ``{url}/api/v1/sites/{site}/ingest``). Both authenticate with the edge's platform edge
+    key (``key`` or ``key_env``). An MQTT uplink may also name the API (``url`` and
+    ``site``): the edge then reports its connection health there too, as an HTTPS uplink
+    does."""
 
     kind: Literal["mqtt", "https"] = "mqtt"
     # mqtt
@@ -112,13 +116,15 @@ class UplinkSection(_Section):
     def _fits_kind(self) -> UplinkSection:
         if self.password is not None and self.password_env is not None:
             raise ValueError("give at most one of 'password' and 'password_env'")
-        api = (self.url, self.site, self.key, self.key_env)
-        if self.kind == "https" or any(x is not None for x in api):
+        if self.kind == "https" or self.url is not None or self.site is not None:
             what = "an https uplink" if self.kind == "https" else "health reports to the API"
             if self.url is None or self.site is None:
                 raise ValueError(f"{what} needs 'url' and 'site'")
-            if (self.key is None) == (self.key_env is None):
-                raise ValueError(f"{what} needs exactly one of 'key' and 'key_env'")
+        if (self.key is None) == (self.key_env is None):
+            raise ValueError(
+                f"an {self.kind} uplink needs exactly one of 'key' and 'key_env' "
+                "(the edge's platform edge key)"
+            )
         return self
 
     @property
@@ -136,7 +142,13 @@ class UplinkSection(_Section):
         return _secret(self.password, self.password_env, "MQTT uplink password")
 
     def resolved_key(self) -> str:
-        return _secret(self.key, self.key_env, "edge API key") or ""
+        """The edge's platform edge key; a ``ValueError`` when unset, or malformed for MQTT
+        (which logs in with its parts; over HTTPS the platform judges the bearer)."""
+        key = _secret(self.key, self.key_env, "edge API key") or ""
+        if self.kind == "mqtt" and key_parts(key) is None:
+            where = f"environment variable {self.key_env}" if self.key_env else "uplink.key"
+            raise ValueError(f"{where} is not a platform edge key (andon_<id>_<secret>)")
+        return key
 
     def tls_context(self) -> ssl.SSLContext | None:
         """The TLS context: always for ``https://`` urls, for MQTT when ``tls`` is set."""
@@ -150,7 +162,7 @@ class EdgeConfig(_Section):
     edge: EdgeSection
     data_dir: Path
     buffer: BufferSection = BufferSection()
-    uplink: UplinkSection = UplinkSection()
+    uplink: UplinkSection
     status_interval_s: float = Field(1.0, gt=0)
     health_interval_s: float = Field(15.0, gt=0)
     """How often an https uplink POSTs the connection health to the platform."""

@@ -1,6 +1,9 @@
 """Store-and-forward over HTTPS: the edge POSTs buffered batches to the platform's API,
 ``POST {url}/api/v1/sites/{site}/ingest`` with its edge API key as a bearer token, and
-deletes a batch only when the platform answered 2xx with the counts it took.
+deletes a batch only when the platform answered 2xx with the counts it took. Each batch is
+one binary frame (``andon.edge.wire``, ``Content-Type: application/vnd.andon.frame``), the
+same as over MQTT, historical flag included; the route also takes JSON (``ingest_body``)
+from simple clients.
 
 For sites where only outbound HTTPS is allowed through the firewall, which is common; the
 MQTT uplink (``uplink``) is faster. The semantics are the same as MQTT's where they can be:
@@ -41,8 +44,8 @@ import httpx
 from andon.connect.base import within
 from andon.connect.net import Backoff, describe_connect_error
 from andon.edge.buffer import EdgeBuffer, StoredBatch
-from andon.edge.uplink import UplinkStats
-from andon.edge.wire import batch_from_parts
+from andon.edge.uplink import UplinkHalted, UplinkStats
+from andon.edge.wire import FRAME_CONTENT_TYPE, batch_from_parts, frame_from_parts
 
 __all__ = [
     "HealthReporter",
@@ -56,10 +59,6 @@ __all__ = [
 log = logging.getLogger("andon.edge.https")
 
 _RETRY_STATUSES = {408, 429}
-
-
-class UplinkHalted(Exception):
-    """The platform refused in a way that resending cannot fix."""
 
 
 @dataclass(frozen=True)
@@ -269,12 +268,15 @@ class HttpsUplink:
         """True: acknowledged. A float: retry after that many seconds (``Retry-After``).
         None: retry with backoff. ``UplinkHalted``: stop."""
         cfg = self.config
-        # encoding tens of thousands of points takes tens of ms: off the event loop
-        body = await asyncio.to_thread(lambda: json.dumps(ingest_body(b)).encode())
+        # the same binary frame as over MQTT: no per-point encoding on either end
+        body = frame_from_parts(
+            cfg.edge, cfg.key, b.stream, b.seq, b.created_us, b.historical, b.points,
+            b.names_json, b.body,
+        )  # fmt: skip
         self.stats.frames_sent += 1
         try:
             r = await client.post(
-                cfg.ingest_url, content=body, headers={"Content-Type": "application/json"}
+                cfg.ingest_url, content=body, headers={"Content-Type": FRAME_CONTENT_TYPE}
             )
         except httpx.TransportError as exc:
             cause = exc.__context__ or exc

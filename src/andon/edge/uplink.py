@@ -1,11 +1,18 @@
 """Store-and-forward uplink: sends buffered batches to the platform over MQTT and deletes them
 only when the platform has acknowledged them.
 
-* Each buffered batch travels as one frame (``wire``) on ``andon/v1/up/<edge>`` with QoS 1; the
-  platform answers on ``andon/v1/ack/<edge>`` after the batch is stored (or refused). QoS 1 only
-  covers the hop to the broker; the platform's acknowledgement covers the whole path.
+* The edge authenticates with its **platform edge key** (``andon_<id>_<secret>``, created in
+  the platform like any API key): the broker login is the key id and the secret (unless the
+  site file names other broker credentials), and every frame carries the key, which the
+  platform's ingest gateway checks.
+* Each buffered batch travels as one frame (``wire``) on ``andon/v1/up/<key id>`` with QoS 1;
+  the platform answers on ``andon/v1/ack/<key id>`` after the batch is stored (or refused).
+  QoS 1 only covers the hop to the broker; the platform's acknowledgement covers the whole
+  path.
 * At most ``window`` batches are in flight. One not acknowledged within ``ack_timeout_s`` is
-  sent again; the platform deduplicates by ``(edge, stream, seq)``.
+  sent again; the platform's store keeps the first write of each point, so it is stored once.
+* An acknowledgement ``refused`` (the key revoked or expired, or data for a site the key may
+  not write) stops the uplink: the buffer keeps everything, ``andon edge status`` says why.
 * Every (re)connection first marks what the buffer holds as backlog: batches produced after
   that go first (live), the backlog drains behind them, flagged ``historical``.
 * Connection failures retry forever with capped exponential backoff and jitter.
@@ -23,29 +30,47 @@ import aiomqtt
 
 from andon.connect.net import Backoff, describe_connect_error, mqtt_client
 from andon.edge.buffer import EdgeBuffer, StoredBatch
-from andon.edge.wire import decode_acks, frame_from_parts
+from andon.edge.wire import decode_acks, frame_from_parts, key_parts
 
-__all__ = ["Uplink", "UplinkConfig", "UplinkStats", "ack_topic", "up_topic"]
+__all__ = [
+    "ACK_PREFIX",
+    "UP_PREFIX",
+    "Uplink",
+    "UplinkConfig",
+    "UplinkHalted",
+    "UplinkStats",
+    "ack_topic",
+    "up_topic",
+]
 
 log = logging.getLogger("andon.edge.uplink")
 
 
-def up_topic(edge: str) -> str:
-    """Topic the edge publishes its frames on."""
-    return f"andon/v1/up/{edge}"
+UP_PREFIX = "andon/v1/up/"
+ACK_PREFIX = "andon/v1/ack/"
 
 
-def ack_topic(edge: str) -> str:
-    """Topic the platform acknowledges an edge's frames on."""
-    return f"andon/v1/ack/{edge}"
+class UplinkHalted(Exception):
+    """The platform refused in a way that resending cannot fix."""
+
+
+def up_topic(key_id: str) -> str:
+    """Topic an edge publishes its frames on: its platform key's id."""
+    return f"{UP_PREFIX}{key_id}"
+
+
+def ack_topic(key_id: str) -> str:
+    """Topic the platform acknowledges an edge key's frames on."""
+    return f"{ACK_PREFIX}{key_id}"
 
 
 @dataclass(frozen=True)
 class UplinkConfig:
-    """Where and how the uplink sends."""
+    """Where and how the uplink sends. ``key`` is the edge's platform edge key; ``username``
+    and ``password`` default to its id and secret."""
 
     edge: str
-    token: str
+    key: str
     host: str = "127.0.0.1"
     port: int = 1883
     window: int = 16
@@ -55,6 +80,25 @@ class UplinkConfig:
     tls: ssl.SSLContext | None = None
     backoff_initial_s: float = 0.05
     backoff_max_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if key_parts(self.key) is None:
+            raise ValueError(
+                "the MQTT uplink authenticates with a platform edge key (andon_<id>_<secret>, "
+                "created by POST /api/v1/keys with kind edge); the per-edge token is gone"
+            )
+
+    @property
+    def key_id(self) -> str:
+        parts = key_parts(self.key)
+        assert parts is not None
+        return parts[0]
+
+    def login(self) -> tuple[str, str]:
+        """The broker user name and password: the key's id and secret unless configured."""
+        parts = key_parts(self.key)
+        assert parts is not None
+        return self.username or parts[0], self.password or parts[1]
 
 
 @dataclass
@@ -81,35 +125,54 @@ class Uplink:
         self.stats = UplinkStats()
         self._sent_at: dict[tuple[str, int], tuple[int, float]] = {}
         self._wake = asyncio.Event()
+        self.halted = asyncio.Event()
 
     async def run(self) -> None:
-        """Connect, send, reconnect; forever (cancel to stop)."""
+        """Connect, send, reconnect; forever (cancel to stop). Returns, after logging why,
+        when the platform refuses the key or the data: the buffer keeps everything."""
         backoff = Backoff(self.config.backoff_initial_s, self.config.backoff_max_s)
         while True:
             try:
                 await self._session(backoff)
+            except* UplinkHalted as group:
+                self.stats.last_error = f"stopped: {group.exceptions[0]}"
+                self.halted.set()
+                log.error(
+                    "uplink stopped: %s; the buffer keeps the data, fix and restart",
+                    group.exceptions[0],
+                )
             except* (aiomqtt.MqttError, OSError) as group:
-                self.stats.connected = False
+                exc = group.exceptions[0]
                 self.stats.connect_failures += 1
-                self.stats.last_error = describe_connect_error(group.exceptions[0])
-                log.warning("uplink: %s; retrying", self.stats.last_error)
+                if _login_refused(exc):
+                    # the broker no longer knows the key (revoked, and the broker's password
+                    # file synced): as an HTTPS uplink on 401, stop instead of spinning
+                    self.halted.set()
+                    self.stats.last_error = f"stopped: {describe_connect_error(exc)}"
+                    log.error("uplink stopped: %s; the buffer keeps the data", exc)
+                elif not self.halted.is_set():
+                    self.stats.last_error = describe_connect_error(exc)
+                    log.warning("uplink: %s; retrying", self.stats.last_error)
             self.stats.connected = False
+            if self.halted.is_set():
+                return
             await asyncio.sleep(backoff.next())
 
     async def _session(self, backoff: Backoff) -> None:
         cfg = self.config
+        username, password = cfg.login()
         async with mqtt_client(
             cfg.host,
             cfg.port,
-            identifier=f"andon-edge-{cfg.edge}",
+            identifier=f"andon-edge-{cfg.key_id}",
             clean_session=True,
-            username=cfg.username,
-            password=cfg.password,
+            username=username,
+            password=password,
             tls_context=cfg.tls,
             keepalive=15,
             timeout=10,
         ) as client:
-            await client.subscribe(ack_topic(cfg.edge), qos=1)
+            await client.subscribe(ack_topic(cfg.key_id), qos=1)
             self.stats.connected = True
             self.stats.connects += 1
             backoff.reset()
@@ -123,7 +186,7 @@ class Uplink:
 
     async def _send(self, client: aiomqtt.Client) -> None:
         cfg = self.config
-        topic = up_topic(cfg.edge)
+        topic = up_topic(cfg.key_id)
         while True:
             await self._resend_expired()
             room = cfg.window - len(self._sent_at)
@@ -147,7 +210,7 @@ class Uplink:
             for b in batches:
                 frame = frame_from_parts(
                     cfg.edge,
-                    cfg.token,
+                    cfg.key,
                     b.stream,
                     b.seq,
                     b.created_us,
@@ -182,10 +245,14 @@ class Uplink:
             except ValueError as exc:
                 log.warning("uplink: malformed ack ignored: %s", exc)
                 continue
+            refused = [a for a in acks if a.status == "refused"]
+            if refused:
+                a = refused[0]
+                raise UplinkHalted(f"platform refused {a.stream}#{a.seq}: {a.reason}")
             ok = [(a.stream, a.seq) for a in acks if a.status == "ok"]
-            bad = [(a.stream, a.seq) for a in acks if a.status != "ok"]
+            bad = [(a.stream, a.seq) for a in acks if a.status == "rejected"]
             for a in acks:
-                if a.status != "ok":
+                if a.status == "rejected":
                     log.error("platform rejected %s#%d: %s", a.stream, a.seq, a.reason)
             if ok:
                 await self.buffer.ack(ok)
@@ -197,3 +264,13 @@ class Uplink:
             self.stats.acks += len(acks)
             self.stats.last_ack_monotonic = time.monotonic()
             self._wake.set()
+
+
+def _login_refused(exc: BaseException) -> bool:
+    """The broker refused the uplink's user name or password (MQTT 3.1.1 codes 4 and 5, as
+    paho reports them, or their MQTT 5 counterparts 134 and 135)."""
+    if not isinstance(exc, aiomqtt.MqttCodeError):
+        return False
+    rc = exc.rc
+    value = rc if isinstance(rc, int) else getattr(rc, "value", None)
+    return value in (4, 5, 134, 135)

@@ -1,8 +1,9 @@
 """The uplink's wire format: one columnar sample batch per MQTT message, and its acknowledgement.
 
-A frame is a fixed 32-byte header, a JSON block (edge, stream, token and the batch's name
-dictionary) padded to a multiple of 8 bytes, then the columns back to back: ``ts`` (int64),
-``value`` (float64), ``index`` (int32), ``quality`` (uint8), all little-endian. Decoding is
+A frame is a fixed 32-byte header, a JSON block (edge, stream, token — the edge's platform
+edge key — and the batch's name dictionary) padded to a multiple of 8 bytes, then the
+columns back to back: ``ts`` (int64), ``value`` (float64), ``index`` (int32), ``quality``
+(uint8), all little-endian. The same frame travels over MQTT and HTTPS. Decoding is
 zero-copy (``numpy.frombuffer``) and checks every length, so a truncated or padded frame is
 refused with a reason instead of being half read.
 
@@ -25,7 +26,10 @@ import numpy as np
 from andon.model.types import Micros, SampleBatch
 
 __all__ = [
+    "ACK_STATUSES",
+    "FRAME_CONTENT_TYPE",
     "HEADER",
+    "KEY_PREFIX",
     "MAGIC",
     "Ack",
     "Frame",
@@ -37,14 +41,19 @@ __all__ = [
     "encode_acks",
     "encode_frame",
     "frame_from_parts",
+    "key_parts",
 ]
 
 MAGIC: Final = b"ANDN"
 VERSION: Final = 1
 HEADER: Final = struct.Struct("<4sBBxxQqII")
 """magic, version, flags (bit 0: historical), seq, created_us, points, json length."""
+FRAME_CONTENT_TYPE: Final = "application/vnd.andon.frame"
+"""The media type of one frame POSTed to the platform's ingest route."""
+KEY_PREFIX: Final = "andon_"
 _HISTORICAL: Final = 1
 _POINT_BYTES: Final = 8 + 8 + 4 + 1
+ACK_STATUSES: Final = ("ok", "rejected", "refused")
 
 
 class FrameError(ValueError):
@@ -70,7 +79,10 @@ class Frame:
 
 @dataclass(frozen=True, slots=True)
 class Ack:
-    """The platform's answer for one frame: ``ok`` (stored or already stored) or ``rejected``."""
+    """The platform's answer for one frame: ``ok`` (stored or already stored), ``rejected``
+    (its rows failed validation: resending cannot help, the edge drops it as rejected) or
+    ``refused`` (the key is revoked or expired, or the frame names a site the key may not
+    write: the edge stops its uplink and keeps the frame, as an HTTPS uplink does on 401/403)."""
 
     stream: str
     seq: int
@@ -216,6 +228,26 @@ def batch_from_parts(points: int, names_json: str, body: bytes) -> SampleBatch:
     )
 
 
+def key_parts(key: str) -> tuple[str, str] | None:
+    """``(key id, secret)`` of a platform API key ``andon_<32 hex id>_<secret>``, else
+    ``None``. The frame's ``token`` field carries the edge's platform key; the MQTT uplink
+    logs in to the broker with the id as user name and the secret as password.
+    (``andon.platform.security.parse_api_key`` is the same rule on the platform's side,
+    which this layer may not import.)
+
+    >>> key_parts("andon_" + "a" * 32 + "_s3cret")
+    ('aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', 's3cret')
+    >>> key_parts("a-static-token") is None
+    True
+    """
+    if not key.startswith(KEY_PREFIX):
+        return None
+    key_id, sep, secret = key[len(KEY_PREFIX) :].partition("_")
+    if not sep or len(key_id) != 32 or not secret:
+        return None
+    return key_id, secret
+
+
 def encode_acks(acks: list[Ack]) -> bytes:
     """The JSON acknowledgement message for a list of frames."""
     return json.dumps({"acks": [[a.stream, a.seq, a.status, a.reason] for a in acks]}).encode()
@@ -229,7 +261,7 @@ def decode_acks(data: bytes) -> list[Ack]:
     out = []
     for item in doc["acks"]:
         stream, seq, status, reason = item
-        ok_status = status in ("ok", "rejected")
+        ok_status = status in ACK_STATUSES
         if not isinstance(stream, str) or not isinstance(seq, int) or not ok_status:
             raise ValueError(f"bad ack entry {item!r}")
         out.append(Ack(stream, seq, status, str(reason)))

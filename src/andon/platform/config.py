@@ -19,7 +19,17 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-__all__ = ["TLS", "ConfigError", "Limits", "Monitoring", "Settings", "Twin", "load_settings"]
+__all__ = [
+    "TLS",
+    "Broker",
+    "ConfigError",
+    "Ingest",
+    "Limits",
+    "Monitoring",
+    "Settings",
+    "Twin",
+    "load_settings",
+]
 
 
 class ConfigError(Exception):
@@ -94,6 +104,60 @@ class TLS(_Part):
         return self
 
 
+class Broker(_Part):
+    """The MQTT broker edges publish their frames to, and the platform's own connection to
+    it: ``andon serve`` receives the MQTT uplink through it (``andon.ingest.mqtt``)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(1883, gt=0, lt=65536)
+    tls: bool = Field(False, description="verify the broker against ca_file (system store)")
+    ca_file: Path | None = None
+    cert_file: Path | None = Field(None, description="client certificate, with key_file")
+    key_file: Path | None = None
+    username: str | None = None
+    password: str | None = None
+    password_env: str | None = Field(None, description="environment variable with the password")
+    client_id: str = Field("andon-ingest", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    group: str = Field(
+        "andon-ingest",
+        min_length=1,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="shared subscription group: serve processes in one group share the frames",
+    )
+
+    @model_validator(mode="after")
+    def _files(self) -> Broker:
+        if self.password is not None and self.password_env is not None:
+            raise ValueError("broker: give at most one of password and password_env")
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("broker: a client certificate needs both cert_file and key_file")
+        if (self.ca_file or self.cert_file) and not self.tls:
+            raise ValueError("broker: ca_file and cert_file need tls: true")
+        for p in (self.ca_file, self.cert_file, self.key_file):
+            if p is not None and not p.is_file():
+                raise ValueError(f"broker: file not found: {p}")
+        if self.password_env is not None and not os.environ.get(self.password_env):
+            raise ValueError(f"broker: environment variable {self.password_env} is not set")
+        return self
+
+    def resolved_password(self) -> str | None:
+        if self.password_env is not None:
+            return os.environ.get(self.password_env)
+        return self.password
+
+
+class Ingest(_Part):
+    """The ingest gateway (``andon.ingest.gateway``)."""
+
+    workers: int = Field(2, ge=1, le=32, description="MQTT connections sharing the edges' frames")
+    key_cache_s: float = Field(
+        2.0, ge=0, le=60, description="an edge key's check is reused this long (revocation)"
+    )
+    max_group_points: int = Field(
+        500_000, gt=0, description="frames stored in one write, at most this many points"
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="ANDON_", env_nested_delimiter="__", extra="forbid"
@@ -119,6 +183,10 @@ class Settings(BaseSettings):
     monitoring: Monitoring = Field(default_factory=Monitoring)
     twin: Twin = Field(default_factory=Twin)
     tls: TLS = Field(default_factory=TLS)
+    broker: Broker | None = Field(
+        None, description="receive the edges' MQTT uplink through this broker (none: HTTPS only)"
+    )
+    ingest: Ingest = Field(default_factory=Ingest)
 
     @classmethod
     def settings_customise_sources(

@@ -5,7 +5,7 @@ long way a real plant's data goes:
 
     factory → protocol servers (OPC UA, Modbus TCP, Sparkplug B over MQTT, MTConnect)
             → edge agent connectors → durable edge buffer → MQTT uplink
-            → ingest service (authentication, dedup ledger) → ingestor → store
+            → ingest gateway (edge key, site check, validation) → store (first write wins)
 
 The factory runs against the wall clock from *now* (``speed`` 1 by default), because the
 protocols stamp what they serve with the time they serve it: Modbus registers carry no time
@@ -33,8 +33,8 @@ from andon.connect.base import Connector, within
 from andon.connect.registry import build_connector
 from andon.edge.agent import EdgeAgent
 from andon.edge.config import EdgeConfig, EdgeSection, UplinkSection
-from andon.ingest.ledger import DedupLedger
-from andon.ingest.service import EdgeCredential, IngestService, hash_token
+from andon.ingest.gateway import EdgeIdentity, IngestGateway, StaticKeys, StaticSites
+from andon.ingest.mqtt import MqttReceiver, ReceiverConfig
 from andon.model.plant import Plant
 from andon.model.types import Micros, SampleBatch
 from andon.sim.demo import DemoRun
@@ -55,7 +55,8 @@ class ProtocolDemo:
     run: DemoRun
     servers: FactoryServers
     agent: EdgeAgent
-    service: IngestService
+    gateway: IngestGateway
+    receiver: MqttReceiver
     drawn: list[SampleBatch] = field(default_factory=list)
     """Every sample batch the factory drew (kept only when ``keep_drawn``)."""
 
@@ -89,7 +90,7 @@ async def run_via_protocols(
     stop) behind its protocol servers, read by an edge agent into ``store``.
 
     ``mqtt_host:mqtt_port`` is a running broker, used both by the Sparkplug node and by the
-    uplink; ``data_dir`` holds the edge buffer and the ingest ledger. After the span, the
+    uplink; ``data_dir`` holds the edge buffer. After the span, the
     factory stops and the edge's buffer drains (up to ``drain_timeout_s``) before the
     summary is returned: points per protocol, connector health, edge buffer and uplink,
     ingest service and ingestor counters."""
@@ -104,11 +105,13 @@ async def run_via_protocols(
     run = DemoRun.create(plant, store, seed, start, window_s=window_s)
     servers = FactoryServers(plant, mqtt_port, period_s=poll_s, mqtt_host=mqtt_host)
     await servers.start()  # node ids and ports are known once the servers run
-    token = secrets.token_urlsafe(24)
+    # an edge key of the platform's form, known to this demo's gateway only
+    key_id = secrets.token_hex(16)
+    key = f"andon_{key_id}_{secrets.token_urlsafe(24)}"
     config = EdgeConfig(
-        edge=EdgeSection(id=EDGE_ID, token=token),
+        edge=EdgeSection(id=EDGE_ID),
         data_dir=data_dir / "edge",
-        uplink=UplinkSection(host=mqtt_host, port=mqtt_port),
+        uplink=UplinkSection(host=mqtt_host, port=mqtt_port, key=key),
         connectors=servers.connectors(poll_s=poll_s),
     )
     try:
@@ -117,16 +120,21 @@ async def run_via_protocols(
         await servers.stop()
         raise
     agent = EdgeAgent(config, connectors)
-    ledger = DedupLedger.open(data_dir / "ingest-ledger.db")
-    service = IngestService(
+    gateway = IngestGateway(
         run.ingestor,
-        ledger,
-        {EDGE_ID: EdgeCredential(plant.tenant, hash_token(token))},
-        host=mqtt_host,
-        port=mqtt_port,
-        client_id=f"andon-demo-ingest-{secrets.token_hex(4)}",
+        StaticKeys({key: EdgeIdentity(key_id, plant.tenant)}),
+        StaticSites({plant.tenant: {plant.site.id: plant.site.id}}),
     )
-    demo = ProtocolDemo(run, servers, agent, service)
+    receiver = MqttReceiver(
+        gateway,
+        ReceiverConfig(
+            mqtt_host,
+            mqtt_port,
+            client_id=f"andon-demo-ingest-{secrets.token_hex(4)}",
+            group=f"andon-demo-{secrets.token_hex(4)}",
+        ),
+    )
+    demo = ProtocolDemo(run, servers, agent, gateway, receiver)
     tasks: list[asyncio.Task[None]] = []
 
     async def publish(flushes: list[Flush]) -> None:
@@ -140,8 +148,8 @@ async def run_via_protocols(
     try:
         # serve the first window before any client connects: nothing reads placeholder zeros
         await publish(run.factory.advance(run.factory.window_s))
-        tasks.append(asyncio.create_task(service.run()))
-        await _wait(service.connected.wait(), 15.0, "the ingest service's MQTT connection")
+        tasks.append(asyncio.create_task(receiver.run()))
+        await _wait(receiver.connected.wait(), 15.0, "the ingest gateway's MQTT connection")
         tasks.append(asyncio.create_task(agent.run()))
         wall0 = time.monotonic()
         while True:
@@ -163,7 +171,6 @@ async def run_via_protocols(
             with contextlib.suppress(asyncio.CancelledError):
                 await t
         await servers.stop()
-        ledger.close()
     return summary
 
 
@@ -219,11 +226,6 @@ async def _summary(demo: ProtocolDemo, drained: bool) -> dict[str, Any]:
         "connectors": status["connectors"],
         "buffer": status["buffer"],
         "uplink": status["uplink"],
-        "service": {
-            "frames": demo.service.stats.frames,
-            "frames_stored": demo.service.stats.frames_stored,
-            "frames_duplicate": demo.service.stats.frames_duplicate,
-            "points_stored": demo.service.stats.points_stored,
-        },
+        "service": demo.gateway.stats.as_dict(),
         "ingest": run.ingestor.stats.as_dict(),
     }

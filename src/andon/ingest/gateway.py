@@ -1,0 +1,388 @@
+"""The ingest gateway: the one way data enters the platform, whatever carried it.
+
+MQTT (``andon.ingest.mqtt``) and HTTPS (the API's ingest route) hand it the same binary
+frames (``andon.edge.wire``); the HTTPS route also hands it JSON columns. For every frame it
+
+1. authenticates the edge by its **platform edge key** (the frame's ``token``; on HTTPS the
+   bearer key the API already checked), through a ``KeyDirectory`` — the platform's API keys
+   in production, cached for ``key_cache_s`` so a revocation takes effect within that time;
+2. checks the key's **tenant and site** against the frame: every name must lie in one site
+   of the key's tenant that the key may write; anything else is refused and counted by
+   reason, never stored;
+3. validates and stores through the ``Ingestor`` (unknown signals, bad timestamps, values);
+4. dedups **once, in the store**: the store keeps the first write of each
+   ``(tenant, signal, ts)`` and counts a repeat as a duplicate (decision 0308), so a frame
+   sent again after a lost acknowledgement, a broker or a platform restart is stored once;
+5. answers with acknowledgements **bound to the key**: the transport sends them to that key's
+   edge only (``andon/v1/ack/<key id>`` on MQTT, the HTTP response on HTTPS).
+
+A refusal never stops the stream. A frame that cannot be read, or whose key is unknown or
+whose secret is wrong, gets no answer (whoever sent it proved nothing); one whose key is
+revoked or expired, or that names a site the key may not write, is answered ``refused`` so
+the edge stops and keeps its data instead of resending forever.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from andon.edge.wire import Ack, Frame, FrameError, decode_frame, key_parts
+from andon.ingest import Ingestor
+from andon.model.types import PartBatch, SampleBatch, StateBatch
+
+__all__ = [
+    "ColumnsResult",
+    "EdgeIdentity",
+    "FrameResult",
+    "GatewayStats",
+    "IngestGateway",
+    "KeyCheck",
+    "KeyDirectory",
+    "OutsideSite",
+    "Refusal",
+    "SiteDirectory",
+    "SiteRef",
+    "StaticKeys",
+    "StaticSites",
+]
+
+log = logging.getLogger("andon.ingest.gateway")
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeIdentity:
+    """An authenticated edge key: its id, its tenant and the sites it may write."""
+
+    key_id: str
+    tenant: str
+    sites: frozenset[str] | None = None
+    """Site ids the key may write; ``None``: every site of its tenant."""
+
+    def may_write(self, site_id: str) -> bool:
+        return self.sites is None or site_id in self.sites
+
+
+@dataclass(frozen=True, slots=True)
+class KeyCheck:
+    """What a ``KeyDirectory`` says about a presented key."""
+
+    identity: EdgeIdentity | None
+    refusal: str = ""
+    """A counter key when refused: ``unknown_key``, ``bad_secret``, ``revoked_key``,
+    ``expired_key``, ``not_an_edge_key`` (no ``ingest:write``), ``not_a_platform_key``."""
+    proven: bool = False
+    """Whether the sender showed the key's secret: only then is a refusal answered."""
+    key_id: str = ""
+    tenant: str | None = None
+    """The key's tenant, when the sender showed its secret."""
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A frame refused from a key whose secret the sender showed: who, which edge, why."""
+
+    tenant: str
+    key_id: str
+    edge: str
+    reason: str
+    points: int
+
+
+class KeyDirectory(Protocol):
+    """Checks a presented platform edge key (``andon_<id>_<secret>``)."""
+
+    async def check(self, key: str) -> KeyCheck: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SiteRef:
+    """A site of a tenant, as the gateway checks frames against it."""
+
+    site_id: str
+    key: str
+    """The plant model's site key: every signal and machine path starts with ``key/``."""
+
+
+class SiteDirectory(Protocol):
+    """Finds a tenant's site by its plant key, with its signals and machines registered in
+    the gateway's ``Ingestor`` (``None``: the tenant has no such site)."""
+
+    async def by_key(self, tenant: str, site_key: str) -> SiteRef | None: ...
+
+
+class StaticKeys:
+    """A fixed set of edge keys (tests, benchmarks, the protocol demo); ``revoke`` one.
+
+    >>> import asyncio
+    >>> keys = StaticKeys({"andon_" + "a" * 32 + "_s": EdgeIdentity("a" * 32, "t")})
+    >>> asyncio.run(keys.check("andon_" + "a" * 32 + "_s")).identity.tenant
+    't'
+    >>> asyncio.run(keys.check("andon_" + "a" * 32 + "_x")).refusal
+    'bad_secret'
+    """
+
+    def __init__(self, keys: dict[str, EdgeIdentity]) -> None:
+        self._keys = dict(keys)
+        self._ids = {i.key_id: k for k, i in keys.items()}
+        self.revoked: set[str] = set()
+
+    def revoke(self, key_id: str) -> None:
+        self.revoked.add(key_id)
+
+    async def check(self, key: str) -> KeyCheck:
+        parts = key_parts(key)
+        if parts is None:
+            return KeyCheck(None, "not_a_platform_key")
+        kid = parts[0]
+        if kid not in self._ids:
+            return KeyCheck(None, "unknown_key", key_id=kid)
+        if key not in self._keys:
+            return KeyCheck(None, "bad_secret", key_id=kid)
+        if kid in self.revoked:
+            return KeyCheck(None, "revoked_key", True, kid, self._keys[key].tenant)
+        return KeyCheck(self._keys[key], key_id=kid)
+
+
+class StaticSites:
+    """Sites known in advance, per tenant: ``{tenant: {site key: site id}}``; their signals
+    are registered in the ingestor by whoever built it."""
+
+    def __init__(self, sites: dict[str, dict[str, str]]) -> None:
+        self._sites = {t: dict(s) for t, s in sites.items()}
+
+    async def by_key(self, tenant: str, site_key: str) -> SiteRef | None:
+        sid = self._sites.get(tenant, {}).get(site_key)
+        return None if sid is None else SiteRef(sid, site_key)
+
+
+@dataclass
+class GatewayStats:
+    """Running totals since the gateway started (points refused by reason are in
+    ``Ingestor.stats.rejected`` with the validation refusals)."""
+
+    frames: int = 0
+    frames_stored: int = 0
+    frames_refused: Counter[str] = field(default_factory=Counter)
+    points_stored: int = 0
+    points_duplicate: int = 0
+    points_historical: int = 0
+    points_acknowledged: int = 0
+    """Points in the frames answered ``ok`` (stored, duplicate or refused by validation)."""
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "frames": self.frames,
+            "frames_stored": self.frames_stored,
+            "frames_refused": dict(sorted(self.frames_refused.items())),
+            "points_stored": self.points_stored,
+            "points_duplicate": self.points_duplicate,
+            "points_historical": self.points_historical,
+            "points_acknowledged": self.points_acknowledged,
+        }
+
+
+class OutsideSite(ValueError):
+    """Names that do not lie in the site the data was sent for."""
+
+    def __init__(self, names: list[str]) -> None:
+        super().__init__(f"names outside this site: {', '.join(names[:3])}")
+        self.names = names
+
+
+@dataclass
+class ColumnsResult:
+    """What ``IngestGateway.columns`` stored: samples (with duplicates and refusals by
+    reason), state intervals, open states and part events."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+    states: int = 0
+    open_states: int = 0
+    parts: int = 0
+
+
+@dataclass
+class FrameResult:
+    """What one call of ``IngestGateway.frames`` did: acknowledgements per key id (send
+    each only to that key's edge) and the points of the stored frames."""
+
+    acks: dict[str, list[Ack]]
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+    """Points refused by validation, by reason (their frames are acknowledged)."""
+    refused: list[str] = field(default_factory=list)
+    """The reason of each frame refused whole (not stored, not acknowledged ``ok``)."""
+
+
+class IngestGateway:
+    """Authenticates, checks, validates and stores frames and columns; see the module."""
+
+    def __init__(
+        self,
+        ingestor: Ingestor,
+        keys: KeyDirectory,
+        sites: SiteDirectory,
+        *,
+        key_cache_s: float = 2.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ingestor = ingestor
+        self.keys = keys
+        self.sites = sites
+        self.key_cache_s = key_cache_s
+        self.stats = GatewayStats()
+        self.on_stored: Callable[[list[Frame]], None] | None = None
+        """Called with the frames of each store write (benchmarks, tests)."""
+        self.on_refused: Callable[[Refusal], Awaitable[None]] | None = None
+        """Awaited for each frame of a known key refused over MQTT (the platform audits it)."""
+        self._monotonic = monotonic
+        self._cache: dict[str, tuple[float, KeyCheck]] = {}
+
+    async def authenticate(self, key: str) -> KeyCheck:
+        """The directory's answer for ``key``, cached for ``key_cache_s``."""
+        now = self._monotonic()
+        hit = self._cache.get(key)
+        if hit is not None and now - hit[0] < self.key_cache_s:
+            return hit[1]
+        check = await self.keys.check(key)
+        if len(self._cache) >= 10_000:  # a flood of made-up keys cannot grow it forever
+            self._cache.clear()
+        self._cache[key] = (now, check)
+        return check
+
+    async def _report(self, tenant: str | None, key_id: str, reason: str, frame: Frame) -> None:
+        if self.on_refused is not None and tenant is not None:
+            await self.on_refused(Refusal(tenant, key_id, frame.edge, reason, len(frame.batch)))
+
+    def _refuse(self, into: list[str], reason: str, frame: Frame | None, detail: str) -> None:
+        into.append(reason)
+        self.stats.frames_refused[reason] += 1
+        n = len(frame.batch) if frame is not None else 1
+        self.ingestor.stats.reject(reason, n, detail)
+        log.warning("ingest: frame refused (%s): %s", reason, detail)
+
+    async def site_of(self, identity: EdgeIdentity, names: Sequence[str]) -> SiteRef | str:
+        """The one site all ``names`` lie in, if the key may write it; else the refusal."""
+        keys = {n.partition("/")[0] for n in names}
+        if len(keys) != 1:
+            return "names_outside_site" if keys else "empty_frame"
+        site = await self.sites.by_key(identity.tenant, keys.pop())
+        if site is None:
+            return "unknown_site"
+        if not identity.may_write(site.site_id):
+            return "site_not_permitted"
+        return site
+
+    async def frames(
+        self,
+        payloads: Sequence[tuple[str | None, bytes]],
+        bearer: EdgeIdentity | None = None,
+    ) -> FrameResult:
+        """Handle a group of frames. Each item is ``(key id of the topic it came on, frame)``
+        (``None`` over HTTPS, where ``bearer`` is the key the API authenticated)."""
+        acks: dict[str, list[Ack]] = defaultdict(list)
+        fresh: dict[str, list[tuple[str, Frame]]] = defaultdict(list)
+        refused: list[str] = []
+        for topic_key, payload in payloads:
+            self.stats.frames += 1
+            try:
+                frame = decode_frame(payload)
+            except FrameError as exc:
+                self._refuse(refused, exc.reason, None, str(exc))
+                continue
+            if bearer is not None:
+                identity = bearer
+            else:
+                check = await self.authenticate(frame.token)
+                if check.identity is None:
+                    self._refuse(refused, check.refusal, frame, f"edge {frame.edge!r}")
+                    if check.proven and check.key_id == topic_key:
+                        acks[check.key_id].append(
+                            Ack(frame.stream, frame.seq, "refused", f"key {check.refusal}")
+                        )
+                        await self._report(check.tenant, check.key_id, check.refusal, frame)
+                    continue
+                identity = check.identity
+                if identity.key_id != topic_key:
+                    self._refuse(
+                        refused, "topic_mismatch", frame, f"key on another edge's topic {topic_key}"
+                    )
+                    continue
+            site = await self.site_of(identity, frame.batch.names)
+            if isinstance(site, str):
+                self._refuse(refused, site, frame, f"edge {frame.edge!r}: {frame.batch.names[:2]}")
+                acks[identity.key_id].append(Ack(frame.stream, frame.seq, "refused", site))
+                if bearer is None:  # the API audits its own refusals
+                    await self._report(identity.tenant, identity.key_id, site, frame)
+                continue
+            fresh[identity.tenant].append((identity.key_id, frame))
+        out = FrameResult({})
+        rejected: Counter[str] = Counter()
+        for tenant, items in fresh.items():
+            frames = [f for _, f in items]
+            batch = SampleBatch.concat([f.batch for f in frames])
+            try:
+                rep = await self.ingestor.samples(tenant, batch)
+            except PermissionError as exc:
+                for kid, f in items:
+                    self._refuse(refused, "tenant_not_registered", f, str(exc))
+                    acks[kid].append(Ack(f.stream, f.seq, "rejected", str(exc)))
+                continue
+            out.accepted += rep.accepted
+            out.duplicates += rep.duplicates
+            rejected.update(rep.rejected)
+            self.stats.points_stored += rep.accepted
+            self.stats.points_duplicate += rep.duplicates
+            self.stats.frames_stored += len(frames)
+            for kid, f in items:
+                acks[kid].append(Ack(f.stream, f.seq, "ok"))
+                self.stats.points_acknowledged += len(f.batch)
+                if f.historical:
+                    self.stats.points_historical += len(f.batch)
+            if self.on_stored is not None:
+                self.on_stored(frames)
+        out.acks = dict(acks)
+        out.rejected = dict(rejected)
+        out.refused = refused
+        return out
+
+    async def columns(
+        self,
+        tenant: str,
+        site: SiteRef,
+        *,
+        samples: SampleBatch | None = None,
+        states: StateBatch | None = None,
+        open_states: StateBatch | None = None,
+        parts: PartBatch | None = None,
+    ) -> ColumnsResult:
+        """Columns from the JSON route for ``site`` of ``tenant`` (the route authenticated the
+        key and checked it may write the site). Raises ``OutsideSite`` before storing
+        anything when a name lies outside the site."""
+        base = site.key + "/"
+        for part in (samples, states, open_states, parts):
+            if part is not None:
+                outside = [n for n in part.names if not n.startswith(base)]
+                if outside:
+                    self.stats.frames_refused["names_outside_site"] += 1
+                    raise OutsideSite(outside)
+        out = ColumnsResult()
+        if samples is not None:
+            rep = await self.ingestor.samples(tenant, samples)
+            out.accepted, out.duplicates, out.rejected = rep.accepted, rep.duplicates, rep.rejected
+            self.stats.points_stored += rep.accepted
+            self.stats.points_duplicate += rep.duplicates
+        if states is not None:
+            out.states = await self.ingestor.states(tenant, states)
+        if open_states is not None:
+            out.open_states = await self.ingestor.open_states(tenant, open_states)
+        if parts is not None:
+            out.parts = await self.ingestor.parts(tenant, parts)
+        return out
