@@ -35,8 +35,11 @@ from tests.platform.dbs import BACKENDS, database_url
 
 _OFFLINE = Settings(database_url="sqlite:///unused.db")
 DOC = create_app(_OFFLINE).openapi()
-# the live feed streams for up to an hour of real time: tests/api/test_live.py covers it
-schema = schemathesis.openapi.from_dict(DOC).exclude(operation_id="live.values")
+# the live feeds stream for up to an hour of real time: tests/api/test_live.py and
+# tests/api/test_kiosk.py cover them
+schema = schemathesis.openapi.from_dict(DOC).exclude(
+    operation_id_regex=r"^(live\.values|kiosk\.feed)$"
+)
 # without credentials every call stops at the door: random inputs suffice, no coverage phase
 anonymous = schemathesis.openapi.from_dict(DOC)
 anonymous.config.phases.coverage.enabled = False
