@@ -21,7 +21,7 @@ from andon.web import STATIC_DIR
 from andon.web.demo import DemoHandle
 from tests.web.browser import DESKTOP, TABLET, login, open_route, page_root, screenshot
 
-PAGES = ["board", "line", "machine", "reasons", "energy", "twin", "admin"]
+PAGES = ["board", "line", "machine", "reasons", "energy", "twin", "admin", "report"]
 
 
 def _creds(demo: DemoHandle, user: str) -> tuple[str, str]:
