@@ -336,8 +336,9 @@ def test_reason_tree_validation_and_apply() -> None:
         ReasonTree.from_dict({"categories": {"a": {"r": ""}, "b": {"r": ""}}})
     tree = ReasonTree.from_dict({"categories": {"c": {"r": "R"}}, "codes": {"E1": "r"}})
     st, acked = apply_entries(STATES, [ReasonEntry(M, STOP2, "r", "x", STOP2)])
-    # a coded stop keeps the machine's code; only unexplained stops take an entry
-    assert st.reason == STATES.reason and acked == {(M, STOP2): STOP2}
+    # the operator's entry wins over the machine's code (issue 18: the person at the machine
+    # knows the cause; the code stays on /stops and in the audit log)
+    assert st.reason == ("", "", "", "r", "") and acked == {(M, STOP2): STOP2}
     d = downtime(STATES, tree.with_codes({"JAM": "r"}), include_planned=True)
     assert {(r["category"], r["reason"]) for r in d["pareto"]} == {("c", "r"), ("unexplained", "")}
 
