@@ -190,3 +190,20 @@ def test_the_line_page_shows_buffer_levels_and_the_lines_targets(
     assert all(b["level"] is not None for b in flow["buffers"])
     assert "85" in page.get_by_test_id("goal-oee").inner_text()
     assert "45" in page.get_by_test_id("goal-rate").inner_text()
+
+
+def test_the_kiosk_is_translated_in_zh_tw(
+    demo: DemoHandle, api: dict[str, httpx.Client], browser: Browser
+) -> None:
+    _, code = _register(demo, api, "zh TV")
+    ctx = browser.new_context(viewport=FHD, locale="zh-TW")
+    try:
+        page = ctx.new_page()
+        page.goto(f"{demo.url}/#/login")
+        page.evaluate("localStorage.setItem('andon.lang', 'zh-TW')")
+        page.goto(f"{demo.url}/#/kiosk?pair={code}")
+        _kiosk(page)
+        assert page.evaluate("window.andonI18nAudit()") == []
+        assert "良品數" in page.get_by_test_id("kiosk-lines").inner_text()
+    finally:
+        ctx.close()

@@ -254,8 +254,9 @@ export default {
       allowData(...k.lines.map((x) => x.name), ...k.board.machines.map((m) => m.name));
       if (k.lines.length) {
         const s = k.lines[0].shift;
-        setText(shiftEl, t('kiosk.shift', { name: s.shift.split(' ').slice(1).join(' '),
-          from: time(s.start), to: time(s.end) }));
+        const name = s.shift.split(' ').slice(1).join(' '); // the plant model's shift name
+        allowData(name);
+        setText(shiftEl, t('kiosk.shift', { name, from: time(s.start), to: time(s.end) }));
       }
       setAttr(linesEl, 'data-n', k.lines.length);
       for (const x of k.lines) {
