@@ -17,7 +17,7 @@ import yaml
 
 from andon.kpi import api
 from andon.kpi.ranges import named_range, planned_production_s, this_shift, today
-from andon.kpi.summary import line_rates, plant_summary
+from andon.kpi.summary import line_rates, parts_of, plant_summary
 from andon.model.loader import parse_plant
 from andon.model.plant import Plant
 from andon.model.types import PartBatch, SampleBatch, StateBatch, to_micros
@@ -291,4 +291,18 @@ def test_summary_throughput_is_output_per_planned_hour(store_path: Path) -> None
         assert m["oee"] == (
             None if rows[m["machine"]]["oee"] is None else round(rows[m["machine"]]["oee"], 6)
         )
-        assert m["parts"]["good"] == rows[m["machine"]]["good"]
+        assert (m["parts"]["good"], m["parts"]["scrap"]) == parts_of(rows[m["machine"]])
+
+
+def test_parts_finished_outside_planned_time_still_count(store_path: Path) -> None:
+    # the same store under a calendar whose only shift ends at 08:00: the parts m2 finished
+    # 08:00-09:00 are work outside planned time, in no OEE ratio, but still output
+    short = {"shifts": [{"name": "early", "start": "06:00", "end": "08:00"}]}
+    plant = _plant(short, TARIFF)
+    s = _on_store(store_path, lambda st: plant_summary(st, plant, T0, T1))
+    m2 = next(m for m in s["machines"] if m["machine"] == "s/a/l/m2")
+    assert m2["parts"] == {"good": 98, "scrap": 2}
+    assert m2["kwh_per_good_part"] == pytest.approx(m2["kwh"] / 98, abs=1e-6)
+    (line,) = s["lines"]
+    assert (line["good_out"], line["planned_production_s"]) == (98, 7200.0)
+    assert line["throughput_per_h"] == pytest.approx(49.0)

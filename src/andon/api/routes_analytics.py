@@ -34,7 +34,7 @@ from andon.kpi.oee import LOSSES, OEETable
 from andon.kpi.ranges import today
 from andon.kpi.reasons import apply_entries
 from andon.kpi.reliability import reliability
-from andon.kpi.summary import line_rate, line_rates
+from andon.kpi.summary import line_rate, line_rates, parts_of
 from andon.kpi.timeline import Buckets
 from andon.model.plant import Machine, Plant
 from andon.model.types import Micros, StateBatch
@@ -197,7 +197,8 @@ async def line_kpi(site_id: str, ctx: Ctx, line: LineQ, start: Start, end: End) 
     steps = whole.waterfall(0) if has else [(k, 0.0) for k in ("planned_busy_s", *LOSSES)]
     if not has:
         steps.append(("fully_productive_s", 0.0))
-    good = {m: int(rows.get(m, {}).get("good", 0)) for m in machines}
+    counts = {m: parts_of(rows.get(m, {})) for m in machines}
+    good = {m: counts[m][0] for m in machines}
     rate = next(
         r
         for r in line_rates(plant, good, start, end, ctx.services.clock())
@@ -224,8 +225,8 @@ async def line_kpi(site_id: str, ctx: Ctx, line: LineQ, start: Start, end: End) 
                     "availability": rows.get(m, {}).get("availability"),
                     "performance": rows.get(m, {}).get("performance"),
                     "quality": rows.get(m, {}).get("quality"),
-                    "good": int(rows.get(m, {}).get("good", 0)),
-                    "scrap": int(rows.get(m, {}).get("scrap", 0)),
+                    "good": counts[m][0],
+                    "scrap": counts[m][1],
                 }
                 for m in machines
             ],
@@ -333,7 +334,7 @@ async def machine_kpi(
     mine = next((r.as_dict() for r in rel if r.machine == path), None)
     energy = await kpi.energy_report(store, plant, start, end, selection=sel, factor=None)
     e = next((r for r in energy["machines"] if r["machine"] == path), None)
-    good = int(sum(r["good"] for r in rows.values()))
+    good = sum(parts_of(r)[0] for r in rows.values())
     return MachineKpiOut.model_validate(
         {
             "machine": path,

@@ -21,11 +21,25 @@ from andon.model.plant import Plant
 from andon.model.types import MachineState, Micros
 from andon.store.base import TelemetryStore
 
-__all__ = ["line_rate", "line_rates", "plant_summary"]
+__all__ = ["line_rate", "line_rates", "parts_of", "plant_summary"]
 
 
 def _r(x: float | None, nd: int = 6) -> float | None:
     return None if x is None else round(float(x), nd)
+
+
+def parts_of(row: Mapping[str, Any]) -> tuple[int, int]:
+    """Good and scrap parts of an OEE table row (``OEETable.rows``), wherever they were
+    finished: in planned busy time (``good``, ``scrap``) or outside it (``outside_plan_*``,
+    in no ratio but still parts the machine made). Every page's part counts come from here.
+
+    >>> parts_of({"good": 9, "scrap": 1, "outside_plan_produced": 3, "outside_plan_good": 2})
+    (11, 2)
+    """
+    out_prod = int(row.get("outside_plan_produced", 0))
+    out_good = int(row.get("outside_plan_good", 0))
+    good = int(row.get("good", 0)) + out_good
+    return good, int(row.get("scrap", 0)) + out_prod - out_good
 
 
 def line_rates(
@@ -82,7 +96,7 @@ async def line_rate(
     if last is None:
         raise KeyError(f"no line {line!r} in the plant")
     table = await oee(store, plant, start, end, selection=Selection(last))
-    good = {r["machine"]: int(r["good"]) for r in table.rows()}
+    good = {r["machine"]: parts_of(r)[0] for r in table.rows()}
     return next(r for r in line_rates(plant, good, start, end, now) if r["line"] == line)
 
 
@@ -108,13 +122,13 @@ async def plant_summary(
             sums = np.bincount(states.state[sel], weights=st_dur[sel], minlength=len(MachineState))
             durations = {s.label: float(sums[s]) for s in MachineState}
         row = rows.get(path, {})
-        good_by[path] = int(row.get("good", 0))
+        good_by[path], scrap = parts_of(row)
         e = kwh_rows.get(path)
         machines_out.append(
             {
                 "machine": path,
                 "states_s": {k: round(v, 3) for k, v in durations.items()},
-                "parts": {"good": good_by[path], "scrap": int(row.get("scrap", 0))},
+                "parts": {"good": good_by[path], "scrap": scrap},
                 "availability": _r(row.get("availability")),
                 "performance": _r(row.get("performance")),
                 "quality": _r(row.get("quality")),
