@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from andon.kpi import api
-from andon.kpi.timeline import TimeClass, TimeModel, classify
+from andon.model.calendar import expand_calendar
 from andon.model.loader import load_plant
 from andon.model.types import MachineState, StateBatch, to_micros
 from andon.sim.demo import DemoRun, default_start
@@ -72,26 +72,44 @@ def test_kpis_from_the_store_match_the_ground_truth(tmp_path: Path) -> None:
     run, oee_rows, rel_rows, energy = asyncio.run(go())
     truth = run.factory.ground_truth
     gt_states = truth_states(truth, end)
-    cls = classify(gt_states, TimeModel())
-    dur = (gt_states.end - gt_states.start) / 1e6
     by_path = {rt.path: rt for rt in run.factory.machines}
+    ids = {plant.machine_path(a, ln, m): m.id for a, ln, m in plant.machines()}
     oee_by = {r["machine"]: r for r in oee_rows}
     rel_by = {r["machine"]: r for r in rel_rows if r["reason"] == ""}
     checked = 0
     for mi, path in enumerate(gt_states.names):
         rt = by_path[path]
         sel = gt_states.index == mi
-        planned = np.isin(cls[sel], [TimeClass.PLANNED_DOWN, TimeClass.NOT_SCHEDULED])
-        pbt = float(dur[sel][~planned].sum())
+        # planned busy time is the calendar's (decision 0105): shifts less breaks and
+        # maintenance; the factory's running time splits into inside and outside it
+        cal = expand_calendar(plant.site.calendar, plant.site.timezone, ids[path], start, end)
+        planned = [(p.start, p.end) for p in cal if p.status == "scheduled"]
+        pbt = sum(b - a for a, b in planned) / 1e6
+        run_sel = sel & (gt_states.state == MachineState.RUNNING)
+        running_in_plan = sum(
+            max(0, min(b, pe) - max(a, ps)) / 1e6
+            for a, b in zip(gt_states.start[run_sel], gt_states.end[run_sel], strict=True)
+            for ps, pe in planned
+        )
         running = rt.durations[MachineState.RUNNING]
-        a = running / pbt
-        p = rt.ideal_s / running
         q = rt.good / (rt.good + rt.scrap)
         got = oee_by[path]
-        assert got["availability"] == pytest.approx(a, rel=0.005), path
-        assert got["performance"] == pytest.approx(p, rel=0.005), path
-        assert got["quality"] == pytest.approx(q, rel=0.005), path
-        assert got["oee"] == pytest.approx(a * p * q, rel=0.005), path
+        assert got["planned_busy_s"] == pytest.approx(pbt, abs=1e-3), path
+        assert got["no_data_s"] == pytest.approx(0.0, abs=1.0), path
+        assert got["availability"] == pytest.approx(running_in_plan / pbt, rel=0.005), path
+        assert got["running_s"] + got["outside_plan_running_s"] == pytest.approx(
+            running, rel=0.005
+        ), path
+        assert got["net_operating_s"] + got["outside_plan_net_s"] == pytest.approx(
+            rt.ideal_s, rel=0.005
+        ), path
+        assert 0.0 < got["performance"] <= 1.0, path
+        made = got["produced"] + got["outside_plan_produced"]
+        assert made == pytest.approx(rt.good + rt.scrap, abs=2), path
+        assert (got["good"] + got["outside_plan_good"]) / made == pytest.approx(q, rel=0.005)
+        assert got["oee"] == pytest.approx(
+            got["availability"] * got["performance"] * got["quality"], rel=1e-6
+        ), path
         faults = [g for g in truth if g["kind"] == "fault" and g.get("machine") == path]
         repair = [min(_us(g["end"]), end) - _us(g["t"]) for g in faults]
         mtbf = running / len(faults)
