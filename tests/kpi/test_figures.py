@@ -306,3 +306,24 @@ def test_parts_finished_outside_planned_time_still_count(store_path: Path) -> No
     (line,) = s["lines"]
     assert (line["good_out"], line["planned_production_s"]) == (98, 7200.0)
     assert line["throughput_per_h"] == pytest.approx(49.0)
+
+
+def test_a_part_finished_at_the_range_end_counts_once_everywhere(store_path: Path) -> None:
+    # m1 finishes its 50th part at exactly 07:23:20, the range's end: the OEE table counts a
+    # part where its work ended, (start, end], and so must the energy figures
+    plant = _plant(TWO_SHIFTS, TARIFF)
+    a, b = T0 + 150 * S, T0 + 50 * 100 * S
+
+    async def both(store: Any) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+        return (
+            await plant_summary(store, plant, a, b),
+            await api.energy_report(store, plant, a, b),
+            await api.energy_periods(store, plant, a, b, period="day"),
+        )
+
+    summary, energy, days = _on_store(store_path, both)
+    board = {m["machine"]: m["parts"]["good"] for m in summary["machines"]}
+    page = {m["machine"]: m["good_parts"] for m in energy["machines"]}
+    assert board == page and board["s/a/l/m1"] == 49  # parts 2..50
+    assert energy["total"]["good_out"] == summary["lines"][0]["good_out"]
+    assert [d["production"] for d in days] == [summary["lines"][0]["good_out"]]

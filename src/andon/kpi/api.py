@@ -383,6 +383,15 @@ def _kwh(series: tuple[I64, F64], start: Micros, end: Micros) -> float:
     return float(energy_between(ts, cum, np.array([start]), np.array([end]))[0])
 
 
+async def _finished_parts(
+    store: TelemetryStore, tenant: str, machines: Sequence[str], start: Micros, end: Micros
+) -> PartBatch:
+    """Parts finished in ``(start, end]``: a part finished at t counts where t - 1 µs lies
+    (its work ended there), as the OEE table counts it (``andon.kpi.oee``), so the energy
+    figures' part counts equal the board's."""
+    return await store.read_parts(tenant, machines, start + 1, end + 1)
+
+
 def _outputs(plant: Plant, sel: Selection) -> list[str]:
     """The selected machines whose good parts are output: the lines' last stations among
     them, or every selected machine when none is a last station."""
@@ -424,7 +433,8 @@ async def energy_report(
             factor = None
     if tariff is None:
         tariff = Tariff.of_site(plant.site)
-    states, parts, _ = await read_timeline(store, plant, start, end, sel.machines)
+    states, _, _ = await read_timeline(store, plant, start, end, sel.machines)
+    parts = await _finished_parts(store, tenant, sel.machines, start, end)
     st_pos = {n: i for i, n in enumerate(states.names)}
     pt_pos = {n: i for i, n in enumerate(parts.names)}
     whole = len(sel.machines) == len(plant.machines())
@@ -616,8 +626,8 @@ async def energy_periods(
     kwh = np.zeros(len(b))
     for series in series_of.values():
         kwh += energy_between(series[0], series[1], b.edges[:-1], b.edges[1:])
-    parts = await store.read_parts(tenant, _outputs(plant, sel), start, end)
-    k = b.of(parts.ts)
+    parts = await _finished_parts(store, tenant, _outputs(plant, sel), start, end)
+    k = b.of(parts.ts - 1)
     ok = k >= 0
     good = np.bincount(k[ok], weights=parts.good[ok].astype(np.float64), minlength=len(b))
     rows = []
