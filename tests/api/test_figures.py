@@ -118,3 +118,14 @@ def test_twin_page_rates_are_per_planned_production_hour(world: World) -> None:
     # the day shift alone: 8 h less the tea and lunch breaks
     assert res["scenario"]["planned_h"] == 7.25
     assert res["scenario"]["per_planned_h"] == pytest.approx(6.0 * 24 / 7.25, abs=1e-6)
+
+
+def test_a_range_ending_in_the_future_plans_only_up_to_now(world: World) -> None:
+    w = world
+    later = _get(w, "/kpi/summary", start=w.start, end=w.end + 3 * 3600 * 10**6)
+    now = _get(w, "/kpi/summary", start=w.start, end=w.end)
+    assert w.clock.now == w.end
+    for a, b in zip(later["lines"], now["lines"], strict=True):
+        assert a["planned_production_s"] == b["planned_production_s"] == 7200.0
+        assert a["throughput_per_h"] == b["throughput_per_h"]
+    assert [m["oee"] for m in later["machines"]] == [m["oee"] for m in now["machines"]]

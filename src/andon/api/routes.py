@@ -734,7 +734,8 @@ async def kpi_summary(
     _range(start_, end_)
 
     async def compute() -> dict[str, Any]:
-        return {**await plant_summary(svc.store, plant, start_, end_), "start": start_, "end": end_}
+        summary = await plant_summary(svc.store, plant, start_, end_, now=svc.clock())
+        return {**summary, "start": start_, "end": end_}
 
     if cached:
         site = ctx.site or {}

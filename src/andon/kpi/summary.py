@@ -95,7 +95,7 @@ async def line_rate(
     last = line_outputs(plant).get(line)
     if last is None:
         raise KeyError(f"no line {line!r} in the plant")
-    table = await oee(store, plant, start, end, selection=Selection(last))
+    table = await oee(store, plant, start, end, selection=Selection(last), now=now)
     good = {r["machine"]: parts_of(r)[0] for r in table.rows()}
     return next(r for r in line_rates(plant, good, start, end, now) if r["line"] == line)
 
@@ -103,10 +103,11 @@ async def line_rate(
 async def plant_summary(
     store: TelemetryStore, plant: Plant, start: Micros, end: Micros, now: Micros | None = None
 ) -> dict[str, Any]:
-    """The board's and ``/kpi/summary``'s figures for ``[start, end)`` (rates per planned
-    production hour up to ``now``, default ``end``)."""
+    """The board's and ``/kpi/summary``'s figures for ``[start, end)``; with ``now`` (a
+    range that ends in the future) time from ``now`` on is neither OEE time nor planned
+    production time."""
     machines = [plant.machine_path(a, ln, m) for a, ln, m in plant.machines()]
-    table = await oee(store, plant, start, end)
+    table = await oee(store, plant, start, end, now=now)
     rows = {r["machine"]: r for r in table.rows()}
     energy = await energy_report(store, plant, start, end, factor=None)
     kwh_rows = {r["machine"]: r for r in energy["machines"]}
