@@ -406,6 +406,31 @@ def test_board_of_the_main_site_carries_todays_kpis(world: World) -> None:
     assert any(ln["bottleneck"] for ln in b["lines"])
 
 
+def test_board_figures_follow_the_clock_step_by_step(world: World) -> None:
+    """The board froze (issue 18): its computation read ``end`` late, after the handler had
+    rebound it to the stale step it answered with, so every new step computed the old one
+    again. Asked a few times per step (it answers stale while computing), the board's
+    figures must reach each step, and its range must start at the production day."""
+    a = world.a
+    now0 = world.clock.now
+    step = 5_000_000
+    try:
+        for k in (3, 2, 1, 0):
+            world.clock.now = now0 - k * 20 * MIN + 1_234_567
+            want = world.clock.now - world.clock.now % step
+            for _ in range(50):
+                b = world.call("GET", f"/sites/{a.site_id}/board", a.app).json()
+                if b["kpi_end"] == want:
+                    break
+            assert b["kpi_end"] == want, (k, b["kpi_end"], want)
+            s = world.call("GET", f"/sites/{a.site_id}/kpi/summary", a.app).json()
+            assert (b["kpi_start"], b["kpi_end"]) == (s["start"], s["end"])
+            kpi = {r["machine"]: r for r in s["machines"]}
+            assert all(r["good"] == kpi[r["machine"]]["parts"]["good"] for r in b["machines"])
+    finally:
+        world.clock.now = now0
+
+
 def _events(text: str) -> list[tuple[str, Any]]:
     out = []
     for block in text.strip().split("\n\n"):

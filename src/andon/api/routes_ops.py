@@ -149,10 +149,12 @@ async def board(site_id: str, ctx: Ctx) -> BoardOut:
     end = now - now % step if step > 0 else now
     start = _today(plant, end)
 
-    async def summary() -> dict[str, Any]:
+    # bound now: ``end`` is rebound below to the step the cache answered with, and the
+    # computation runs later (a late-bound ``end`` computed the stale step over and over)
+    async def summary(start: Micros = start, end: Micros = end) -> dict[str, Any]:
         if end <= start:
-            return {"machines": [], "lines": [], "meters": [], "end": end}
-        return {**await plant_summary(svc.store, plant, start, end), "end": end}
+            return {"machines": [], "lines": [], "meters": [], "start": start, "end": end}
+        return {**await plant_summary(svc.store, plant, start, end), "start": start, "end": end}
 
     async def lines_now() -> dict[str, Any]:
         return {"bottleneck": _bottlenecks(plant, snap, snap.now)}
@@ -161,7 +163,7 @@ async def board(site_id: str, ctx: Ctx) -> BoardOut:
         # the previous step's figures while this step's are computed: the board never waits
         s = await svc.kpi_cache.get(_site_key(ctx, "|board"), end, summary, stale_ok=True)
         bn = await svc.kpi_cache.get(_site_key(ctx, "|bottleneck"), end, lines_now, stale_ok=True)
-        end = int(s["end"])
+        start, end = int(s["start"]), int(s["end"])
     else:
         s, bn = await summary(), await lines_now()
     bottleneck: dict[str, str | None] = bn["bottleneck"]
@@ -208,6 +210,7 @@ async def board(site_id: str, ctx: Ctx) -> BoardOut:
             )
     return BoardOut(
         now=now,
+        kpi_start=start,
         kpi_end=end,
         clock_rate=svc.clock_rate,
         machines=machines,

@@ -79,6 +79,9 @@ class BoardLineOut(BaseModel):
 
 class BoardOut(BaseModel):
     now: int
+    kpi_start: int = Field(
+        0, description="the start of that range: the site's production day (shift calendar)"
+    )
     kpi_end: int = Field(description="the end of the range the OEE and part counts cover")
     clock_rate: float = Field(
         1.0, description="seconds of `now` per wall second (a demo's plant clock runs faster)"
