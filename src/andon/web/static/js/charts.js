@@ -240,10 +240,11 @@ export function waterfall({ width, height = 240, steps, label, fmt }) {
 }
 
 function wrapText(text, x, y, width) {
-  // two lines at most: split at the space nearest the middle when the label is too wide
-  const el = s('text', { x, y, 'text-anchor': 'middle' });
+  // two lines at most: split at the space nearest the middle when the label is too wide;
+  // narrow columns (ten losses in a third of a screen) get a smaller font
+  const el = s('text', { x, y, 'text-anchor': 'middle', class: width < 76 ? 'small' : null });
   const words = text.split(' ');
-  if (text.length * 6.5 <= width || words.length < 2) {
+  if (text.length * (width < 76 ? 5.4 : 6.5) <= width || words.length < 2) {
     el.textContent = text;
     return el;
   }
