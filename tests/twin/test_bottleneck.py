@@ -120,7 +120,7 @@ def test_sole_and_shifting_shares_add_up_to_the_time_with_a_bottleneck() -> None
         a, z = int(rng.integers(0, 300)), int(rng.integers(600, 1000))
         rep = analyse(batch, a, z)
         covered = np.zeros(z - a, dtype=bool)
-        for i, s0, e0, c in zip(idx, start, end, code, strict=True):
+        for s0, e0, c in zip(start, end, code, strict=True):
             if MachineState(c) in (MachineState.RUNNING, MachineState.DOWN):
                 covered[max(0, s0 - a) : max(0, min(z, e0) - a)] = True
         total = sum(rep.sole.values()) + rep.shifting_total
