@@ -129,3 +129,16 @@ def test_a_range_ending_in_the_future_plans_only_up_to_now(world: World) -> None
         assert a["planned_production_s"] == b["planned_production_s"] == 7200.0
         assert a["throughput_per_h"] == b["throughput_per_h"]
     assert [m["oee"] for m in later["machines"]] == [m["oee"] for m in now["machines"]]
+
+
+def test_ranges_the_calendar_cannot_place_are_refused(world: World) -> None:
+    w = world
+    far = 2**62 - 1
+    for path, q in (
+        ("/kpi/ranges", {"at": far}),
+        ("/kpi/summary", {"end": far}),
+        ("/kpi/summary", {"start": 0, "end": w.end}),  # 56 years: longer than a quarter
+    ):
+        r = w.call("GET", f"/sites/{w.a.site_id}{path}", w.a.app, **q)
+        assert r.status_code == 422, (path, r.text)
+    assert "1970 to 9998" in w.call("GET", f"/sites/{w.a.site_id}/kpi/ranges", w.a.app, at=far).text

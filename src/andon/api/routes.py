@@ -688,13 +688,20 @@ async def kpi_ranges(
     shift" of another endpoint."""
     plant = (await _model(ctx)).plant
     at_ = ctx.services.clock() if at is None else at
-    d, s = today(plant, at_), this_shift(plant, at_)
+    try:
+        d, s = today(plant, at_), this_shift(plant, at_)
+    except ValueError as exc:
+        raise Invalid(f"at: {exc}") from None
     return RangesOut(
         at=at_,
         today=RangeOut(start=d.start, end=d.end, label=d.label),
         shift=RangeOut(start=s.start, end=s.end, label=s.label),
     )
 
+
+MAX_KPI_RANGE_S = 93 * 86_400
+"""Longest range ``/kpi/summary`` covers (a quarter, as the analytics endpoints): the shift
+calendar is laid out day by day over it."""
 
 RangeQ = Annotated[
     NamedRange,
@@ -727,11 +734,16 @@ async def kpi_summary(
     cached = start is None and end is None and step > 0
     end_ = (now - now % step if cached else now) if end is None else end
     if start is None:
-        r = named_range(plant, range, end_)
+        try:
+            r = named_range(plant, range, end_)
+        except ValueError as exc:
+            raise Invalid(f"end: {exc}") from None
         start_, end_ = r.start, r.end
     else:
         start_ = start
     _range(start_, end_)
+    if end_ - start_ > MAX_KPI_RANGE_S * 1_000_000:
+        raise Invalid(f"the range is longer than {MAX_KPI_RANGE_S // 86_400} days")
 
     async def compute() -> dict[str, Any]:
         summary = await plant_summary(svc.store, plant, start_, end_, now=svc.clock())

@@ -31,6 +31,7 @@ from andon.model.plant import ALL_DAYS, Calendar, Plant
 from andon.model.types import Micros, from_micros, to_micros
 
 __all__ = [
+    "LATEST_US",
     "NamedRange",
     "Range",
     "line_outputs",
@@ -41,6 +42,9 @@ __all__ = [
 ]
 
 NamedRange = Literal["today", "shift"]
+LATEST_US = 253_370_764_800_000_000
+"""9999-01-01 UTC: the calendar arithmetic (a week back, a day ahead) stays inside the years
+``datetime`` can hold up to there."""
 _LOOKBACK_DAYS = 8
 """How far back a production day or shift start is looked for before falling back."""
 
@@ -56,6 +60,11 @@ class Range:
 
 def _at(d: date, t: time, zone: ZoneInfo) -> Micros:
     return to_micros(datetime.combine(d, t, tzinfo=zone))
+
+
+def _check(now: Micros) -> None:
+    if not 0 <= now < LATEST_US:
+        raise ValueError(f"{now} µs is not a moment a shift calendar can place (1970 to 9998)")
 
 
 def _midnight(now: Micros, zone: ZoneInfo) -> Range:
@@ -82,6 +91,7 @@ def today(plant: Plant, now: Micros, calendar: Calendar | None = None) -> Range:
     >>> from_micros(r.start).isoformat(), r.label
     ('2026-03-02T06:00:00+00:00', '2026-03-02')
     """
+    _check(now)
     zone = ZoneInfo(plant.site.timezone)
     return _today(calendar or plant.site.calendar, now, zone)
 
@@ -102,6 +112,7 @@ def this_shift(plant: Plant, now: Micros, calendar: Calendar | None = None) -> R
     """The latest shift that started at or before ``now``: from its start up to ``now`` or
     its end, whichever is first. Falls back to ``today`` when no shift started in the last
     week."""
+    _check(now)
     zone = ZoneInfo(plant.site.timezone)
     cal = calendar or plant.site.calendar
     if cal is None:
