@@ -297,7 +297,8 @@ def test_line_oee_average_and_bottleneck() -> None:
     pt = PartBatch.build(
         names,
         [0] * 60 + [1] * 55,
-        [k * S for k in range(60)] + [k * S for k in range(55)],
+        # (a part finished at the range's first instant would belong to the range before)
+        [(k + 1) * S for k in range(60)] + [(k + 1) * S for k in range(55)],
         ["p"] * 115,
         [1] * 60 + [1] * 54 + [0],
         [0] * 60 + [0] * 54 + [1],

@@ -298,7 +298,8 @@ class _Keys:
             raise ValueError("oee_table: the time range is too long to index")
 
     def __call__(self, machine: I64, t: I64) -> I64:
-        return machine.astype(np.int64) * self.span + (np.clip(t, self.lo, self.hi) - self.lo)
+        """Keys of times in ``[lo, hi]`` (callers keep them there)."""
+        return machine.astype(np.int64) * self.span + (t - self.lo)
 
 
 def _machine_pos(batch_names: Sequence[str], mpos: Mapping[str, int]) -> I64:
@@ -375,32 +376,30 @@ def oee_table(
     pnames, pcodes, p_ideal = _ideal_per_part(parts, ideal)
     # by product: one more code, "", for time of machines that finished no part in range
     n_prod = len(pnames) + 1 if by_product else 1
-    cap = round(model.cycle_window_s * 1e6)
+    cap = max(1, round(model.cycle_window_s * 1e6))
     edges = buckets.edges
-    lo = (
-        min(
-            int(edges[0]),
-            int(pieces.start.min(initial=edges[0])),
-            int(parts.ts.min(initial=edges[0])),
-        )
-        - cap
-    )
-    hi = (
-        max(
-            int(edges[-1]),
-            int(pieces.end.max(initial=edges[-1])),
-            int(parts.ts.max(initial=edges[-1])),
-        )
-        + 1
-    )
+    # every time the keys see: bucket edges, pieces, parts (and their windows), the plan
+    times = [edges, pieces.start, pieces.end, parts.ts]
+    if plan is not None:
+        times += [plan.start, plan.end]
+    lo = min(int(t.min()) for t in times if len(t)) - cap
+    hi = max(int(t.max()) for t in times if len(t)) + 1
     key = _Keys(lo, hi, len(names))
 
     # parts of selected machines, sorted by (machine, finish)
     pv = np.flatnonzero(p_machine >= 0)
-    pk = key(p_machine[pv], parts.ts[pv])
-    order = np.argsort(pk, kind="stable")
-    pv, pk = pv[order], pk[order]
-    pm, pts = p_machine[pv], parts.ts[pv]
+    if len(pv) == len(parts):  # every part selected: no copy unless out of order
+        pk = key(p_machine, parts.ts)
+        if not bool(np.all(pk[1:] >= pk[:-1])):
+            pv = np.argsort(pk, kind="stable")
+            pk = pk[pv]
+    else:
+        pk = key(p_machine[pv], parts.ts[pv])
+        order = np.argsort(pk, kind="stable")
+        pv, pk = pv[order], pk[order]
+    in_order = len(pv) == len(parts) and bool(np.all(pv[1:] > pv[:-1]))
+    psel: slice | I64 = slice(None) if in_order else pv
+    pm, pts = p_machine[psel], parts.ts[psel]
 
     # product of each piece: the next part finished after it starts (else the machine's last)
     piece_prod = np.full(len(pieces), len(pnames), dtype=np.int64)
@@ -436,6 +435,7 @@ def oee_table(
             cols,
             parts,
             pv,
+            psel,
             pk,
             pm,
             pts,
@@ -472,6 +472,7 @@ def _parts_columns(
     cols: dict[str, F64],
     parts: PartBatch,
     pv: I64,
+    psel: slice | I64,
     pk: I64,
     pm: I64,
     pts: I64,
@@ -493,9 +494,9 @@ def _parts_columns(
     nb = len(buckets)
     n_groups = len(cols["calendar_s"])
     split_p = piece_prod is not None
-    pc = pcodes[pv]
-    good = parts.good[pv].astype(np.float64)
-    scrap = parts.scrap[pv].astype(np.float64)
+    pc = pcodes[psel]
+    good = parts.good[psel].astype(np.float64)
+    scrap = parts.scrap[psel].astype(np.float64)
     produced = good + scrap
 
     # start-up rank: parts since the end of the last setup, planned downtime or off shift
@@ -505,7 +506,7 @@ def _parts_columns(
     if len(ek):
         k = np.maximum(np.searchsorted(ek, pk, side="right") - 1, 0)
         has = (ek[k] <= pk) & (ek[k] // key.span == pm)
-        first = np.searchsorted(pk, ek[k], side="left")
+        first = np.searchsorted(pk, ek, side="left")[k]  # the first part after the event
         startup = has & (np.arange(len(pv)) - first < model.startup_parts)
 
     # outside planned time at the finish: the plan's status at that instant
@@ -516,7 +517,7 @@ def _parts_columns(
         plk = key(plm[pl_ok], plan.start[pl_ok])
         o = np.argsort(plk, kind="stable")
         pl_ok, plk = pl_ok[o], plk[o]
-        j = np.searchsorted(plk, key(pm, pts - 1), side="right") - 1
+        j = np.searchsorted(plk, pk - 1, side="right") - 1  # keys are linear in time
         jj = pl_ok[np.maximum(j, 0)]
         cover = (j >= 0) & (plm[jj] == pm) & (pts - 1 < plan.end[jj])
         outside = cover & (plan.status[jj] != PlanStatus.SCHEDULED)
@@ -525,32 +526,40 @@ def _parts_columns(
     pb = buckets.of(pts - 1).astype(np.int64)
     ok = pb >= 0
     gp = (pm * nb + pb) * n_prod + (pc if split_p else 0)
-    inside, out = ok & ~outside, ok & outside
-    known = np.isfinite(p_ideal[pv])
-    ideal_s = np.where(known, p_ideal[pv], 0.0)
+    dump = n_groups  # the group of what is not counted (bincount drops it)
+    g_in = np.where(ok & ~outside, gp, dump)
+    g_out = np.where(ok & outside, gp, dump)
+    known = np.isfinite(p_ideal[psel])
+    ideal_s = np.where(known, p_ideal[psel], 0.0)
 
-    def add(col: str, sel: npt.NDArray[np.bool_], w: F64, groups: I64 = gp) -> None:
-        cols[col] += _bincount(groups[sel], weights=w[sel], minlength=n_groups)
+    def add(col: str, groups: I64, w: F64) -> None:
+        cols[col] += _bincount(groups, weights=w, minlength=n_groups + 1)[:n_groups]
 
-    add("produced", inside, produced)
-    add("good", inside, good)
-    add("scrap", inside, scrap)
-    add("startup_scrap", inside, scrap * startup)
-    add("unknown_ideal", inside, produced * ~known)
-    add("outside_plan_produced", out, produced)
-    add("outside_plan_good", out, good)
+    any_scrap, any_out = bool(scrap.any()), bool(outside.any())
+    add("good", g_in, good)
+    if any_scrap:
+        add("scrap", g_in, scrap)
+        if startup.any():
+            add("startup_scrap", g_in, scrap * startup)
+    cols["produced"] += cols["good"] + cols["scrap"]
+    if not known.all():
+        add("unknown_ideal", g_in, produced * ~known)
+    if any_out:
+        add("outside_plan_good", g_out, good)
+        add("outside_plan_produced", g_out, produced)
 
-    # ideal time of each part: the whole of it, and how it splits into rejects and good
-    weights = {
-        "net_operating_s": ideal_s * produced,
-        "startup_reject_s": ideal_s * scrap * startup,
-        "production_reject_s": ideal_s * scrap * ~startup,
-        "fully_productive_s": ideal_s * good,
-    }
-    sp = np.flatnonzero(ok & (weights["net_operating_s"] > 0))
+    # ideal time of each part splits into good and rejects; net operating time is their sum
+    w_net = ideal_s * produced
+    weights = {"fully_productive_s": ideal_s * good}
+    if any_scrap:
+        weights["production_reject_s"] = ideal_s * scrap * ~startup
+        if startup.any():
+            weights["startup_reject_s"] = ideal_s * scrap * startup
+    sp = np.flatnonzero(ok & (w_net > 0))
     # cycle window: from the previous (distinct) finish of the machine, at most ``cap`` back
-    same_first = np.searchsorted(pk, pk[sp], side="left")
-    prev = same_first - 1
+    new_key = np.ones(len(pk), dtype=bool)
+    new_key[1:] = pk[1:] != pk[:-1]
+    prev = np.maximum.accumulate(np.where(new_key, np.arange(len(pk)), 0))[sp] - 1
     prev_ok = (prev >= 0) & (pm[np.maximum(prev, 0)] == pm[sp])
     w1 = pts[sp]
     w0 = np.maximum(np.where(prev_ok, pts[np.maximum(prev, 0)], w1 - cap), w1 - cap)
@@ -566,23 +575,35 @@ def _parts_columns(
     r_b[r_b >= nb] = -1
     o = np.lexsort((r_s, r_m))
     r_m, r_s, r_e, r_b, r_out, r_p = r_m[o], r_s[o], r_e[o], r_b[o], r_out[o], r_p[o]
-    i0 = np.searchsorted(key(r_m, r_e), key(pm[sp], w0), side="right")
-    i1 = np.searchsorted(key(r_m, r_s), key(pm[sp], w1), side="left")
+    k1 = pk[sp]
+    i0 = np.searchsorted(key(r_m, r_e), k1 - (w1 - w0), side="right")
+    i1 = np.searchsorted(key(r_m, r_s), k1, side="left")
     cnt = np.maximum(i1 - i0, 0)
-    rep = np.repeat(np.arange(len(sp)), cnt)
-    ri = i0[rep] + (np.arange(len(rep)) - np.repeat(np.cumsum(cnt) - cnt, cnt))
-    overlap = np.clip(np.minimum(r_e[ri], w1[rep]) - np.maximum(r_s[ri], w0[rep]), 0, None)
-    total = np.bincount(rep, weights=overlap.astype(np.float64), minlength=len(sp))
+    if bool(np.all(cnt == 1)):  # every window inside one running piece: no repeat needed
+        rep, ri = np.arange(len(sp)), i0
+    else:
+        rep = np.repeat(np.arange(len(sp)), cnt)
+        ri = i0[rep] + (np.arange(len(rep)) - np.repeat(np.cumsum(cnt) - cnt, cnt))
+    overlap = np.minimum(r_e[ri], w1[rep]) - np.maximum(r_s[ri], w0[rep])
+    np.maximum(overlap, 0, out=overlap)
+    total = np.bincount(rep, weights=overlap, minlength=len(sp))
     frac = overlap / np.maximum(total[rep], 1.0)
-    gpair = (pm[sp][rep] * nb + r_b[ri]) * n_prod + r_p[ri]
+    spr = sp[rep]
+    gpair = (pm[spr] * nb + r_b[ri]) * n_prod + r_p[ri]
     valid = (r_b[ri] >= 0) & (overlap > 0)
-    pin, pout = valid & ~r_out[ri], valid & r_out[ri]
+    out_r = r_out[ri]
+    g_pin = np.where(valid & ~out_r, gpair, dump)
     for col, w in weights.items():
-        add(col, pin, w[sp][rep] * frac, gpair)
-    add("outside_plan_net_s", pout, weights["net_operating_s"][sp][rep] * frac, gpair)
+        add(col, g_pin, w[spr] * frac)
+    if out_r.any():
+        add("outside_plan_net_s", np.where(valid & out_r, gpair, dump), w_net[spr] * frac)
     # a part with no running time in its window keeps its ideal time where it finished
     lone = np.zeros(len(pv), dtype=bool)
     lone[sp[total <= 0]] = True
-    for col, w in weights.items():
-        add(col, lone & ~outside, w)
-    add("outside_plan_net_s", lone & outside, weights["net_operating_s"])
+    if lone.any():
+        for col, w in weights.items():
+            add(col, np.where(lone, g_in, dump), w)
+        add("outside_plan_net_s", np.where(lone, g_out, dump), w_net)
+    cols["net_operating_s"] += (
+        cols["fully_productive_s"] + cols["production_reject_s"] + cols["startup_reject_s"]
+    )
