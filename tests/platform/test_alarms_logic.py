@@ -5,6 +5,7 @@ the plant file's ``alarms:`` block with line-numbered errors."""
 from __future__ import annotations
 
 from importlib.resources import files
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -156,3 +157,56 @@ def test_a_bad_alarms_block_in_a_plant_file_names_its_line_and_field() -> None:
         e = got.value
         assert (e.file, e.line) == ("demo.yaml", line), str(e)
         assert e.field.endswith(f"sensors[2].{field}") and why in e.message, str(e)
+
+
+def test_evaluate_over_many_signals_equals_each_signal_alone_across_passes() -> None:
+    rng = np.random.default_rng(11)
+    names = [f"s{i}" for i in range(12)]
+    limits = {
+        n: SignalAlarms(
+            high=55 + i % 3,
+            low=44 if i % 2 else None,
+            high_high=61 if i % 4 == 0 else None,
+            deadband=float(i % 3),
+            on_delay_s=float(10 * (i % 4)),
+            off_delay_s=float(10 * (i % 3)),
+            rate_per_min=20.0 if i % 3 == 0 else None,
+            rate_window_s=30.0 + 10 * (i % 2),
+        )
+        for i, n in enumerate(names)
+    }
+    period = [1, 5, 10]
+    series = {
+        n: (
+            (np.arange(300) * period[i % 3] * S + i * S).astype(np.int64),
+            np.cumsum(rng.normal(0, 1.5, 300)) + 50,
+        )
+        for i, n in enumerate(names)
+    }
+    alone = []
+    for n, (ts, v) in series.items():
+        got, _ = track_signal(ts, v, limits[n], {}, start=-1, signal=n)
+        alone += got
+    assert len(alone) > 50
+    # the same data in three passes of one batch each (with some overlap for the rate)
+    cuts = [0, 400 * S, 900 * S, 10**12]
+    carries: dict[tuple[str, str], Carry] = {}
+    together: list[Transition] = []
+    for a, b in pairwise(cuts):
+        rows = [
+            (i, t, x)
+            for i, (ts, v) in enumerate(series.values())
+            for t, x in zip(ts.tolist(), v.tolist(), strict=True)
+            if a - 60 * S <= t < b
+        ]
+        rng.shuffle(rows)  # a store need not return rows in order
+        batch = SampleBatch.build(
+            names, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
+        )
+        got, carries = evaluate(batch, limits, carries, start=-1)
+        together += got
+
+    def key(t: Transition) -> tuple[str, int, str]:
+        return (t.signal, t.at, t.kind)
+
+    assert sorted(together, key=key) == sorted(alone, key=key)

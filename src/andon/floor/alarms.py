@@ -100,13 +100,13 @@ def kinds_of(alarms: SignalAlarms) -> list[str]:
 
 
 def _rate_per_min(ts: I64, v: F64, window_us: int) -> F64:
-    """Per sample, the change per minute since the first sample within ``window_us`` before
-    it (0 where there is none)."""
-    j = np.searchsorted(ts, ts - window_us, side="left")
-    dt = (ts - ts[j]).astype(np.float64)
+    """Per sample, the change per minute since the newest sample at least ``window_us``
+    before it (0 while there is none: a shorter baseline would turn noise into rate)."""
+    j = np.searchsorted(ts, ts - window_us, side="right") - 1
     out = np.zeros(len(ts), dtype=np.float64)
-    ok = dt > 0
-    out[ok] = (v[ok] - v[j[ok]]) / dt[ok] * 60e6
+    ok = j >= 0
+    jj = j[ok]
+    out[ok] = (v[ok] - v[jj]) / (ts[ok] - ts[jj]).astype(np.float64) * 60e6
     return out
 
 
@@ -198,6 +198,25 @@ def track_signal(
     return out, after
 
 
+def _rate_batch(idx: npt.NDArray[np.int32], ts: I64, v: F64, window_us: I64) -> F64:
+    """``_rate_per_min`` for every sample of a batch sorted by (signal, time) at once, each
+    signal with its own window (``window_us`` per signal): the signals' time axes are laid
+    end to end with gaps wider than any window, so one ``searchsorted`` stays in each."""
+    if not len(ts):
+        return np.zeros(0, dtype=np.float64)
+    t0 = int(ts.min())
+    stride = int(ts.max()) - t0 + int(window_us.max(initial=0)) + 1
+    key = idx.astype(np.int64) * stride + (ts - t0)
+    w = window_us[idx]
+    j = np.searchsorted(key, key - w, side="right") - 1
+    out = np.zeros(len(ts), dtype=np.float64)
+    ok = (j >= 0) & (w > 0)
+    ok[ok] = idx[j[ok]] == idx[ok]  # the baseline sample is the same signal's
+    jj = j[ok]
+    out[ok] = (v[ok] - v[jj]) / (ts[ok] - ts[jj]).astype(np.float64) * 60e6
+    return out
+
+
 def evaluate(
     batch: SampleBatch,
     alarms: Mapping[str, SignalAlarms],
@@ -205,23 +224,90 @@ def evaluate(
     start: Micros,
 ) -> tuple[list[Transition], dict[tuple[str, str], Carry]]:
     """Every alarm of every signal in ``alarms`` over one batch (bad-quality samples are
-    ignored), in time order; the new carries of every (signal, kind) evaluated."""
+    ignored), in time order; the new carries of every (signal, kind) evaluated.
+
+    The same as ``track_signal`` per signal, but each kind's condition is computed for the
+    whole batch in a few NumPy operations, and only the (signal, kind) pairs whose alarm
+    may change in this pass (something crossed, or an on/off-delay is running) are tracked
+    one by one; the rest only move their ``last_ts``."""
     keep = batch.quality != Quality.BAD
     idx, ts, v = batch.index[keep], batch.ts[keep], batch.value[keep]
     order = np.lexsort((ts, idx))
     idx, ts, v = idx[order], ts[order], v[order]
-    bounds = np.searchsorted(idx, np.arange(len(batch.names) + 1))
+    n_sig = len(batch.names)
+    bounds = np.searchsorted(idx, np.arange(n_sig + 1))
     col = {name: i for i, name in enumerate(batch.names)}
-    by_signal: dict[str, dict[str, Carry]] = {}
-    for (s, k), c in carries.items():
-        by_signal.setdefault(s, {})[k] = c
+    last_ts = (
+        np.where(bounds[1:] > bounds[:-1], ts[np.maximum(bounds[1:] - 1, 0)], -1)
+        if len(ts)
+        else np.full(n_sig, -1, dtype=np.int64)
+    )
+    window = np.zeros(n_sig, dtype=np.int64)
+    for signal, a in alarms.items():
+        if signal in col and a.rate_per_min is not None:
+            window[col[signal]] = int(a.rate_window_s * 1e6)
+    rate = _rate_batch(idx, ts, v, window) if window.any() else v
     out: list[Transition] = []
     after: dict[tuple[str, str], Carry] = {}
-    for signal, a in alarms.items():
-        i = col.get(signal)
-        lo, hi = (0, 0) if i is None else (int(bounds[i]), int(bounds[i + 1]))
-        got, new = track_signal(ts[lo:hi], v[lo:hi], a, by_signal.get(signal, {}), start, signal)
-        out += got
-        after.update({(signal, k): c for k, c in new.items()})
-    out.sort(key=lambda t: (t.at, t.signal, t.kind))
+    for kind in KINDS:
+        mine = [(s, a) for s, a in alarms.items() if kind in kinds_of(a)]
+        if not mine:
+            continue
+        lim = np.full(n_sig, np.nan)
+        db = np.zeros(n_sig)
+        since = np.full(n_sig, np.iinfo(np.int64).max, dtype=np.int64)
+        active = np.zeros(n_sig, dtype=np.bool_)
+        got: dict[str, Carry] = {}
+        for signal, a in mine:
+            c = carries.get((signal, kind)) or Carry(False, start, False, start)
+            got[signal] = c
+            i = col.get(signal)
+            if i is None:
+                continue
+            lim[i] = a.rate_per_min if kind == "rate" else getattr(a, kind)
+            db[i] = 0.0 if kind == "rate" else a.deadband
+            since[i] = c.last_ts
+            active[i] = c.active
+        new = ts > since[idx]
+        lo_i, db_i = lim[idx], db[idx]
+        if kind == "rate":
+            seen = rate
+            r = np.abs(rate)
+            set_, reset = new & (r > lo_i), new & (r <= lo_i)
+        elif kind.startswith("high"):
+            seen = v
+            set_, reset = new & (v > lo_i), new & (v < lo_i - db_i)
+        else:
+            seen = v
+            set_, reset = new & (v < lo_i), new & (v > lo_i + db_i)
+        # per signal: does anything in this pass act against its current state?
+        acts = np.bincount(idx[np.where(active[idx], reset, set_)], minlength=n_sig) > 0
+        for signal, a in mine:
+            c = got[signal]
+            i = col.get(signal)
+            if i is None or last_ts[i] <= c.last_ts:
+                after[(signal, kind)] = c  # no new sample
+            elif c.condition == c.active and not acts[i]:
+                after[(signal, kind)] = Carry(
+                    c.condition, c.condition_since, c.active, int(last_ts[i])
+                )
+            else:
+                lo, hi = int(bounds[i]), int(bounds[i + 1])
+                sel = slice(lo, hi)
+                m = new[sel]
+                on_us, off_us = int(a.on_delay_s * 1e6), int(a.off_delay_s * 1e6)
+                tr, after[(signal, kind)] = _track(
+                    signal,
+                    kind,
+                    ts[sel][m],
+                    seen[sel][m],
+                    set_[sel][m],
+                    reset[sel][m],
+                    float(lim[i]),
+                    c,
+                    on_us,
+                    off_us,
+                )
+                out += tr
+    out.sort(key=lambda t: (t.at, t.signal, KINDS.index(t.kind)))
     return out, after
