@@ -210,3 +210,15 @@ def test_evaluate_over_many_signals_equals_each_signal_alone_across_passes() -> 
         return (t.signal, t.at, t.kind)
 
     assert sorted(together, key=key) == sorted(alone, key=key)
+
+
+def test_noise_over_a_short_baseline_is_not_a_rate_of_change() -> None:
+    # a steady signal with ±2 units of noise at 1 Hz: its rate over a minute is ~0; the
+    # first samples have less than a minute behind them and must not read 2 units per
+    # second as 120 per minute
+    v = 50 + np.random.default_rng(5).normal(0, 2, 600)
+    a = SignalAlarms(rate_per_min=30, rate_window_s=60)
+    got, _ = track_signal(_ts(600, 1), v, a, {}, start=-1)
+    assert got == []
+    batch = SampleBatch.build(["x"], [0] * 600, _ts(600, 1), v)
+    assert evaluate(batch, {"x": a}, {}, start=-1)[0] == []
