@@ -198,7 +198,7 @@ def _snapshot(h: StoredHealth, now: int) -> EdgeSnapshotOut:
 
 # ---- ingest --------------------------------------------------------------------------------------
 
-_UNREADABLE = {"malformed_frame", "unsupported_version", "empty_frame"}
+_UNREADABLE = {"malformed_frame", "unsupported_version"}
 
 
 async def _deny_outside(ctx: Access, why: str, names: list[str]) -> HTTPException:

@@ -272,7 +272,7 @@ class IngestGateway:
         """The one site all ``names`` lie in, if the key may write it; else the refusal."""
         keys = {n.partition("/")[0] for n in names}
         if len(keys) != 1:
-            return "names_outside_site" if keys else "empty_frame"
+            return "names_outside_site"
         site = await self.sites.by_key(identity.tenant, keys.pop())
         if site is None:
             return "unknown_site"
@@ -315,6 +315,9 @@ class IngestGateway:
                         refused, "topic_mismatch", frame, f"key on another edge's topic {topic_key}"
                     )
                     continue
+            if len(frame.batch) == 0:  # nothing to store, nothing to refuse
+                acks[identity.key_id].append(Ack(frame.stream, frame.seq, "ok"))
+                continue
             site = await self.site_of(identity, frame.batch.names)
             if isinstance(site, str):
                 self._refuse(refused, site, frame, f"edge {frame.edge!r}: {frame.batch.names[:2]}")

@@ -9,10 +9,11 @@ name; the gateway checks it again (a frame's key must be the key of the topic it
 
 ``workers`` MQTT connections share one subscription (``$share/<group>/andon/v1/up/+``): the
 broker hands each frame to one of them, so the work spreads over connections, and over
-several ``andon serve`` processes that use the same group. Sessions are persistent
-(``clean_session`` off, one fixed client id per worker): frames published while a worker is
-restarting wait in the broker; those that are lost anyway (a broker restart) are sent again
-by the edge when their acknowledgement does not come.
+several ``andon serve`` processes that use the same group. Sessions are clean: a persistent
+session of a worker that is gone for good (a process retired, fewer workers) would stay in
+the group and keep receiving its share of the frames, to be answered by nobody. A frame
+published while no worker listens, or handed to one that died, is sent again by the edge
+when its acknowledgement does not come (``ack_timeout_s``); the store keeps it once.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ class MqttReceiver:
                     cfg.host,
                     cfg.port,
                     identifier=f"{cfg.client_id}-{i}",
-                    clean_session=False,
+                    clean_session=True,
                     username=cfg.username,
                     password=cfg.password,
                     tls_context=cfg.tls,
