@@ -58,6 +58,8 @@ def test_operator_acknowledges_and_shelves_a_particle_alarm(
     login(page, demo.url, *_creds(demo, "operator"))
     board_row = page.locator(f'[data-testid="alert-row"][data-alert="{alarm["id"]}"]')
     board_row.wait_for()
+    shown = board_row.inner_text()
+    assert "particles above its high limit: 500,000 (limit 352,000)" in shown, shown
     open_route(page, demo.url, "alarms")
     row = page.locator(f'[data-testid="alarm-row"][data-alert="{alarm["id"]}"]')
     row.wait_for()

@@ -18,6 +18,14 @@ function shortId(path) {
 }
 
 export function alertText(a) {
+  if (a.signal && a.value !== null && a.value !== undefined && a.threshold !== null
+    && a.threshold !== undefined) {
+    const signal = shortId(a.signal);
+    allowData(signal);
+    const d = (x) => (Math.abs(x) < 100 ? 2 : 0);
+    return tMaybe(`alarm.board.${a.kind}`, { signal, value: num(a.value, d(a.value)),
+      limit: num(a.threshold, d(a.threshold)) });
+  }
   return tMaybe(`alert.kind.${a.kind}`, { machine: a.machine ? shortId(a.machine) : '' });
 }
 
