@@ -204,12 +204,49 @@ async def kiosk(site_id: str, ctx: Ctx, line: LineFilter = None) -> KioskOut:
         mine = {m.machine for m in b.machines}
         b.alerts = [a for a in b.alerts if a.machine is None or a.machine in mine]
     targets = await _targets(ctx).of_site(ctx.tenant, ctx.site_id)
-    now = b.now
+    wanted = [only] if only is not None else list(names)
+    step = svc.settings.kpi_cache_s * 1_000_000
+    now = b.now - b.now % step if step > 0 else b.now
+
+    async def compute() -> dict[str, Any]:
+        return {"lines": await _kiosk_lines(ctx, plant, names, wanted, targets, now)}
+
+    if step > 0:
+        # once per KPI step for every screen showing the same lines and targets
+        sig = repr(sorted((k, v.oee, v.per_hour, v.per_shift) for k, v in targets.items()))
+        key = (ctx.tenant, f"{ctx.site_id}|kiosk|{only or ''}|{sig}", _site_version(ctx))
+        got = await svc.kpi_cache.get(key, now, compute)
+    else:
+        got = await compute()
+    lines: list[KioskLineOut] = got["lines"]
+    site = ctx.site or {}
+    return KioskOut(
+        site=str(site.get("name", plant.site.name or plant.site.id)),
+        timezone=plant.site.timezone,
+        board=b,
+        lines=lines,
+    )
+
+
+def _site_version(ctx: Access) -> int:
+    """The site's model version (cache keys change with the model)."""
+    return int((ctx.site or {}).get("updated_at", 0))
+
+
+async def _kiosk_lines(
+    ctx: Access,
+    plant: Plant,
+    names: dict[str, str],
+    wanted: list[str],
+    targets: dict[str, LineTarget],
+    now: int,
+) -> list[KioskLineOut]:
+    """Per line: targets, OEE over the shift so far (the line page's computation) and the
+    shift's plan versus actual."""
     _, start, _, until = shift_window(plant, now)
     outputs = line_outputs(plant)
-    wanted = [only] if only is not None else list(names)
     out_machines = sorted({m for ln in wanted for m in outputs[ln]})
-    parts = await svc.store.read_parts(ctx.tenant, out_machines, start, until)
+    parts = await ctx.services.store.read_parts(ctx.tenant, out_machines, start, until)
     lines = []
     for ln in wanted:
         t = targets.get(ln)
@@ -248,13 +285,7 @@ async def kiosk(site_id: str, ctx: Ctx, line: LineFilter = None) -> KioskOut:
                 ),
             )
         )
-    site = ctx.site or {}
-    return KioskOut(
-        site=str(site.get("name", plant.site.name or plant.site.id)),
-        timezone=plant.site.timezone,
-        board=b,
-        lines=lines,
-    )
+    return lines
 
 
 def _line_machines(plant: Plant, line: str) -> list[str]:
