@@ -79,6 +79,11 @@ def test_operator_acknowledges_and_shelves_a_particle_alarm(
     )
     shelved.wait_for()
     assert "filter change in progress" in shelved.get_by_test_id("alarm-shelf").inner_text()
+    page.get_by_test_id("alarms-kind").select_option("low")  # filters combine
+    page.locator('[data-testid="alarms-empty"]:not([hidden])').wait_for()
+    page.get_by_test_id("alarms-kind").select_option("high")
+    page.get_by_test_id("alarms-since").select_option("8h")
+    shelved.wait_for()
 
     open_route(page, demo.url, "board")
     page.get_by_test_id("board-shelved").wait_for()

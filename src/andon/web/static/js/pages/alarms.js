@@ -13,6 +13,7 @@ const KINDS = ['down', 'offline', 'unexplained_stop', 'high_high', 'high', 'low'
 const LIMIT_FIELDS = ['high_high', 'high', 'low', 'low_low', 'rate_per_min', 'deadband',
   'on_delay_s', 'off_delay_s'];
 const SHELVE_S = [900, 3600, 4 * 3600, 8 * 3600, 24 * 3600];
+const SINCE_H = { '': 0, '8h': 8, '24h': 24, '7d': 168 };
 
 /** An alert's text in the page's language: the machine alerts' own words, a signal alarm's
  * kind and value against its limit in the signal's unit. */
@@ -37,6 +38,7 @@ export default {
     let machine = st.machines.some((m) => m.machine === params.get('machine'))
       ? params.get('machine') : '';
     let kind = KINDS.includes(params.get('kind')) ? params.get('kind') : '';
+    let since = params.get('since') in SINCE_H ? params.get('since') : '';
 
     const statePick = picker('alarms-state', t('alarms.state'),
       STATES.map((s) => ({ value: s, label: t(`alarms.state.${s}`) })), state,
@@ -51,6 +53,10 @@ export default {
         ...KINDS.map((k) => ({ value: k, label: t(`alarms.kindname.${k}`) }))], kind,
       (v) => { kind = v; load(); });
     kindPick.removeAttribute('translate');
+    const sincePick = picker('alarms-since', t('alarms.since'),
+      Object.keys(SINCE_H).map((k) => ({ value: k, label: t(`alarms.since.${k || 'any'}`) })),
+      since, (v) => { since = v; load(); });
+    sincePick.removeAttribute('translate');
     const shelvedCount = h('span', { class: 'muted', 'data-testid': 'alarms-shelved' });
     const list = h('tbody', { 'aria-live': 'polite' });
     const table = h('table', { class: 'table', 'data-testid': 'alarms-table' },
@@ -68,7 +74,7 @@ export default {
         LIMIT_FIELDS.map((f) => h('th', null, t(`alarms.field.${f}`))), h('th', null, ''))),
       limitsBody));
     root.append(h('div', { class: 'page-head' }, h('h1', null, t('nav.alarms')), statePick,
-      machinePick, kindPick, shelvedCount),
+      machinePick, kindPick, sincePick, shelvedCount),
     h('section', { class: 'card' }, table, empty), limits);
 
     function source(a) {
@@ -164,12 +170,11 @@ export default {
       const query = { state, limit: 200 };
       if (machine) query.machine = machine;
       if (kind) query.kind = kind;
-      const [got, b] = await Promise.all([
-        api(`${base}/alarms`, { query, signal: ctx.signal }),
-        ctx.structure(),
-      ]);
-      if (mine !== seq || !ctx.alive()) return;
+      const b = await ctx.structure();
       const now = Math.round(b.now + (Date.now() * 1000 - b.fetchedAt) * b.rate);
+      if (SINCE_H[since]) query.start = Math.max(0, now - SINCE_H[since] * 3600e6);
+      const got = await api(`${base}/alarms`, { query, signal: ctx.signal });
+      if (mine !== seq || !ctx.alive()) return;
       clear(list).append(...got.alarms.map((a) => row(a, now)));
       empty.hidden = got.alarms.length > 0;
       shelvedCount.textContent = t('alarms.shelvedcount', { n: num(got.shelved) });
