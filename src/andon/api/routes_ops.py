@@ -139,7 +139,8 @@ async def board(site_id: str, ctx: Ctx) -> BoardOut:
     of the site's shift calendar, ``andon.kpi.ranges.today``, until ``kpi_end``: the
     ``kpi_cache_s`` step), each line's good output per planned production hour today (the
     figures of ``/kpi/summary``, from ``plant_summary``) and bottleneck over the last hour,
-    and the open alerts."""
+    and the open alerts less the shelved ones (``shelved_alerts`` counts those). Machines
+    outside their shift calendar are ``not_scheduled``, not ``offline``."""
     svc = ctx.services
     model = await _model(ctx)
     plant = model.plant
@@ -555,8 +556,8 @@ async def ack_alert(
 
 class FloorFeed:
     """The ``states`` and ``alerts`` events of one live-feed connection: machines whose
-    current state changed (all on the first tick) and alerts opened, acknowledged or closed
-    since the previous tick (all open ones on the first)."""
+    current state changed (all on the first tick) and alerts opened, acknowledged, shelved,
+    unshelved or closed since the previous tick (all open ones on the first)."""
 
     def __init__(self, ctx: Access, model: SiteModel, want: str) -> None:
         self.ctx = ctx
