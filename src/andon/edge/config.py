@@ -13,7 +13,7 @@ errors that name the file, the line and the field.
     # (an MQTT uplink with url and site also reports connection health to the API)
 
 Both uplinks authenticate with the edge's platform edge key (``andon_<id>_<secret>``, made by
-``POST /api/v1/keys`` with ``kind: edge``); over MQTT its id and secret are also the broker
+``POST /api/v1/api-keys`` with ``kind: edge``); over MQTT its id and secret are also the broker
 login unless ``username``/``password`` say otherwise.
     connectors:
       - {type: modbus, name: press-1, host: 127.0.0.1, port: 5020, registers: [...]}
@@ -62,7 +62,7 @@ class EdgeSection(_Section):
         if self.token is not None or self.token_env is not None:
             raise ValueError(
                 "the per-edge token is gone: edges authenticate with a platform edge key "
-                "(POST /api/v1/keys, kind edge); remove 'token'/'token_env' and set "
+                "(POST /api/v1/api-keys, kind edge); remove 'token'/'token_env' and set "
                 "uplink.key_env (or uplink.key)"
             )
         return self

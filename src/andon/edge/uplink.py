@@ -85,7 +85,7 @@ class UplinkConfig:
         if key_parts(self.key) is None:
             raise ValueError(
                 "the MQTT uplink authenticates with a platform edge key (andon_<id>_<secret>, "
-                "created by POST /api/v1/keys with kind edge); the per-edge token is gone"
+                "created by POST /api/v1/api-keys with kind edge); the per-edge token is gone"
             )
 
     @property
