@@ -7,12 +7,13 @@ text in zh-TW."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import httpx
 from playwright.sync_api import Page
 
 from andon.web.demo import DemoHandle
-from tests.web.browser import login, open_route, page_root
+from tests.web.browser import login, open_route, page_root, screenshot
 
 S = 1_000_000
 
@@ -23,7 +24,7 @@ def _creds(demo: DemoHandle, user: str) -> tuple[str, str]:
 
 
 def test_operator_acknowledges_and_shelves_a_particle_alarm(
-    demo: DemoHandle, api: dict[str, httpx.Client], page: Page
+    demo: DemoHandle, api: dict[str, httpx.Client], page: Page, shots: Path
 ) -> None:
     admin = api["admin"]
     site = f"/sites/{demo.site.site_id}"
@@ -84,6 +85,10 @@ def test_operator_acknowledges_and_shelves_a_particle_alarm(
     page.get_by_test_id("alarms-kind").select_option("high")
     page.get_by_test_id("alarms-since").select_option("8h")
     shelved.wait_for()
+    page.get_by_test_id("alarms-state").select_option("all")
+    page.get_by_test_id("alarms-kind").select_option("")
+    shelved.wait_for()
+    screenshot(page, shots, "alarms")
 
     open_route(page, demo.url, "board")
     page.get_by_test_id("board-shelved").wait_for()

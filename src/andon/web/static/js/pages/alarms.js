@@ -59,7 +59,7 @@ export default {
     sincePick.removeAttribute('translate');
     const shelvedCount = h('span', { class: 'muted', 'data-testid': 'alarms-shelved' });
     const list = h('tbody', { 'aria-live': 'polite' });
-    const table = h('table', { class: 'table', 'data-testid': 'alarms-table' },
+    const table = h('table', { class: 'data', 'data-testid': 'alarms-table' },
       h('thead', null, h('tr', null,
         ['alarms.severity', 'alarms.source', 'alarms.what', 'alarms.opened', 'alarms.cleared',
           'alarms.acked', 'alarms.shelved', ''].map((k) => h('th', null, k ? t(k) : '')))),
@@ -69,9 +69,10 @@ export default {
     const limitsBody = h('tbody');
     const limits = h('section', { class: 'card', 'data-testid': 'alarm-limits' },
       h('h2', null, t('alarms.limits')),
-      h('table', { class: 'table' }, h('thead', null, h('tr', null,
+      h('table', { class: 'data' }, h('thead', null, h('tr', null,
         h('th', null, t('alarms.signal')), h('th', null, t('alarms.from')),
-        LIMIT_FIELDS.map((f) => h('th', null, t(`alarms.field.${f}`))), h('th', null, ''))),
+        LIMIT_FIELDS.map((f) => h('th', { class: 'n' }, t(`alarms.field.${f}`))),
+        h('th', null, ''))),
       limitsBody));
     root.append(h('div', { class: 'page-head' }, h('h1', null, t('nav.alarms')), statePick,
       machinePick, kindPick, sincePick, shelvedCount),
@@ -147,7 +148,7 @@ export default {
           actions.append(b);
         }
       }
-      return h('tr', { class: `alert-row sev-${a.severity}`, 'data-testid': 'alarm-row',
+      return h('tr', { class: `alarm-row sev-${a.severity}`, 'data-testid': 'alarm-row',
         'data-alert': a.id, 'data-kind': a.kind, 'data-signal': a.signal || '',
         'data-acked': a.acked_at ? '1' : '0', 'data-shelved': shelved ? '1' : '0',
         'data-closed': a.closed_at ? '1' : '0' },
@@ -183,8 +184,9 @@ export default {
 
     function limitRow(x) {
       allowData(x.signal, x.unit);
-      const cells = LIMIT_FIELDS.map((f) => h('td', { 'data-field': f },
-        x.alarms[f] === undefined ? '–' : num(x.alarms[f], 2)));
+      const cells = LIMIT_FIELDS.map((f) => h('td', { class: 'n', 'data-field': f },
+        x.alarms[f] === undefined ? '–'
+          : num(x.alarms[f], Number.isInteger(x.alarms[f]) ? 0 : 2)));
       const tr = h('tr', { 'data-testid': 'limit-row', 'data-signal': x.signal,
         'data-source': x.source },
       h('td', null, raw(x.signal.split('/').slice(-2).join('/'), 'span', { title: x.signal }),
