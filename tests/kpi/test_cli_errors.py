@@ -11,8 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
-from click.testing import Result
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from andon.commands.kpi import app as kpi_app
 from andon.model.types import PartBatch, StateBatch, to_micros
