@@ -3,6 +3,7 @@ timeline, the ground truth holds every state change and fault, and runs are repr
 
 from __future__ import annotations
 
+import asyncio
 import math
 from pathlib import Path
 from typing import Any
@@ -10,10 +11,13 @@ from typing import Any
 import numpy as np
 import pytest
 
+from andon.kpi.api import oee
+from andon.kpi.timeline import Buckets
 from andon.model.loader import load_plant
 from andon.model.types import MachineState, SampleBatch
-from andon.sim.demo import default_start
+from andon.sim.demo import default_start, run_headless
 from andon.sim.factory import Flush, VirtualFactory
+from andon.store.duckdb_store import DuckDBStore
 from tests.plants import one_machine
 
 DEMO = Path(__file__).resolve().parents[1] / "examples" / "plants" / "demo.yaml"
@@ -282,3 +286,35 @@ def test_open_states_are_the_state_going_on_at_each_window_end() -> None:
             seen[m] = a
     assert len(fl[-1].open_states) == 0  # the final flush closes every interval
     assert checked > 300 * len(vf.machines) and changed > 50
+
+
+def test_no_fifteen_minute_bucket_of_the_demo_day_exceeds_full_speed(tmp_path: Path) -> None:
+    """Issue 18: A, P, Q and OEE stay in [0, 1] in every 15-min machine trend bucket of a
+    demo plant day, read back from the store by the one OEE function (decision 0506: no
+    drawn cycle beats the ideal, so no bucket runs faster than full speed)."""
+    plant = load_plant(DEMO)
+    t0 = default_start(plant)
+    quarter = 900_000_000
+    edges = np.arange(t0, t0 + 24 * 3600 * 1_000_000 + 1, quarter, dtype=np.int64)
+    b = Buckets(edges, tuple(f"q{k}" for k in range(len(edges) - 1)))
+
+    async def go() -> list[dict[str, Any]]:
+        store = DuckDBStore.open(tmp_path / "t.duckdb")
+        try:
+            await run_headless(plant, store, seed=7, hours=24)
+            table = await oee(store, plant, int(edges[0]), int(edges[-1]), bucket_set=b)
+            return table.rows()
+        finally:
+            await store.close()
+
+    rows = asyncio.run(go())
+    running = [r for r in rows if r["produced"] > 0]
+    assert {r["machine"] for r in running} == {plant.machine_path(*x) for x in plant.machines()}
+    assert len(running) > 7 * 40
+    over = [
+        (r["machine"], r["bucket"], k, r[k])
+        for r in rows
+        for k in ("availability", "performance", "quality", "oee")
+        if r[k] is not None and not 0.0 <= r[k] <= 1.0
+    ]
+    assert not over, (len(over), over[:10])

@@ -18,8 +18,8 @@ import yaml
 from andon.model.loader import parse_plant
 from andon.model.plant import Plant
 from andon.model.types import MachineState
-from andon.twin.fast import draw_many, run_serial, serial_line
-from andon.twin.line import FactoryModel, MachineRuntime, draw_duration
+from andon.twin.fast import draw_cycles, draw_many, run_serial, serial_line
+from andon.twin.line import FactoryModel, MachineRuntime, draw_cycle, draw_duration
 from andon.twin.reference import REFERENCE_CYCLE_MIN, reference_plant, serial_plant
 from andon.twin.run import TimelineRecorder, default_t0, estimate, replicate, run_events
 
@@ -109,6 +109,43 @@ def test_duration_distributions_have_their_mean_and_spread(
     for x in (one, many):
         assert x.mean() == pytest.approx(10.0, abs=4 * 10.0 * want_cv / math.sqrt(n) + 1e-9)
         assert x.std() / x.mean() == pytest.approx(want_cv, abs=0.02)
+
+
+@pytest.mark.parametrize("dist", ["lognormal", "gamma"])
+def test_cycles_never_beat_the_ideal_and_keep_the_configured_mean_and_spread(dist: Any) -> None:
+    """Decision 0506: ideal + excess, in the event engine and the fast path alike."""
+    n, ideal, speed_loss, cv = 400_000, 40.0, 0.05, 0.1
+    rng = np.random.default_rng(39)
+    one = np.array([draw_cycle(rng, dist, ideal, speed_loss, cv) for _ in range(n)])
+    many = draw_cycles(np.random.default_rng(40), dist, np.full(n, ideal), speed_loss, cv)
+    mean = ideal * (1 + speed_loss)
+    for x in (one, many):
+        assert x.min() >= ideal
+        assert x.mean() == pytest.approx(mean, abs=4 * cv * mean / math.sqrt(n))
+        assert x.std() / x.mean() == pytest.approx(cv, abs=0.01)
+    # the same stream gives the same cycles whichever engine draws them
+    rng = np.random.default_rng(41)
+    a = [draw_cycle(rng, dist, ideal, speed_loss, cv) for _ in range(50)]
+    b = draw_cycles(np.random.default_rng(41), dist, np.full(50, ideal), speed_loss, cv)
+    assert a == pytest.approx(b.tolist(), rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("dist", "speed_loss", "cv"),
+    [("lognormal", 0.0, 0.1), ("gamma", 0.05, 0.0), ("exponential", 0.05, 1.0)],
+)
+def test_without_a_speed_loss_or_a_spread_cycles_vary_around_their_mean(
+    dist: Any, speed_loss: float, cv: float
+) -> None:
+    """No floor: these cycles are drawn exactly as before decision 0506 (bit for bit)."""
+    mean = 40.0 * (1.0 + speed_loss)
+    rng_a, rng_b = np.random.default_rng(42), np.random.default_rng(42)
+    a = [draw_cycle(rng_a, dist, 40.0, speed_loss, cv) for _ in range(200)]
+    b = [draw_duration(rng_b, dist, mean, cv) for _ in range(200)]
+    assert a == b
+    many = draw_cycles(np.random.default_rng(43), dist, np.full(200, 40.0), speed_loss, cv)
+    old = draw_many(np.random.default_rng(43), dist, np.full(200, mean), cv)
+    assert np.array_equal(many, old)
 
 
 def test_cycle_distribution_reaches_the_line_model() -> None:

@@ -7,15 +7,22 @@ implemented twice.
 Behaviour, per machine:
 
 * A machine takes a part from its input buffer (or from the line's raw-material supply,
-  which follows the line's lot plan), processes it for a lognormal cycle time with mean
+  which follows the line's lot plan), processes it for a random cycle time with mean
   ``ideal × (1 + speed_loss)``, then puts it into its output buffer (or ships it). A full
   output buffer blocks it (*blocked after service*); an empty input starves it. Several
   machines may share a buffer (parallel stations). A machine fed by several buffers
   assembles: it starts only when each holds a part and takes one from each (the first
   buffer in the line file brings the product). A machine with several output buffers
   splits: it puts each part into the first of them, in file order, that has space.
-* Cycle times are drawn around the mean from the machine's ``cycle_dist``: lognormal
-  (default), gamma, exponential, deterministic or empirical (observed ratios to the mean).
+* Cycle times follow the machine's ``cycle_dist``: lognormal (default), gamma,
+  exponential, deterministic or empirical (observed ratios to the mean). The ideal cycle
+  time is the minimum (ISO 22400): a lognormal or gamma cycle of a machine with a speed
+  loss is ``ideal + excess``, the excess from the same family with mean ``ideal ×
+  speed_loss`` and the spread that keeps the cycle's mean and standard deviation what the
+  plant file says (:func:`cycle_law`, decision 0506), so no cycle beats the ideal and no
+  period's performance exceeds 100 %. Without a speed loss (and for exponential,
+  deterministic and empirical cycles) the cycle is drawn around its mean and may be
+  shorter than the ideal.
 * Failures: each failure mode has an exponential time to failure counted in **operating
   time** (only while a cycle runs) by default, or in **calendar time** (every instant the
   machine is not failed: it may fail while starved, blocked or stopped) when
@@ -53,7 +60,15 @@ from andon.model.plant import Area, Distribution, FailureMode, Line, Machine, Pl
 from andon.model.types import MachineState, Micros
 from andon.twin.engine import Engine, Event
 
-__all__ = ["BufferRuntime", "FactoryModel", "LineListener", "MachineRuntime", "draw_duration"]
+__all__ = [
+    "BufferRuntime",
+    "FactoryModel",
+    "LineListener",
+    "MachineRuntime",
+    "cycle_law",
+    "draw_cycle",
+    "draw_duration",
+]
 
 _WEEK_S = 7 * 86_400.0
 
@@ -114,6 +129,50 @@ def draw_duration(
         raise ValueError("an empirical distribution needs observed values")
     scale = mean * len(empirical) / math.fsum(empirical)
     return empirical[int(rng.integers(len(empirical)))] * scale
+
+
+def cycle_law(dist: Distribution, speed_loss: float, cv: float) -> tuple[float, float, float]:
+    """How a machine's cycle is drawn, per second of ideal cycle time: ``cycle = ideal ×
+    (floor + X)`` with ``X`` from ``dist`` with mean ``scale`` and coefficient of
+    variation ``cv_x``; returns ``(floor, scale, cv_x)``.
+
+    For ``lognormal`` and ``gamma`` with ``speed_loss > 0`` and ``cv > 0`` the ideal is the
+    floor (ISO 22400: a machine's cycle is its ideal plus non-negative delays) and the excess
+    keeps the cycle's mean ``ideal × (1 + speed_loss)`` and standard deviation ``cv × mean``:
+    ``cv_x = cv × (1 + speed_loss) / speed_loss``. Otherwise there is no floor and the
+    cycle is drawn around its mean with ``cv`` as configured (decision 0506). The event
+    engine (:func:`draw_cycle`) and the serial fast path
+    (:func:`andon.twin.fast.draw_cycles`) both draw through this.
+
+    >>> cycle_law("lognormal", 0.02, 0.08)
+    (1.0, 0.02, 4.08)
+    >>> cycle_law("lognormal", 0.0, 0.08), cycle_law("exponential", 0.02, 1.0)
+    ((0.0, 1.0, 0.08), (0.0, 1.02, 1.0))
+    """
+    if dist in ("lognormal", "gamma") and speed_loss > 0 and cv > 0:
+        return 1.0, speed_loss, cv * (1.0 + speed_loss) / speed_loss
+    return 0.0, 1.0 + speed_loss, cv
+
+
+def draw_cycle(
+    rng: np.random.Generator,
+    dist: Distribution,
+    ideal: float,
+    speed_loss: float,
+    cv: float,
+    empirical: tuple[float, ...] = (),
+) -> float:
+    """One cycle time of a machine with this ideal cycle time (:func:`cycle_law`).
+
+    >>> rng = np.random.default_rng(2)
+    >>> cycles = [draw_cycle(rng, "lognormal", 40.0, 0.02, 0.08) for _ in range(1000)]
+    >>> min(cycles) >= 40.0
+    True
+    >>> draw_cycle(rng, "deterministic", 40.0, 0.02, 0.08)
+    40.8
+    """
+    floor, scale, cv_x = cycle_law(dist, speed_loss, cv)
+    return ideal * floor + draw_duration(rng, dist, ideal * scale, cv_x, empirical)
 
 
 class _Crew:
@@ -311,13 +370,7 @@ class MachineRuntime:
             else:
                 self.set_state(MachineState.STARVED, "")
                 return
-            self.cycle_total = draw_duration(
-                self.rng_cycle,
-                self.sim.cycle_dist,
-                self.spec.ideal_cycle_s[self.part] * (1.0 + self.sim.speed_loss),
-                self.sim.cycle_cv,
-                self.sim.cycle_empirical,
-            )
+            self.cycle_total = self._draw_cycle(self.part)
             self.remaining = self.cycle_total
         if (
             self.last_product is not None
@@ -470,17 +523,21 @@ class MachineRuntime:
             lst.on_part(self, self.model.engine.now, product, good, self.cycle_total)
         self.advance()
 
+    def _draw_cycle(self, product: str) -> float:
+        return draw_cycle(
+            self.rng_cycle,
+            self.sim.cycle_dist,
+            self.spec.ideal_cycle_s[product],
+            self.sim.speed_loss,
+            self.sim.cycle_cv,
+            self.sim.cycle_empirical,
+        )
+
     def _rework(self, product: str) -> None:
         """A bad part goes round again on this machine (rework loop at the station)."""
         self.reworked += 1
         self.part = product
-        self.cycle_total = draw_duration(
-            self.rng_cycle,
-            self.sim.cycle_dist,
-            self.spec.ideal_cycle_s[product] * (1.0 + self.sim.speed_loss),
-            self.sim.cycle_cv,
-            self.sim.cycle_empirical,
-        )
+        self.cycle_total = self._draw_cycle(product)
         self.remaining = self.cycle_total
         w = self.sim.wear
         if w is not None:
