@@ -104,3 +104,49 @@ def test_operator_acknowledges_and_shelves_a_particle_alarm(
     open_route(page, demo.url, "alarms?state=all")
     page.wait_for_selector(f"{page_root('alarms')} [data-testid='alarm-row']")
     assert page.evaluate("() => window.andonI18nAudit()") == []
+
+
+def test_engineer_overrides_a_signals_limits_and_puts_the_models_back(
+    demo: DemoHandle, api: dict[str, httpx.Client], page: Page
+) -> None:
+    sig = f"{demo.site.options.plant.site.id}/cleanroom/humidity"
+    login(page, demo.url, *_creds(demo, "engineer"))
+    open_route(page, demo.url, "alarms")
+    row = page.locator(f'[data-testid="limit-row"][data-signal="{sig}"]')
+    assert row.get_attribute("data-source") == "model"
+    row.get_by_test_id("limit-edit").click()
+    row.get_by_test_id("limit-high").fill("58")
+    row.get_by_test_id("limit-on_delay_s").fill("30")
+    row.get_by_test_id("limit-save").click()
+    edited = page.locator(f'[data-testid="limit-row"][data-signal="{sig}"][data-source="engineer"]')
+    edited.wait_for()
+    assert edited.locator('[data-field="high"]').inner_text() == "58"
+    got = {
+        x["signal"]: x
+        for x in api["engineer"].get(f"/sites/{demo.site.site_id}/alarms/limits").json()
+    }
+    assert got[sig]["alarms"] == {
+        "high": 58,
+        "low": 35,
+        "deadband": 1.5,
+        "on_delay_s": 30,
+        "off_delay_s": 120,
+    }
+    # a limit that makes no sense is refused with the server's reason, nothing changes
+    edited.get_by_test_id("limit-edit").click()
+    edited.get_by_test_id("limit-low").fill("60")
+    edited.get_by_test_id("limit-save").click()
+    page.get_by_text("must be below").wait_for()
+    edited.get_by_test_id("limit-reset").click()
+    page.locator(f'[data-testid="limit-row"][data-signal="{sig}"][data-source="model"]').wait_for()
+    audit = api["admin"].get("/audit", params={"action": "alarms.limits.put"}).json()
+    assert [x["detail"]["after"] for x in audit if x["object"] == f"signal:{sig}"][-2:] in (
+        [
+            None,
+            {"high": 58.0, "low": 35.0, "deadband": 1.5, "on_delay_s": 30.0, "off_delay_s": 120.0},
+        ],
+        [
+            {"high": 58.0, "low": 35.0, "deadband": 1.5, "on_delay_s": 30.0, "off_delay_s": 120.0},
+            None,
+        ],
+    )

@@ -234,6 +234,7 @@ export default {
       } catch (e) {
         const d = e && Array.isArray(e.detail) && e.detail[0];
         ctx.toast(d ? `${t('error.save')}: ${d.msg}` : t('error.save'), 'error');
+        loadLimits(); // the limits in force again, not the refused edit
       }
     }
 
