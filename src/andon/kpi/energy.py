@@ -28,6 +28,7 @@ __all__ = [
     "Tariff",
     "TouPeriod",
     "counter_delta",
+    "cumulative_at",
     "cumulative_power",
     "cumulative_register",
     "energy_between",
@@ -91,12 +92,33 @@ def cumulative_power(ts: I64, kw: npt.ArrayLike, end: Micros | None = None) -> t
     return t, np.concatenate(([0.0], np.cumsum(kwh)))
 
 
+def cumulative_at(ts: I64, cum: F64, at: npt.ArrayLike) -> F64:
+    """The cumulative series at each instant of ``at``: linear between samples; within one
+    sample interval after the last sample (a register that has not reported yet, e.g. a live
+    range ending now) it goes on at the rate of the last interval, so a live figure does not
+    lose the seconds since the last sample (10 s at 15 kW is 0.04 kWh, 0.8 % of 20 minutes);
+    further out, and before the first sample, it is clamped (no data is not invented).
+
+    >>> ts = np.array([0, 10, 20], dtype=np.int64)
+    >>> cum = np.array([0.0, 1.0, 2.0])
+    >>> cumulative_at(ts, cum, [5, 25, 30, 99]).tolist()
+    [0.5, 2.5, 3.0, 3.0]
+    """
+    t = np.asarray(at, dtype=np.float64)
+    x = ts.astype(np.float64)
+    v = np.interp(t, x, cum)
+    if len(ts) >= 2 and ts[-1] > ts[-2]:
+        gap = x[-1] - x[-2]
+        slope = (cum[-1] - cum[-2]) / gap
+        ahead = np.clip(t - x[-1], 0.0, gap)
+        v = v + slope * ahead
+    return np.asarray(v, dtype=np.float64)
+
+
 def energy_between(ts: I64, cum: F64, start: npt.ArrayLike, end: npt.ArrayLike) -> F64:
-    """kWh in each interval ``[start, end)``, by linear interpolation of the cumulative
-    series (clamped to its first and last sample)."""
-    a = np.interp(np.asarray(start, dtype=np.float64), ts.astype(np.float64), cum)
-    b = np.interp(np.asarray(end, dtype=np.float64), ts.astype(np.float64), cum)
-    return np.asarray(b - a, dtype=np.float64)
+    """kWh in each interval ``[start, end)`` from the cumulative series (``cumulative_at``:
+    interpolated between samples, carried on for one sample interval after the last)."""
+    return np.asarray(cumulative_at(ts, cum, end) - cumulative_at(ts, cum, start))
 
 
 def energy_by_state(ts: I64, cum: F64, states: StateBatch) -> dict[str, float]:
