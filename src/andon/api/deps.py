@@ -9,6 +9,7 @@ permission, and audits every refusal. Handlers receive the result as ``Ctx``.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -29,6 +30,8 @@ from andon.platform.ratelimit import RateLimiter
 from andon.platform.security import TokenError
 from andon.platform.service import NotFound, Platform, Principal
 from andon.store.base import TelemetryStore
+
+_log = logging.getLogger("andon.api")
 
 if TYPE_CHECKING:
     from andon.api.jobs import TwinJobs
@@ -100,7 +103,14 @@ class StepCache:
         task = asyncio.ensure_future(compute())
 
         def keep(t: asyncio.Task[dict[str, Any]]) -> None:
-            if not t.cancelled() and t.exception() is None and step >= entry.good_step:
+            if t.cancelled():
+                return
+            exc = t.exception()
+            if exc is not None:
+                # stale_ok callers keep the last good figures (which say their step): the
+                # failure must still be seen by whoever runs the service
+                _log.warning("computation for step %d failed: %r", step, exc, exc_info=exc)
+            elif step >= entry.good_step:
                 entry.good, entry.good_step = t.result(), step
 
         task.add_done_callback(keep)
