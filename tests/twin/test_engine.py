@@ -22,6 +22,7 @@ from andon.twin.fast import draw_cycles, draw_many, run_serial, serial_line
 from andon.twin.line import FactoryModel, MachineRuntime, draw_cycle, draw_duration
 from andon.twin.reference import REFERENCE_CYCLE_MIN, reference_plant, serial_plant
 from andon.twin.run import TimelineRecorder, default_t0, estimate, replicate, run_events
+from tests.plants import two_machines
 
 
 def _load_simpy_line() -> Callable[..., tuple[int, int]]:
@@ -128,6 +129,25 @@ def test_cycles_never_beat_the_ideal_and_keep_the_configured_mean_and_spread(dis
     a = [draw_cycle(rng, dist, ideal, speed_loss, cv) for _ in range(50)]
     b = draw_cycles(np.random.default_rng(41), dist, np.full(50, ideal), speed_loss, cv)
     assert a == pytest.approx(b.tolist(), rel=1e-12)
+
+
+def test_the_fast_path_s_cycles_have_the_ideal_as_floor() -> None:
+    sim: dict[str, Any] = {
+        "cycle_dist": "gamma",
+        "cycle_cv": 0.3,
+        "speed_loss": 0.05,
+        "quality": {"scrap_base": 0.0, "scrap_wear_gain": 0.0},
+    }
+    line, why = serial_line(two_machines(3, sim, sim), "l")
+    assert line is not None, why
+    specs = [(s.ideal_cycle_s, s.speed_loss) for s in line.machines]
+    assert specs == [((50.0,), 0.05), ((60.0,), 0.05)]
+    res = run_serial(line, 100.0, seed=44)
+    # the last machine is never blocked and never fails: load to departure is its cycle
+    cycle = res.depart[-1] - res.load[-1]
+    assert len(cycle) > 5000
+    assert cycle.min() >= 60.0 - 1e-6
+    assert cycle.mean() == pytest.approx(63.0, rel=4 * 0.3 / math.sqrt(len(cycle)))
 
 
 @pytest.mark.parametrize(
