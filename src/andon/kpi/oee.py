@@ -468,6 +468,36 @@ def oee_table(
     )
 
 
+def _running_bound(r_m: I64, r_s: I64, r_e: I64, m: I64, t: I64, cap: int, key: _Keys) -> I64:
+    """For each machine ``m[i]`` and instant ``t[i]``, the instant from which the machine's
+    running time up to ``t[i]`` is ``cap`` µs (``key.lo - 1`` when it ran less in the data).
+    ``r_m, r_s, r_e``: running pieces sorted by machine, then start, not overlapping.
+
+    >>> from andon.kpi.oee import _Keys
+    >>> k = _Keys(0, 1000, 1)
+    >>> m, s, e = (np.array(x, dtype=np.int64) for x in ([0, 0], [0, 500], [100, 600]))
+    >>> _running_bound(m, s, e, np.array([0, 0]), np.array([550, 50]), 80, k).tolist()
+    [70, -1]
+    """
+    out = np.full(len(t), key.lo - 1, dtype=np.int64)
+    if not len(r_m) or not len(t):
+        return out
+    dur = r_e - r_s
+    c_end = np.cumsum(dur)
+    c_start = c_end - dur
+    first = np.searchsorted(r_m, m, side="left")
+    has = (first < len(r_m)) & (r_m[np.minimum(first, len(r_m) - 1)] == m)
+    i = np.searchsorted(key(r_m, r_s), key(m, t), side="right") - 1
+    ii = np.maximum(i, 0)
+    mine = has & (i >= first) & (r_m[ii] == m)
+    ran = np.where(mine, c_start[ii] + np.clip(t - r_s[ii], 0, dur[ii]), 0)
+    target = ran - cap
+    ok = mine & (target >= c_start[np.minimum(first, len(r_m) - 1)])
+    j = np.minimum(np.searchsorted(c_end, target, side="right"), len(r_m) - 1)
+    out[ok] = (r_s[j] + (target - c_start[j]))[ok]
+    return out
+
+
 def _parts_columns(
     cols: dict[str, F64],
     parts: PartBatch,
@@ -556,13 +586,14 @@ def _parts_columns(
         if startup.any():
             weights["startup_reject_s"] = ideal_s * scrap * startup
     sp = np.flatnonzero(ok & (w_net > 0))
-    # cycle window: from the previous (distinct) finish of the machine, at most ``cap`` back
+    # cycle window: from the previous (distinct) finish of the machine, at most ``cap`` of
+    # the machine's RUNNING time back (a wall-clock bound cut off the work done before a
+    # long stop, and the part's whole ideal time landed on the minutes after it: 150 %)
     new_key = np.ones(len(pk), dtype=bool)
     new_key[1:] = pk[1:] != pk[:-1]
     prev = np.maximum.accumulate(np.where(new_key, np.arange(len(pk)), 0))[sp] - 1
     prev_ok = (prev >= 0) & (pm[np.maximum(prev, 0)] == pm[sp])
     w1 = pts[sp]
-    w0 = np.maximum(np.where(prev_ok, pts[np.maximum(prev, 0)], w1 - cap), w1 - cap)
 
     # running pieces (in or outside planned time), cut at the bucket edges (-1: outside them)
     run = np.flatnonzero(pieces.state_cls == TimeClass.RUNNING)
@@ -576,6 +607,8 @@ def _parts_columns(
     o = np.lexsort((r_s, r_m))
     r_m, r_s, r_e, r_b, r_out, r_p = r_m[o], r_s[o], r_e[o], r_b[o], r_out[o], r_p[o]
     k1 = pk[sp]
+    bound = _running_bound(r_m, r_s, r_e, pm[sp], w1, cap, key)
+    w0 = np.maximum(np.where(prev_ok, pts[np.maximum(prev, 0)], bound), bound)
     i0 = np.searchsorted(key(r_m, r_e), k1 - (w1 - w0), side="right")
     i1 = np.searchsorted(key(r_m, r_s), k1, side="left")
     cnt = np.maximum(i1 - i0, 0)
