@@ -12,17 +12,18 @@ from andon.model.types import MachineState, PartBatch, StateBatch
 
 S = 1_000_000
 RUN, DOWN = int(MachineState.RUNNING), int(MachineState.DOWN)
+STARVED = int(MachineState.STARVED)
 
 
 def test_the_work_before_a_long_stop_counts_for_the_part() -> None:
-    # the part started at 0 s, ran 83 s, stopped 3800 s, then ran its last 160 s
+    # the part started at 0 s, ran 83 s, stopped 3800 s, ran its last 160 s, then starved
     states = StateBatch.build(
         ["m"],
-        [0, 0, 0],
-        [0, 83 * S, 3883 * S],
-        [83 * S, 3883 * S, 4200 * S],
-        [RUN, DOWN, RUN],
-        ["", "VACUUM_LEAK", ""],
+        [0, 0, 0, 0],
+        [0, 83 * S, 3883 * S, 4043 * S],
+        [83 * S, 3883 * S, 4043 * S, 4500 * S],
+        [RUN, DOWN, RUN, STARVED],
+        ["", "VACUUM_LEAK", "", ""],
     )
     parts = PartBatch.build(["m"], [0, 0], [0, 4043 * S], ["p", "p"], [1, 1], [0, 0])
     edges = np.arange(0, 4500 * S + 1, 900 * S, dtype=np.int64)
