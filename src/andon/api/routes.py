@@ -3,9 +3,7 @@ audit, answer. Each route's permission and scope are in its ``api.route(...)`` l
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import numpy as np
@@ -14,6 +12,7 @@ from fastapi.responses import StreamingResponse
 
 from andon.api.deps import Access, Ctx, SiteModel, Svc, client_address, guard
 from andon.api.endpoints import DeclaredRouter
+from andon.api.feeds import event_stream, sse
 from andon.api.schemas import (
     AggregatesOut,
     ApiKeyCreate,
@@ -632,41 +631,30 @@ async def live(
     ``event: states`` (all on the first tick); the alerts opened, acknowledged or closed, as
     ``event: alerts`` (all open ones on the first tick). The credentials are re-checked every
     30 ticks; the stream ends with ``event: end`` when they lapse or after ``max_ticks``
-    (clients reconnect)."""
+    (clients reconnect). The loop: ``andon.api.feeds.event_stream``."""
     from andon.api.routes_ops import FloorFeed
 
     model = await _model(ctx)
     base = model.plant.site.id + "/"
     want = base + prefix.strip("/") + "/" if prefix else base
     signals = [s for s in model.signals if s.startswith(want)]
-    svc, tenant = ctx.services, ctx.tenant
+    store, tenant = ctx.services.store, ctx.tenant
     floor = FloorFeed(ctx, model, want)
+    seen: dict[str, int] = {}
 
-    async def events() -> AsyncIterator[str]:
-        seen: dict[str, int] = {}
-        reason = "max_ticks"
-        for tick in range(max_ticks):
-            if tick and tick % 30 == 0 and not await ctx.still_allowed():
-                reason = "credentials no longer valid"
-                break
-            if await request.is_disconnected():
-                return
-            got = await svc.store.last_values(tenant, signals) if signals else {}
-            changed = [
-                {"signal": s, "ts": v.ts, "value": _f(v.value), "quality": v.quality}
-                for s, v in sorted(got.items())
-                if seen.get(s) != v.ts
-            ]
-            seen.update((s, v.ts) for s, v in got.items())
-            if changed or tick == 0:
-                yield f"event: values\ndata: {json.dumps(changed)}\n\n"
-            for event in await floor.tick():
-                yield event
-            await svc.sleep(interval_s)
-        yield f"event: end\ndata: {json.dumps({'reason': reason})}\n\n"
+    async def tick(n: int) -> list[str]:
+        got = await store.last_values(tenant, signals) if signals else {}
+        changed = [
+            {"signal": s, "ts": v.ts, "value": _f(v.value), "quality": v.quality}
+            for s, v in sorted(got.items())
+            if seen.get(s) != v.ts
+        ]
+        seen.update((s, v.ts) for s, v in got.items())
+        values = [sse("values", changed)] if changed or n == 0 else []
+        return values + await floor.tick()
 
-    return StreamingResponse(
-        events(), media_type="text/event-stream", headers={"X-Accel-Buffering": "no"}
+    return event_stream(
+        ctx, request, tick, interval_s=interval_s, max_ticks=max_ticks, recheck_every=30
     )
 
 

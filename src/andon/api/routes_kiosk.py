@@ -10,14 +10,13 @@ one tick (docs/decisions/0613-*, 0614-*)."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import Query, Request
 from fastapi.responses import StreamingResponse
 
 from andon.api.deps import Access, Ctx
+from andon.api.feeds import event_stream
 from andon.api.routes import _model, api
 from andon.api.routes_analytics import _table
 from andon.api.routes_ops import FloorFeed, board
@@ -320,21 +319,8 @@ async def kiosk_feed(
     base = model.plant.site.id + "/"
     want = base if line is None else _check_line(model.plant, line, "line") + "/"
     floor = FloorFeed(ctx, model, want)
-    svc = ctx.services
 
-    async def events() -> AsyncIterator[str]:
-        reason = "max_ticks"
-        for _ in range(max_ticks):
-            if not await ctx.still_allowed():
-                reason = "credentials no longer valid"
-                break
-            if await request.is_disconnected():
-                return
-            for event in await floor.tick():
-                yield event
-            await svc.sleep(interval_s)
-        yield f"event: end\ndata: {json.dumps({'reason': reason})}\n\n"
+    async def tick(n: int) -> list[str]:
+        return await floor.tick()
 
-    return StreamingResponse(
-        events(), media_type="text/event-stream", headers={"X-Accel-Buffering": "no"}
-    )
+    return event_stream(ctx, request, tick, interval_s=interval_s, max_ticks=max_ticks)

@@ -8,13 +8,13 @@ Current machine states come from ``andon.platform.alerts.floor_snapshot``, read 
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import HTTPException, Path, Query
 
 from andon.api.deps import Access, Ctx, SiteModel
+from andon.api.feeds import sse
 from andon.api.routes import _LABELS, _MAX_ROWS, End, Start, _model, _range, _today, api
 from andon.api.schemas_ops import (
     AlertOut,
@@ -584,7 +584,7 @@ class FloorFeed:
                 self.sent_states[m] = (st.state, st.since)
         out = []
         if states or first:
-            out.append(f"event: states\ndata: {json.dumps(states)}\n\n")
+            out.append(sse("states", states))
         now = ctx.services.clock()
         since = (now if self.last_tick is None else self.last_tick) - _ALERT_MARGIN_US
         self.last_tick = now
@@ -605,5 +605,5 @@ class FloorFeed:
             changed.append(AlertOut(**a).model_dump())
         self.sent_alerts = seen
         if changed or first:
-            out.append(f"event: alerts\ndata: {json.dumps(changed)}\n\n")
+            out.append(sse("alerts", changed))
         return out
