@@ -8,10 +8,14 @@ import itertools
 import math
 from typing import Any
 
+import numpy as np
 import pytest
 
 from andon.kpi import api as kpi
 from andon.kpi.carbon import grid_factor
+from andon.kpi.ranges import line_outputs, planned_production_s
+from andon.kpi.summary import parts_of
+from andon.kpi.timeline import Buckets
 from andon.model.loader import parse_plant
 from andon.model.plant import Plant
 from andon.platform.alerts import FloorRecords
@@ -71,6 +75,46 @@ def test_line_kpi_matches_the_kpi_engine(world: World) -> None:
         assert m["good"] == rows[m["machine"]]["good"]
         assert m["oee"] == pytest.approx(rows[m["machine"]]["oee"])
     assert 0 < body["oee"]["oee"] <= 1
+
+
+def test_line_kpi_trend_is_the_kpi_engine_per_bucket(world: World) -> None:
+    """The line page's goal chart: each bucket's A/P/Q/OEE is ``kpi.api.oee`` over the same
+    buckets (the line's machines' times summed, then the ratios), its good output the last
+    stations' parts and its rate per planned production hour of the bucket."""
+    w = world
+    body = _get(w, "/lines/kpi", line=LINE, start=w.start, end=w.end, bucket_s=900)
+    trend = body["trend"]
+    assert [p["start"] for p in trend] == [w.start + i * 900_000_000 for i in range(8)]
+    assert trend[-1]["end"] == w.end
+    assert all(x["end"] == y["start"] for x, y in itertools.pairwise(trend))
+    plant = _plant(w.a.id)
+    sel = kpi.select(plant, line=LINE)
+    last = line_outputs(plant)[LINE]
+    edges = np.array([p["start"] for p in trend] + [w.end], dtype=np.int64)
+    b = Buckets(edges, tuple(f"q{i}" for i in range(len(trend))))
+    table = w.run(
+        lambda: kpi.oee(_store(w), plant, w.start, w.end, selection=sel, now=w.end, bucket_set=b)
+    )
+    rows = table.rows()
+    for i, p in enumerate(trend):
+        mine = [r for r in rows if r["bucket"] == f"q{i}"]
+        # the line's ratios from its machines' summed times (ISO 22400: A × P × Q)
+        busy = sum(r["planned_busy_s"] for r in mine)
+        run = sum(r["running_s"] for r in mine)
+        net = sum(r["net_operating_s"] for r in mine)
+        good, produced = sum(r["good"] for r in mine), sum(r["produced"] for r in mine)
+        a, perf, q = run / busy, net / run, good / produced
+        want = {"availability": a, "performance": perf, "quality": q, "oee": a * perf * q}
+        for k, v in want.items():
+            assert p[k] == pytest.approx(v, abs=1e-6), (i, k)
+            assert 0 <= p[k] <= 1, (i, k, p[k])
+        out = sum(parts_of(r)[0] for r in mine if r["machine"] in last)
+        assert p["good_out"] == out
+        planned = planned_production_s(plant, last, p["start"], p["end"])
+        assert p["planned_production_s"] == pytest.approx(planned, abs=1e-3)
+        assert p["per_hour"] == pytest.approx(out / planned * 3600, rel=1e-5)
+    assert sum(p["good_out"] for p in trend) == body["good_out"] > 0
+    assert _get(w, "/lines/kpi", line=LINE, start=w.start, end=w.end)["trend"] == []
 
 
 def test_bottlenecks_per_bucket_are_the_active_period_analysis(world: World) -> None:
@@ -150,6 +194,8 @@ def test_scenario_baseline_is_the_configuration(world: World) -> None:
         ("/machines/kpi", {"machine": "tc1/machining/L1/XX-9", "bucket_s": 600}, "XX-9"),
         ("/lines/bottlenecks", {"line": LINE, "bucket_s": 60, "span_d": 90}, "buckets"),
         ("/lines/kpi", {"line": LINE, "span_d": 94}, "days"),
+        ("/lines/kpi", {"line": LINE, "bucket_s": 60, "span_d": 90}, "buckets"),
+        ("/lines/kpi", {"line": LINE, "bucket_s": 59}, "bucket_s"),
         ("/energy", {"span_d": -1}, "end must be after start"),
     ],
 )

@@ -53,6 +53,10 @@ BASELINE_DAYS = 28
 LineQ = Annotated[str, Query(min_length=1, max_length=300, description="line path")]
 MachineQ = Annotated[str, Query(min_length=1, max_length=300, description="machine path")]
 BucketS = Annotated[int, Query(ge=60, le=31 * 86_400, description="bucket width, seconds")]
+TrendBucketS = Annotated[
+    int | None,
+    Query(ge=60, le=31 * 86_400, description="bucket width of the trend, seconds (none: no trend)"),
+]
 
 
 async def _plant(ctx: Access) -> Plant:
@@ -180,11 +184,20 @@ async def line_flow(site_id: str, ctx: Ctx, line: LineQ) -> LineFlowOut:
 @api.route(
     "GET", "/sites/{site_id}/lines/kpi", name="lines.kpi", permission=P.KPI_READ, scope="site"
 )
-async def line_kpi(site_id: str, ctx: Ctx, line: LineQ, start: Start, end: End) -> LineKpiOut:
+async def line_kpi(
+    site_id: str,
+    ctx: Ctx,
+    line: LineQ,
+    start: Start,
+    end: End,
+    bucket_s: TrendBucketS = None,
+) -> LineKpiOut:
     """Line OEE (machines together, and bottleneck-based), the six-big-losses waterfall of
     the line's machines summed, per-machine OEE, and good output (the last stations') per
-    planned production hour (``andon.kpi.summary.line_rates``, as the board)."""
+    planned production hour (``andon.kpi.summary.line_rates``, as the board); with
+    ``bucket_s``, the same OEE and output per bucket (``trend``, the line page's goal chart)."""
     _range(start, end)
+    trend_buckets = None if bucket_s is None else _buckets(start, end, bucket_s)
     plant = await _plant(ctx)
     ref = find_line(plant, line)
     machines = tuple(ref.machine_path(m) for m in ref.line.machines)
@@ -233,8 +246,42 @@ async def line_kpi(site_id: str, ctx: Ctx, line: LineQ, start: Start, end: End) 
             "good_out": rate["good_out"],
             "planned_production_s": rate["planned_production_s"],
             "throughput_per_h": rate["throughput_per_h"],
+            "trend": []
+            if trend_buckets is None
+            else await _line_trend(ctx, plant, ref.path, machines, trend_buckets),
         }
     )
+
+
+async def _line_trend(
+    ctx: Access, plant: Plant, line: str, machines: tuple[str, ...], b: Buckets
+) -> list[dict[str, Any]]:
+    """Per bucket: the line's OEE (its machines' ``kpi.api.oee`` rows summed, as the whole
+    range's) and its good output and rate (``line_rates`` over the bucket, as the board)."""
+    start, end = int(b.edges[0]), int(b.edges[-1])
+    table = await _table(ctx, plant, machines, start, end, b)
+    per_machine = {
+        (r["machine"], r["bucket"]): r for r in table.group(lambda m, k, p: (m, k, "")).rows()
+    }
+    whole = {r["bucket"]: r for r in table.group(lambda m, k, p: ("line", k, "")).rows()}
+    now = ctx.services.clock()
+    out = []
+    for i, label in enumerate(b.labels):
+        a, z = int(b.edges[i]), int(b.edges[i + 1])
+        good = {m: parts_of(per_machine.get((m, label), {}))[0] for m in machines}
+        rate = next(r for r in line_rates(plant, good, a, z, now) if r["line"] == line)
+        r = whole.get(label, {})
+        out.append(
+            {
+                "start": a,
+                "end": z,
+                **{k: _r(r.get(k)) for k in ("oee", "availability", "performance", "quality")},
+                "good_out": rate["good_out"],
+                "planned_production_s": rate["planned_production_s"],
+                "per_hour": rate["throughput_per_h"],
+            }
+        )
+    return out
 
 
 @api.route(

@@ -28,6 +28,7 @@ __all__ = [
     "LineFlowOut",
     "LineKpiOut",
     "LineMachineKpi",
+    "LineTrendPoint",
     "LossStep",
     "MachineFlow",
     "MachineKpiOut",
@@ -113,6 +114,22 @@ class LineMachineKpi(BaseModel):
     scrap: int
 
 
+class LineTrendPoint(BaseModel):
+    """The line over one bucket ``[start, end)``: its OEE (the line's machines together, as
+    ``oee``) and the good output of its last stations (as ``good_out``/``throughput_per_h``)."""
+
+    start: int
+    end: int
+    oee: Ratio
+    availability: Ratio
+    performance: Ratio
+    quality: Ratio
+    good_out: int
+    planned_production_s: float
+    per_hour: float | None
+    """``good_out`` per planned production hour of the bucket; null when none was planned."""
+
+
 class LineKpiOut(BaseModel):
     line: str
     start: int
@@ -131,6 +148,8 @@ class LineKpiOut(BaseModel):
     """The calendar's production time of the last stations in the range, up to now."""
     throughput_per_h: float | None
     """``good_out`` per planned production hour; null when nothing was planned."""
+    trend: list[LineTrendPoint] = Field(default_factory=list)
+    """One point per ``bucket_s`` bucket of the range (empty without ``bucket_s``)."""
 
 
 class BottleneckBucket(BaseModel):
