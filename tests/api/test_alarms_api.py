@@ -14,8 +14,8 @@ import pytest
 
 from andon.platform import Role
 from andon.platform.alerts import AlertEvaluator
-from tests.api.test_ops import MIN, RUN, S, _admin, _audit, _clock_at, _events, _ingest, _site
-from tests.api.world import World
+from tests.api.test_ops import MIN, RUN, S, _admin, _audit, _clock_at, _ingest, _site
+from tests.api.world import World, sse_events
 
 
 @pytest.fixture
@@ -186,6 +186,6 @@ def test_after_the_last_shift_the_board_and_the_live_feed_say_not_scheduled(
         board = world.call("GET", f"/sites/{site.id}/board", world.a.app).json()
         assert {(m["state"], m["since"]) for m in board["machines"]} == {("not_scheduled", closing)}
         r = world.call("GET", f"/sites/{site.id}/live", world.a.app, interval_s=1, max_ticks=1)
-        states = next(d for e, d in _events(r.text) if e == "states")
+        states = next(d for e, d in sse_events(r.text) if e == "states")
         assert {(x["state"], x["since"]) for x in states} == {("not_scheduled", closing)}
         assert len(states) == len(site.machines)

@@ -16,21 +16,13 @@ import pytest
 from andon.model.loader import parse_plant
 from andon.platform import Role
 from andon.store.base import TelemetryStore
-from tests.api.world import World, bearer, demo_yaml
+from tests.api.world import World, bearer, demo_yaml, sse_events
 
 PLANT = parse_plant(demo_yaml())
 L1 = f"{PLANT.site.id}/machining/L1"
 L1_OUT = f"{L1}/IP-01"
 """L1's last station: it feeds no buffer, so its good parts are the line's output."""
 HOUR = 3_600_000_000
-
-
-def _events(text: str) -> list[tuple[str, Any]]:
-    out = []
-    for block in text.strip().split("\n\n"):
-        lines = dict(line.split(": ", 1) for line in block.splitlines())
-        out.append((lines["event"], json.loads(lines["data"])))
-    return out
 
 
 @pytest.fixture
@@ -150,7 +142,7 @@ def test_the_kiosk_feed_ends_within_one_tick_of_revocation(
     finally:
         svc.sleep = old
     assert r.status_code == 200
-    events = _events(r.text)
+    events = sse_events(r.text)
     assert events[-1] == ("end", {"reason": "credentials no longer valid"})
     assert len(sleeps) == 3  # the tick after the revocation is the last
     assert "values" not in {e for e, _ in events}  # states and alerts, no signal values

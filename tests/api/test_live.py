@@ -3,22 +3,12 @@ credentials lapse. The app's sleep is the test clock's, so no test waits."""
 
 from __future__ import annotations
 
-import json
 import math
-from typing import Any
 
 from andon.model.loader import parse_plant
 from andon.platform import Role
 from andon.store.base import TelemetryStore
-from tests.api.world import World, demo_yaml
-
-
-def _events(text: str) -> list[tuple[str, Any]]:
-    out = []
-    for block in text.strip().split("\n\n"):
-        lines = dict(line.split(": ", 1) for line in block.splitlines())
-        out.append((lines["event"], json.loads(lines["data"])))
-    return out
+from tests.api.world import World, demo_yaml, sse_events
 
 
 def test_live_values_of_a_line(world: World) -> None:
@@ -29,7 +19,7 @@ def test_live_values_of_a_line(world: World) -> None:
     r = world.call("GET", f"/sites/{a.site_id}/live", a.app, prefix=prefix, max_ticks=3)
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/event-stream")
-    events = _events(r.text)
+    events = sse_events(r.text)
     # nothing changed after the first tick (states and alerts: tests/api/test_ops.py)
     assert [e for e, _ in events] == ["values", "states", "alerts", "end"]
     assert events[-1][1] == {"reason": "max_ticks"}
@@ -54,5 +44,5 @@ def test_live_feed_ends_when_the_token_lapses(world: World) -> None:
     finally:
         world.clock.advance_on_sleep = False
         world.clock.now = now
-    events = _events(r.text)
+    events = sse_events(r.text)
     assert events[-1] == ("end", {"reason": "credentials no longer valid"})

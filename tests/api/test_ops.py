@@ -6,7 +6,6 @@ ingests itself, so the shared world's data stays as other tests expect."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from andon.model.loader import parse_plant
 from andon.model.types import MachineState, StateBatch
 from andon.platform import Role
 from andon.platform.alerts import AlertEvaluator
-from tests.api.world import World, site_yaml
+from tests.api.world import World, site_yaml, sse_events
 
 S = 1_000_000
 MIN = 60 * S
@@ -431,14 +430,6 @@ def test_board_figures_follow_the_clock_step_by_step(world: World) -> None:
         world.clock.now = now0
 
 
-def _events(text: str) -> list[tuple[str, Any]]:
-    out = []
-    for block in text.strip().split("\n\n"):
-        lines = dict(line.split(": ", 1) for line in block.splitlines())
-        out.append((lines["event"], json.loads(lines["data"])))
-    return out
-
-
 def test_live_feed_sends_state_changes_and_alert_changes_on_the_next_tick(
     world: World, end: int
 ) -> None:
@@ -467,7 +458,7 @@ def test_live_feed_sends_state_changes_and_alert_changes_on_the_next_tick(
     finally:
         svc.sleep, world.clock.now = saved_sleep, saved_now
     assert r.status_code == 200
-    events = _events(r.text)
+    events = sse_events(r.text)
     assert [e for e, _ in events] == ["values", "states", "alerts", "states", "alerts", "end"]
     first_states = {x["machine"]: (x["state"], x["since"]) for x in events[1][1]}
     assert set(first_states) == set(site.machines)

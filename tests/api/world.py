@@ -4,6 +4,7 @@ role, an edge key and an app key; tenant A's store holds two hours of virtual-fa
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,7 +23,16 @@ from andon.sim.demo import default_start, run_headless
 from andon.store import DuckDBStore
 from tests.platform.dbs import database_url
 
-__all__ = ["PASSWORD", "Clock", "Tenant", "World", "demo_yaml", "make_world", "site_yaml"]
+__all__ = [
+    "PASSWORD",
+    "Clock",
+    "Tenant",
+    "World",
+    "demo_yaml",
+    "make_world",
+    "site_yaml",
+    "sse_events",
+]
 
 T = TypeVar("T")
 PASSWORD = "a long test password"
@@ -56,6 +66,15 @@ class Clock:
 
 def bearer(token: str) -> H:
     return {"Authorization": f"Bearer {token}"}
+
+
+def sse_events(text: str) -> list[tuple[str, Any]]:
+    """A server-sent-event body as ``(event, data)`` pairs, in order."""
+    out = []
+    for block in text.strip().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines())
+        out.append((lines["event"], json.loads(lines["data"])))
+    return out
 
 
 @dataclass
