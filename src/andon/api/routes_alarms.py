@@ -12,13 +12,12 @@ from pydantic import ValidationError
 
 from andon.api.deps import Ctx
 from andon.api.routes import _model, api
-from andon.api.routes_ops import _alert, _invalid, _records
+from andon.api.routes_ops import _alert, _alert_changed, _invalid, _records
 from andon.api.schemas_alarms import AlarmLimitOut, AlarmLimitsIn, AlarmsOut, ShelveIn
 from andon.api.schemas_ops import AlertOut
 from andon.model.plant import SignalAlarms
 from andon.platform.alerts import alarm_limits, alarm_points
 from andon.platform.permissions import Permission
-from andon.platform.service import NotFound
 
 __all__ = ["api"]
 
@@ -77,21 +76,7 @@ async def _shelve(
     got = await _records(ctx).shelve(
         ctx.tenant, ctx.site_id, alert_id, ctx.principal.actor, until, reason
     )
-    if got is None:
-        raise NotFound("alert")
-    before, after = got
-    await ctx.audit(
-        action,
-        f"alert:{alert_id}",
-        detail={
-            "before": {k: before[k] for k in _SHELF},
-            "after": {k: after[k] for k in _SHELF},
-            "kind": after["kind"],
-            "machine": after["machine"],
-            "signal": after["signal"],
-        },
-    )
-    return _alert(after)
+    return await _alert_changed(ctx, alert_id, got, action, _SHELF, ("kind", "machine", "signal"))
 
 
 @api.route(

@@ -535,19 +535,29 @@ async def ack_alert(
     """Acknowledge an alert (open or closed). The first acknowledgement stays; acknowledging
     again changes nothing but is audited too."""
     got = await _records(ctx).ack(ctx.tenant, ctx.site_id, alert_id, ctx.principal.actor)
+    return await _alert_changed(ctx, alert_id, got, "alerts.ack", ("acked_by", "acked_at"))
+
+
+async def _alert_changed(
+    ctx: Access,
+    alert_id: str,
+    got: tuple[dict[str, Any], dict[str, Any]] | None,
+    action: str,
+    fields: tuple[str, ...],
+    about: tuple[str, ...] = ("kind", "machine"),
+) -> AlertOut:
+    """The answer to a change of one alert (acknowledge, shelve, unshelve): 404 when the
+    records found no such alert of the site; else audited as ``action`` with ``fields``
+    before and after and the alert's ``about`` fields, and the alert as it is now."""
     if got is None:
         raise NotFound("alert")
     before, after = got
-    await ctx.audit(
-        "alerts.ack",
-        f"alert:{alert_id}",
-        detail={
-            "before": {"acked_by": before["acked_by"], "acked_at": before["acked_at"]},
-            "after": {"acked_by": after["acked_by"], "acked_at": after["acked_at"]},
-            "kind": after["kind"],
-            "machine": after["machine"],
-        },
-    )
+    detail: dict[str, Any] = {
+        "before": {k: before[k] for k in fields},
+        "after": {k: after[k] for k in fields},
+    }
+    detail.update((k, after[k]) for k in about)
+    await ctx.audit(action, f"alert:{alert_id}", detail=detail)
     return _alert(after)
 
 
