@@ -208,9 +208,7 @@ async def oee(
     sel = selection or select(plant)
     if end <= start:
         raise ValueError("the range is empty: end must be after start")
-    margin = max(
-        3_600_000_000, round(model.micro_stop_s * 1e6), round(model.cycle_window_s * 1e6)
-    )
+    margin = max(3_600_000_000, round(model.micro_stop_s * 1e6), round(model.cycle_window_s * 1e6))
     # the range as far as it has happened: parts up to its end (one finished at the end
     # belongs to it), states a margin beyond
     upto = end if now is None else max(min(end, now), start - margin + 1)
