@@ -643,29 +643,67 @@ class FloorRecords:
                 continue
             try:
                 async with self.db.begin() as conn:
-                    shelf = await self._shelf(conn, tenant, site_id, w.machine, None, w.kind, now)
-                    await conn.execute(
-                        insert(alerts).values(
-                            **shelf,
-                            id=new_id(),
-                            tenant_id=tenant,
-                            site_id=site_id,
-                            machine=w.machine,
-                            kind=w.kind,
-                            severity=w.severity,
-                            message=w.message[:1000],
-                            opened_at=now,
-                            closed_at=None,
-                            acked_by=None,
-                            acked_at=None,
-                            changed_at=now,
-                            open_key=_open_key(site_id, w.machine, w.kind),
-                        )
+                    await self._insert_open(
+                        conn,
+                        tenant,
+                        site_id,
+                        new_id(),
+                        machine=w.machine,
+                        signal=None,
+                        kind=w.kind,
+                        severity=w.severity,
+                        message=w.message,
+                        opened_at=now,
+                        changed_at=now,
                     )
                 changes += 1
             except IntegrityError:
                 continue  # another evaluator opened it first
         return changes
+
+    async def _insert_open(
+        self,
+        conn: Any,
+        tenant: str,
+        site_id: str,
+        alert_id: str,
+        *,
+        machine: str | None,
+        signal: str | None,
+        kind: str,
+        severity: str,
+        message: str,
+        opened_at: Micros,
+        changed_at: Micros,
+        value: float | None = None,
+        threshold: float | None = None,
+    ) -> None:
+        """Insert one open alert (``signal`` None) or signal alarm, with the shelving it
+        inherits at ``opened_at`` (``_shelf``) and its ``open_key`` (``site|signal|kind`` for
+        an alarm, ``site|machine|kind`` else), so a second open row of the same key raises
+        ``IntegrityError``. The message is cut to 1000 characters."""
+        shelf = await self._shelf(conn, tenant, site_id, machine, signal, kind, opened_at)
+        await conn.execute(
+            insert(alerts).values(
+                **shelf,
+                id=alert_id,
+                tenant_id=tenant,
+                site_id=site_id,
+                machine=machine,
+                signal=signal,
+                kind=kind,
+                severity=severity,
+                message=message[:1000],
+                value=value,
+                threshold=threshold,
+                opened_at=opened_at,
+                closed_at=None,
+                acked_by=None,
+                acked_at=None,
+                changed_at=changed_at,
+                open_key=_open_key(site_id, machine if signal is None else signal, kind),
+            )
+        )
 
     async def _shelf(
         self,
@@ -711,30 +749,20 @@ class FloorRecords:
             if t.raised:
                 try:
                     async with self.db.begin() as conn:
-                        machine = None if p is None else p.machine
-                        shelf = await self._shelf(
-                            conn, tenant, site_id, machine, t.signal, t.kind, t.at
-                        )
-                        await conn.execute(
-                            insert(alerts).values(
-                                **shelf,
-                                id=_alarm_id(tenant, site_id, t),
-                                tenant_id=tenant,
-                                site_id=site_id,
-                                machine=machine,
-                                signal=t.signal,
-                                kind=t.kind,
-                                severity=SEVERITY[t.kind],
-                                message=alarm_message(t, "" if p is None else p.unit)[:1000],
-                                value=t.value,
-                                threshold=t.limit,
-                                opened_at=t.at,
-                                closed_at=None,
-                                acked_by=None,
-                                acked_at=None,
-                                changed_at=now,
-                                open_key=_open_key(site_id, t.signal, t.kind),
-                            )
+                        await self._insert_open(
+                            conn,
+                            tenant,
+                            site_id,
+                            _alarm_id(tenant, site_id, t),
+                            machine=None if p is None else p.machine,
+                            signal=t.signal,
+                            kind=t.kind,
+                            severity=SEVERITY[t.kind],
+                            message=alarm_message(t, "" if p is None else p.unit),
+                            opened_at=t.at,
+                            changed_at=now,
+                            value=t.value,
+                            threshold=t.limit,
                         )
                     changes += 1
                 except IntegrityError:
