@@ -94,6 +94,7 @@ class MqttReceiver:
                     max_inflight_messages=100,
                 ) as client:
                     await client.subscribe(self.topic, qos=1)
+                    log.info("ingest receiver %d: subscribed on %s:%d", i, cfg.host, cfg.port)
                     self.connects += 1
                     self._up += 1
                     up = True
