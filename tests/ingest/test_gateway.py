@@ -173,3 +173,29 @@ def test_columns_outside_the_site_store_nothing(w: World) -> None:
         assert len(await w.store.read("t1", list(S2), 0, 2**62)) == 0
 
     asyncio.run(go())
+
+
+def test_mqtt_frames_over_the_tenants_rate_limit_wait_for_their_resend(w: World) -> None:
+    async def go() -> None:
+        budget = {"t1": 40}
+
+        def admit(tenant: str, points: int) -> float:
+            if budget[tenant] < points:
+                return 1.0
+            budget[tenant] -= points
+            return 0.0
+
+        w.gateway.admit = admit
+        f1, f2 = frame(KEY_A, S1, 1), frame(KEY_A, S1, 2)
+        res = await w.gateway.frames([(A_ID, f1), (A_ID, f2)])
+        # the first fits; the second gets no answer, so the edge sends it again later
+        assert res.refused == ["rate_limited"] and [a.seq for a in res.acks[A_ID]] == [1]
+        budget["t1"] = 30
+        res = await w.gateway.frames([(A_ID, f2)])
+        assert res.refused == [] and [a.seq for a in res.acks[A_ID]] == [2]
+        # over HTTPS the API applies the limit itself (before the gateway)
+        budget["t1"] = 0
+        res = await w.gateway.frames([(None, f1)], bearer=EdgeIdentity(A_ID, "t1"))
+        assert res.refused == []
+
+    asyncio.run(go())

@@ -91,7 +91,8 @@ class PlatformSites:
 def build_gateway(services: Services) -> IngestGateway:
     """The app's gateway over its ingestor, the platform's keys and sites; frames refused
     over MQTT from a key whose secret the sender showed are written to the audit log, as
-    the API's own refusals are."""
+    the API's own refusals are, and MQTT frames count against the tenant's ingest rate limit
+    (``limits.ingest_points_per_s``) as HTTPS ingest does."""
     s = services.settings.ingest
     keys = PlatformKeys(services.platform.db, services.clock)
     gateway = IngestGateway(
@@ -110,6 +111,7 @@ def build_gateway(services: Services) -> IngestGateway:
         )
 
     gateway.on_refused = audit
+    gateway.admit = lambda tenant, points: services.limiter.take(tenant, "ingest", points)
     return gateway
 
 

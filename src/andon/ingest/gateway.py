@@ -242,6 +242,11 @@ class IngestGateway:
         """Called with the frames of each store write (benchmarks, tests)."""
         self.on_refused: Callable[[Refusal], Awaitable[None]] | None = None
         """Awaited for each frame of a known key refused over MQTT (the platform audits it)."""
+        self.admit: Callable[[str, int], float] | None = None
+        """The tenant's ingest rate limit for MQTT frames: ``(tenant, points)`` → seconds to
+        wait, 0 when admitted (the API applies the same limit to HTTPS before the gateway).
+        A frame over the limit gets no answer, so the edge sends it again after its
+        acknowledgement timeout: the limit slows an edge down and loses nothing."""
         self._monotonic = monotonic
         self._cache: dict[str, tuple[float, KeyCheck]] = {}
 
@@ -324,6 +329,11 @@ class IngestGateway:
                 acks[identity.key_id].append(Ack(frame.stream, frame.seq, "refused", site))
                 if bearer is None:  # the API audits its own refusals
                     await self._report(identity.tenant, identity.key_id, site, frame)
+                continue
+            admit = self.admit if bearer is None else None
+            if admit is not None and admit(identity.tenant, len(frame.batch)):
+                self.stats.frames_refused["rate_limited"] += 1
+                refused.append("rate_limited")
                 continue
             fresh[identity.tenant].append((identity.key_id, frame))
         out = FrameResult({})
