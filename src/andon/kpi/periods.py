@@ -9,15 +9,16 @@ date on which it starts (a night shift 22:00–06:00 belongs to the evening it s
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
 import numpy as np
 
 from andon.kpi.timeline import Buckets
-from andon.model.plant import ALL_DAYS, Calendar
-from andon.model.types import Micros, from_micros, to_micros
+from andon.model.calendar import day_windows, local_micros
+from andon.model.plant import Calendar
+from andon.model.types import Micros, from_micros
 
 __all__ = ["Period", "buckets", "cut", "days", "shifts", "weeks"]
 
@@ -27,7 +28,7 @@ OFF_SHIFT = "off-shift"
 
 
 def _local_midnight(d: date, zone: ZoneInfo) -> Micros:
-    return to_micros(datetime.combine(d, time(0), tzinfo=zone))
+    return local_micros(d, time(0), zone)
 
 
 def cut(start: Micros, end: Micros, marks: list[tuple[Micros, str]], first: str) -> Buckets:
@@ -86,14 +87,9 @@ def shifts(start: Micros, end: Micros, timezone: str, calendar: Calendar) -> Buc
     last = from_micros(end).astimezone(zone).date() + timedelta(days=1)
     windows: list[tuple[Micros, Micros, str]] = []
     while d <= last:
-        wd = ALL_DAYS[d.weekday()]
-        for s in calendar.shifts:
-            if wd not in s.days:
-                continue
-            end_day = d + timedelta(days=1) if s.end <= s.start else d
-            a = to_micros(datetime.combine(d, s.start, tzinfo=zone))
-            b = to_micros(datetime.combine(end_day, s.end, tzinfo=zone))
-            windows.append((a, b, f"{d.isoformat()} {s.name}"))
+        windows += [
+            (a, b, f"{d.isoformat()} {s.name}") for s, a, b in day_windows(calendar.shifts, d, zone)
+        ]
         d += timedelta(days=1)
     windows.sort()
     marks: list[tuple[Micros, str]] = []

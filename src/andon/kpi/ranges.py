@@ -22,13 +22,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from andon.model.calendar import SCHEDULED, expand_calendar
-from andon.model.plant import ALL_DAYS, Calendar, Plant
-from andon.model.types import Micros, from_micros, to_micros
+from andon.model.calendar import SCHEDULED, day_windows, expand_calendar, local_micros
+from andon.model.plant import Calendar, Plant
+from andon.model.types import Micros, from_micros
 
 __all__ = [
     "LATEST_US",
@@ -58,10 +58,6 @@ class Range:
     label: str
 
 
-def _at(d: date, t: time, zone: ZoneInfo) -> Micros:
-    return to_micros(datetime.combine(d, t, tzinfo=zone))
-
-
 def _check(now: Micros) -> None:
     if not 0 <= now < LATEST_US:
         raise ValueError(f"{now} µs is not a moment a shift calendar can place (1970 to 9998)")
@@ -69,12 +65,11 @@ def _check(now: Micros) -> None:
 
 def _midnight(now: Micros, zone: ZoneInfo) -> Range:
     d = from_micros(now).astimezone(zone).date()
-    return Range(_at(d, time(0), zone), now, d.isoformat())
+    return Range(local_micros(d, time(0), zone), now, d.isoformat())
 
 
 def _day_start(calendar: Calendar, d: date, zone: ZoneInfo) -> Micros | None:
-    wd = ALL_DAYS[d.weekday()]
-    starts = [_at(d, s.start, zone) for s in calendar.shifts if wd in s.days]
+    starts = [a for _, a, _ in day_windows(calendar.shifts, d, zone)]
     return min(starts) if starts else None
 
 
@@ -87,7 +82,7 @@ def today(plant: Plant, now: Micros, calendar: Calendar | None = None) -> Range:
     >>> cal = Calendar(shifts=(Shift(name="day", start=time(6), end=time(14)),
     ...                        Shift(name="night", start=time(22), end=time(6))))
     >>> z = ZoneInfo("UTC")
-    >>> r = _today(cal, _at(date(2026, 3, 3), time(5), z), z)  # 05:00, before the day shift
+    >>> r = _today(cal, local_micros(date(2026, 3, 3), time(5), z), z)  # 05:00, no shift yet
     >>> from_micros(r.start).isoformat(), r.label
     ('2026-03-02T06:00:00+00:00', '2026-03-02')
     """
@@ -121,12 +116,7 @@ def this_shift(plant: Plant, now: Micros, calendar: Calendar | None = None) -> R
     best: tuple[Micros, Micros, str] | None = None
     for back in range(_LOOKBACK_DAYS):
         day = d - timedelta(days=back)
-        wd = ALL_DAYS[day.weekday()]
-        for s in cal.shifts:
-            if wd not in s.days:
-                continue
-            a = _at(day, s.start, zone)
-            b = _at(day + timedelta(days=1) if s.end <= s.start else day, s.end, zone)
+        for s, a, b in day_windows(cal.shifts, day, zone):
             if a <= now and (best is None or a > best[0]):
                 best = (a, b, f"{day.isoformat()} {s.name}")
     if best is None:

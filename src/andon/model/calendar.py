@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from andon.model.plant import ALL_DAYS, Calendar, Shift
 from andon.model.types import Micros, from_micros, to_micros
 
-__all__ = ["Period", "expand_calendar"]
+__all__ = ["Period", "day_windows", "expand_calendar", "local_micros"]
 
 SCHEDULED = "scheduled"
 BREAK = "break"
@@ -33,19 +33,33 @@ class Period:
     status: str
 
 
-def _local(d: date, t: time, zone: ZoneInfo) -> Micros:
+def local_micros(d: date, t: time, zone: ZoneInfo) -> Micros:
+    """The local date and time ``d`` ``t`` in ``zone`` as µs UTC.
+
+    >>> local_micros(date(1970, 1, 1), time(8), ZoneInfo("Asia/Taipei"))
+    0
+    """
     return to_micros(datetime.combine(d, t, tzinfo=zone))
 
 
-def _windows(items: tuple[Shift, ...], day: date, zone: ZoneInfo) -> list[tuple[int, int]]:
+def day_windows(
+    items: tuple[Shift, ...], day: date, zone: ZoneInfo
+) -> list[tuple[Shift, Micros, Micros]]:
+    """The shifts (or breaks) of ``items`` that start on the local date ``day``, each with
+    its start and end in µs UTC; one that ends at or before its start time ends the next
+    day (a night shift, 22:00–06:00). The one walk of a weekly calendar's day."""
     out = []
     wd = ALL_DAYS[day.weekday()]
     for s in items:
         if wd not in s.days:
             continue
         end_day = day + timedelta(days=1) if s.end <= s.start else day
-        out.append((_local(day, s.start, zone), _local(end_day, s.end, zone)))
+        out.append((s, local_micros(day, s.start, zone), local_micros(end_day, s.end, zone)))
     return out
+
+
+def _windows(items: tuple[Shift, ...], day: date, zone: ZoneInfo) -> list[tuple[int, int]]:
+    return [(a, b) for _, a, b in day_windows(items, day, zone)]
 
 
 def expand_calendar(
@@ -62,7 +76,7 @@ def expand_calendar(
         windows += [(a, b, BREAK) for a, b in _windows(calendar.breaks, d, zone)]
         for m in calendar.maintenance:
             if machine in m.machines and ALL_DAYS[d.weekday()] == m.day:
-                a = _local(d, m.start, zone)
+                a = local_micros(d, m.start, zone)
                 windows.append((a, a + int(m.duration_min * 60e6), MAINTENANCE))
         d += timedelta(days=1)
     cuts = sorted({start, end} | {t for a, b, _ in windows for t in (a, b) if start < t < end})
