@@ -3,7 +3,7 @@
 import { api } from '../api.js';
 import { h, raw } from '../dom.js';
 import { stateIcon, STATES } from '../icons.js';
-import { allowData, dataName, getZone, siteMidnight, stateLabel, t, tMaybe } from '../i18n.js';
+import { allowData, dataName, getZone, num, siteMidnight, stateLabel, t, tMaybe } from '../i18n.js';
 
 export const H = 3600e6;
 
@@ -167,6 +167,17 @@ export function reasonText(tree, category, reason) {
   const r = c?.reasons.find((x) => x.id === reason);
   return `${categoryLabel(category, c?.label)} › ${reasonLabel(category, reason, r?.label,
     r?.label_i18n)}`;
+}
+
+// An amount in a currency (ISO 4217 code), whole units, in the page's language; an unknown
+// code falls back to the number and the code.
+export function money(v, cur) {
+  try {
+    return new Intl.NumberFormat(document.documentElement.lang || 'en', { style: 'currency',
+      currency: cur, maximumFractionDigits: 0 }).format(v);
+  } catch {
+    return `${num(v)} ${cur}`;
+  }
 }
 
 export { raw };

@@ -6,16 +6,7 @@ import { clear, h, raw } from '../dom.js';
 import { columns, stackedRows, widthOf } from '../charts.js';
 import { STATES } from '../icons.js';
 import { allowData, dateTime, num, pct, stateLabel, t } from '../i18n.js';
-import { bigFig, card, rangePicker, serverNow, shortId, siteRange, stateLegend } from './common.js';
-
-function money(v, cur) {
-  try {
-    return new Intl.NumberFormat(document.documentElement.lang || 'en', { style: 'currency',
-      currency: cur, maximumFractionDigits: 0 }).format(v);
-  } catch {
-    return `${num(v)} ${cur}`;
-  }
-}
+import { bigFig, card, money, rangePicker, serverNow, shortId, siteRange, stateLegend } from './common.js';
 
 function monthLabel(ym) {
   const [y, m] = ym.split('-').map(Number);

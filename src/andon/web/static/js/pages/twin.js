@@ -5,7 +5,7 @@
 import { api } from '../api.js';
 import { clear, h, raw } from '../dom.js';
 import { allowData, num, pct, t, tMaybe } from '../i18n.js';
-import { card, picker, shortId } from './common.js';
+import { card, money, picker, shortId } from './common.js';
 
 const POLL_MS = 700;
 
@@ -13,15 +13,6 @@ function numInput(testid, attrs, value, step, min) {
   return h('input', { type: 'number', class: 'input', 'data-testid': testid,
     step: step === 1 ? 1 : 'any', min,
     value: value ?? '', ...attrs });
-}
-
-function money(v, cur) {
-  try {
-    return new Intl.NumberFormat(document.documentElement.lang || 'en', { style: 'currency',
-      currency: cur, maximumFractionDigits: 0 }).format(v);
-  } catch {
-    return `${num(v)} ${cur}`;
-  }
 }
 
 export default {
