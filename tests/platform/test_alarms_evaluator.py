@@ -10,31 +10,21 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from importlib.resources import files
 
-from sqlalchemy import insert
-
-from andon.model.loader import parse_plant
 from andon.model.plant import Plant, SignalAlarms
 from andon.model.types import SampleBatch
-from andon.platform import Database
 from andon.platform.alerts import AlertEvaluator, FloorRecords
 from andon.platform.config import Monitoring
-from andon.platform.tables import sites, tenants
 from andon.sim.demo import default_start
 from andon.store import DuckDBStore
+from tests.platform.floor import demo_plant, metadata_db
 
 S = 1_000_000
 MIN = 60 * S
 H = 60 * MIN
 
 
-def _plant() -> Plant:
-    text = (files("andon.sim") / "plants" / "demo.yaml").read_text(encoding="utf-8")
-    return parse_plant(text).model_copy(update={"tenant": "t1"})
-
-
-PLANT = _plant()
+PLANT = demo_plant()
 PARTICLES = f"{PLANT.site.id}/cleanroom/particles"
 CHAMBER = next(s for s in PLANT.signal_paths() if s.endswith("/PC-01/chamber_temp"))
 T0 = default_start(PLANT) + 3 * H  # Monday 09:00 in Taipei, in the day shift
@@ -70,28 +60,13 @@ class _Floor:
 
 @asynccontextmanager
 async def _floor(url: str) -> AsyncIterator[_Floor]:
-    db = Database(url)
-    store = DuckDBStore.open(None)
-    try:
-        await db.migrate()
-        async with db.begin() as conn:
-            await conn.execute(insert(tenants).values(id="t1", name="t1", created_at=0))
-            await conn.execute(
-                insert(sites).values(
-                    id="s1",
-                    tenant_id="t1",
-                    key="tc1",
-                    name="x",
-                    model_yaml="",
-                    created_at=0,
-                    updated_at=0,
-                )
-            )
-        clock = [T0]
-        yield _Floor(store, FloorRecords(db, lambda: clock[0]), clock)
-    finally:
-        await store.close()
-        await db.close()
+    async with metadata_db(url, {"t1": "s1"}) as db:
+        store = DuckDBStore.open(None)
+        try:
+            clock = [T0]
+            yield _Floor(store, FloorRecords(db, lambda: clock[0]), clock)
+        finally:
+            await store.close()
 
 
 def test_raise_clear_dedup_shelving_and_restart(db_url: str) -> None:

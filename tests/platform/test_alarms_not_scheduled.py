@@ -9,12 +9,8 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from importlib.resources import files
 from pathlib import Path
 
-from sqlalchemy import insert
-
-from andon.model.loader import parse_plant
 from andon.model.plant import Plant
 from andon.model.types import MachineState, StateBatch
 from andon.platform import Database
@@ -24,23 +20,14 @@ from andon.platform.alerts import (
     floor_snapshot,
 )
 from andon.platform.config import Monitoring
-from andon.platform.tables import sites, tenants
 from andon.sim.demo import DemoRun, default_start
 from andon.store import DuckDBStore
+from tests.platform.floor import demo_plant, machine_paths, metadata_db
 
 S = 1_000_000
 MIN = 60 * S
 H = 60 * MIN
 RUN, OFF = int(MachineState.RUNNING), int(MachineState.OFFLINE)
-
-
-def _plant() -> Plant:
-    text = (files("andon.sim") / "plants" / "demo.yaml").read_text(encoding="utf-8")
-    return parse_plant(text).model_copy(update={"tenant": "t1"})
-
-
-def _machines(plant: Plant) -> list[str]:
-    return [plant.machine_path(a, ln, m) for a, ln, m in plant.machines()]
 
 
 @dataclass
@@ -54,43 +41,28 @@ class _Floor:
 
 @asynccontextmanager
 async def _floor(tmp: Path, plant: Plant, now: int) -> AsyncIterator[_Floor]:
-    db = Database(f"sqlite:///{tmp / 'meta.db'}")
-    store = DuckDBStore.open(None)
-    clock = [now]
-    try:
-        await db.migrate()
-        async with db.begin() as conn:
-            await conn.execute(insert(tenants).values(id="t1", name="t1", created_at=0))
-            await conn.execute(
-                insert(sites).values(
-                    id="s1",
-                    tenant_id="t1",
-                    key="tc1",
-                    name="x",
-                    model_yaml="",
-                    created_at=0,
-                    updated_at=0,
-                )
+    async with metadata_db(f"sqlite:///{tmp / 'meta.db'}", {"t1": "s1"}) as db:
+        store = DuckDBStore.open(None)
+        clock = [now]
+        try:
+            records = FloorRecords(db, lambda: clock[0])
+
+            async def plant_of(tenant: str, site: str) -> Plant:
+                return plant
+
+            ev = AlertEvaluator(
+                records, plant_of, store, Monitoring(alert_interval_s=0), lambda: clock[0]
             )
-        records = FloorRecords(db, lambda: clock[0])
-
-        async def plant_of(tenant: str, site: str) -> Plant:
-            return plant
-
-        ev = AlertEvaluator(
-            records, plant_of, store, Monitoring(alert_interval_s=0), lambda: clock[0]
-        )
-        yield _Floor(db, store, records, ev, clock)
-    finally:
-        await store.close()
-        await db.close()
+            yield _Floor(db, store, records, ev, clock)
+        finally:
+            await store.close()
 
 
 def test_the_virtual_factory_across_the_last_shift_end_turns_not_scheduled_without_alerts(
     tmp_path: Path,
 ) -> None:
-    plant = _plant()
-    ms = _machines(plant)
+    plant = demo_plant()
+    ms = machine_paths(plant)
     start = default_start(plant) + 15 * H  # Monday 21:00 in Taipei; the evening shift ends 22:00
 
     async def go() -> None:
@@ -120,8 +92,8 @@ def test_the_virtual_factory_across_the_last_shift_end_turns_not_scheduled_witho
 
 
 def test_a_silent_machine_during_its_shift_is_offline_with_an_alert(tmp_path: Path) -> None:
-    plant = _plant()
-    ms = _machines(plant)
+    plant = demo_plant()
+    ms = machine_paths(plant)
     start = default_start(plant) + 3 * H  # Monday 09:00
 
     async def go() -> None:
@@ -155,8 +127,8 @@ def test_a_silent_machine_during_its_shift_is_offline_with_an_alert(tmp_path: Pa
 def test_real_edges_off_shift_silent_or_offline_state_and_the_grace_at_shift_start(
     tmp_path: Path,
 ) -> None:
-    plant = _plant()
-    m0, m1, m2 = _machines(plant)[:3]
+    plant = demo_plant()
+    m0, m1, m2 = machine_paths(plant)[:3]
     mon06 = default_start(plant)
     mon22 = mon06 + 16 * H
     tue06 = mon06 + 24 * H

@@ -4,16 +4,9 @@ background evaluator's start and stop."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from importlib.resources import files
 
-from sqlalchemy import insert
-
-from andon.model.loader import parse_plant
 from andon.model.plant import Plant
 from andon.model.types import MachineState, SampleBatch, StateBatch
-from andon.platform import Database
 from andon.platform.alerts import (
     LOOKBACK_US,
     AlertEvaluator,
@@ -24,8 +17,8 @@ from andon.platform.alerts import (
     wanted_alerts,
 )
 from andon.platform.config import Monitoring
-from andon.platform.tables import sites, tenants
 from andon.store import DuckDBStore
+from tests.platform.floor import demo_plant, machine_paths, metadata_db
 
 S = 1_000_000
 MIN = 60 * S
@@ -33,18 +26,9 @@ NOW = 1_767_571_200_000_000
 RUN, DOWN = int(MachineState.RUNNING), int(MachineState.DOWN)
 
 
-def _plant() -> Plant:
-    text = (files("andon.sim") / "plants" / "demo.yaml").read_text(encoding="utf-8")
-    return parse_plant(text).model_copy(update={"tenant": "t1"})
-
-
-def _machines(plant: Plant) -> list[str]:
-    return [plant.machine_path(a, ln, m) for a, ln, m in plant.machines()]
-
-
 def test_snapshot_states_offline_and_unknown_from_bounded_reads() -> None:
-    plant = _plant()
-    ms = _machines(plant)
+    plant = demo_plant()
+    ms = machine_paths(plant)
     m0, m1, m2, m3, m4 = ms[:5]
 
     async def go() -> None:
@@ -94,8 +78,8 @@ def test_snapshot_states_offline_and_unknown_from_bounded_reads() -> None:
 
 
 def test_rules_down_offline_and_unexplained() -> None:
-    plant = _plant()
-    ms = _machines(plant)
+    plant = demo_plant()
+    ms = machine_paths(plant)
     rules = AlertRules.of(
         Monitoring(down_alert_after_s=600, unexplained_alert_after_s=900, unexplained_min_stop_s=60)
     )
@@ -151,35 +135,11 @@ def test_rules_down_offline_and_unexplained() -> None:
     assert set(got) == {(ms[1], "down")} | offline
 
 
-@asynccontextmanager
-async def _db(url: str) -> AsyncIterator[Database]:
-    db = Database(url)
-    try:
-        await db.migrate()
-        async with db.begin() as conn:
-            for t in ("t1", "t2"):
-                await conn.execute(insert(tenants).values(id=t, name=t, created_at=0))
-                await conn.execute(
-                    insert(sites).values(
-                        id=f"s-{t}",
-                        tenant_id=t,
-                        key="tc1",
-                        name="x",
-                        model_yaml="",
-                        created_at=0,
-                        updated_at=0,
-                    )
-                )
-        yield db
-    finally:
-        await db.close()
-
-
 def test_records_keep_one_open_alert_per_key_and_stay_in_their_tenant(db_url: str) -> None:
     clock = [NOW]
 
     async def go() -> None:
-        async with _db(db_url) as db:
+        async with metadata_db(db_url, {"t1": "s-t1", "t2": "s-t2"}) as db:
             a = FloorRecords(db, lambda: clock[0])
             want: dict[tuple[str | None, str], WantedAlert] = {
                 ("m", "down"): WantedAlert("m", "down", "critical", "m: down")
@@ -225,10 +185,10 @@ def test_records_keep_one_open_alert_per_key_and_stay_in_their_tenant(db_url: st
 
 
 def test_evaluator_runs_in_the_background_and_stops(db_url: str) -> None:
-    plant = _plant()
+    plant = demo_plant()
 
     async def go() -> None:
-        async with _db(db_url) as db:
+        async with metadata_db(db_url, {"t1": "s-t1", "t2": "s-t2"}) as db:
             store = DuckDBStore.open(None)
             records = FloorRecords(db, lambda: NOW)
 
@@ -252,7 +212,7 @@ def test_evaluator_runs_in_the_background_and_stops(db_url: str) -> None:
             for t in ("t1", "t2"):
                 rows = await records.alerts(t, f"s-{t}", open_only=True)
                 assert {r["kind"] for r in rows} == {"offline"}
-                assert len(rows) == len(_machines(plant))
+                assert len(rows) == len(machine_paths(plant))
             await asyncio.sleep(0.05)
             assert ev.passes == passes  # stopped
             off = AlertEvaluator(
