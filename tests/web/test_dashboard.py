@@ -470,6 +470,11 @@ def test_screenshots_of_every_page(
     size: ViewportSize,
 ) -> None:
     _unexplained_stop(demo, api, _machines(demo)[-2])  # something for the reasons page
+    # targets for the first line: the line page's goal lines
+    plant = demo.site.options.plant
+    area, ln = plant.lines()[0]
+    target = {"line": f"{plant.site.id}/{area.id}/{ln.id}", "oee": 0.85, "per_hour": 45}
+    assert api["admin"].put(f"/sites/{demo.site.site_id}/targets", json=target).status_code == 200
     context = browser.new_context(viewport=size, locale="en-US")
     context.set_default_timeout(20_000)
     try:

@@ -370,3 +370,77 @@ def test_shift_report_shows_the_shifts_figures_and_fits_a4(
     pages = len(re.findall(rb"/Type\s*/Page[^s]", pdf))
     assert 1 <= pages <= 2, f"{pages} A4 pages"
     (shots / "report-a4.pdf").write_bytes(pdf)
+
+
+# ---- goal lines on the line page (targets per line) ----------------------------------------
+
+
+def _scale(chart: Any) -> tuple[float, float]:
+    """``(a, b)`` of the chart's value axis, y = a + b·value, from its tick labels."""
+    ticks: list[tuple[float, float]] = chart.evaluate(
+        """(svg) => [...svg.querySelectorAll('text.y-tick')].map((el) => [
+             parseFloat(el.textContent.replace(/[^0-9.\\-]/g, '')),
+             parseFloat(el.getAttribute('y')) - 4])"""
+    )
+    (v0, y0), (v1, y1) = ticks[0], ticks[-1]
+    b = (y1 - y0) / (v1 - v0)
+    return y0 - b * v0, b
+
+
+def _goal(chart: Any) -> tuple[float, float, str, str]:
+    """The goal line's value attribute, its y, its label and its dash pattern."""
+    g = chart.locator('[data-testid="goal-line"]')
+    assert g.count() == 1
+    line = g.locator("line")
+    dash = line.evaluate("(el) => getComputedStyle(el).strokeDasharray")
+    return (
+        float(g.get_attribute("data-value") or "nan"),
+        float(line.get_attribute("y1") or "nan"),
+        g.locator("text").text_content() or "",
+        dash,
+    )
+
+
+def test_the_line_page_draws_the_managers_targets_as_goal_lines(
+    demo: DemoHandle, api: dict[str, httpx.Client], page: Page
+) -> None:
+    line = _paths(demo)["MC-01"].rsplit("/", 1)[0]
+    # a manager (board:manage) sets the line's targets
+    target = {"line": line, "oee": 0.85, "per_hour": 45}
+    assert api["admin"].put(f"{_site(demo)}/targets", json=target).status_code == 200
+    login(page, demo.url, *_creds(demo, "engineer"))
+    before = demo.site.clock()
+    open_route(page, demo.url, f"line?line={line}")
+    after = demo.site.clock()
+    card = page.get_by_test_id("line-trend")
+    oee, rate = card.get_by_test_id("trend-oee"), card.get_by_test_id("trend-rate")
+    # each goal line at its value on its chart's own scale, dashed, labelled with the value
+    for chart, want, text in ((oee, 0.85, r"\b85\s?%"), (rate, 45.0, r"\b45\b")):
+        value, y, label, dash = _goal(chart)
+        assert value == pytest.approx(want)
+        a, b = _scale(chart)
+        scale = 100 if chart is oee else 1  # the OEE axis is labelled in percent
+        assert y == pytest.approx(a + b * want * scale, abs=1.0), (label, y)
+        assert re.search(text, label) and "Target" in label, label
+        assert dash not in ("", "none"), dash
+    assert "/h" in _goal(rate)[2]
+    assert oee.get_by_test_id("y-title").text_content() == "OEE"
+    assert rate.get_by_test_id("y-title").text_content() == "Good parts / h"
+    # the points are the API's buckets (today: one an hour) as far as the plant clock had
+    # run while the page loaded (it runs at 60x), OEE in [0, 1]
+    start = int(_get(api, demo, "/kpi/ranges", at=before)["today"]["start"])
+    assert "60 min" in card.locator("p.muted").inner_text()
+    counts = []
+    for end in (before, after):
+        trend = _get(api, demo, "/lines/kpi", line=line, start=start, end=end, bucket_s=3600)
+        assert all(0 <= p["oee"] <= 1 for p in trend["trend"] if p["oee"] is not None)
+        counts.append(sum(p["oee"] is not None for p in trend["trend"]))
+    assert 0 < counts[0] <= oee.locator("circle.dot").count() <= counts[1]
+    # a per-shift target alone: the goal line is the kiosk plan's rate (decision 0614)
+    target = {"line": line, "oee": 0.6, "per_shift": 300}
+    assert api["admin"].put(f"{_site(demo)}/targets", json=target).status_code == 200
+    k = api["admin"].get(f"{_site(demo)}/kiosk", params={"line": line}).json()["lines"][0]
+    page.reload()  # the same route: a fresh document, so its ready flag is the new render's
+    page.wait_for_selector(page_root("line"))
+    assert _goal(oee)[0] == pytest.approx(0.6)
+    assert _goal(rate)[0] == pytest.approx(k["shift"]["per_hour"], rel=1e-6)

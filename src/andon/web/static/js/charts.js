@@ -56,11 +56,13 @@ function xAxis(svg, x0, x1, t0, t1, y, width) {
   }
 }
 
-/** Line chart over time. series: [{t:[µs], v:[num|null], lo?:[..], hi?:[..]}]; start/end µs.
- * onSelect(t0, t1) is called after a drag selection (zoom). Axis titles: `yTitle` (the
- * quantity and its unit, along the value axis) and `xTitle` (under the time axis). */
+/** Line chart over time. series: [{t:[µs], v:[num|null], lo?:[..], hi?:[..], dots?}];
+ * start/end µs. onSelect(t0, t1) is called after a drag selection (zoom). Axis titles:
+ * `yTitle` (the quantity and its unit, along the value axis) and `xTitle` (under the time
+ * axis). `goals`: [{value, label}] drawn as dashed horizontal lines labelled at their right
+ * end (a target: always inside the scale); `yMin`/`yMax`: values the scale includes. */
 export function trendChart({ width, height = 180, start, end, series, label, onSelect, yFmt,
-  yTitle, xTitle }) {
+  yTitle, xTitle, goals = [], yMin, yMax }) {
   const svg = frame(width, height, label);
   const x0 = PAD.l + (yTitle ? 18 : 0);
   const x1 = width - PAD.r;
@@ -81,6 +83,9 @@ export function trendChart({ width, height = 180, start, end, series, label, onS
       if (!arr) continue;
       for (const v of arr) if (v !== null && v !== undefined) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
     }
+  }
+  for (const v of [...goals.map((g) => g.value), yMin, yMax]) {
+    if (v !== null && v !== undefined && Number.isFinite(v)) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
   }
   if (!Number.isFinite(lo)) { lo = 0; hi = 1; }
   if (hi === lo) { hi += 1; lo -= 1; }
@@ -115,6 +120,23 @@ export function trendChart({ width, height = 180, start, end, series, label, onS
       pen = true;
     }
     svg.append(s('path', { class: `series ${se.cls || ''}`, d: d || 'M0,0' }));
+    if (se.dots) {
+      // one dot per value: a bucket between two gaps (a break on each side) stays visible
+      for (let i = 0; i < se.t.length; i++) {
+        const v = se.v[i];
+        if (v === null || v === undefined) continue;
+        svg.append(s('circle', { class: `dot ${se.cls || ''}`, cx: sx(se.t[i]).toFixed(1),
+          cy: sy(v).toFixed(1), r: 3.5 }, se.title ? s('title', null, se.title(i)) : null));
+      }
+    }
+  }
+  for (const g of goals) {
+    const y = sy(g.value);
+    svg.append(s('g', { class: 'goal', 'data-testid': 'goal-line', 'data-value': g.value },
+      s('line', { class: 'goal-line', x1: x0, x2: x1, y1: y, y2: y }),
+      // the label above its line, or below where the line is at the top of the plot
+      s('text', { class: 'goal-label', x: x1 - 4, y: y - 5 < PAD.t + 10 ? y + 15 : y - 5,
+        'text-anchor': 'end' }, g.label)));
   }
   if (onSelect) {
     const sel = s('rect', { class: 'sel', x: 0, y: PAD.t, width: 0, height: yb - PAD.t,

@@ -3,11 +3,11 @@
 
 import { api } from '../api.js';
 import { clear, h, raw, s } from '../dom.js';
-import { columns, gantt, pareto, waterfall, widthOf } from '../charts.js';
+import { columns, gantt, pareto, trendChart, waterfall, widthOf } from '../charts.js';
 import { allowData, dataName, duration, num, pct, stateLabel, t, time } from '../i18n.js';
 import {
   bigFig, card, lineName, lossName, lossSteps, picker, rangePicker,
-  reasonText, serverNow, shortId, siteRange, stateLegend,
+  reasonText, serverNow, shortId, siteRange, stateLegend, timeTitle,
 } from './common.js';
 
 export { lossName };
@@ -110,6 +110,36 @@ export function paretoRows(dt, tree) {
   return rows;
 }
 
+/** The line's OEE and good output per bucket with the manager's targets as goal lines. */
+function goalCharts(cardEl, trend, start, end, bucketS, goal, goalRate) {
+  const oeeBox = h('div', null, h('h3', null, t('kpi.oee')));
+  const rateBox = h('div', null, h('h3', null, t('line.trendrate')));
+  cardEl.append(
+    h('p', { class: 'muted' }, t('line.bucket', { n: bucketS / 60 }),
+      goal ? null : ` ${t('line.notargets')}`),
+    h('div', { class: 'grid-2' }, oeeBox, rateBox));
+  const mid = trend.map((p) => (p.start + p.end) / 2);
+  const tip = (i, v) => `${time(trend[i].start)}–${time(trend[i].end)} · ${v}`;
+  const oee = trendChart({ width: widthOf(oeeBox), height: 210, start, end, label: t('kpi.oee'),
+    series: [{ t: mid, v: trend.map((p) => p.oee), dots: true,
+      title: (i) => tip(i, pct(trend[i].oee)) }],
+    yMin: 0, yMax: 1, yFmt: (v) => pct(v, 0), yTitle: t('kpi.oee'), xTitle: timeTitle(),
+    goals: goal?.oee != null ? [{ value: goal.oee,
+      label: t('line.goalat', { v: pct(goal.oee, 0) }) }] : [] });
+  oee.setAttribute('data-testid', 'trend-oee');
+  const rate = trendChart({ width: widthOf(rateBox), height: 210, start, end,
+    label: t('line.trendrate'),
+    series: [{ t: mid, v: trend.map((p) => p.per_hour), dots: true,
+      title: (i) => tip(i, `${t('unit.perh', { n: num(trend[i].per_hour, 1) })} · ${
+        t('line.parts', { n: num(trend[i].good_out) })}`) }],
+    yMin: 0, yTitle: t('line.rateaxis'), xTitle: timeTitle(),
+    goals: goalRate != null ? [{ value: goalRate,
+      label: t('line.goalat', { v: t('unit.perh', { n: num(goalRate, 1) }) }) }] : [] });
+  rate.setAttribute('data-testid', 'trend-rate');
+  oeeBox.append(oee);
+  rateBox.append(rate);
+}
+
 export default {
   async render(root, params, ctx) {
     const st = await ctx.structure();
@@ -151,9 +181,11 @@ export default {
       const bucket = Math.max(60, Math.round((end - start) / 1e6 / 48 / 60) * 60);
       const q = { line: line.line, start, end };
       const machines = line.machines.map((m) => m.machine);
+      // the goal chart's buckets: a quarter of an hour over a shift, else an hour
+      const trendS = rangeName === 'shift' ? 900 : 3600;
       const [flow, kpi, states, dt, tree, bns, board, targets] = await Promise.all([
         api(`${base}/lines/flow`, { query: { line: line.line }, signal: ctx.signal }),
-        api(`${base}/lines/kpi`, { query: q, signal: ctx.signal }),
+        api(`${base}/lines/kpi`, { query: { ...q, bucket_s: trendS }, signal: ctx.signal }),
         api(`${base}/states`, { query: { start, end, machine: machines }, signal: ctx.signal }),
         api(`${base}/kpi/downtime`, { query: q, signal: ctx.signal }),
         ctx.reasonTree().catch(() => null),
@@ -161,6 +193,12 @@ export default {
         api(`${base}/board`, { signal: ctx.signal }),
         api(`${base}/targets`, { signal: ctx.signal }).catch(() => []),
       ]);
+      const goal = targets.find((x) => x.line === line.line);
+      // a per-shift target alone is a rate over the shift's planned production time
+      // (decision 0614): the kiosk's plan computes it, so the goal line is the kiosk's rate
+      const goalRate = goal?.per_hour ?? (goal?.per_shift ? await api(`${base}/kiosk`,
+        { query: { line: line.line }, signal: ctx.signal })
+        .then((k) => k.lines[0]?.shift.per_hour ?? null).catch(() => null) : null);
       if (my !== seq || !ctx.alive()) return;
       clear(body);
       const cur = new Map(board.machines.map((m) => [m.machine, m.state]));
@@ -171,7 +209,9 @@ export default {
       const ganttCard = card(t('line.gantt'), 'gantt');
       const paretoCard = card(t('line.pareto'), 'pareto');
       const bnCard = card(t('line.bottlenecks'), 'bottleneck-history');
-      body.append(flowCard, h('div', { class: 'grid-2' }, oeeCard, paretoCard), ganttCard, bnCard);
+      const trendCard = card(t('line.trend'), 'line-trend');
+      body.append(flowCard, h('div', { class: 'grid-2' }, oeeCard, paretoCard), trendCard,
+        ganttCard, bnCard);
       const names = new Map(line.machines.map((m) => [m.machine, dataName(m)]));
       let flowSvg = flowDiagram(flow, cur, widthOf(flowCard) - 28, names);
       flowSvg.setAttribute('data-testid', 'flow');
@@ -200,7 +240,6 @@ export default {
         bigFig(t('kpi.performance'), pct(kpi.oee.performance)),
         bigFig(t('kpi.quality'), pct(kpi.oee.quality)),
         bigFig(t('board.throughput'), t('unit.perh', { n: num(kpi.throughput_per_h, 1) }))));
-      const goal = targets.find((x) => x.line === line.line);
       if (goal) {
         // the manager's targets (set in kiosk mode) beside what the line did
         const vs = (v, g) => (v === null || v === undefined || g === null ? '' : v >= g ? 'ahead'
@@ -218,6 +257,8 @@ export default {
         fmt: (v) => t('unit.h', { n: num(v, 1) }) });
       wf.setAttribute('data-testid', 'waterfall');
       oeeCard.append(h('h3', null, t('line.waterfall')), wf);
+
+      goalCharts(trendCard, kpi.trend, start, end, trendS, goal, goalRate);
 
       const byM = new Map(machines.map((m) => [m, []]));
       for (let i = 0; i < states.index.length; i++) {
