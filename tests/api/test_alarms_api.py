@@ -13,8 +13,15 @@ from typing import Any
 import pytest
 
 from andon.platform import Role
-from andon.platform.alerts import AlertEvaluator
-from tests.api.test_ops import MIN, RUN, S, _admin, _audit, _clock_at, _ingest, _site
+from tests.api.floor import (
+    admin_headers,
+    audit_rows,
+    clock_at,
+    evaluator,
+    ingest_states,
+    new_site,
+)
+from tests.api.test_ops import MIN, RUN, S
 from tests.api.world import World, sse_events
 
 
@@ -22,14 +29,8 @@ from tests.api.world import World, sse_events
 def end(world: World) -> Iterator[int]:
     """The clock during a test, six hours after the shared world's data (as in test_ops)."""
     t = world.end + 6 * 3600 * S
-    with _clock_at(world, t):
+    with clock_at(world, t):
         yield t
-
-
-def _evaluator(w: World) -> AlertEvaluator:
-    ev = w.app.state.services.alerts
-    assert isinstance(ev, AlertEvaluator)
-    return ev
 
 
 def _samples(w: World, site_id: str, signal: str, rows: list[tuple[int, float]]) -> None:
@@ -53,12 +54,12 @@ def _particles(site_key_machine: str) -> str:
 def _raise_particles(w: World, end: int) -> tuple[str, str, dict[str, Any]]:
     """A site whose cleanroom particles exceed ISO class 7 (352 000/m³) for the last 7 min
     of 10: the demo plant's limit raises an alarm once it held for its 60 s on-delay."""
-    site = _site(w)
+    site = new_site(w, "ops")
     sig = _particles(site.machines[0])
     t0 = end - 10 * MIN
     rows = [(t0 + i * 10 * S, 100_000.0 if i < 18 else 500_000.0) for i in range(60)]
     _samples(w, site.id, sig, rows)
-    w.run(_evaluator(w).step_site, w.a.id, site.id)
+    w.run(evaluator(w).step_site, w.a.id, site.id)
     r = w.call("GET", f"/sites/{site.id}/alarms", w.a.app, kind="high")
     assert r.status_code == 200, r.text
     alarms = r.json()["alarms"]
@@ -107,7 +108,7 @@ def test_a_signal_alarm_is_raised_shown_acknowledged_shelved_and_unshelved(
     assert aid not in {a["id"] for a in console["alarms"]} and console["shelved"] == 1
     shelved = world.call("GET", f"/sites/{site_id}/alarms", world.a.app, state="shelved").json()
     assert [a["id"] for a in shelved["alarms"]] == [aid]
-    audit = [x for x in _audit(world, "alerts.shelve") if x["object"] == f"alert:{aid}"]
+    audit = [x for x in audit_rows(world, "alerts.shelve") if x["object"] == f"alert:{aid}"]
     assert len(audit) == 1 and audit[0]["actor"] == f"user:{uid}"
     assert audit[0]["detail"]["before"]["shelved_until"] is None
     assert audit[0]["detail"]["after"]["shelve_reason"] == "door open for a delivery"
@@ -117,11 +118,13 @@ def test_a_signal_alarm_is_raised_shown_acknowledged_shelved_and_unshelved(
     assert r.status_code == 200 and r.json()["shelved_until"] is None
     board = world.call("GET", f"/sites/{site_id}/board", world.a.app).json()
     assert aid in {a["id"] for a in board["alerts"]} and board["shelved_alerts"] == 0
-    audit = [x for x in _audit(world, "alerts.unshelve") if x["object"] == f"alert:{aid}"]
+    audit = [x for x in audit_rows(world, "alerts.unshelve") if x["object"] == f"alert:{aid}"]
     assert audit[0]["detail"]["before"]["shelve_reason"] == "door open for a delivery"
     assert audit[0]["detail"]["after"]["shelved_until"] is None
     # another site of the same tenant does not have this alarm
-    r = world.call("POST", f"/sites/{world.a.site_id}/alerts/{aid}/shelve", _admin(world), body)
+    r = world.call(
+        "POST", f"/sites/{world.a.site_id}/alerts/{aid}/shelve", admin_headers(world), body
+    )
     assert r.status_code == 404
     # filters: by kind, acknowledgement, time
     q = world.call("GET", f"/sites/{site_id}/alarms", world.a.app, state="all", acked="false")
@@ -154,20 +157,20 @@ def test_an_engineers_limits_override_the_models_are_validated_audited_and_clear
     r = world.call("PUT", url, engineer, new)
     assert r.status_code == 200, r.text
     assert r.json()[0]["source"] == "engineer" and r.json()[0]["model"]["high"] == 352_000
-    audit = [x for x in _audit(world, "alarms.limits.put") if x["object"] == f"signal:{sig}"]
+    audit = [x for x in audit_rows(world, "alarms.limits.put") if x["object"] == f"signal:{sig}"]
     assert len(audit) == 1 and audit[0]["actor"] == f"user:{uid}"
     assert audit[0]["detail"]["before"] is None
     assert audit[0]["detail"]["after"] == {"high": 2_000_000, "on_delay_s": 30}
     # the next samples are judged by the engineer's limit: the alarm clears
     _samples(world, site_id, sig, [(end + i * 10 * S, 500_000.0) for i in range(1, 7)])
     world.clock.now = end + 60 * S
-    world.run(_evaluator(world).step_site, world.a.id, site_id)
+    world.run(evaluator(world).step_site, world.a.id, site_id)
     r = world.call("GET", f"/sites/{site_id}/alarms", world.a.app, state="cleared").json()
     assert [(a["id"], a["closed_at"]) for a in r["alarms"]] == [(alarm["id"], end + 10 * S)]
     # removing the override brings the model's limits back
     r = world.call("PUT", url, engineer, {"signal": sig, "alarms": None})
     assert r.status_code == 200 and r.json()[0]["source"] == "model"
-    audit = [x for x in _audit(world, "alarms.limits.put") if x["object"] == f"signal:{sig}"]
+    audit = [x for x in audit_rows(world, "alarms.limits.put") if x["object"] == f"signal:{sig}"]
     assert (
         audit[-1]["detail"]["before"]["high"] == 2_000_000 and audit[-1]["detail"]["after"] is None
     )
@@ -176,11 +179,13 @@ def test_an_engineers_limits_override_the_models_are_validated_audited_and_clear
 def test_after_the_last_shift_the_board_and_the_live_feed_say_not_scheduled(
     world: World,
 ) -> None:
-    site = _site(world)
+    site = new_site(world, "ops")
     closing = world.start + 16 * 3600 * S  # Monday 22:00 in Taipei: the evening shift ends
-    _ingest(world, site, [(m, closing - 60 * MIN, closing, RUN, "") for m in site.machines])
-    with _clock_at(world, closing + 60 * MIN):
-        world.run(_evaluator(world).step_site, world.a.id, site.id)
+    ingest_states(
+        world, site.id, [(m, closing - 60 * MIN, closing, RUN, "") for m in site.machines]
+    )
+    with clock_at(world, closing + 60 * MIN):
+        world.run(evaluator(world).step_site, world.a.id, site.id)
         alerts = world.call("GET", f"/sites/{site.id}/alarms", world.a.app, state="all")
         assert alerts.json()["alarms"] == []  # no offline alert per machine
         board = world.call("GET", f"/sites/{site.id}/board", world.a.app).json()

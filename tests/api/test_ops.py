@@ -7,17 +7,22 @@ ingests itself, so the shared world's data stays as other tests expect."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from andon.model.loader import parse_plant
 from andon.model.types import MachineState, StateBatch
 from andon.platform import Role
-from andon.platform.alerts import AlertEvaluator
-from tests.api.world import World, site_yaml, sse_events
+from tests.api.floor import (
+    Site,
+    admin_headers,
+    audit_rows,
+    clock_at,
+    evaluator,
+    ingest_states,
+    new_site,
+)
+from tests.api.world import World, sse_events
 
 S = 1_000_000
 MIN = 60 * S
@@ -25,76 +30,13 @@ HOUR = 60 * MIN
 RUN, DOWN = int(MachineState.RUNNING), int(MachineState.DOWN)
 
 
-@dataclass
-class Site:
-    id: str
-    machines: list[str]
-    lines: list[str]
-
-
-def _admin(w: World) -> dict[str, str]:
-    """Tenant A's administrator, logged in at the test's clock (tokens live 15 minutes)."""
-    return w.login(f"admin@{w.a.id}.example")
-
-
-def _site(w: World) -> Site:
-    yaml = site_yaml(w.unique("ops"))
-    r = w.call("POST", "/sites", _admin(w), {"model_yaml": yaml})
-    assert r.status_code == 201, r.text
-    plant = parse_plant(yaml)
-    machines = [plant.machine_path(a, ln, m) for a, ln, m in plant.machines()]
-    lines = [f"{plant.site.id}/{a.id}/{ln.id}" for a, ln in plant.lines()]
-    return Site(r.json()["id"], machines, lines)
-
-
-def _ingest(w: World, site: Site, rows: list[tuple[str, int, int, int, str]]) -> None:
-    """State intervals (machine, start, end, state, code) through the ingest endpoint."""
-    names = sorted({m for m, *_ in rows})
-    body = {
-        "states": {
-            "names": names,
-            "index": [names.index(m) for m, *_ in rows],
-            "start": [r[1] for r in rows],
-            "end": [r[2] for r in rows],
-            "state": [r[3] for r in rows],
-            "reason": [r[4] for r in rows],
-        }
-    }
-    r = w.call("POST", f"/sites/{site.id}/ingest", w.a.edge, body)
-    assert r.status_code == 200, r.text
-    assert r.json()["states"] == len(rows)
-
-
-def _evaluator(w: World) -> AlertEvaluator:
-    ev = w.app.state.services.alerts
-    assert isinstance(ev, AlertEvaluator)
-    return ev
-
-
-@contextmanager
-def _clock_at(w: World, now: int) -> Iterator[None]:
-    saved = w.clock.now
-    w.clock.now = now
-    try:
-        yield
-    finally:
-        w.clock.now = saved
-
-
 @pytest.fixture
 def end(world: World) -> Iterator[int]:
     """The clock during a test: six hours after the shared world's data, so what a test
     ingests stays out of the range other tests read back."""
     t = world.end + 6 * 3600 * S
-    with _clock_at(world, t):
+    with clock_at(world, t):
         yield t
-
-
-def _audit(w: World, action: str) -> list[dict[str, Any]]:
-    r = w.call("GET", "/audit", _admin(w), action=action, limit=1000)
-    assert r.status_code == 200, r.text
-    rows: list[dict[str, Any]] = r.json()
-    return rows
 
 
 # ---- reasons, stops and the Pareto ------------------------------------------------------------
@@ -113,12 +55,12 @@ def test_reason_tree_has_default_categories_and_the_plants_failure_modes(world: 
 
 
 def test_reason_entry_fills_the_pareto_and_is_audited(world: World, end: int) -> None:
-    site = _site(world)
+    site = new_site(world, "ops")
     m = site.machines[0]
     t0 = end - 60 * MIN
-    _ingest(
+    ingest_states(
         world,
-        site,
+        site.id,
         [
             (m, t0, t0 + 10 * MIN, RUN, ""),
             (m, t0 + 10 * MIN, t0 + 15 * MIN, DOWN, ""),  # stored in two touching pieces
@@ -157,7 +99,9 @@ def test_reason_entry_fills_the_pareto_and_is_audited(world: World, end: int) ->
     assert (stop["category"], stop["reason"]) == ("equipment", "mechanical")
     assert stop["entered_by"] == f"user:{uid}"
     assert stop["entered_at"] == stop["acked_at"] == first_at
-    audit = [x for x in _audit(world, "stops.reason") if x["object"] == f"stop:{m}@{t0 + 600 * S}"]
+    audit = [
+        x for x in audit_rows(world, "stops.reason") if x["object"] == f"stop:{m}@{t0 + 600 * S}"
+    ]
     assert len(audit) == 1 and audit[0]["actor"] == f"user:{uid}"
     assert audit[0]["detail"]["before"] is None
     assert audit[0]["detail"]["after"]["reason"] == "mechanical"
@@ -172,13 +116,15 @@ def test_reason_entry_fills_the_pareto_and_is_audited(world: World, end: int) ->
     assert other.status_code == 200 and other.json()["rows"] == []
 
     # a later entry replaces the reason; the first stays the acknowledgement
-    with _clock_at(world, world.clock.now + 90 * S):
+    with clock_at(world, world.clock.now + 90 * S):
         body2 = {**body, "reason": "electrical", "note": "contactor"}
         r = world.call("POST", f"{base}/stops/reason", operator, body2)
     assert r.status_code == 200, r.text
     assert r.json()["reason"] == "electrical" and r.json()["acked_at"] == first_at
     assert r.json()["entered_at"] == first_at + 90 * S and r.json()["note"] == "contactor"
-    audit = [x for x in _audit(world, "stops.reason") if x["object"] == f"stop:{m}@{t0 + 600 * S}"]
+    audit = [
+        x for x in audit_rows(world, "stops.reason") if x["object"] == f"stop:{m}@{t0 + 600 * S}"
+    ]
     assert audit[-1]["detail"]["before"]["reason"] == "mechanical"
     assert audit[-1]["detail"]["after"]["reason"] == "electrical"
     open_ = world.call("GET", f"{base}/stops", world.a.app, unexplained=True, **rng).json()
@@ -195,17 +141,17 @@ def _error(r: Any) -> tuple[list[str], str]:
 
 
 def test_reason_entry_validation_names_the_field(world: World, end: int) -> None:
-    site = _site(world)
+    site = new_site(world, "ops")
     m = site.machines[1]
     t0 = end - 30 * MIN
-    _ingest(
+    ingest_states(
         world,
-        site,
+        site.id,
         [(m, t0, t0 + 5 * MIN, RUN, ""), (m, t0 + 5 * MIN, t0 + 9 * MIN, DOWN, "")],
     )
     url = f"/sites/{site.id}/stops/reason"
     ok = {"machine": m, "start": t0 + 5 * MIN, "category": "process", "reason": "jam"}
-    op = _admin(world)
+    op = admin_headers(world)
 
     loc, msg = _error(world.call("POST", url, op, {**ok, "machine": "tc1/x/y/z"}))
     assert loc == ["body", "machine"] and "not a machine of this site" in msg
@@ -229,9 +175,9 @@ def test_reason_entry_validation_names_the_field(world: World, end: int) -> None
     r = world.call("GET", f"/sites/{site.id}/kpi/downtime", op, start=t0, end=end, line="x")
     assert _error(r)[0] == ["query", "line"]
     assert world.call("GET", f"/sites/{site.id}/stops", op, start=t0, end=t0).status_code == 422
-    assert not [x for x in _audit(world, "stops.reason") if x["object"].startswith(f"stop:{m}@")], (
-        "refused entries are not recorded"
-    )
+    assert not [
+        x for x in audit_rows(world, "stops.reason") if x["object"].startswith(f"stop:{m}@")
+    ], "refused entries are not recorded"
     r = world.call("POST", url, op, ok)
     assert r.status_code == 200, r.text
     _, viewer = world.user(world.a.id, [(Role.VIEWER, site.id)])
@@ -244,11 +190,11 @@ def test_reason_entry_validation_names_the_field(world: World, end: int) -> None
 def _down_site(w: World, end: int) -> tuple[Site, str, str]:
     """A site whose first machine runs, second is down (no reason) for 20 minutes, and the
     rest never sent anything."""
-    site = _site(w)
+    site = new_site(w, "ops")
     m1, m2 = site.machines[0], site.machines[1]
-    _ingest(
+    ingest_states(
         w,
-        site,
+        site.id,
         [
             (m1, end - 30 * MIN, end, RUN, ""),
             (m2, end - 30 * MIN, end - 20 * MIN, RUN, ""),
@@ -266,7 +212,7 @@ def _alerts(w: World, site: Site, status: str = "open") -> dict[tuple[str | None
 
 def test_alerts_open_are_acknowledged_and_close(world: World, end: int) -> None:
     site, m1, m2 = _down_site(world, end)
-    ev = _evaluator(world)
+    ev = evaluator(world)
     assert world.run(ev.step_site, world.a.id, site.id) == 2 + (len(site.machines) - 2)
     got = _alerts(world, site)
     assert set(got) == {(m2, "down"), (m2, "unexplained_stop")} | {
@@ -303,7 +249,7 @@ def test_alerts_open_are_acknowledged_and_close(world: World, end: int) -> None:
     r = world.call("POST", f"/sites/{site.id}/alerts/{alert['id']}/ack", operator)
     assert r.status_code == 200, r.text
     assert (r.json()["acked_by"], r.json()["acked_at"]) == (f"user:{uid}", world.clock.now)
-    audit = [x for x in _audit(world, "alerts.ack") if x["object"] == f"alert:{alert['id']}"]
+    audit = [x for x in audit_rows(world, "alerts.ack") if x["object"] == f"alert:{alert['id']}"]
     assert len(audit) == 1 and audit[0]["detail"]["after"]["acked_by"] == f"user:{uid}"
     assert audit[0]["detail"]["before"]["acked_by"] is None
     # the first acknowledgement stays
@@ -313,13 +259,15 @@ def test_alerts_open_are_acknowledged_and_close(world: World, end: int) -> None:
     missing = world.call("POST", f"/sites/{site.id}/alerts/{'0' * 32}/ack", operator)
     assert missing.status_code == 404
     # an alert of this site is not an alert of tenant A's other site
-    r = world.call("POST", f"/sites/{world.a.site_id}/alerts/{alert['id']}/ack", _admin(world))
+    r = world.call(
+        "POST", f"/sites/{world.a.site_id}/alerts/{alert['id']}/ack", admin_headers(world)
+    )
     assert r.status_code == 404
 
     # the machine runs again and its stop gets a reason: both alerts close
     later = end + 60 * S
-    with _clock_at(world, later):
-        _ingest(world, site, [(m2, end, end + 30 * S, RUN, "")])
+    with clock_at(world, later):
+        ingest_states(world, site.id, [(m2, end, end + 30 * S, RUN, "")])
         body = {"machine": m2, "start": end - 20 * MIN, "category": "process"}
         r = world.call(
             "POST", f"/sites/{site.id}/stops/reason", operator, {**body, "reason": "jam"}
@@ -336,8 +284,8 @@ def test_alerts_open_are_acknowledged_and_close(world: World, end: int) -> None:
         m2_row = next(x for x in b["machines"] if x["machine"] == m2)
         assert (m2_row["state"], m2_row["alerts"]) == ("running", 0)
     # offline machines come back: once they send, their alerts close too
-    with _clock_at(world, later + 10 * S):
-        _ingest(world, site, [(m, end, end + 30 * S, RUN, "") for m in site.machines])
+    with clock_at(world, later + 10 * S):
+        ingest_states(world, site.id, [(m, end, end + 30 * S, RUN, "") for m in site.machines])
         world.run(ev.step_site, world.a.id, site.id)
         assert _alerts(world, site) == {}
 
@@ -346,9 +294,9 @@ def test_board_and_stops_show_a_state_still_going_on(world: World, end: int) -> 
     """A machine that went down two minutes ago has no closed interval for it yet: the edge
     sends it as an open state, and the board, the stops list and a reason entry see it;
     once the closed interval arrives it is the same stop."""
-    site = _site(world)
+    site = new_site(world, "ops")
     m = site.machines[0]
-    _ingest(world, site, [(m, end - 30 * MIN, end - 2 * MIN, RUN, "")])
+    ingest_states(world, site.id, [(m, end - 30 * MIN, end - 2 * MIN, RUN, "")])
     body = {
         "open_states": {
             "names": [m],
@@ -378,8 +326,8 @@ def test_board_and_stops_show_a_state_still_going_on(world: World, end: int) -> 
     email = world.run(world.platform.get_user, world.a.id, uid)["email"]
     assert (r.json()["entered_by"], r.json()["entered_by_name"]) == (f"user:{uid}", email)
     # the stop closes: the stored interval replaces the open one, the entry still applies
-    with _clock_at(world, end + MIN):
-        _ingest(world, site, [(m, end - 2 * MIN, end + 30 * S, DOWN, "")])
+    with clock_at(world, end + MIN):
+        ingest_states(world, site.id, [(m, end - 2 * MIN, end + 30 * S, DOWN, "")])
         stops = world.call(
             "GET", f"/sites/{site.id}/stops", world.a.app, start=end - HOUR, end=end + MIN
         ).json()["stops"]
@@ -435,7 +383,7 @@ def test_live_feed_sends_state_changes_and_alert_changes_on_the_next_tick(
 ) -> None:
     site, m1, m2 = _down_site(world, end)
     svc = world.app.state.services
-    ev = _evaluator(world)
+    ev = evaluator(world)
     world.run(ev.step_site, world.a.id, site.id)
     ticks: list[int] = []
 

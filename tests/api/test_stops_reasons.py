@@ -10,45 +10,16 @@ from typing import Any
 
 import pytest
 
-from andon.model.loader import parse_plant
 from andon.model.types import MachineState
 from andon.platform import Role
-from tests.api.world import World, site_yaml
+from tests.api.floor import admin_headers, audit_rows, ingest_states, new_site
+from tests.api.world import World
 
 S = 1_000_000
 MIN = 60 * S
 RUN, DOWN = int(MachineState.RUNNING), int(MachineState.DOWN)
 STARVED, BLOCKED = int(MachineState.STARVED), int(MachineState.BLOCKED)
 PLANNED = int(MachineState.PLANNED_STOP)
-
-
-def _admin(w: World) -> dict[str, str]:
-    return w.login(f"admin@{w.a.id}.example")
-
-
-def _site(w: World) -> tuple[str, dict[str, str]]:
-    """A new site of tenant A (the demo plant): its id and machine paths by machine id."""
-    yaml = site_yaml(w.unique("rs"))
-    r = w.call("POST", "/sites", _admin(w), {"model_yaml": yaml})
-    assert r.status_code == 201, r.text
-    plant = parse_plant(yaml)
-    return r.json()["id"], {m.id: plant.machine_path(a, ln, m) for a, ln, m in plant.machines()}
-
-
-def _ingest(w: World, site: str, rows: list[tuple[str, int, int, int, str]]) -> None:
-    names = sorted({m for m, *_ in rows})
-    body = {
-        "states": {
-            "names": names,
-            "index": [names.index(m) for m, *_ in rows],
-            "start": [r[1] for r in rows],
-            "end": [r[2] for r in rows],
-            "state": [r[3] for r in rows],
-            "reason": [r[4] for r in rows],
-        }
-    }
-    r = w.call("POST", f"/sites/{site}/ingest", w.a.edge, body)
-    assert r.status_code == 200, r.text
 
 
 @pytest.fixture
@@ -71,10 +42,11 @@ def _pareto(w: World, site: str, start: int, end: int) -> dict[tuple[str, str], 
 def test_the_operators_reason_wins_over_the_machine_code_in_the_pareto(
     world: World, end: int
 ) -> None:
-    site, m = _site(world)
+    s = new_site(world, "rs")
+    site, m = s.id, s.by_id
     fsw = m["FSW-01"]
     t0 = end - 60 * MIN
-    _ingest(
+    ingest_states(
         world,
         site,
         [
@@ -96,15 +68,17 @@ def test_the_operators_reason_wins_over_the_machine_code_in_the_pareto(
     stops = world.call("GET", f"/sites/{site}/stops", world.a.app, start=t0, end=end).json()
     got = next(s for s in stops["stops"] if s["start"] == t0 + 10 * MIN)
     assert (got["code"], got["reason"]) == ("PIN_BREAK", "CLAMP_FAULT")
-    audit = world.call("GET", "/audit", _admin(world), action="stops.reason", limit=1000).json()
-    mine = [a for a in audit if a["object"] == f"stop:{fsw}@{t0 + 10 * MIN}"]
+    mine = [
+        a for a in audit_rows(world, "stops.reason") if a["object"] == f"stop:{fsw}@{t0 + 10 * MIN}"
+    ]
     assert len(mine) == 1 and mine[0]["detail"]["after"]["reason"] == "CLAMP_FAULT"
 
 
 def test_a_machine_is_offered_its_own_failure_modes_and_the_generic_tree_only(
     world: World, end: int
 ) -> None:
-    site, m = _site(world)
+    s = new_site(world, "rs")
+    site, m = s.id, s.by_id
     r = world.call("GET", f"/sites/{site}/reasons/tree", world.a.app)
     assert r.status_code == 200, r.text
     reasons = {x["id"]: x for c in r.json()["categories"] for x in c["reasons"]}
@@ -113,15 +87,19 @@ def test_a_machine_is_offered_its_own_failure_modes_and_the_generic_tree_only(
     assert reasons["mechanical"]["machines"] is None  # generic: every machine
     robot = m["RB-01"]
     t0 = end - 30 * MIN
-    _ingest(world, site, [(robot, t0, t0 + 5 * MIN, DOWN, ""), (robot, t0 + 5 * MIN, end, RUN, "")])
+    ingest_states(
+        world, site, [(robot, t0, t0 + 5 * MIN, DOWN, ""), (robot, t0 + 5 * MIN, end, RUN, "")]
+    )
     url = f"/sites/{site}/stops/reason"
     body = {"machine": robot, "start": t0, "category": "equipment", "reason": "PIN_BREAK"}
-    r = world.call("POST", url, _admin(world), body)
+    r = world.call("POST", url, admin_headers(world), body)
     assert r.status_code == 422, r.text
     d = r.json()["detail"][0]
     assert d["loc"] == ["body", "reason"] and m["FSW-01"] in d["msg"] and robot in d["msg"]
-    assert world.call("POST", url, _admin(world), body | {"reason": "GRIPPER_FAULT"}).is_success
-    assert world.call("POST", url, _admin(world), body | {"reason": "mechanical"}).is_success
+    assert world.call(
+        "POST", url, admin_headers(world), body | {"reason": "GRIPPER_FAULT"}
+    ).is_success
+    assert world.call("POST", url, admin_headers(world), body | {"reason": "mechanical"}).is_success
 
 
 def _stops(w: World, site: str, **q: Any) -> list[tuple[str, int, str]]:
@@ -131,7 +109,8 @@ def _stops(w: World, site: str, **q: Any) -> list[tuple[str, int, str]]:
 
 
 def test_stops_filter_by_machine_and_kind_and_leave_out_micro_stops(world: World, end: int) -> None:
-    site, m = _site(world)
+    s = new_site(world, "rs")
+    site, m = s.id, s.by_id
     rb, fsw = m["RB-01"], m["FSW-01"]
     t0 = end - 60 * MIN
     rows = [
@@ -147,7 +126,7 @@ def test_stops_filter_by_machine_and_kind_and_leave_out_micro_stops(world: World
     ]
     gaps = [(rb, t0 + 3 * MIN + 20 * S, t0 + 4 * MIN, RUN, ""),
             (rb, t0 + 9 * MIN, t0 + 10 * MIN, RUN, "")]  # fmt: skip
-    _ingest(world, site, rows + gaps)
+    ingest_states(world, site, rows + gaps)
     rng = {"start": t0, "end": end}
     everything = _stops(world, site, **rng)
     assert len(everything) == 7  # the default stays every stop
