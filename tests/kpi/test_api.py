@@ -29,6 +29,7 @@ from andon.model.loader import parse_plant
 from andon.model.plant import Plant
 from andon.model.types import MachineState, PartBatch, SampleBatch, StateBatch, to_micros
 from andon.store.duckdb_store import DuckDBStore
+from tests.kpi.data_dir import write_data_dir
 from tests.plants import one_machine, two_machines
 
 S = 1_000_000
@@ -90,30 +91,15 @@ def _energy() -> SampleBatch:
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    d = tmp_path_factory.mktemp("kpi")
-    plant = _plant()
-
-    async def fill() -> None:
-        store = DuckDBStore.open(d / "telemetry.duckdb")
-        try:
-            await store.append_states(plant.tenant, STATES)
-            parts = PartBatch.build(
-                [M],
-                [0] * 150,
-                PART_TS,
-                ["p"] * 150,
-                [0 if k in SCRAP else 1 for k in range(150)],
-                [1 if k in SCRAP else 0 for k in range(150)],
-            )
-            await store.append_parts(plant.tenant, parts)
-            await store.append(plant.tenant, _energy())
-        finally:
-            await store.close()
-
-    asyncio.run(fill())
-    doc = plant.model_dump(mode="json", by_alias=True, exclude_defaults=True)
-    (d / "plant.yaml").write_text(yaml.safe_dump(doc), encoding="utf-8")
-    return d
+    parts = PartBatch.build(
+        [M],
+        [0] * 150,
+        PART_TS,
+        ["p"] * 150,
+        [0 if k in SCRAP else 1 for k in range(150)],
+        [1 if k in SCRAP else 0 for k in range(150)],
+    )
+    return write_data_dir(tmp_path_factory.mktemp("kpi"), _plant(), STATES, parts, _energy())
 
 
 def _with_store(d: Path, fn: Any) -> Any:

@@ -4,18 +4,16 @@ or repeats are refused, not shifted (issue 18 item 10)."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-import yaml
 from typer.testing import CliRunner, Result
 
 from andon.commands.kpi import app as kpi_app
 from andon.model.types import PartBatch, StateBatch, to_micros
-from andon.store.duckdb_store import DuckDBStore
+from tests.kpi.data_dir import write_data_dir
 from tests.plants import one_machine
 
 S = 1_000_000
@@ -27,25 +25,13 @@ T0 = to_micros(datetime(2026, 3, 28, 8, 0, tzinfo=ZoneInfo(ZONE)))
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One machine in a DST zone, running 08:00-11:00 local on Sat 2026-03-28, 150 parts."""
-    d = tmp_path_factory.mktemp("kpi_cli")
-    plant = one_machine(timezone=ZONE)
-
-    async def fill() -> None:
-        store = DuckDBStore.open(d / "telemetry.duckdb")
-        try:
-            await store.append_states(
-                plant.tenant, StateBatch.build([M], [0], [T0], [T0 + 3 * 3600 * S], [0])
-            )
-            ts = [T0 + (k + 1) * 70 * S for k in range(150)]
-            parts = PartBatch.build([M], [0] * 150, ts, ["p"] * 150, [1] * 150, [0] * 150)
-            await store.append_parts(plant.tenant, parts)
-        finally:
-            await store.close()
-
-    asyncio.run(fill())
-    doc = plant.model_dump(mode="json", by_alias=True, exclude_defaults=True)
-    (d / "plant.yaml").write_text(yaml.safe_dump(doc), encoding="utf-8")
-    return d
+    ts = [T0 + (k + 1) * 70 * S for k in range(150)]
+    return write_data_dir(
+        tmp_path_factory.mktemp("kpi_cli"),
+        one_machine(timezone=ZONE),
+        StateBatch.build([M], [0], [T0], [T0 + 3 * 3600 * S], [0]),
+        PartBatch.build([M], [0] * 150, ts, ["p"] * 150, [1] * 150, [0] * 150),
+    )
 
 
 def _kpi(
