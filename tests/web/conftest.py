@@ -14,26 +14,15 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from andon.web.demo import DemoHandle, DemoOptions, builtin_plant_yaml, demo_server
+from andon.web.demo import DemoHandle, demo_server
 from tests.web.browser import CHROMIUM, DESKTOP, launch
-
-SPEED = 60.0
+from tests.web.demos import paused_demo
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoHandle]:
-    options = DemoOptions(
-        builtin_plant_yaml(),
-        tmp_path_factory.mktemp("web-demo"),
-        speed=SPEED,
-        prefill_h=2.0,
-        live=False,
-        settings={
-            "limits": {"api_rps": 0, "ingest_points_per_s": 0, "auth_per_s": 0},
-            # the data stops at the end of the pre-fill: keep machines from going offline
-            "monitoring": {"stale_after_s": 1e9},
-        },
-    )
+    # the data stops at the end of the pre-fill: keep machines from going offline
+    options = paused_demo(tmp_path_factory.mktemp("web-demo"), 2.0, {"stale_after_s": 1e9})
     with demo_server(options) as handle:
         yield handle
 

@@ -26,8 +26,9 @@ from playwright.sync_api import sync_playwright
 from andon.kpi import api as kpi
 from andon.kpi.summary import parts_of
 from andon.model.types import Micros, to_micros
-from andon.web.demo import DemoHandle, DemoOptions, builtin_plant_yaml, demo_server
+from andon.web.demo import DemoHandle, demo_server
 from tests.web.browser import CHROMIUM, DESKTOP, launch, login
+from tests.web.demos import paused_demo
 
 pytestmark = pytest.mark.slow
 
@@ -76,18 +77,8 @@ class Sample:
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoHandle]:
-    options = DemoOptions(
-        builtin_plant_yaml(),
-        tmp_path_factory.mktemp("long-run"),
-        speed=60.0,
-        prefill_h=0.25,
-        live=False,
-        settings={
-            "limits": {"api_rps": 0, "ingest_points_per_s": 0, "auth_per_s": 0},
-            # the test runs the alert pass itself at every sample instant
-            "monitoring": {"alert_interval_s": 0},
-        },
-    )
+    # the test runs the alert pass itself at every sample instant
+    options = paused_demo(tmp_path_factory.mktemp("long-run"), 0.25, {"alert_interval_s": 0})
     with demo_server(options) as handle:
         yield handle
 
