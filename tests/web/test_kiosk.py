@@ -5,12 +5,14 @@ revoked device falls back to the pairing form."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, ViewportSize
+from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize
 
 from andon.web.demo import DemoHandle
 from tests.web.browser import login, page_root, screenshot
@@ -71,6 +73,18 @@ def _layout(page: Page) -> dict[str, Any]:
     return got
 
 
+@contextmanager
+def _screen(
+    browser: Browser, size: ViewportSize = FHD, locale: str = "en-US", **options: Any
+) -> Iterator[tuple[BrowserContext, Page]]:
+    """A fresh browser context (a TV's browser) with one page, closed afterwards."""
+    ctx = browser.new_context(viewport=size, locale=locale, **options)
+    try:
+        yield ctx, ctx.new_page()
+    finally:
+        ctx.close()
+
+
 def test_a_paired_device_survives_a_restart_and_fills_both_screens(
     demo: DemoHandle, api: dict[str, httpx.Client], browser: Browser, shots: Path
 ) -> None:
@@ -79,23 +93,17 @@ def test_a_paired_device_survives_a_restart_and_fills_both_screens(
     area, line = plant.lines()[0]
     target = {"line": f"{plant.site.id}/{area.id}/{line.id}", "oee": 0.85, "per_hour": 50}
     assert api["admin"].put(f"{_site(demo)}/targets", json=target).status_code == 200
-    ctx = browser.new_context(viewport=FHD, locale="en-US")
-    try:
-        page = ctx.new_page()
+    with _screen(browser) as (ctx, page):
         page.goto(f"{demo.url}/#/kiosk?pair={code}")
         _kiosk(page)
         # the credential left the address bar at once, and stays in the browser's storage
         assert "pair=" not in page.url
         assert code.split(".", 1)[1] in (page.evaluate("localStorage.getItem('andon.kiosk')") or "")
         state = ctx.storage_state()
-    finally:
-        ctx.close()
     # a "reboot": a fresh browser context with the same storage and no user session
     sizes: dict[str, dict[str, Any]] = {}
     for size in (FHD, UHD):
-        c = browser.new_context(viewport=size, locale="en-US", storage_state=state)
-        try:
-            page = c.new_page()
+        with _screen(browser, size, storage_state=state) as (_, page):
             page.goto(f"{demo.url}/#/kiosk")
             _kiosk(page)
             page.wait_for_selector('[data-testid="kiosk-conn"][data-status="live"]')
@@ -114,8 +122,6 @@ def test_a_paired_device_survives_a_restart_and_fills_both_screens(
             assert lay["tileArea"] >= 0.25 * lay["innerW"] * lay["innerH"]
             sizes[str(size["width"])] = lay
             screenshot(page, shots, "kiosk")
-        finally:
-            c.close()
     # the same layout, twice as large on the 4K screen
     assert sizes["3840"]["figPx"] == pytest.approx(2 * sizes["1920"]["figPx"], rel=0.02)
     assert sizes["1920"]["figPx"] >= 60  # readable across a room
@@ -152,9 +158,7 @@ def test_a_revoked_device_returns_to_the_pairing_form(
     demo: DemoHandle, api: dict[str, httpx.Client], browser: Browser
 ) -> None:
     device, code = _register(demo, api, "to revoke")
-    ctx = browser.new_context(viewport=FHD, locale="en-US")
-    try:
-        page = ctx.new_page()
+    with _screen(browser) as (_, page):
         page.goto(f"{demo.url}/#/kiosk?pair={code}")
         _kiosk(page)
         page.wait_for_selector('[data-testid="kiosk-conn"][data-status="live"]')
@@ -165,8 +169,6 @@ def test_a_revoked_device_returns_to_the_pairing_form(
         page.get_by_test_id("kiosk-pair-code").fill("not a code")
         page.get_by_test_id("kiosk-pair-go").click()
         assert page.locator('[data-testid="kiosk-pair"] .error').is_visible()
-    finally:
-        ctx.close()
 
 
 def test_the_line_page_shows_buffer_levels_and_the_lines_targets(
@@ -196,14 +198,10 @@ def test_the_kiosk_is_translated_in_zh_tw(
     demo: DemoHandle, api: dict[str, httpx.Client], browser: Browser
 ) -> None:
     _, code = _register(demo, api, "zh TV")
-    ctx = browser.new_context(viewport=FHD, locale="zh-TW")
-    try:
-        page = ctx.new_page()
+    with _screen(browser, locale="zh-TW") as (_, page):
         page.goto(f"{demo.url}/#/login")
         page.evaluate("localStorage.setItem('andon.lang', 'zh-TW')")
         page.goto(f"{demo.url}/#/kiosk?pair={code}")
         _kiosk(page)
         assert page.evaluate("window.andonI18nAudit()") == []
         assert "良品數" in page.get_by_test_id("kiosk-lines").inner_text()
-    finally:
-        ctx.close()
