@@ -26,12 +26,16 @@ R, ST, BL, DN = (
 )
 
 
-def _states(bs: Sequence[StateBatch]) -> StateBatch:
+def _names(bs: Sequence[StateBatch] | Sequence[PartBatch]) -> tuple[list[str], list[int]]:
+    """The batches' names merged (sorted) and each row's index into them, in batch order."""
     names = sorted({n for b in bs for n in b.names})
     pos = {n: i for i, n in enumerate(names)}
+    return names, [pos[b.names[i]] for b in bs for i in b.index.tolist()]
+
+
+def _states(bs: Sequence[StateBatch]) -> StateBatch:
     return StateBatch.build(
-        names,
-        [pos[b.names[i]] for b in bs for i in b.index.tolist()],
+        *_names(bs),
         np.concatenate([b.start for b in bs]),
         np.concatenate([b.end for b in bs]),
         np.concatenate([b.state for b in bs]),
@@ -40,11 +44,8 @@ def _states(bs: Sequence[StateBatch]) -> StateBatch:
 
 
 def _parts(bs: Sequence[PartBatch]) -> PartBatch:
-    names = sorted({n for b in bs for n in b.names})
-    pos = {n: i for i, n in enumerate(names)}
     return PartBatch.build(
-        names,
-        [pos[b.names[i]] for b in bs for i in b.index.tolist()],
+        *_names(bs),
         np.concatenate([b.ts for b in bs]),
         [p for b in bs for p in b.product],
         np.concatenate([b.good for b in bs]),
