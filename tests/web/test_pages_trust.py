@@ -236,31 +236,28 @@ def _local(us: int, sep: str) -> str:
     return d.strftime(f"%Y{sep}%m{sep}%d %H:%M:%S")
 
 
+def _trend_range(page: Page, base: str, machine: str) -> tuple[int, int, str]:
+    """The machine page's trend: its range (µs) and the range as the page writes it."""
+    open_route(page, base, f"machine?machine={machine}")
+    trend = page.locator('[data-testid="trend"]').first
+    start = int(trend.get_attribute("data-start") or 0)
+    end = int(trend.get_attribute("data-end") or 0)
+    return start, end, page.get_by_test_id("trend-range").inner_text()
+
+
 def test_dates_are_year_first_with_a_24_hour_clock_in_en_and_zh_tw(
     demo: DemoHandle, page: Page
 ) -> None:
     machine = _paths(demo)["MC-01"]
     login(page, demo.url, *_creds(demo, "engineer"))
-    open_route(page, demo.url, f"machine?machine={machine}")
-    trend = page.locator('[data-testid="trend"]').first
-    start, end = (
-        int(trend.get_attribute("data-start") or 0),
-        int(trend.get_attribute("data-end") or 0),
-    )
-    text = page.get_by_test_id("trend-range").inner_text()
+    start, end, text = _trend_range(page, demo.url, machine)
     assert text == f"{_local(start, '-')} – {_local(end, '-')}", text
     assert not re.search(r"AM|PM|上午|下午", text)
     # the site's zone, not the browser's: the test browser runs in UTC
 
     page.get_by_test_id("lang-switcher").select_option("zh-TW")
     page.wait_for_selector('html[lang="zh-TW"]')
-    open_route(page, demo.url, f"machine?machine={machine}")
-    trend = page.locator('[data-testid="trend"]').first
-    start, end = (
-        int(trend.get_attribute("data-start") or 0),
-        int(trend.get_attribute("data-end") or 0),
-    )
-    text = page.get_by_test_id("trend-range").inner_text()
+    start, end, text = _trend_range(page, demo.url, machine)
     assert text == f"{_local(start, '/')} – {_local(end, '/')}", text
 
 
