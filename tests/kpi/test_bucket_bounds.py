@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from andon.kpi.oee import COUNT_COLUMNS, LOSSES, TIME_COLUMNS, oee_table
 from andon.kpi.timeline import Buckets, Plan, PlanStatus, TimeModel
 from andon.model.types import MachineState, PartBatch, StateBatch
+from tests.kpi.strategies import cut_edges, random_buckets
 
 S = 1_000_000
 IDEAL = {"a": 30.0, "b": 45.0}
@@ -69,13 +70,10 @@ def consistent_day(draw: st.DrawFn) -> Day:
             t += d
         t_end = max(t_end, t)
     names = [f"m{i}" for i in range(n)]
-    cuts = sorted(set(draw(st.lists(st.integers(1, max(1, t_end // S)), max_size=6))))
-    edges = np.unique(np.array([0, *[c * S for c in cuts if 0 < c * S < t_end], t_end]))
-    b = Buckets(edges.astype(np.int64), tuple(f"b{i}" for i in range(len(edges) - 1)))
+    b = random_buckets(draw, t_end, 6)
     plan = None
     if draw(st.booleans()):
-        pcuts = sorted(set(draw(st.lists(st.integers(1, max(1, t_end // S)), max_size=6))))
-        pe = np.unique(np.array([0, *[c * S for c in pcuts if 0 < c * S < t_end], t_end]))
+        pe = cut_edges(draw, t_end, 6)
         status = [draw(st.sampled_from(list(PlanStatus))) for _ in range(len(pe) - 1)]
         k = len(pe) - 1
         plan = Plan(

@@ -14,6 +14,7 @@ from andon.kpi.reliability import reliability
 from andon.kpi.timeline import Buckets, TimeClass, TimeModel
 from andon.model.plant import Calendar
 from andon.model.types import MachineState, PartBatch, StateBatch
+from tests.kpi.strategies import random_buckets
 
 S = 1_000_000
 REASONS = {
@@ -52,9 +53,7 @@ def plant_day(draw: st.DrawFn) -> tuple[StateBatch, PartBatch, Buckets, TimeMode
             t += d
         t_end = max(t_end, t)
     names = [f"m{i}" for i in range(n_machines)]
-    cuts = sorted(set(draw(st.lists(st.integers(1, max(1, t_end // S)), max_size=4))))
-    edges = np.array([0, *[c * S for c in cuts if 0 < c * S < t_end], t_end], dtype=np.int64)
-    b = Buckets(np.unique(edges), tuple(f"b{i}" for i in range(len(np.unique(edges)) - 1)))
+    b = random_buckets(draw, t_end, 4)
     model = TimeModel(
         micro_stop_s=draw(st.sampled_from([0.0, 60.0, 300.0])),
         startup_parts=draw(st.integers(0, 3)),
