@@ -17,6 +17,7 @@ from fastapi.responses import StreamingResponse
 
 from andon.api.deps import Access, Ctx
 from andon.api.feeds import event_stream
+from andon.api.jobs import find_line
 from andon.api.routes import _model, api
 from andon.api.routes_analytics import _table
 from andon.api.routes_ops import FloorFeed, board
@@ -257,7 +258,8 @@ async def _kiosk_lines(
             per_hour=None if t is None else t.per_hour,
             per_shift=None if t is None else t.per_shift,
         )
-        machines = tuple(_line_machines(plant, ln))
+        ref = find_line(plant, ln)
+        machines = tuple(ref.machine_path(m) for m in ref.line.machines)
         oee = None
         if until > start:
             table = await _table(ctx, plant, machines, start, until, Buckets.single(start, until))
@@ -285,13 +287,6 @@ async def _kiosk_lines(
             )
         )
     return lines
-
-
-def _line_machines(plant: Plant, line: str) -> list[str]:
-    for a, ln in plant.lines():
-        if f"{plant.site.id}/{a.id}/{ln.id}" == line:
-            return [plant.machine_path(a, ln, m) for m in ln.machines]
-    return []
 
 
 @api.route(
