@@ -613,17 +613,7 @@ class FloorRecords:
         ``apply_alarms``."""
         c = alerts.c
         now = self.clock()
-        async with self.db.begin() as conn:
-            rows = (
-                await conn.execute(
-                    select(c.id, c.machine, c.kind).where(
-                        c.tenant_id == tenant,
-                        c.site_id == site_id,
-                        c.closed_at.is_(None),
-                        c.signal.is_(None),
-                    )
-                )
-            ).all()
+        rows = await self._open_rows(tenant, site_id, False, c.id, c.machine, c.kind)
         have = {(r.machine, r.kind): r.id for r in rows}
         changes = 0
         stale = [aid for k, aid in have.items() if k not in wanted]
@@ -786,18 +776,26 @@ class FloorRecords:
     async def open_alarms(self, tenant: str, site_id: str) -> dict[tuple[str, str], int]:
         """The open signal alarms: (signal, kind) → when each was raised."""
         c = alerts.c
+        rows = await self._open_rows(tenant, site_id, True, c.signal, c.kind, c.opened_at)
+        return {(r.signal, r.kind): int(r.opened_at) for r in rows}
+
+    async def _open_rows(
+        self, tenant: str, site_id: str, signal_alarms: bool, *columns: Any
+    ) -> Sequence[Any]:
+        """``columns`` of the site's open signal alarms (``signal_alarms``) or open machine
+        alerts (rows without a signal)."""
+        c = alerts.c
         async with self.db.begin() as conn:
-            rows = (
+            return (
                 await conn.execute(
-                    select(c.signal, c.kind, c.opened_at).where(
+                    select(*columns).where(
                         c.tenant_id == tenant,
                         c.site_id == site_id,
                         c.closed_at.is_(None),
-                        c.signal.is_not(None),
+                        c.signal.is_not(None) if signal_alarms else c.signal.is_(None),
                     )
                 )
             ).all()
-        return {(r.signal, r.kind): int(r.opened_at) for r in rows}
 
     # -- shelving
 
