@@ -90,3 +90,24 @@ def test_figures_follow_steps_when_every_computation_is_slower_than_a_step() -> 
         assert len(started) <= 11
 
     asyncio.run(scenario())
+
+
+def test_a_clock_set_back_never_gets_a_later_steps_figures() -> None:
+    """Tests (and an NTP step) can set the clock back: the cache then holds a later step's
+    result, which a stale_ok caller must not get for an earlier step."""
+
+    async def scenario() -> None:
+        cache = StepCache()
+
+        def fixed(step: int) -> Any:
+            async def run() -> dict[str, Any]:
+                await asyncio.sleep(0)
+                return {"step": step}
+
+            return run
+
+        assert await cache.get(KEY, 9, fixed(9)) == {"step": 9}
+        assert await cache.get(KEY, 5, fixed(5), stale_ok=True) == {"step": 5}
+        assert await cache.get(KEY, 5, fixed(5)) == {"step": 5}
+
+    asyncio.run(scenario())

@@ -130,18 +130,20 @@ class StepCache:
             entry = self._entries[key] = _StepEntry()
         if entry.good is not None and entry.good_step == step:
             return entry.good
+        # a stale answer is an earlier step's, never a later one's (a clock set back)
+        earlier = entry.good is not None and entry.good_step < step
         task = entry.task
         running = task is not None and not task.done()
         failed = (
             task is not None and task.done() and (task.cancelled() or task.exception() is not None)
         )
-        if stale_ok and entry.good is not None and running:
+        if stale_ok and earlier and running:
+            assert entry.good is not None
             return entry.good
-        stale_task = task is None or entry.step != step or failed
-        if stale_task and not (running and entry.step > step):
+        if task is None or entry.step != step or failed:
             task = self._start(entry, step, compute)
-        assert task is not None
-        if stale_ok and entry.good is not None and not task.done():
+        if stale_ok and earlier and not task.done():
+            assert entry.good is not None
             return entry.good
         return await asyncio.shield(task)
 
