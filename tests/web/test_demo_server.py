@@ -76,10 +76,11 @@ def test_live_demo_serves_plant_time_users_and_fresh_data(tmp_path: Path) -> Non
         sites = clients["engineer"].get("/sites").json()
         assert [s["id"] for s in sites] == [site.site_id]
 
-        # "today" is the plant's day (Mon 2026-01-05 in the site's zone), not the wall clock's
+        # "today" is the plant's production day (Mon 2026-01-05 from its first shift at 06:00
+        # in the site's zone), not the wall clock's
         kpi = clients["engineer"].get(f"/sites/{site.site_id}/kpi/summary").json()
         zone = ZoneInfo(plant.site.timezone)
-        assert kpi["start"] == to_micros(datetime(2026, 1, 5, tzinfo=zone))
+        assert kpi["start"] == to_micros(datetime(2026, 1, 5, 6, tzinfo=zone))
         assert site.start < kpi["end"] <= site.clock()
 
         # the factory runs live: samples newer than the pre-fill reach the store, and the store
