@@ -33,7 +33,7 @@ services:
 	bash scripts/services-chromium.sh
 
 pytest: $(VENV)/.dev services
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2
 
 test: lint typecheck pytest
 
