@@ -5,20 +5,34 @@ Every sample, state interval and part event reaches the store through ``Ingestor
 comes from an edge agent over the network or from the virtual factory in process, so the
 checks are the same for both. Nothing is dropped silently: each refused row is counted by
 reason in ``IngestStats`` and the first examples are kept for the operator to read.
+
+Refusals that need a clock or the store (decision 0312):
+
+* ``future``: a sample stamped more than ``future_tolerance_s`` after the platform's clock
+  (when the ingestor is given one) is refused, so one edge whose clock jumped ahead cannot
+  freeze a signal's "last value" at a moment that has not come yet;
+* ``conflict``: a sample at an instant the store already holds for the signal, with another
+  value or quality, is not stored (the first write wins, as for any duplicate) but counted
+  apart from harmless resends (``IngestStats.conflicts``) and logged, rate-limited;
+* ``dictionary_full``: rows of a signal the store has no room for (its per-tenant cap).
 """
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from andon.ingest.ratelog import RateLimitedLog
 from andon.model.types import MachineState, Micros, PartBatch, Quality, SampleBatch, StateBatch
 from andon.store.base import TelemetryStore
 
 __all__ = ["IngestReport", "IngestStats", "Ingestor"]
+
+log = logging.getLogger("andon.ingest")
 
 # 2000-01-01 and 2100-01-01: anything outside is a broken clock, not a measurement.
 _MIN_TS: Micros = 946_684_800_000_000
@@ -29,7 +43,11 @@ _MAX_TS: Micros = 4_102_444_800_000_000
 class IngestReport:
     accepted: int
     duplicates: int
+    """Samples not stored because their ``(signal, ts)`` is stored already (conflicts
+    included)."""
     rejected: dict[str, int]
+    conflicts: int = 0
+    """Duplicates whose value or quality differs from the stored sample."""
 
 
 @dataclass
@@ -38,6 +56,8 @@ class IngestStats:
 
     samples: int = 0
     duplicates: int = 0
+    conflicts: int = 0
+    """Part of ``duplicates``: same ``(signal, ts)``, another value or quality."""
     states: int = 0
     parts: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
@@ -52,6 +72,7 @@ class IngestStats:
         return {
             "samples": self.samples,
             "duplicates": self.duplicates,
+            "conflicts": self.conflicts,
             "states": self.states,
             "parts": self.parts,
             "rejected": dict(sorted(self.rejected.items())),
@@ -59,11 +80,29 @@ class IngestStats:
 
 
 class Ingestor:
-    """Validates batches for a tenant's known signals and machines, then stores them."""
+    """Validates batches for a tenant's known signals and machines, then stores them.
 
-    def __init__(self, store: TelemetryStore) -> None:
+    ``clock`` (µs, the platform's): with it, samples stamped more than ``future_tolerance_s``
+    after it are refused (``future``); without it (the in-process demo, whose plant clock is
+    its own) there is no such check."""
+
+    def __init__(
+        self,
+        store: TelemetryStore,
+        *,
+        clock: Callable[[], Micros] | None = None,
+        future_tolerance_s: float = 300.0,
+        log_interval_s: float = 10.0,
+    ) -> None:
+        if future_tolerance_s < 0:
+            raise ValueError(f"future_tolerance_s must be >= 0, got {future_tolerance_s}")
         self.store = store
         self.stats = IngestStats()
+        self.clock = clock
+        self.future_tolerance_us = int(future_tolerance_s * 1e6)
+        self.conflict_log = RateLimitedLog(
+            log_interval_s, emit=log.warning, what=("point", "points")
+        )
         self._signals: dict[str, set[str]] = {}
         self._machines: dict[str, set[str]] = {}
 
@@ -96,6 +135,17 @@ class Ingestor:
         before = self.stats.rejected.copy()
         ok = self._known("signal", tenant, batch.names, batch.index)
         ok &= self._ts_ok(batch.ts, "sample")
+        if self.clock is not None:
+            now = self.clock()
+            ahead = ok & (batch.ts > now + self.future_tolerance_us)
+            if ahead.any():
+                worst = int(batch.ts[ahead].max())
+                self.stats.reject(
+                    "future",
+                    int(ahead.sum()),
+                    f"sample ts {worst} is {(worst - now) / 1e6:.0f} s ahead of the platform clock",
+                )
+                ok &= ~ahead
         finite = np.isfinite(batch.value) | (batch.quality == Quality.BAD)
         if not finite.all():
             self.stats.reject(
@@ -113,7 +163,18 @@ class Ingestor:
         self.stats.samples += result.written
         self.stats.duplicates += result.duplicates
         rejected = self.stats.rejected - before
-        return IngestReport(result.written, result.duplicates, dict(rejected))
+        if result.refused:
+            n, why = result.refused, f"tenant {tenant!r}: signal dictionary full"
+            self.stats.reject("dictionary_full", n, why)
+            rejected["dictionary_full"] += n
+        if result.conflicts:
+            self.stats.conflicts += result.conflicts
+            self.conflict_log.note(
+                (f"tenant {tenant!r}", "conflict"),
+                "same signal and timestamp as a stored sample, another value (first kept)",
+                result.conflicts,
+            )
+        return IngestReport(result.written, result.duplicates, dict(rejected), result.conflicts)
 
     def _valid_states(self, tenant: str, batch: StateBatch) -> StateBatch:
         ok = self._known("machine", tenant, batch.names, batch.index)

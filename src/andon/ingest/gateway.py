@@ -16,7 +16,15 @@ frames (``andon.edge.wire``); the HTTPS route also hands it JSON columns. For ev
 5. answers with acknowledgements **bound to the key**: the transport sends them to that key's
    edge only (``andon/v1/ack/<key id>`` on MQTT, the HTTP response on HTTPS).
 
-A refusal never stops the stream. A frame that cannot be read, or whose key is unknown or
+A refusal never stops the stream, and nothing a frame carries can stop the gateway: a frame
+over ``max_frame_bytes`` is refused before it is read (``too_large``), one whose sequence
+number is outside ``0 <= seq < 2**63`` before anything is stored (``bad_seq``), one whose
+handling raises is refused (``internal_error``), and frames whose store write fails are
+counted (``store_failed``) and left unanswered, so their edges send them again. Refusals are
+logged at most once per key and reason every ``log_interval_s``, with a count; the counters
+(``GatewayStats``) are exact.
+
+A frame that cannot be read, or whose key is unknown or
 whose secret is wrong, gets no answer (whoever sent it proved nothing); one whose key is
 revoked or expired, or that names a site the key may not write, is answered ``refused`` so
 the edge stops and keeps its data instead of resending forever.
@@ -33,6 +41,7 @@ from typing import Protocol
 
 from andon.edge.wire import Ack, Frame, FrameError, decode_frame, key_parts
 from andon.ingest import Ingestor
+from andon.ingest.ratelog import RateLimitedLog
 from andon.model.types import PartBatch, SampleBatch, StateBatch
 
 __all__ = [
@@ -52,6 +61,12 @@ __all__ = [
 ]
 
 log = logging.getLogger("andon.ingest.gateway")
+
+MAX_FRAME_BYTES = 4 * 1024 * 1024
+"""Default frame size cap: 20 times the largest frame an edge sends by default (10,000 points
+of 21 bytes plus names, about 0.25 MiB; decision 0312)."""
+MAX_SEQ = 2**63
+"""Sequence numbers are ``0 <= seq < MAX_SEQ``: they fit a signed 64-bit column anywhere."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +188,8 @@ class GatewayStats:
     points_historical: int = 0
     points_acknowledged: int = 0
     """Points in the frames answered ``ok`` (stored, duplicate or refused by validation)."""
+    points_conflict: int = 0
+    """Part of ``points_duplicate``: same ``(signal, ts)`` as a stored sample, another value."""
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -181,6 +198,7 @@ class GatewayStats:
             "frames_refused": dict(sorted(self.frames_refused.items())),
             "points_stored": self.points_stored,
             "points_duplicate": self.points_duplicate,
+            "points_conflict": self.points_conflict,
             "points_historical": self.points_historical,
             "points_acknowledged": self.points_acknowledged,
         }
@@ -232,8 +250,15 @@ class IngestGateway:
         *,
         key_cache_s: float = 2.0,
         monotonic: Callable[[], float] = time.monotonic,
+        max_frame_bytes: int = MAX_FRAME_BYTES,
+        log_interval_s: float = 10.0,
     ) -> None:
+        if max_frame_bytes < 1:
+            raise ValueError(f"max_frame_bytes must be at least 1, got {max_frame_bytes}")
         self.ingestor = ingestor
+        self.max_frame_bytes = max_frame_bytes
+        self.refusal_log = RateLimitedLog(log_interval_s, monotonic, log.warning)
+        """At most one line per (key, reason) per ``log_interval_s``, with a count."""
         self.keys = keys
         self.sites = sites
         self.key_cache_s = key_cache_s
@@ -266,12 +291,24 @@ class IngestGateway:
         if self.on_refused is not None and tenant is not None:
             await self.on_refused(Refusal(tenant, key_id, frame.edge, reason, len(frame.batch)))
 
-    def _refuse(self, into: list[str], reason: str, frame: Frame | None, detail: str) -> None:
+    def _refuse(
+        self, into: list[str], reason: str, frame: Frame | None, detail: str, who: str = ""
+    ) -> None:
         into.append(reason)
         self.stats.frames_refused[reason] += 1
         n = len(frame.batch) if frame is not None else 1
         self.ingestor.stats.reject(reason, n, detail)
-        log.warning("ingest: frame refused (%s): %s", reason, detail)
+        if not who:
+            kp = key_parts(frame.token) if frame is not None else None
+            who = f"key {kp[0]}" if kp is not None else "an unknown sender"
+        self.refusal_log.note((who, reason), detail)
+
+    def _unanswered(self, into: list[str], reason: str, detail: str, who: str) -> None:
+        """A frame left without an answer for the edge to send again: counted by reason
+        (frames), not as refused points, since its points are not lost."""
+        into.append(reason)
+        self.stats.frames_refused[reason] += 1
+        self.refusal_log.note((who, reason), detail)
 
     async def site_of(self, identity: EdgeIdentity, names: Sequence[str]) -> SiteRef | str:
         """The one site all ``names`` lie in, if the key may write it; else the refusal."""
@@ -297,45 +334,88 @@ class IngestGateway:
         refused: list[str] = []
         for topic_key, payload in payloads:
             self.stats.frames += 1
-            try:
-                frame = decode_frame(payload)
-            except FrameError as exc:
-                self._refuse(refused, exc.reason, None, str(exc))
-                continue
+            who = f"key {topic_key}" if topic_key else "an unknown sender"
             if bearer is not None:
-                identity = bearer
-            else:
-                check = await self.authenticate(frame.token)
-                if check.identity is None:
-                    self._refuse(refused, check.refusal, frame, f"edge {frame.edge!r}")
-                    if check.proven and check.key_id == topic_key:
-                        acks[check.key_id].append(
-                            Ack(frame.stream, frame.seq, "refused", f"key {check.refusal}")
+                who = f"key {bearer.key_id}"
+            try:
+                admitted = await self._check(topic_key, payload, bearer, acks, refused, who)
+            except Exception as exc:  # one frame never stops the stream; it is not answered
+                self._unanswered(refused, "internal_error", f"{type(exc).__name__}: {exc}", who)
+                log.debug("ingest: frame handling failed", exc_info=True)
+                continue
+            if admitted is not None:
+                fresh[admitted[0]].append((admitted[1], admitted[2]))
+        return await self._store(fresh, acks, refused)
+
+    async def _check(
+        self,
+        topic_key: str | None,
+        payload: bytes,
+        bearer: EdgeIdentity | None,
+        acks: dict[str, list[Ack]],
+        refused: list[str],
+        who: str,
+    ) -> tuple[str, str, Frame] | None:
+        """Read, authenticate and check one frame: ``(tenant, key id, frame)`` to store, or
+        ``None`` when it was answered or refused here."""
+        if len(payload) > self.max_frame_bytes:
+            detail = f"{len(payload):,} bytes, over the {self.max_frame_bytes:,} byte cap"
+            self._refuse(refused, "too_large", None, detail, who)
+            return None
+        try:
+            frame = decode_frame(payload)
+        except FrameError as exc:
+            self._refuse(refused, exc.reason, None, str(exc), who)
+            return None
+        if not 0 <= frame.seq < MAX_SEQ:
+            self._refuse(refused, "bad_seq", frame, f"sequence number {frame.seq}", who)
+            return None
+        if bearer is not None:
+            identity = bearer
+        else:
+            check = await self.authenticate(frame.token)
+            if check.identity is None:
+                self._refuse(refused, check.refusal, frame, f"edge {frame.edge!r}", who)
+                if check.proven and check.key_id == topic_key:
+                    acks[check.key_id].append(
+                        Ack(
+                            frame.stream,
+                            frame.seq,
+                            "refused",
+                            f"key {check.refusal}",
                         )
-                        await self._report(check.tenant, check.key_id, check.refusal, frame)
-                    continue
-                identity = check.identity
-                if identity.key_id != topic_key:
-                    self._refuse(
-                        refused, "topic_mismatch", frame, f"key on another edge's topic {topic_key}"
                     )
-                    continue
-            if len(frame.batch) == 0:  # nothing to store, nothing to refuse
-                acks[identity.key_id].append(Ack(frame.stream, frame.seq, "ok"))
-                continue
-            site = await self.site_of(identity, frame.batch.names)
-            if isinstance(site, str):
-                self._refuse(refused, site, frame, f"edge {frame.edge!r}: {frame.batch.names[:2]}")
-                acks[identity.key_id].append(Ack(frame.stream, frame.seq, "refused", site))
-                if bearer is None:  # the API audits its own refusals
-                    await self._report(identity.tenant, identity.key_id, site, frame)
-                continue
-            admit = self.admit if bearer is None else None
-            if admit is not None and admit(identity.tenant, len(frame.batch)):
-                self.stats.frames_refused["rate_limited"] += 1
-                refused.append("rate_limited")
-                continue
-            fresh[identity.tenant].append((identity.key_id, frame))
+                    await self._report(check.tenant, check.key_id, check.refusal, frame)
+                return None
+            identity = check.identity
+            if identity.key_id != topic_key:
+                detail = f"key on another edge's topic {topic_key}"
+                self._refuse(refused, "topic_mismatch", frame, detail, who)
+                return None
+        if len(frame.batch) == 0:  # nothing to store, nothing to refuse
+            acks[identity.key_id].append(Ack(frame.stream, frame.seq, "ok"))
+            return None
+        site = await self.site_of(identity, frame.batch.names)
+        if isinstance(site, str):
+            self._refuse(refused, site, frame, f"edge {frame.edge!r}: {frame.batch.names[:2]}")
+            acks[identity.key_id].append(Ack(frame.stream, frame.seq, "refused", site))
+            if bearer is None:  # the API audits its own refusals
+                await self._report(identity.tenant, identity.key_id, site, frame)
+            return None
+        admit = self.admit if bearer is None else None
+        if admit is not None and admit(identity.tenant, len(frame.batch)):
+            self.stats.frames_refused["rate_limited"] += 1
+            refused.append("rate_limited")
+            return None
+        return identity.tenant, identity.key_id, frame
+
+    async def _store(
+        self,
+        fresh: dict[str, list[tuple[str, Frame]]],
+        acks: dict[str, list[Ack]],
+        refused: list[str],
+    ) -> FrameResult:
+        """Store the admitted frames, one write per tenant, and acknowledge them."""
         out = FrameResult({})
         rejected: Counter[str] = Counter()
         for tenant, items in fresh.items():
@@ -348,11 +428,19 @@ class IngestGateway:
                     self._refuse(refused, "tenant_not_registered", f, str(exc))
                     acks[kid].append(Ack(f.stream, f.seq, "rejected", str(exc)))
                 continue
+            except Exception as exc:  # a full disk, a broken store...
+                # not acknowledged: each edge keeps its frames and sends them again
+                why = f"store write failed: {type(exc).__name__}: {exc}"
+                for kid, _ in items:
+                    self._unanswered(refused, "store_failed", why, f"key {kid}")
+                log.debug("ingest: store write failed", exc_info=True)
+                continue
             out.accepted += rep.accepted
             out.duplicates += rep.duplicates
             rejected.update(rep.rejected)
             self.stats.points_stored += rep.accepted
             self.stats.points_duplicate += rep.duplicates
+            self.stats.points_conflict += rep.conflicts
             self.stats.frames_stored += len(frames)
             for kid, f in items:
                 acks[kid].append(Ack(f.stream, f.seq, "ok"))
@@ -360,7 +448,11 @@ class IngestGateway:
                 if f.historical:
                     self.stats.points_historical += len(f.batch)
             if self.on_stored is not None:
-                self.on_stored(frames)
+                try:
+                    self.on_stored(frames)
+                except Exception:  # stored is stored: the acknowledgements still go out
+                    self.stats.frames_refused["on_stored_failed"] += len(frames)
+                    log.exception("ingest: the on_stored hook failed")
         out.acks = dict(acks)
         out.rejected = dict(rejected)
         out.refused = refused

@@ -14,6 +14,11 @@ session of a worker that is gone for good (a process retired, fewer workers) wou
 the group and keep receiving its share of the frames, to be answered by nobody. A frame
 published while no worker listens, or handed to one that died, is sent again by the edge
 when its acknowledgement does not come (``ack_timeout_s``); the store keeps it once.
+
+A worker never ends for good: a lost broker, and any other error, closes its connection and
+it connects again after a backoff (``Backoff``: growing to a cap, reset once subscribed); a
+group of frames whose handling raises is left unanswered (its edges send it again) and
+counted as ``internal_error``, and the worker goes on with the next.
 """
 
 from __future__ import annotations
@@ -109,6 +114,9 @@ class MqttReceiver:
             except (aiomqtt.MqttError, OSError) as exc:
                 self.last_error = str(exc)
                 log.warning("ingest receiver %d: %s; retrying", i, exc)
+            except Exception as exc:  # never ends for good: whatever it was, connect again
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.error("ingest receiver %d failed; reconnecting", i, exc_info=True)
             finally:
                 if up:
                     self._up -= 1
@@ -131,7 +139,13 @@ class MqttReceiver:
                 if isinstance(m.payload, bytes | bytearray)
             ]
             # shielded: a cancelled receiver still finishes (and answers) a group it started
-            result = await asyncio.shield(self.gateway.frames(payloads))
+            try:
+                result = await asyncio.shield(self.gateway.frames(payloads))
+            except Exception as exc:  # unanswered: the edges send these frames again
+                self.gateway.stats.frames_refused["internal_error"] += len(payloads)
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.error("ingest: %d frames left unanswered", len(payloads), exc_info=True)
+                continue
             for key_id, acks in result.acks.items():
                 await client.publish(ack_topic(key_id), encode_acks(acks), qos=1)
 

@@ -17,8 +17,11 @@ __all__ = [
 ]
 
 
-def open_store(url_or_path: str | Path | None = None) -> TelemetryStore:
-    """Open the telemetry store named by a URL or a path.
+def open_store(
+    url_or_path: str | Path | None = None, *, max_signals_per_tenant: int | None = None
+) -> TelemetryStore:
+    """Open the telemetry store named by a URL or a path (``max_signals_per_tenant``: the
+    cap of each tenant's signal dictionary, ``None`` for none).
 
     * ``None``, ``":memory:"``, ``"duckdb://"`` or ``"duckdb://:memory:"``: in-memory DuckDB.
     * ``"duckdb:///abs/file.duckdb"`` or ``"duckdb://rel/file.duckdb"``: a DuckDB file.
@@ -26,11 +29,12 @@ def open_store(url_or_path: str | Path | None = None) -> TelemetryStore:
 
     Other schemes raise ``ValueError``.
     """
+    cap = max_signals_per_tenant
     if url_or_path is None or isinstance(url_or_path, Path):
-        return DuckDBStore.open(url_or_path)
+        return DuckDBStore.open(url_or_path, max_signals_per_tenant=cap)
     scheme, sep, rest = url_or_path.partition("://")
     if not sep:
-        return DuckDBStore.open(url_or_path)
+        return DuckDBStore.open(url_or_path, max_signals_per_tenant=cap)
     if scheme.lower() == "duckdb":
-        return DuckDBStore.open(rest or None)
+        return DuckDBStore.open(rest or None, max_signals_per_tenant=cap)
     raise ValueError(f"unsupported store URL scheme {scheme!r} in {url_or_path!r} (use duckdb://)")

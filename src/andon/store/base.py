@@ -9,7 +9,11 @@ Semantics every implementation must honour (checked by the conformance suite in
 * **Samples**: appended in batches. Samples may arrive out of order; reads always return them
   ordered by ``(signal, ts)``. A sample whose ``(tenant, signal, ts)`` is already stored
   (in the same batch or an earlier one) is a *duplicate*: the first write wins, the duplicate
-  is not stored and is counted in ``AppendResult.duplicates``.
+  is not stored and is counted in ``AppendResult.duplicates``; a duplicate whose value or
+  quality differs from the first is also counted in ``AppendResult.conflicts``.
+* **Signal dictionary.** Only signals with rows in an append are given ids (a batch's name
+  table may list more); a store may cap the signals per tenant and refuse (count in
+  ``AppendResult.refused``, never store) rows that would exceed it.
 * **Last value** of a signal is the stored sample with the greatest ``ts`` (not the last one
   written), so a late, out-of-order sample never replaces a newer value.
 * **Aggregates** are per ``(signal, bucket)`` where ``bucket = start + k * width`` holds
@@ -41,10 +45,17 @@ from andon.model.types import F64, I32, I64, Micros, PartBatch, SampleBatch, Sta
 
 @dataclass(frozen=True, slots=True)
 class AppendResult:
-    """What an append did: rows stored, and duplicates skipped (first write wins)."""
+    """What an append did: rows stored, and duplicates skipped (first write wins).
+
+    ``conflicts`` is the part of ``duplicates`` whose value or quality differs from the
+    stored (first) sample: not a harmless resend but two readings claiming the same instant
+    (decision 0312). ``refused`` rows were not stored because their signal would have
+    grown the tenant's signal dictionary beyond its cap (``dictionary_full``)."""
 
     written: int
     duplicates: int
+    conflicts: int = 0
+    refused: int = 0
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -57,7 +57,16 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from andon.model.types import I32, I64, Micros, PartBatch, Quality, SampleBatch, StateBatch
+from andon.model.types import (
+    F64,
+    I32,
+    I64,
+    Micros,
+    PartBatch,
+    Quality,
+    SampleBatch,
+    StateBatch,
+)
 from andon.store.base import Aggregates, AppendResult, LastValue
 
 __all__ = ["DuckDBStore"]
@@ -156,6 +165,13 @@ def _order_by_index(index: I32, key: I64) -> npt.NDArray[np.intp] | None:
     return np.lexsort((key, index))
 
 
+def _same(value: F64, quality: npt.NDArray[np.uint8], first: npt.NDArray[np.intp]) -> Any:
+    """Whether each row's value and quality equal those of row ``first[i]`` (NaN equals NaN:
+    a resent bad-quality NaN is a resend, not a conflict)."""
+    v0 = value[first]
+    return ((value == v0) | (np.isnan(value) & np.isnan(v0))) & (quality == quality[first])
+
+
 def _is_sorted(index: I32, key: I64) -> bool:
     """Whether rows are ordered by ``(index, key)``."""
     i0, i1 = index[:-1], index[1:]
@@ -171,7 +187,10 @@ class _Engine:
     """Connection plus in-memory dictionaries and high-water marks. Not thread-safe by design:
     only the owning ``DuckDBStore``'s worker thread calls it."""
 
-    def __init__(self, database: str) -> None:
+    def __init__(self, database: str, max_signals_per_tenant: int | None = None) -> None:
+        self.max_signals = max_signals_per_tenant
+        """Cap of each tenant's signal dictionary (``None``: none); rows of a new signal
+        beyond it are refused and counted (``AppendResult.refused``)."""
         self.con = duckdb.connect(database)
         try:
             self._load(database)
@@ -223,9 +242,12 @@ class _Engine:
         return tid
 
     def signal_ids(self, tid: int, names: Sequence[str]) -> I32:
-        """Ids of ``names`` for tenant ``tid``, creating the missing ones in one insert."""
+        """Ids of ``names`` for tenant ``tid``, creating the missing ones in one insert; -1
+        for a new name that the tenant's cap (``max_signals``) leaves no room for."""
         known = self.signals[tid]
         new = [n for n in dict.fromkeys(names) if n not in known]
+        if self.max_signals is not None and len(known) + len(new) > self.max_signals:
+            new = new[: max(0, self.max_signals - len(known))]
         if new:
             first = len(self.paths)
             ids = np.arange(first, first + len(new), dtype=np.int32)
@@ -239,7 +261,7 @@ class _Engine:
                 known[n] = first + i
             self.paths.extend(new)
             self._grow(len(self.paths))
-        return np.fromiter((known[n] for n in names), dtype=np.int32, count=len(names))
+        return np.fromiter((known.get(n, -1) for n in names), dtype=np.int32, count=len(names))
 
     def _grow(self, size: int) -> None:
         cap = len(self.hwm)
@@ -274,8 +296,21 @@ class _Engine:
             raise ValueError(f"quality must be 0..{int(Quality.BAD)}, got {batch.quality.max()}")
         tid = self.tenant_id(tenant, create=True)
         assert tid is not None
-        sig = self.signal_ids(tid, batch.names)[batch.index]
+        # ids only for the names rows use: a name table may list names whose rows were
+        # refused upstream, and those must not grow the dictionary
+        used = np.unique(batch.index)
+        lut = np.full(len(batch.names), -1, dtype=np.int32)
+        lut[used] = self.signal_ids(tid, [batch.names[i] for i in used])
+        sig = lut[batch.index]
         ts, value, quality = batch.ts, batch.value, batch.quality
+        refused = 0
+        if lut[used].min() < 0:
+            room = sig >= 0
+            refused = n - int(np.count_nonzero(room))
+            sig, ts, value, quality = sig[room], ts[room], value[room], quality[room]
+            n = len(sig)
+            if n == 0:
+                return AppendResult(0, 0, 0, refused)
         order = _order_by_index(sig, ts)
         if order is not None:
             sig, ts, value, quality = sig[order], ts[order], value[order], quality[order]
@@ -283,11 +318,18 @@ class _Engine:
         # In-batch duplicates: equal neighbours after the stable sort; the first one is kept.
         dup = np.zeros(n, dtype=bool)
         np.logical_and(sig[1:] == sig[:-1], ts[1:] == ts[:-1], out=dup[1:])
+        conflicts = 0
+        if dup.any():  # compared with the first of their run, the one kept
+            first = np.maximum.accumulate(np.where(dup, 0, np.arange(n)))
+            conflicts += int(np.count_nonzero(dup & ~_same(value, quality, first)))
         # Stored duplicates: only samples at or below their signal's high-water mark can be.
         hwm = self.hwm[sig]
         maybe = (ts <= hwm) & ~dup
         if maybe.any():
-            dup[self._stored(tid, np.flatnonzero(maybe), sig, ts)] = True
+            rows, old_value, old_quality = self._stored(tid, np.flatnonzero(maybe), sig, ts)
+            dup[rows] = True
+            differ = (value[rows] != old_value) & ~(np.isnan(value[rows]) & np.isnan(old_value))
+            conflicts += int(np.count_nonzero(differ | (quality[rows] != old_quality)))
         duplicates = int(np.count_nonzero(dup))
         if duplicates:
             keep = ~dup
@@ -300,7 +342,7 @@ class _Engine:
             )
         written = len(sig)
         if written == 0:
-            return AppendResult(0, duplicates)
+            return AppendResult(0, duplicates, conflicts, refused)
 
         # Last row of each signal's run is its newest sample in the batch.
         ends = np.flatnonzero(np.append(sig[1:] != sig[:-1], True))
@@ -331,27 +373,32 @@ class _Engine:
         self.hwm[upd] = ts[ends]
         self.last_value[upd] = value[ends]
         self.last_quality[upd] = quality[ends]
-        return AppendResult(written, duplicates)
+        return AppendResult(written, duplicates, conflicts, refused)
 
     def _stored(
         self, tid: int, rows: npt.NDArray[np.intp], sig: I32, ts: I64
-    ) -> npt.NDArray[np.int64]:
-        """Which of ``rows`` (positions into sig/ts) are already stored: an anti-join against
-        ``samples`` limited to the candidates' tenant and ts range."""
+    ) -> tuple[npt.NDArray[np.int64], F64, npt.NDArray[np.uint8]]:
+        """Which of ``rows`` (positions into sig/ts) are already stored, with the stored
+        value and quality of each: a join against ``samples`` limited to the candidates'
+        tenant and ts range."""
         cand_ts = ts[rows]
         table = pa.table({"i": rows.astype(np.int64), "sid": sig[rows], "ts": cand_ts})
         self.con.register("_cand", table)
         try:
             found = self.con.execute(
-                "SELECT c.i FROM _cand AS c JOIN ("
-                "  SELECT signal_id, ts FROM samples"
+                "SELECT c.i, s.value, s.quality FROM _cand AS c JOIN ("
+                "  SELECT signal_id, ts, value, quality FROM samples"
                 "  WHERE tenant_id = ? AND ts >= ? AND ts <= ?"
                 ") AS s ON s.signal_id = c.sid AND s.ts = c.ts",
                 [tid, int(cand_ts.min()), int(cand_ts.max())],
-            ).fetchnumpy()["i"]
+            ).fetchnumpy()
         finally:
             self.con.unregister("_cand")
-        return np.asarray(found, dtype=np.int64)
+        return (
+            np.asarray(found["i"], dtype=np.int64),
+            np.asarray(found["value"], dtype=np.float64),
+            np.asarray(found["quality"], dtype=np.uint8),
+        )
 
     def _query_signals(self, ids: I32, pos: I32, sql: str, params: list[object]) -> Any:
         """Run ``sql`` over the samples of signals ``ids``, exposing each row's position in
@@ -693,9 +740,13 @@ class DuckDBStore:
         """The DuckDB database this store opened: a file path, or ``:memory:``."""
 
     @classmethod
-    def open(cls, path: str | Path | None = None) -> DuckDBStore:
+    def open(
+        cls, path: str | Path | None = None, *, max_signals_per_tenant: int | None = None
+    ) -> DuckDBStore:
         """Open (creating if needed) the store at ``path``; ``None`` or ``":memory:"`` gives a
         private in-memory store. The parent directory of a file is created.
+        ``max_signals_per_tenant`` caps each tenant's signal dictionary (rows of new signals
+        beyond it are refused and counted in ``AppendResult.refused``).
 
         Opening is synchronous: it connects on the worker thread and waits for it, loading only
         the small dictionaries and the ``latest`` table, never the samples.
@@ -708,7 +759,7 @@ class DuckDBStore:
             database = str(p)
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="andon-duckdb")
         try:
-            engine = executor.submit(_Engine, database).result()
+            engine = executor.submit(_Engine, database, max_signals_per_tenant).result()
         except BaseException:
             executor.shutdown(wait=False)
             raise
