@@ -44,10 +44,10 @@ import numpy as np
 import yaml
 
 from andon.api.deps import wall_clock
+from andon.demo.run import run_headless
 from andon.model.loader import parse_plant
 from andon.model.plant import Plant
 from andon.platform import Database, Platform, Role
-from andon.sim.demo import run_headless
 from andon.store import DuckDBStore
 
 __all__ = ["main", "plant_with"]

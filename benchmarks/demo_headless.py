@@ -18,8 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from andon.demo.run import default_start, run_headless
 from andon.model.loader import load_plant
-from andon.sim.demo import default_start, run_headless
 from andon.store.duckdb_store import DuckDBStore
 from andon.twin.line import FactoryModel
 

@@ -2,7 +2,7 @@
 live run.
 
 Builds the 100-machine plant of ``benchmarks/api.py`` (the demo plant with its machining line
-copied), serves it with ``andon.web.demo.demo_server`` (``--prefill`` plant hours simulated at
+copied), serves it with ``andon.demo.web.demo_server`` (``--prefill`` plant hours simulated at
 once, then the factory live at ``--speed`` plant seconds per wall second, API clock = plant
 clock) in a background thread, and drives headless Debian Chromium (``/usr/bin/chromium``,
 never a downloaded browser) through Playwright:
@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 from playwright.sync_api import Browser, Page, ViewportSize, sync_playwright
 
-from andon.web.demo import DemoHandle, DemoOptions, demo_server
+from andon.demo.web import DemoHandle, DemoOptions, demo_server
 
 __all__ = ["main"]
 

@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+from andon.demo.run import DemoRun, default_start, run_headless, run_live
+from andon.demo.terminal import render
+from andon.model.clock import ManualClock
 from andon.model.loader import load_plant
 from andon.model.types import MachineState
-from andon.sim.clock import ManualClock
-from andon.sim.demo import DemoRun, default_start, run_headless, run_live
 from andon.sim.factory import VirtualFactory
-from andon.sim.view import render
 from andon.store.duckdb_store import DuckDBStore
 
 DEMO = Path(__file__).resolve().parents[1] / "examples" / "plants" / "demo.yaml"

@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from andon.demo.run import default_start, run_headless
 from andon.kpi.api import oee
 from andon.kpi.timeline import Buckets
 from andon.model.loader import load_plant
 from andon.model.types import MachineState, SampleBatch
-from andon.sim.demo import default_start, run_headless
 from andon.sim.factory import Flush, VirtualFactory
 from andon.store.duckdb_store import DuckDBStore
 from tests.plants import one_machine

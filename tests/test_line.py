@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from andon.demo.run import default_start
 from andon.model.loader import load_plant
 from andon.model.types import MachineState
-from andon.sim.demo import default_start
 from andon.twin.engine import Engine
 from andon.twin.line import FactoryModel, MachineRuntime
 from tests.plants import one_machine, two_machines

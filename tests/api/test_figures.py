@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from andon.api.jobs import add_planned_rates, find_line
 from andon.model.loader import parse_plant
 from andon.model.types import to_micros
+from andon.twin.jobs import add_planned_rates, find_line
 from tests.api.world import World, demo_yaml
 
 TZ = ZoneInfo("Asia/Taipei")

@@ -4,8 +4,8 @@ it is counted from."""
 
 from __future__ import annotations
 
+from andon.demo.run import default_start
 from andon.model.loader import parse_plant
-from andon.sim.demo import default_start
 from andon.sim.factory import VirtualFactory
 from tests.api.world import World, demo_yaml
 

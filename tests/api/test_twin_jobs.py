@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from andon.api.jobs import SqlJobStore, TwinJobs
 from andon.model.loader import parse_plant
 from andon.twin.calibrate import calibrate_line
+from andon.twin.jobs import SqlJobStore, TwinJobs
 from andon.twin.run import replicate
 from tests.api.calls import LINE
 from tests.api.world import World, demo_yaml
@@ -177,7 +177,7 @@ def test_jobs_left_running_are_interrupted(world: World) -> None:
     row = w.run(store.get, a.id, a.site_id, left["id"])
     assert row is not None and (row["status"], row["error"]) == ("failed", "interrupted")
     plant = parse_plant(demo_yaml()).model_copy(update={"tenant": a.id})
-    from andon.api.jobs import find_line
+    from andon.twin.jobs import find_line
 
     ref = find_line(plant, LINE)
     request = {"line": LINE, "hours": 720, "replications": 50, "changes": {}}

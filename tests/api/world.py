@@ -16,10 +16,10 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from andon.api import PREFIX, create_app
+from andon.demo.run import default_start, run_headless
 from andon.model.loader import parse_plant
 from andon.platform import Platform, Role
 from andon.platform.config import Settings
-from andon.sim.demo import default_start, run_headless
 from andon.store import DuckDBStore
 from tests.platform.dbs import database_url
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from andon.demo.protocols import ProtocolDemo, run_via_protocols
 from andon.model.loader import load_plant
 from andon.model.types import SampleBatch
-from andon.sim.protocols import ProtocolDemo, run_via_protocols
 from andon.sim.servers.bridge import assign
 from andon.store.duckdb_store import DuckDBStore
 from tests.edge.broker import Broker

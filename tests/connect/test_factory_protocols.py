@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from andon.connect.registry import build_connector
+from andon.demo.run import default_start
 from andon.model.loader import load_plant
 from andon.model.types import Quality, SampleBatch
-from andon.sim.demo import default_start
 from andon.sim.factory import VirtualFactory
 from andon.sim.servers.bridge import FactoryServers
 from tests.edge.broker import Broker

@@ -10,11 +10,11 @@ from importlib.resources import files
 import numpy as np
 import pytest
 
+from andon.demo.run import default_start
 from andon.kpi.api import with_open_states
 from andon.kpi.buffers import buffer_levels, line_buffers
 from andon.model.loader import parse_plant
 from andon.model.types import MachineState, PartBatch, StateBatch
-from andon.sim.demo import default_start
 from andon.sim.factory import VirtualFactory
 from andon.twin.calibrate import fit_line
 

@@ -12,11 +12,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from andon.demo.run import DemoRun, default_start
 from andon.kpi import api
 from andon.model.calendar import expand_calendar
 from andon.model.loader import load_plant
 from andon.model.types import MachineState, StateBatch, to_micros
-from andon.sim.demo import DemoRun, default_start
 from andon.store.duckdb_store import DuckDBStore
 
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "plants" / "demo.yaml"

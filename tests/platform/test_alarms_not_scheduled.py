@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from andon.demo.run import DemoRun, default_start
 from andon.model.plant import Plant
 from andon.model.types import MachineState, StateBatch
 from andon.platform import Database
@@ -20,7 +21,6 @@ from andon.platform.alerts import (
     floor_snapshot,
 )
 from andon.platform.config import Monitoring
-from andon.sim.demo import DemoRun, default_start
 from andon.store import DuckDBStore
 from tests.platform.floor import demo_plant, machine_paths, metadata_db
 

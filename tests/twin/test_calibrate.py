@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from andon.demo.run import default_start, run_headless
 from andon.model.loader import parse_plant
 from andon.model.plant import Plant
 from andon.model.types import PartBatch, StateBatch
-from andon.sim.demo import default_start, run_headless
 from andon.store.duckdb_store import DuckDBStore
 from andon.twin.calibrate import Calibration, calibrate_line, fit_distribution, fit_line
 from andon.twin.run import predict_parts

@@ -10,8 +10,8 @@ import yaml
 from typer.testing import CliRunner
 
 from andon.cli import app
+from andon.demo.run import default_start, run_headless
 from andon.model.loader import load_plant
-from andon.sim.demo import default_start, run_headless
 from andon.store.duckdb_store import DuckDBStore
 from andon.twin.reference import reference_plant
 from tests.twin.plants import bare_demo_plant

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from andon.web.demo import DemoHandle, demo_server
+from andon.demo.web import DemoHandle, demo_server
 from tests.web.browser import CHROMIUM, DESKTOP, launch
 from tests.web.demos import paused_demo
 

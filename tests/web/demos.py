@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from andon.web.demo import DemoOptions, builtin_plant_yaml
+from andon.demo.web import DemoOptions, builtin_plant_yaml
 
 __all__ = ["SPEED", "paused_demo"]
 

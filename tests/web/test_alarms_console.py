@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 from playwright.sync_api import Page
 
-from andon.web.demo import DemoHandle
+from andon.demo.web import DemoHandle
 from tests.web.browser import login, open_route, page_root, screenshot
 
 S = 1_000_000

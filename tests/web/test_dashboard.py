@@ -15,10 +15,10 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, ViewportSize
 
+from andon.demo.web import DemoHandle
 from andon.kpi.reasons import ReasonTree
 from andon.model.types import MachineState
 from andon.web import STATIC_DIR
-from andon.web.demo import DemoHandle
 from tests.web.browser import DESKTOP, TABLET, login, open_route, page_root, screenshot
 
 PAGES = ["board", "line", "machine", "reasons", "energy", "twin", "admin", "report"]

@@ -20,9 +20,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from andon.model.types import to_micros
-from andon.platform import Permission
-from andon.web.demo import (
+from andon.demo.web import (
     USERS,
     DemoOptions,
     PlantClock,
@@ -30,6 +28,8 @@ from andon.web.demo import (
     demo_server,
     prepare,
 )
+from andon.model.types import to_micros
+from andon.platform import Permission
 
 
 def test_plant_clock_stands_until_started_then_runs_at_speed() -> None:

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize
 
-from andon.web.demo import DemoHandle
+from andon.demo.web import DemoHandle
 from tests.web.browser import login, page_root, screenshot
 
 FHD: ViewportSize = {"width": 1920, "height": 1080}

@@ -23,10 +23,10 @@ import httpx
 import pytest
 from playwright.sync_api import sync_playwright
 
+from andon.demo.web import DemoHandle, demo_server
 from andon.kpi import api as kpi
 from andon.kpi.summary import parts_of
 from andon.model.types import Micros, to_micros
-from andon.web.demo import DemoHandle, demo_server
 from tests.web.browser import CHROMIUM, DESKTOP, launch, login
 from tests.web.demos import paused_demo
 

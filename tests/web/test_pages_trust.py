@@ -18,8 +18,8 @@ import httpx
 import pytest
 from playwright.sync_api import Page
 
+from andon.demo.web import DemoHandle
 from andon.model.types import MachineState
-from andon.web.demo import DemoHandle
 from tests.web.browser import login, open_route, page_root
 
 ZONE = ZoneInfo("Asia/Taipei")  # the demo plant's

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from andon.api import create_app
 from andon.api.middleware import WEB_CSP
+from andon.commands.platform import platform_app
 from andon.kpi.reasons import ReasonTree
 from andon.platform.config import Settings
 from andon.web import STATIC_DIR
@@ -27,9 +27,10 @@ _KEY = re.compile(r"""\bt\(\s*'([A-Za-z0-9_.-]+)'""")
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> TestClient:
-    """The app without its lifespan (no ``with``): static files need no database or store."""
+    """The app ``andon serve`` runs, without its lifespan (no ``with``): static files need no
+    database or store."""
     db = tmp_path_factory.mktemp("web") / "m.db"
-    return TestClient(create_app(Settings(database_url=f"sqlite:///{db}")))
+    return TestClient(platform_app(Settings(database_url=f"sqlite:///{db}")))
 
 
 def _modules() -> list[Path]:
@@ -60,7 +61,7 @@ def test_static_assets_and_api_keep_their_own_policies(client: TestClient) -> No
 
 
 def test_the_web_app_can_be_switched_off(tmp_path: Path) -> None:
-    app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'm.db'}", web=False))
+    app = platform_app(Settings(database_url=f"sqlite:///{tmp_path / 'm.db'}", web=False))
     c = TestClient(app)
     assert c.get("/").status_code == 404
     assert c.get("/static/js/app.js").status_code == 404

@@ -20,6 +20,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from andon.api import (  # noqa: F401  (register routes)
+    routes,
     routes_alarms,
     routes_analytics,
     routes_edge,
@@ -29,9 +30,8 @@ from andon.api import (  # noqa: F401  (register routes)
 from andon.api.deps import Access, Services, client_address, wall_clock
 from andon.api.endpoints import Endpoint
 from andon.api.gateway import build_gateway, build_receiver
-from andon.api.jobs import TwinJobs, twin_jobs
 from andon.api.middleware import BodyLimit, SecurityHeaders
-from andon.api.routes import api
+from andon.api.params import api
 from andon.ingest import Ingestor
 from andon.model.plant import Plant
 from andon.model.types import Micros
@@ -42,7 +42,7 @@ from andon.platform.ratelimit import RateLimiter
 from andon.platform.service import Conflict, Invalid, LoginFailed, NotFound, Platform
 from andon.store import open_store
 from andon.store.base import TelemetryStore
-from andon.web import mount as mount_web
+from andon.twin.jobs import TwinJobs, twin_jobs
 
 __all__ = ["PREFIX", "create_app", "endpoints"]
 
@@ -195,6 +195,6 @@ def create_app(
         )
     app.add_middleware(SecurityHeaders, hsts=settings.tls.certfile is not None)
     app.add_middleware(BodyLimit, max_bytes=settings.limits.max_body_bytes)
-    if settings.web:
-        mount_web(app)
+    # The web pages are not the API's: the composition roots (``andon serve``, the demo) mount
+    # them (``andon.web.mount``), so ``api`` never imports ``web``.
     return app

@@ -34,7 +34,7 @@ from andon.store.base import TelemetryStore
 _log = logging.getLogger("andon.api")
 
 if TYPE_CHECKING:
-    from andon.api.jobs import TwinJobs
+    from andon.twin.jobs import TwinJobs
     from andon.ingest.gateway import IngestGateway
     from andon.ingest.mqtt import MqttReceiver
 
@@ -168,7 +168,7 @@ class Services:
     alerts: AlertEvaluator | None = None
     """The alert evaluator (``andon.platform.alerts``); set by the lifespan."""
     twin_jobs: TwinJobs | None = None
-    """Twin scenario jobs (``andon.api.jobs``); set by the lifespan."""
+    """Twin scenario jobs (``andon.twin.jobs``); set by the lifespan."""
     gateway: IngestGateway | None = None
     """The ingest gateway every ingest goes through (``andon.api.gateway``); set by the
     lifespan."""

@@ -3,16 +3,26 @@ audit, answer. Each route's permission and scope are in its ``api.route(...)`` l
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Any
 
-import numpy as np
 from fastapi import HTTPException, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from andon.api.deps import Access, Ctx, SiteModel, Svc, client_address, guard
-from andon.api.endpoints import DeclaredRouter
+from andon.api.deps import Access, Ctx, SiteModel, Svc, client_address
 from andon.api.feeds import event_stream, sse
+from andon.api.params import (
+    _LABELS,
+    _MAX_ROWS,
+    End,
+    P,
+    Start,
+    _f,
+    _floats,
+    _model,
+    _range,
+    api,
+)
+from andon.api.routes_ops import FloorFeed
 from andon.api.schemas import (
     AggregatesOut,
     ApiKeyCreate,
@@ -42,32 +52,10 @@ from andon.api.schemas import (
 )
 from andon.kpi.ranges import NamedRange, named_range, this_shift, today
 from andon.kpi.summary import plant_summary
-from andon.model.plant import Plant
-from andon.model.types import MachineState, Micros
-from andon.platform.permissions import KeyKind, Permission, Role
+from andon.platform.permissions import KeyKind, Role
 from andon.platform.service import Invalid, LoginFailed, TokenPair
 
-__all__ = ["api"]
-
-api = DeclaredRouter(guard)
-P = Permission
-Start = Annotated[int, Query(ge=0, lt=2**62, description="µs since the epoch, UTC")]
-End = Annotated[int, Query(ge=0, lt=2**62, description="µs since the epoch, UTC, exclusive")]
-_MAX_ROWS = 100_000
-_LABELS = [s.label for s in MachineState]
-
-
-def _f(x: float) -> float | None:
-    return None if math.isnan(x) or math.isinf(x) else float(x)
-
-
-def _floats(a: np.ndarray[Any, Any]) -> list[float | None]:
-    return [_f(v) for v in a.tolist()]
-
-
-def _range(start: int, end: int) -> None:
-    if end <= start:
-        raise Invalid("end must be after start")
+__all__: list[str] = []  # registers its routes on ``andon.api.params.api``
 
 
 def _tokens(pair: TokenPair) -> TokenOut:
@@ -479,12 +467,6 @@ async def delete_site(site_id: str, ctx: Ctx) -> Response:
 # ---- telemetry, states, KPIs ---------------------------------------------------------------------
 
 
-async def _model(ctx: Access) -> SiteModel:
-    if ctx.site is None:
-        raise RuntimeError(f"{ctx.endpoint.name} is not site-scoped")
-    return await ctx.services.model(ctx.tenant, ctx.site)
-
-
 def _own_signals(model: SiteModel, signals: list[str]) -> list[str]:
     bad = [s for s in signals if s not in model.signal_set]
     if bad:
@@ -632,8 +614,6 @@ async def live(
     ``event: alerts`` (all open ones on the first tick). The credentials are re-checked every
     30 ticks; the stream ends with ``event: end`` when they lapse or after ``max_ticks``
     (clients reconnect). The loop: ``andon.api.feeds.event_stream``."""
-    from andon.api.routes_ops import FloorFeed
-
     model = await _model(ctx)
     base = model.plant.site.id + "/"
     want = base + prefix.strip("/") + "/" if prefix else base
@@ -656,11 +636,6 @@ async def live(
     return event_stream(
         ctx, request, tick, interval_s=interval_s, max_ticks=max_ticks, recheck_every=30
     )
-
-
-def _today(plant: Plant, now: Micros) -> Micros:
-    """Start of the site's production day that contains ``now`` (``andon.kpi.ranges``)."""
-    return today(plant, now).start
 
 
 @api.route(

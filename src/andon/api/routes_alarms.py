@@ -11,7 +11,7 @@ from fastapi import Path, Query
 from pydantic import ValidationError
 
 from andon.api.deps import Ctx
-from andon.api.routes import _model, api
+from andon.api.params import _model, api
 from andon.api.routes_ops import _alert, _alert_changed, _invalid, _records
 from andon.api.schemas_alarms import AlarmLimitOut, AlarmLimitsIn, AlarmsOut, ShelveIn
 from andon.api.schemas_ops import AlertOut

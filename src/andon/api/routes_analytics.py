@@ -14,8 +14,7 @@ import numpy as np
 from fastapi import HTTPException, Query
 
 from andon.api.deps import Access, Ctx, SiteModel
-from andon.api.jobs import LineRef, TooManyJobs, TwinJobs, find_line, scenario_baseline
-from andon.api.routes import End, Start, api
+from andon.api.params import End, Start, api
 from andon.api.schemas_analytics import (
     BottlenecksOut,
     EnergyOut,
@@ -42,6 +41,7 @@ from andon.platform.alerts import FloorRecords
 from andon.platform.permissions import Permission
 from andon.platform.service import Invalid, NotFound
 from andon.twin.bottleneck import analyse
+from andon.twin.jobs import LineRef, TooManyJobs, TwinJobs, find_line, scenario_baseline
 
 __all__ = ["api"]
 

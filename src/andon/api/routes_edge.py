@@ -23,7 +23,7 @@ from sqlalchemy import and_, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from andon.api.deps import Access, Ctx
-from andon.api.routes import api
+from andon.api.params import api
 from andon.api.schemas import IngestIn, IngestOut
 from andon.api.schemas_edge import (
     ConnectorHealthOut,

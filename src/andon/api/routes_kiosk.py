@@ -17,8 +17,7 @@ from fastapi.responses import StreamingResponse
 
 from andon.api.deps import Access, Ctx
 from andon.api.feeds import event_stream
-from andon.api.jobs import find_line
-from andon.api.routes import _model, api
+from andon.api.params import _model, api
 from andon.api.routes_analytics import _table
 from andon.api.routes_ops import FloorFeed, board
 from andon.api.schemas_kiosk import (
@@ -44,6 +43,7 @@ from andon.platform.boards import (
 )
 from andon.platform.permissions import Permission
 from andon.platform.service import Invalid
+from andon.twin.jobs import find_line
 
 __all__ = ["api"]
 

@@ -15,7 +15,7 @@ from fastapi import HTTPException, Path, Query
 
 from andon.api.deps import Access, Ctx, SiteModel
 from andon.api.feeds import sse
-from andon.api.routes import _LABELS, _MAX_ROWS, End, Start, _model, _range, _today, api
+from andon.api.params import _LABELS, _MAX_ROWS, End, Start, _model, _range, _today, api
 from andon.api.schemas_ops import (
     AlertOut,
     BoardLineOut,

@@ -12,10 +12,12 @@ import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+
     from andon.platform.audit import VerifyResult
     from andon.platform.config import Settings
 
-__all__ = ["register"]
+__all__ = ["platform_app", "register"]
 
 audit_app = typer.Typer(no_args_is_help=True, help="The platform's audit log.")
 broker_app = typer.Typer(
@@ -65,10 +67,8 @@ def serve(
         return
     import uvicorn
 
-    from andon.api import create_app
-
     uvicorn.run(
-        create_app(settings),
+        platform_app(settings),
         host=settings.host,
         port=settings.port,
         ssl_certfile=str(settings.tls.certfile) if settings.tls.certfile else None,
@@ -78,6 +78,19 @@ def serve(
         server_header=False,
         log_level="info",
     )
+
+
+def platform_app(settings: Settings) -> FastAPI:
+    """The app ``andon serve`` runs: the API (``andon.api.create_app``) and, when
+    ``settings.web``, the dashboard's pages (``andon.web.mount``) next to it. Composed here,
+    not in ``api``, so the API never imports the web package (``docs/layering.md``)."""
+    from andon.api import create_app
+    from andon.web import mount
+
+    app = create_app(settings)
+    if settings.web:
+        mount(app)
+    return app
 
 
 def _check_broker(settings: Settings) -> str:

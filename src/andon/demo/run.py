@@ -17,9 +17,9 @@ from zoneinfo import ZoneInfo
 
 from andon.ingest import Ingestor
 from andon.kpi.summary import plant_summary
+from andon.model.clock import Clock, WallClock
 from andon.model.plant import Plant
 from andon.model.types import Micros, from_micros, to_micros
-from andon.sim.clock import Clock, WallClock
 from andon.sim.factory import Flush, VirtualFactory
 from andon.store.base import TelemetryStore
 

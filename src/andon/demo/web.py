@@ -40,13 +40,14 @@ from rich.table import Table
 from rich.text import Text
 
 from andon.api import create_app
+from andon.demo.run import DemoRun, default_start
 from andon.model.loader import parse_plant
 from andon.model.plant import Plant
 from andon.model.types import MachineState, Micros, from_micros
 from andon.platform import Database, Platform, Role
 from andon.platform.config import Settings
-from andon.sim.demo import DemoRun, default_start
 from andon.store import DuckDBStore
+from andon.web import mount as mount_web
 
 __all__ = [
     "USERS",
@@ -229,6 +230,8 @@ async def prepare(options: DemoOptions) -> DemoSite:
             await asyncio.sleep(0)  # let a server on this loop answer meanwhile
         run.factory.window_s = max(1.0, min(600.0, options.speed))
         app = create_app(settings, store=store, clock=clock, clock_rate=options.speed)
+        if settings.web:
+            mount_web(app)
     except BaseException:
         await store.close()
         raise

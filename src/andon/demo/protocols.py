@@ -31,13 +31,13 @@ from typing import Any
 
 from andon.connect.base import Connector, within
 from andon.connect.registry import build_connector
+from andon.demo.run import DemoRun
 from andon.edge.agent import EdgeAgent
 from andon.edge.config import EdgeConfig, EdgeSection, UplinkSection
 from andon.ingest.gateway import EdgeIdentity, IngestGateway, StaticKeys, StaticSites
 from andon.ingest.mqtt import MqttReceiver, ReceiverConfig
 from andon.model.plant import Plant
 from andon.model.types import Micros, SampleBatch
-from andon.sim.demo import DemoRun
 from andon.sim.factory import Flush
 from andon.sim.servers.bridge import FactoryServers
 from andon.store.base import TelemetryStore

@@ -9,9 +9,9 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from andon.demo.run import DemoRun
 from andon.kpi.oee import compute_oee
 from andon.model.types import MachineState, from_micros
-from andon.sim.demo import DemoRun
 
 __all__ = ["render"]
 
