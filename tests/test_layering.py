@@ -1,0 +1,240 @@
+"""The package layering of ``docs/layering.md``, checked on the source: every module under
+``src/andon`` is parsed with ``ast`` (nothing is imported), each import of another andon module
+is mapped to both modules' layers, and an import of a higher layer fails, as does an import
+of another package in the same layer unless the doc allows that pair. A second test fails on
+any cycle between modules. Imports inside functions and under ``TYPE_CHECKING`` count: they
+are dependencies all the same.
+
+What remains of today's exceptions is in ``ALLOWED`` below, each with why and its issue; a
+third test fails when an entry is no longer needed, so the list only shrinks."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+ROOT = SRC / "andon"
+
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("model",),
+    ("wire",),
+    ("connect", "store"),
+    ("edge", "ingest", "kpi", "twin"),
+    ("floor", "platform", "apps", "sim"),
+    ("api", "web"),
+    ("demo", "commands"),
+    ("cli",),
+)
+"""Bottom to top (``docs/layering.md``). ``andon`` itself (the package root) is layer 0."""
+
+SIDEWAYS: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("twin", "kpi"),  # the twin calibrates from and reports in the KPI definitions
+        ("commands", "demo"),  # ``andon demo`` is the command line of the demo package
+    }
+)
+"""Imports between two packages of one layer that the doc allows (importer, imported)."""
+
+ALLOWED: dict[tuple[str, str], str] = {
+    # (importing module, imported module): why it is still there, and the issue that removes it
+    ("andon.twin.jobs", "andon.platform.tables"): "issue 11 item 4: the twin job service keeps its "
+    "rows in the platform's metadata database (tables, Database, new_id, Invalid); its store "
+    "becomes an interface the platform implements",
+    ("andon.twin.jobs", "andon.platform.config"): "issue 11 item 4: TwinJobs reads its limits "
+    "from the platform settings' `twin` section; the section moves next to the service",
+    (
+        "andon.twin.jobs",
+        "andon.platform.database",
+    ): "issue 11 item 4: see andon.platform.tables above",
+    (
+        "andon.twin.jobs",
+        "andon.platform.security",
+    ): "issue 11 item 4: see andon.platform.tables above",
+    (
+        "andon.twin.jobs",
+        "andon.platform.service",
+    ): "issue 11 item 4: see andon.platform.tables above",
+    ("andon.platform.alerts", "andon.floor.alarms"): "issue 11 item 4 (LAYOUT.md part 4): "
+    "platform/alerts.py moves to floor/alerts.py; being edited by another helper today",
+    ("andon.ingest.mqtt", "andon.edge.wire"): "issue 11 item 1 (LAYOUT.md part 9): the "
+    "frame format moves to andon.wire, below both edge and ingest",
+    ("andon.ingest.mqtt", "andon.edge.uplink"): "issue 11 item 1 (LAYOUT.md part 9): "
+    "up_topic/ack_topic move to andon.wire.frames",
+    ("andon.ingest.gateway", "andon.edge.wire"): "issue 11 item 1 (LAYOUT.md part 9): see "
+    "andon.ingest.mqtt above",
+    ("andon.ingest.broker", "andon.edge.wire"): "issue 11 item 1 (LAYOUT.md part 9): see "
+    "andon.ingest.mqtt above",
+    ("andon.ingest.broker", "andon.edge.uplink"): "issue 11 item 1 (LAYOUT.md part 9): see "
+    "andon.ingest.mqtt above",
+}
+"""Today's exceptions, keyed by the exact import; each must still be needed."""
+
+CYCLES_ALLOWED: dict[frozenset[str], str] = {}
+"""Module cycles tolerated today (the modules of the cycle): none."""
+
+
+def _layer_of(package: str) -> int:
+    if package == "andon":
+        return 0
+    for i, names in enumerate(LAYERS):
+        if package in names:
+            return i
+    raise AssertionError(
+        f"package andon.{package} has no layer: add it to LAYERS here and to docs/layering.md"
+    )
+
+
+@cache
+def modules() -> dict[str, Path]:
+    """Every module under src/andon by dotted name (packages by their own name)."""
+    found: dict[str, Path] = {}
+    for path in sorted(ROOT.rglob("*.py")):
+        parts = list(path.relative_to(SRC).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        found[".".join(parts)] = path
+    return found
+
+
+def package(module: str) -> str:
+    """The top-level package (``andon.api.routes`` -> ``api``; ``andon.cli`` -> ``cli``)."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "andon"
+
+
+def _targets(module: str, node: ast.Import | ast.ImportFrom) -> Iterator[str]:
+    """The andon modules an import statement depends on."""
+    known = modules()
+    if isinstance(node, ast.Import):
+        names = [a.name for a in node.names]
+    else:
+        base = node.module or ""
+        if node.level:  # relative: resolve against the importing module's package
+            here = module.split(".")
+            if modules()[module].name != "__init__.py":
+                here.pop()
+            here = here[: len(here) - (node.level - 1)]
+            base = ".".join(here + ([base] if base else []))
+        # ``from pkg import sub`` depends on the submodule when there is one
+        names = [f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names]
+    for name in names:
+        if not name.startswith("andon"):
+            continue
+        while name not in known and "." in name:  # ``import andon.x.Y`` of a name: its module
+            name = name.rsplit(".", 1)[0]
+        if module == name or module.startswith(name + "."):
+            continue  # a module's own packages are imported with it anyway
+        yield name
+
+
+@cache
+def imports() -> dict[str, frozenset[str]]:
+    """For each module, the andon modules it imports (anywhere in its body)."""
+    graph: dict[str, frozenset[str]] = {}
+    for module, path in modules().items():
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        got = {
+            t
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import | ast.ImportFrom)
+            for t in _targets(module, node)
+        }
+        graph[module] = frozenset(got)
+    return graph
+
+
+def violation(importer: str, imported: str) -> str | None:
+    """Why ``importer`` may not import ``imported`` under the layering, or None."""
+    a, b = package(importer), package(imported)
+    if a == b:
+        return None
+    la, lb = _layer_of(a), _layer_of(b)
+    if lb < la or (lb == la and (a, b) in SIDEWAYS):
+        return None
+    kind = "a higher layer" if lb > la else "a package of its own layer"
+    return f"module {importer} (layer {la}: {a}) imports {imported} (layer {lb}: {b}), {kind}"
+
+
+def violations() -> dict[tuple[str, str], str]:
+    return {
+        (m, t): why
+        for m, targets in imports().items()
+        for t in sorted(targets)
+        if (why := violation(m, t)) is not None
+    }
+
+
+def cycles() -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan), each sorted."""
+    graph = imports()
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:  # the graph is a few hundred modules: recursion is fine
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_every_package_has_a_layer() -> None:
+    for module in modules():
+        _layer_of(package(module))
+
+
+def test_no_upward_or_sideways_import() -> None:
+    bad = [why for key, why in violations().items() if key not in ALLOWED]
+    assert not bad, "imports against docs/layering.md:\n" + "\n".join(bad)
+
+
+def test_every_allowed_exception_is_still_needed() -> None:
+    found = violations()
+    stale = [f"{a} -> {b}" for a, b in ALLOWED if (a, b) not in found]
+    assert not stale, "no longer needed, remove from ALLOWED:\n" + "\n".join(stale)
+
+
+def test_no_module_cycle() -> None:
+    found = {frozenset(c): c for c in cycles()}
+    bad = [" -> ".join(c) for key, c in found.items() if key not in CYCLES_ALLOWED]
+    assert not bad, "module import cycles:\n" + "\n".join(bad)
+    stale = [sorted(k) for k in CYCLES_ALLOWED if k not in found]
+    assert not stale, f"no longer cycles, remove from CYCLES_ALLOWED: {stale}"
+
+
+def test_the_check_sees_an_upward_import() -> None:
+    """The rules themselves: an upward, a sideways and an allowed import."""
+    assert violation("andon.model.plant", "andon.api.app") == (
+        "module andon.model.plant (layer 0: model) imports andon.api.app (layer 5: api), "
+        "a higher layer"
+    )
+    assert violation("andon.api.app", "andon.web") is not None
+    assert violation("andon.ingest.gateway", "andon.edge.wire") is not None
+    assert violation("andon.twin.jobs", "andon.kpi.ranges") is None
+    assert violation("andon.demo.web", "andon.api") is None
+    assert violation("andon.cli", "andon.commands.demo") is None
