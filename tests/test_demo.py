@@ -15,10 +15,12 @@ import pytest
 from rich.console import Console
 
 from andon.demo.run import DemoRun, default_start, run_headless, run_live
-from andon.demo.terminal import render
+from andon.demo.terminal import KpiView, Snapshot, render
+from andon.kpi import api as kpi_api
+from andon.kpi.summary import parts_of
 from andon.model.clock import ManualClock
 from andon.model.loader import load_plant
-from andon.model.types import MachineState
+from andon.model.types import MachineState, StateBatch
 from andon.sim.factory import VirtualFactory
 from andon.store.duckdb_store import DuckDBStore
 
@@ -113,10 +115,10 @@ def test_live_loop_follows_its_clock_and_renders(tmp_path: Path) -> None:
     ticks: list[float] = []
     clock = ManualClock()
 
-    async def go() -> DemoRun:
+    async def go() -> tuple[DemoRun, Snapshot]:
         store = DuckDBStore.open(tmp_path / "live.duckdb")
         try:
-            return await run_live(
+            run = await run_live(
                 plant,
                 store,
                 seed=1,
@@ -125,20 +127,78 @@ def test_live_loop_follows_its_clock_and_renders(tmp_path: Path) -> None:
                 until_s=1800.0,
                 on_tick=lambda r: ticks.append(r.factory.now),
             )
+            return run, await KpiView(store).refresh(run)
         finally:
             await store.close()
 
-    run = asyncio.run(go())
+    run, snap = asyncio.run(go())
     # each 0.25 s tick of the clock moves the plant 30 s
     assert ticks[:3] == [0.0, 30.0, 60.0]
     assert ticks[-1] == 1800.0 and clock.now == pytest.approx(1800.0 / 120.0)
     assert run.ingestor.stats.samples > 0 and run.ingestor.stats.states > 0
     console = Console(record=True, width=160)
-    console.print(render(run, 120.0))
+    console.print(render(run, snap, 120.0))
     text = console.export_text()
     for name in ("MC-01", "SG-01", "FSW-01", "PC-01", "B1"):
         assert name in text
     assert "running" in text
+
+
+def test_terminal_view_shows_what_the_kpi_facade_reads_from_the_store(tmp_path: Path) -> None:
+    """The terminal's figures are ``andon.kpi.api``'s for the same range (the production day
+    so far), its states the store's open states, and it asks the store at most once per
+    ``every_s`` of its clock while the loop ticks every 0.25 s."""
+    plant = load_plant(DEMO)
+    clock = ManualClock()
+    seen: list[Snapshot] = []
+
+    async def go() -> tuple[DemoRun, Snapshot, list[dict[str, Any]], dict[str, Any], StateBatch]:
+        store = DuckDBStore.open(tmp_path / "view.duckdb")
+        try:
+            view = KpiView(store, every_s=1.0, monotonic=clock.monotonic)
+
+            async def tick(r: DemoRun) -> None:
+                seen.append(await view.refresh(r))
+
+            run = await run_live(
+                plant, store, seed=3, speed=240.0, clock=clock, until_s=5400.0, on_tick=tick
+            )
+            snap = await view.refresh(run, force=True)
+            table = await kpi_api.oee(store, plant, snap.start, snap.end, now=snap.end)
+            energy = await kpi_api.energy_report(store, plant, snap.start, snap.end, factor=None)
+            machines = [m.machine for m in snap.machines]
+            return run, snap, table.rows(), energy, await store.open_states(plant.tenant, machines)
+        finally:
+            await store.close()
+
+    run, snap, rows, energy, open_ = asyncio.run(go())
+    assert (snap.start, snap.end) == (default_start(plant), run.factory.ts(5400.0))
+    by = {m.machine: m for m in snap.machines}
+    assert set(by) == {r["machine"] for r in rows} and len(by) == len(plant.machines())
+    for r in rows:
+        m = by[r["machine"]]
+        assert (m.availability, m.performance, m.quality, m.oee) == (
+            r["availability"],
+            r["performance"],
+            r["quality"],
+            r["oee"],
+        )
+        assert (m.good, m.scrap) == parts_of(r)
+    assert {m.machine: m.kwh for m in snap.machines} == {
+        e["machine"]: e["kwh"] for e in energy["machines"]
+    }
+    assert any(m.oee is not None and m.oee > 0 for m in snap.machines)
+    assert sum(m.good for m in snap.machines) > 0
+    states = {
+        open_.names[int(i)]: (int(s), int(a))
+        for i, s, a in zip(open_.index, open_.state, open_.start, strict=True)
+    }
+    assert {
+        m.machine: (int(m.state), m.since) for m in snap.machines if m.state is not None
+    } == states
+    # 5400 / 240 = 22.5 s of clock in 0.25 s ticks: 92 ticks, a store read every 4th
+    assert len(seen) == 92
+    assert len({id(s) for s in seen}) == 23
 
 
 def test_bad_arguments_exit_2() -> None:

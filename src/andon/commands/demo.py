@@ -142,19 +142,24 @@ def demo(
             return
         from rich.live import Live
 
-        from andon.demo.run import run_live
-        from andon.demo.terminal import render
+        from andon.demo.run import DemoRun, run_live
+        from andon.demo.terminal import KpiView, render
 
         async def live() -> None:
             store = DuckDBStore.open(d / "telemetry.duckdb")
+            kpis = KpiView(store)
             try:
                 with Live(console=out, refresh_per_second=4, screen=False) as view:
+
+                    async def tick(run: DemoRun) -> None:
+                        view.update(render(run, await kpis.refresh(run), speed))
+
                     await run_live(
                         plant,
                         store,
                         seed,
                         speed,
-                        lambda run: view.update(render(run, speed)),
+                        tick,
                         start=t0,
                         until_s=hours * 3600.0 if hours else None,
                     )
@@ -180,15 +185,16 @@ def _protocol_demo(
     from rich.live import Live
 
     from andon.demo.protocols import ProtocolDemo, run_via_protocols
-    from andon.demo.terminal import render
+    from andon.demo.terminal import KpiView, render
     from andon.store.duckdb_store import DuckDBStore
 
     async def go(view: Live | None) -> dict[str, Any]:
         store = DuckDBStore.open(d / "telemetry.duckdb")
+        kpis = KpiView(store)
 
-        def tick(demo: ProtocolDemo) -> None:
+        async def tick(demo: ProtocolDemo) -> None:
             if view is not None:
-                view.update(render(demo.run, speed))
+                view.update(render(demo.run, await kpis.refresh(demo.run), speed))
 
         try:
             return await run_via_protocols(

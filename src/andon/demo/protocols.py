@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,7 +83,7 @@ async def run_via_protocols(
     poll_s: float = 0.2,
     tick_s: float = 0.25,
     drain_timeout_s: float = 30.0,
-    on_tick: Callable[[ProtocolDemo], None] | None = None,
+    on_tick: Callable[[ProtocolDemo], Awaitable[None] | None] | None = None,
     keep_drawn: bool = False,
 ) -> dict[str, Any]:
     """Run the factory for ``duration_s`` wall seconds (forever when ``None``; cancel to
@@ -93,7 +93,8 @@ async def run_via_protocols(
     uplink; ``data_dir`` holds the edge buffer. After the span, the
     factory stops and the edge's buffer drains (up to ``drain_timeout_s``) before the
     summary is returned: points per protocol, connector health, edge buffer and uplink,
-    ingest service and ingestor counters."""
+    ingest service and ingestor counters. ``on_tick`` is called after every step (and
+    awaited when it returns an awaitable)."""
     if speed <= 0:
         raise ValueError("speed must be positive")
     if duration_s is not None and duration_s <= 0:
@@ -158,8 +159,8 @@ async def run_via_protocols(
                 elapsed = min(elapsed, duration_s)
             await publish(run.factory.advance(run.factory.window_s + elapsed * speed))
             _raise_if_failed(tasks)
-            if on_tick is not None:
-                on_tick(demo)
+            if on_tick is not None and (got := on_tick(demo)) is not None:
+                await got
             if duration_s is not None and elapsed >= duration_s:
                 break
             await asyncio.sleep(tick_s)

@@ -8,7 +8,7 @@ seconds per wall second and calls ``on_tick`` after every step, for the terminal
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
@@ -116,7 +116,7 @@ async def run_live(
     store: TelemetryStore,
     seed: int,
     speed: float,
-    on_tick: Callable[[DemoRun], None],
+    on_tick: Callable[[DemoRun], Awaitable[None] | None],
     clock: Clock | None = None,
     start: Micros | None = None,
     until_s: float | None = None,
@@ -124,7 +124,8 @@ async def run_live(
 ) -> DemoRun:
     """Run at ``speed`` plant seconds per wall second until ``until_s`` plant seconds (or
     forever). The factory's window is one second of plant time per unit of speed, so the
-    store is never more than about a wall second behind the plant."""
+    store is never more than about a wall second behind the plant. ``on_tick`` is called
+    (and awaited, when it returns an awaitable) after every step."""
     if speed <= 0:
         raise ValueError("speed must be positive")
     clock = clock or WallClock()
@@ -137,10 +138,16 @@ async def run_live(
         if until_s is not None:
             target = min(target, until_s)
         await run.advance(target)
-        on_tick(run)
+        await _call(on_tick, run)
         if until_s is not None and target >= until_s:
             break
         await clock.sleep(tick_s)
     await run.finish()
-    on_tick(run)
+    await _call(on_tick, run)
     return run
+
+
+async def _call(on_tick: Callable[[DemoRun], Awaitable[None] | None], run: DemoRun) -> None:
+    got = on_tick(run)
+    if got is not None:
+        await got
