@@ -12,12 +12,15 @@ import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiomqtt
 import duckdb
 import numpy as np
 import pytest
 
+from andon.connect.base import within
 from andon.connect.counting import DEFAULT_START, counter_batch
-from andon.edge.wire import encode_frame
+from andon.edge.uplink import UP_PREFIX, ack_topic
+from andon.edge.wire import decode_acks, encode_frame
 from andon.ingest import Ingestor
 from andon.ingest.gateway import (
     MAX_SEQ,
@@ -27,8 +30,11 @@ from andon.ingest.gateway import (
     StaticKeys,
     StaticSites,
 )
+from andon.ingest.mqtt import MqttReceiver, ReceiverConfig
 from andon.model.types import SampleBatch
 from andon.store.duckdb_store import DuckDBStore
+from tests.edge.broker import Broker
+from tests.edge.helpers import until
 
 A_ID = "a" * 32
 KEY_A = f"andon_{A_ID}_secret-a"
@@ -128,8 +134,13 @@ def test_a_frame_over_the_size_cap_is_refused_before_it_is_read(tmp_path: Path) 
         w.gateway.max_frame_bytes = len(big) - 1
         r = await w.gateway.frames([(A_ID, big), (A_ID, frame(2, 0, 30))])
         assert (r.accepted, r.refused) == (30, ["too_large"])
-        assert [a.seq for a in r.acks[A_ID]] == [2]
-        assert w.gateway.stats.frames_refused["too_large"] == 1
+        # the header shows the topic's key: told, so the edge stops instead of resending
+        assert [(a.seq, a.status) for a in r.acks[A_ID]] == [(1, "refused"), (2, "ok")]
+        assert r.acks[A_ID][0].reason.startswith("too_large: ")
+        # a frame over the cap on another key's topic, or not a frame at all: no answer
+        r = await w.gateway.frames([("b" * 32, big), (A_ID, b"x" * len(big))])
+        assert (r.refused, r.acks) == (["too_large", "too_large"], {})
+        assert w.gateway.stats.frames_refused["too_large"] == 3
         await w.store.close()
 
     asyncio.run(go())
@@ -270,3 +281,50 @@ def test_refusals_are_logged_once_per_key_and_reason_with_a_count(
         assert lines[0].startswith(f"refused 1 frame from key {A_ID}: malformed_frame (last: ")
 
     asyncio.run(go())
+
+
+def test_the_mqtt_receiver_keeps_going_through_a_failing_store_and_a_broker_restart(
+    tmp_path: Path,
+) -> None:
+    broker = Broker(tmp_path)
+    broker.start()
+
+    async def go() -> None:
+        w = World(tmp_path / "t.duckdb")
+        receiver = MqttReceiver(w.gateway, ReceiverConfig(port=broker.port))
+        task = asyncio.create_task(receiver.run())
+        up = UP_PREFIX + A_ID
+
+        async def sent_and_acked(payload: bytes) -> list[tuple[int, str]]:
+            async with aiomqtt.Client("127.0.0.1", broker.port, identifier="edge-a") as edge:
+                await edge.subscribe(ack_topic(A_ID), qos=1)
+                await edge.publish(up, payload, qos=1)
+                msg = await within(anext(edge.messages), 10)
+                assert isinstance(msg.payload, bytes)
+                return [(a.seq, a.status) for a in decode_acks(msg.payload)]
+
+        try:
+            await within(receiver.connected.wait(), 10)
+            await w.store.close()  # every write fails, as on a full disk
+            async with aiomqtt.Client("127.0.0.1", broker.port, identifier="edge-x") as edge:
+                await edge.publish(up, frame(1), qos=1)
+                await edge.publish(up, frame(MAX_SEQ), qos=1)
+            refused = w.gateway.stats.frames_refused
+            await until(lambda: refused["store_failed"] + refused["bad_seq"] == 2, 10, "refusals")
+            w.ingestor.store = DuckDBStore.open(w.path)
+            assert await sent_and_acked(frame(1)) == [(1, "ok")]  # the edge's resend
+            broker.restart()
+            await until(lambda: receiver.connects == 2, 10, "the receiver back on the broker")
+            await within(receiver.connected.wait(), 10)
+            assert await sent_and_acked(frame(0, 30, 60)) == [(0, "ok")]
+            assert not task.done()
+            assert await w.stored() == 60
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await w.ingestor.store.close()
+
+    try:
+        asyncio.run(go())
+    finally:
+        broker.close()

@@ -96,7 +96,12 @@ def build_gateway(services: Services) -> IngestGateway:
     s = services.settings.ingest
     keys = PlatformKeys(services.platform.db, services.clock)
     gateway = IngestGateway(
-        services.ingestor, keys, PlatformSites(services, s.key_cache_s), key_cache_s=s.key_cache_s
+        services.ingestor,
+        keys,
+        PlatformSites(services, s.key_cache_s),
+        key_cache_s=s.key_cache_s,
+        max_frame_bytes=s.max_frame_bytes,
+        log_interval_s=s.log_interval_s,
     )
 
     async def audit(r: Refusal) -> None:

@@ -10,13 +10,18 @@ samples, states, open states, parts) from simple clients.
 the site) reports its connection health; the platform keeps the latest snapshot per
 ``(tenant, site, edge)`` in the metadata database (table ``edge_health``), so a restart or a
 second API process sees the same. ``GET`` (``edge:read``) returns them with their staleness.
+Reports are ordered, and their age measured, by the platform's time of receipt, never by the
+edge's own clock, so an edge whose clock steps back is not left stale (decision 0312).
+
+``GET /ingest/stats`` (platform administrators): the ingest gateway's running totals, every
+refused frame and point counted by reason, and the MQTT receiver's connection state.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Body, HTTPException, Request
 from sqlalchemy import and_, func, insert, select, update
@@ -59,8 +64,8 @@ class StoredHealth:
 
 class EdgeHealthTable:
     """The latest health report of each edge, in the metadata database: one row per
-    ``(tenant, site, edge)``, replaced by a newer report (never by a late, older one), at
-    most ``max_edges`` edges per site."""
+    ``(tenant, site, edge)``, replaced by a report received later (by the platform's clock:
+    an edge clock stepping back must not freeze it), at most ``max_edges`` edges per site."""
 
     def __init__(self, db: Database, max_edges_per_site: int = MAX_EDGES_PER_SITE) -> None:
         self.db = db
@@ -78,11 +83,11 @@ class EdgeHealthTable:
             "body": health.report.model_dump_json(),
         }
         async with self.db.begin() as conn:
-            known = (await conn.execute(select(t.reported_us).where(key))).first()
+            known = (await conn.execute(select(t.received_us).where(key))).first()
             if known is not None:
                 await conn.execute(
                     update(edge_health)
-                    .where(key, t.reported_us <= health.report.time_us)
+                    .where(key, t.received_us <= health.received_us)
                     .values(**values)
                 )
                 return True
@@ -102,7 +107,7 @@ class EdgeHealthTable:
             async with self.db.begin() as conn:
                 await conn.execute(
                     update(edge_health)
-                    .where(key, t.reported_us <= health.report.time_us)
+                    .where(key, t.received_us <= health.received_us)
                     .values(**values)
                 )
         return True
@@ -198,7 +203,9 @@ def _snapshot(h: StoredHealth, now: int) -> EdgeSnapshotOut:
 
 # ---- ingest --------------------------------------------------------------------------------------
 
-_UNREADABLE = {"malformed_frame", "unsupported_version"}
+_UNREADABLE = {"malformed_frame", "unsupported_version", "bad_seq"}
+_UNANSWERED = {"store_failed", "internal_error"}
+"""Not stored, not lost: the edge sends the frame again (503 with a Retry-After)."""
 
 
 async def _deny_outside(ctx: Access, why: str, names: list[str]) -> HTTPException:
@@ -300,7 +307,39 @@ async def _ingest_frame(
         why = res.refused[0]
         if why in _UNREADABLE:
             raise Invalid(f"frame refused: {why}")
+        if why == "too_large":
+            cap = gateway.max_frame_bytes
+            raise HTTPException(413, f"frame refused: {len(body):,} bytes, over {cap:,}")
+        if why in _UNANSWERED:
+            raise HTTPException(503, f"frame not stored ({why})", headers={"Retry-After": "5"})
         raise await _deny_outside(ctx, why, [])
     return IngestOut(
         accepted=res.accepted, duplicates=res.duplicates, rejected=res.rejected, states=0, parts=0
     )
+
+
+@api.route(
+    "GET",
+    "/ingest/stats",
+    name="ingest.stats",
+    permission=Permission.PLATFORM_ADMIN,
+    scope="platform",
+)
+async def ingest_stats(ctx: Ctx) -> dict[str, Any]:
+    """The ingest gateway's totals since the platform started: frames stored and refused by
+    reason (``too_large``, ``bad_seq``, ``store_failed``, ``internal_error``, key and site
+    refusals...), points stored, duplicate, in conflict (same instant, another value) and
+    refused by reason (``unknown_signal``, ``future``, ``dictionary_full``...), and the MQTT
+    receiver's connection state. Every tenant together: platform administrators only."""
+    svc = ctx.services
+    out: dict[str, Any] = {"ingest": svc.ingestor.stats.as_dict()}
+    if svc.gateway is not None:
+        out["gateway"] = svc.gateway.stats.as_dict()
+    r = svc.receiver
+    if r is not None:
+        out["receiver"] = {
+            "connected": r.connected.is_set(),
+            "connects": r.connects,
+            "last_error": r.last_error,
+        }
+    return out

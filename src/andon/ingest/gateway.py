@@ -17,7 +17,9 @@ frames (``andon.edge.wire``); the HTTPS route also hands it JSON columns. For ev
    edge only (``andon/v1/ack/<key id>`` on MQTT, the HTTP response on HTTPS).
 
 A refusal never stops the stream, and nothing a frame carries can stop the gateway: a frame
-over ``max_frame_bytes`` is refused before it is read (``too_large``), one whose sequence
+over ``max_frame_bytes`` is refused before its columns are read (``too_large``; answered
+``refused`` when its header shows the topic's key, so the edge stops and keeps its data
+rather than sending it again forever), one whose sequence
 number is outside ``0 <= seq < 2**63`` before anything is stored (``bad_seq``), one whose
 handling raises is refused (``internal_error``), and frames whose store write fails are
 counted (``store_failed``) and left unanswered, so their edges send them again. Refusals are
@@ -32,6 +34,7 @@ the edge stops and keeps its data instead of resending forever.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import Counter, defaultdict
@@ -39,7 +42,15 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from andon.edge.wire import Ack, Frame, FrameError, decode_frame, key_parts
+from andon.edge.wire import (
+    HEADER,
+    MAGIC,
+    Ack,
+    Frame,
+    FrameError,
+    decode_frame,
+    key_parts,
+)
 from andon.ingest import Ingestor
 from andon.ingest.ratelog import RateLimitedLog
 from andon.model.types import PartBatch, SampleBatch, StateBatch
@@ -204,6 +215,29 @@ class GatewayStats:
         }
 
 
+_MAX_PEEK = 1024 * 1024
+
+
+def _peek(payload: bytes) -> tuple[str, int, str] | None:
+    """``(stream, seq, token)`` from a frame's header alone (its JSON part at most
+    ``_MAX_PEEK`` bytes), without reading its columns; ``None`` when that cannot be read."""
+    if len(payload) < HEADER.size:
+        return None
+    magic, _version, _flags, seq, _created, _n, meta_len = HEADER.unpack_from(payload)
+    if magic != MAGIC or meta_len > _MAX_PEEK:
+        return None
+    try:
+        meta = json.loads(payload[HEADER.size : HEADER.size + meta_len])
+    except ValueError:
+        return None
+    if not isinstance(meta, dict):
+        return None
+    stream, token = meta.get("stream"), meta.get("token")
+    if not isinstance(stream, str) or not isinstance(token, str) or not 0 <= seq < MAX_SEQ:
+        return None
+    return stream, int(seq), token
+
+
 class OutsideSite(ValueError):
     """Names that do not lie in the site the data was sent for."""
 
@@ -361,6 +395,12 @@ class IngestGateway:
         if len(payload) > self.max_frame_bytes:
             detail = f"{len(payload):,} bytes, over the {self.max_frame_bytes:,} byte cap"
             self._refuse(refused, "too_large", None, detail, who)
+            head = _peek(payload) if bearer is None else None
+            if head is not None:
+                check = await self.authenticate(head[2])
+                if check.identity is not None and check.key_id == topic_key:
+                    why = f"too_large: {detail}"
+                    acks[check.key_id].append(Ack(head[0], head[1], "refused", why))
             return None
         try:
             frame = decode_frame(payload)
