@@ -130,9 +130,25 @@ BODIES: dict[str, Callable[[World], Any]] = {
     "auth.login": lambda w: {"email": "nobody@x.example", "password": "wrong"},
     "auth.refresh": lambda w: {"refresh_token": "x.y"},
     "auth.logout": lambda w: {"refresh_token": "x.y"},
+    # a wrong current password: refused (422) where allowed, no password changed
+    "auth.password": lambda w: {
+        "current_password": "not the password",
+        "new_password": "a new passphrase",
+    },
+    "auth.reset.request": lambda w: {"email": "nobody@x.example"},
+    "auth.reset": lambda w: {"token": "not a token", "new_password": "a new passphrase"},
+    # enabling an enabled user changes nothing
+    "users.status": lambda w: {"disabled": False},
 }
 
-NO_TARGET = {"health", "auth.login", "auth.refresh", "auth.logout"}
+NO_TARGET = {
+    "health",
+    "auth.login",
+    "auth.refresh",
+    "auth.logout",
+    "auth.reset.request",
+    "auth.reset",
+}
 """Public endpoints: no object and no permission, so no matrix row."""
 
 

@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse
 
 from andon.api import (  # noqa: F401  (register routes)
     routes,
+    routes_account,
     routes_alarms,
     routes_analytics,
     routes_edge,
@@ -100,6 +101,29 @@ def _report_failure(task: asyncio.Task[None]) -> None:
         log.error("the MQTT ingest receiver stopped", exc_info=task.exception())
 
 
+def _start_anchoring(settings: Settings, platform: Platform) -> asyncio.Task[None] | None:
+    """Export the audit head to ``security.audit_anchor_file`` every interval (and once more
+    at shutdown), so removing the newest entries is detected (``andon audit verify``)."""
+    path = settings.security.audit_anchor_file
+    if path is None:
+        return None
+    every = settings.security.audit_anchor_interval_s
+
+    async def run() -> None:
+        try:
+            while True:
+                try:
+                    await platform.audit.export_head(path)
+                except OSError:
+                    log.exception("audit anchor: cannot append to %s", path)
+                await asyncio.sleep(every)
+        finally:
+            with contextlib.suppress(OSError):
+                await asyncio.shield(platform.audit.export_head(path))
+
+    return asyncio.create_task(run(), name="andon-audit-anchor")
+
+
 def create_app(
     settings: Settings,
     *,
@@ -120,18 +144,16 @@ def create_app(
             db,
             clock,
             secret_key=settings.secret_key,
+            secrets_dir=settings.security.secrets_dir,
+            session_check_s=settings.security.session_check_s,
+            reset_ttl_s=settings.security.reset_ttl_s,
             access_ttl_s=settings.access_token_ttl_s,
             refresh_ttl_s=settings.refresh_token_ttl_s,
             max_failed_logins=settings.max_failed_logins,
             lockout_s=settings.lockout_s,
         )
         own_store = store is None
-        ing = settings.ingest
-        tstore = (
-            open_store(settings.telemetry_url, max_signals_per_tenant=ing.max_signals_per_tenant)
-            if store is None
-            else store
-        )
+        tstore = open_store(settings.telemetry_url) if store is None else store
         lim = settings.limits
         limiter = RateLimiter(
             {
@@ -144,21 +166,11 @@ def create_app(
         jobs: TwinJobs | None = None
         evaluator: AlertEvaluator | None = None
         receiving: asyncio.Task[None] | None = None
+        anchoring: asyncio.Task[None] | None = None
         try:
             await platform.start()
             app.state.services = Services(
-                settings,
-                platform,
-                tstore,
-                Ingestor(
-                    tstore,
-                    clock=clock,
-                    future_tolerance_s=ing.future_tolerance_s,
-                    log_interval_s=ing.log_interval_s,
-                ),
-                limiter,
-                clock,
-                sleep,
+                settings, platform, tstore, Ingestor(tstore), limiter, clock, sleep
             )
             app.state.services.clock_rate = clock_rate
             gateway = build_gateway(app.state.services)
@@ -174,8 +186,13 @@ def create_app(
             evaluator = _alert_evaluator(app.state.services)
             app.state.services.alerts = evaluator
             evaluator.start()
+            anchoring = _start_anchoring(settings, platform)
             yield
         finally:
+            if anchoring is not None:
+                anchoring.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await anchoring
             if receiving is not None:
                 receiving.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -34,9 +34,9 @@ from andon.store.base import TelemetryStore
 _log = logging.getLogger("andon.api")
 
 if TYPE_CHECKING:
-    from andon.twin.jobs import TwinJobs
     from andon.ingest.gateway import IngestGateway
     from andon.ingest.mqtt import MqttReceiver
+    from andon.twin.jobs import TwinJobs
 
 __all__ = [
     "Access",
@@ -174,6 +174,8 @@ class Services:
     lifespan."""
     receiver: MqttReceiver | None = None
     """The gateway's MQTT receiver when ``settings.broker`` is set; run by the lifespan."""
+    open_feeds: dict[str, int] = field(default_factory=dict)
+    """Live feeds open per principal (``actor``); ``andon.api.feeds`` caps them."""
     _models: dict[tuple[str, str, int], SiteModel] = field(default_factory=dict)
 
     async def model(self, tenant: str, site: dict[str, Any]) -> SiteModel:
@@ -218,6 +220,8 @@ class Access:
     source: str
     credentials: str = field(default="", repr=False)
     site: dict[str, Any] | None = None
+    _seen: tuple[int, float, bool] | None = field(default=None, repr=False)
+    """The last re-check: (revocation generation, monotonic time, answer)."""
 
     @property
     def tenant(self) -> str:
@@ -230,7 +234,20 @@ class Access:
         return str(self.site["id"])
 
     async def still_allowed(self) -> bool:
-        """Re-check the credentials and the permission (for long-lived streams)."""
+        """Re-check the credentials and the permission (for long-lived streams). Cheap
+        enough to run every fraction of a second: the answer is reused until this process
+        revokes anything (``Sessions.generation``) or ``security.session_check_s`` passes
+        (another worker's revocation), whichever comes first."""
+        pf = self.services.platform
+        gen, now = pf.sessions.generation, time.monotonic()
+        seen = self._seen
+        if seen is not None and seen[0] == gen and now - seen[1] < pf.sessions.cache_s:
+            return seen[2]
+        ok = await self._recheck()
+        self._seen = (gen, now, ok)
+        return ok
+
+    async def _recheck(self) -> bool:
         pf = self.services.platform
         try:
             if self.credentials.startswith("andon_"):
@@ -294,7 +311,7 @@ async def _authenticate(
             principal = None
             why = str(exc)
         else:
-            why = "user disabled or deleted"
+            why = "session ended, or user disabled or deleted"
     if principal is None:
         raise await _deny(svc, request, ep, None, 401, why, source)
     return principal

@@ -1,18 +1,28 @@
 """The one loop behind every server-sent-event feed (``/live``, ``/kiosk/feed``): tick every
 ``interval_s`` on the services' clock, re-check the caller's credentials, stop when the client
-goes away, and end with ``event: end`` naming why (``max_ticks`` or lapsed credentials)."""
+goes away, and end with ``event: end`` naming why (``max_ticks`` or lapsed credentials).
+
+Revocation reaches an open feed within a second: while waiting for the next tick the loop
+re-checks every ``RECHECK_S`` wall seconds (``Access.still_allowed``, cached until something
+is revoked). One principal holds at most ``security.max_feeds_per_principal`` feeds at once;
+the next one is refused with 429."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from fastapi import Request
+from fastapi import HTTPException, Request
 from fastapi.responses import StreamingResponse
+from starlette.background import BackgroundTask
 
 from andon.api.deps import Access
 
-__all__ = ["TickEvents", "event_stream", "sse"]
+__all__ = ["RECHECK_S", "TickEvents", "event_stream", "sse"]
+
+RECHECK_S = 0.25
+"""Wall seconds between credential re-checks while a feed waits for its next tick."""
 
 TickEvents = Callable[[int], Awaitable[list[str]]]
 """The events of tick ``n`` (0 first), each an ``event: ...`` block from :func:`sse`."""
@@ -37,27 +47,68 @@ def event_stream(
     recheck_every: int = 1,
 ) -> StreamingResponse:
     """A ``text/event-stream`` response of ``tick``'s events, at most ``max_ticks`` ticks
-    ``interval_s`` apart (``services.sleep``). Before every tick whose number is a multiple
-    of ``recheck_every`` (the first included) the credentials and the endpoint's permission
-    are checked again (:meth:`Access.still_allowed`); when they no longer hold, the stream
-    ends with ``event: end`` and reason ``credentials no longer valid``."""
+    ``interval_s`` apart (``services.sleep``). Before every tick, and every ``RECHECK_S``
+    while waiting for one, the credentials and the endpoint's permission are checked again
+    (:meth:`Access.still_allowed`); when they no longer hold, the stream ends with
+    ``event: end`` and reason ``credentials no longer valid``. ``recheck_every`` is kept for
+    callers and only validated: the cached check made counting ticks unnecessary."""
     if recheck_every < 1:
         raise ValueError(f"recheck_every must be at least 1, got {recheck_every}")
     svc = ctx.services
+    who = ctx.principal.actor
+    cap = svc.settings.security.max_feeds_per_principal
+    if svc.open_feeds.get(who, 0) >= cap:
+        raise HTTPException(
+            429, f"at most {cap} live feeds per user or key", headers={"Retry-After": "5"}
+        )
+    svc.open_feeds[who] = svc.open_feeds.get(who, 0) + 1
+    released = False
+
+    def release() -> None:
+        nonlocal released
+        if not released:
+            released = True
+            left = svc.open_feeds.get(who, 1) - 1
+            if left > 0:
+                svc.open_feeds[who] = left
+            else:
+                svc.open_feeds.pop(who, None)
+
+    async def wait() -> bool:
+        """Sleep ``interval_s``; ``False`` as soon as the credentials lapse meanwhile."""
+        sleeper = asyncio.ensure_future(svc.sleep(interval_s))
+        try:
+            while True:
+                done, _ = await asyncio.wait({sleeper}, timeout=RECHECK_S)
+                if done:
+                    return True
+                if not await ctx.still_allowed():
+                    return False
+        finally:
+            sleeper.cancel()
 
     async def events() -> AsyncIterator[str]:
-        reason = "max_ticks"
-        for n in range(max_ticks):
-            if n % recheck_every == 0 and not await ctx.still_allowed():
-                reason = "credentials no longer valid"
-                break
-            if await request.is_disconnected():
-                return
-            for event in await tick(n):
-                yield event
-            await svc.sleep(interval_s)
-        yield sse("end", {"reason": reason})
+        try:
+            reason = "max_ticks"
+            for n in range(max_ticks):
+                # every tick: still_allowed is cached, so a fast feed costs no extra reads
+                if not await ctx.still_allowed():
+                    reason = "credentials no longer valid"
+                    break
+                if await request.is_disconnected():
+                    return
+                for event in await tick(n):
+                    yield event
+                if not await wait():
+                    reason = "credentials no longer valid"
+                    break
+            yield sse("end", {"reason": reason})
+        finally:
+            release()
 
     return StreamingResponse(
-        events(), media_type="text/event-stream", headers={"X-Accel-Buffering": "no"}
+        events(),
+        media_type="text/event-stream",
+        headers={"X-Accel-Buffering": "no"},
+        background=BackgroundTask(release),  # also when the body never started
     )

@@ -107,14 +107,15 @@ async def refresh(body: RefreshIn, request: Request, svc: Svc) -> TokenOut:
     """A refresh token for a new pair; the old refresh token is spent."""
     try:
         _tenant, _uid, pair = await svc.platform.refresh(body.refresh_token)
-    except LoginFailed:
+    except LoginFailed as exc:  # under the account's tenant whenever the token names one
         await svc.platform.audit.record(
-            tenant_id=None,
-            actor="anonymous",
+            tenant_id=exc.tenant_id,
+            actor=f"user:{exc.user_id}" if exc.user_id else "anonymous",
             source=client_address(request, svc.settings.trust_proxy_headers),
             action="auth.refresh",
             obj="session",
             result="failed",
+            detail={"why": exc.reason},
         )
         raise HTTPException(401, "invalid refresh token") from None
     return _tokens(pair)
@@ -124,7 +125,7 @@ async def refresh(body: RefreshIn, request: Request, svc: Svc) -> TokenOut:
     "POST", "/auth/logout", name="auth.logout", permission=None, scope="public", status_code=204
 )
 async def logout(body: RefreshIn, request: Request, svc: Svc) -> Response:
-    """Spend a refresh token (access tokens expire on their own within minutes)."""
+    """End the refresh token's session: its access tokens stop working at once."""
     got = await svc.platform.logout(body.refresh_token)
     if got is not None:
         await svc.platform.audit.record(

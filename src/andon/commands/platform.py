@@ -145,16 +145,24 @@ def broker_passwd() -> None:
 
 @audit_app.command("verify")
 def audit_verify(config: ConfigOpt = None) -> None:
-    """Recompute the audit log's hash chain; exit 1 and list the problems if it was altered."""
+    """Recompute the audit log's keyed chain (key: ``audit.key`` in the secrets folder) and
+    check every head exported to ``security.audit_anchor_file`` is still in it; exit 1 and
+    list the problems if it was altered."""
     settings = _settings(config)
-    from andon.platform.audit import AuditLog
     from andon.platform.database import Database
+    from andon.platform.service import Platform
 
     async def go() -> VerifyResult:
         db = Database(settings.database_url)
         try:
-            await db.migrate()
-            return await AuditLog(db, lambda: 0).verify()
+            pf = Platform(
+                db,
+                lambda: 0,
+                secret_key=settings.secret_key,
+                secrets_dir=settings.security.secrets_dir,
+            )
+            await pf.start()
+            return await pf.audit.verify(anchor_file=settings.security.audit_anchor_file)
         finally:
             await db.close()
 
@@ -185,7 +193,12 @@ def admin_create(
 
     async def go() -> str:
         db = Database(settings.database_url)
-        pf = Platform(db, wall_clock, secret_key=settings.secret_key)
+        pf = Platform(
+            db,
+            wall_clock,
+            secret_key=settings.secret_key,
+            secrets_dir=settings.security.secrets_dir,
+        )
         try:
             await pf.start()
             try:

@@ -26,7 +26,9 @@ __all__ = [
     "Ingest",
     "Limits",
     "Monitoring",
+    "Security",
     "Settings",
+    "Smtp",
     "Twin",
     "load_settings",
 ]
@@ -156,21 +158,45 @@ class Ingest(_Part):
     max_group_points: int = Field(
         500_000, gt=0, description="frames stored in one write, at most this many points"
     )
-    max_frame_bytes: int = Field(
-        4 * 1024 * 1024,
-        ge=1024,
-        description="a larger frame is refused before it is read (too_large); an edge's "
-        "default largest is about 1 MiB (50,000 points)",
+
+
+class Smtp(_Part):
+    """The mail relay that sends password-reset links."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(25, gt=0, lt=65536)
+    starttls: bool = Field(False, description="upgrade the connection with STARTTLS")
+    username: str | None = None
+    password_env: str | None = Field(None, description="environment variable with the password")
+    from_addr: str = Field("andon@localhost", min_length=3, max_length=254)
+    timeout_s: float = Field(10.0, gt=0, le=120)
+
+
+class Security(_Part):
+    """Secrets, sessions, audit anchoring and account recovery (docs/security.md)."""
+
+    secrets_dir: Path | None = Field(
+        None,
+        description="folder of the 0600 secret files (JWT key, audit key); default: the "
+        "config file's folder, or the current folder without one",
     )
-    future_tolerance_s: float = Field(
-        300.0, ge=0, description="samples stamped further ahead of the platform clock: future"
+    audit_anchor_file: Path | None = Field(
+        None,
+        description="append-only file the audit head (seq and MAC) is exported to; "
+        "put it where the database's owner cannot rewrite it",
     )
-    max_signals_per_tenant: int = Field(
-        1_000_000, gt=0, description="the store's signal dictionary per tenant (dictionary_full)"
+    audit_anchor_interval_s: float = Field(60.0, gt=0, le=86_400)
+    session_check_s: float = Field(
+        1.0, gt=0, le=60, description="a session's revocation is re-read at most this often"
     )
-    log_interval_s: float = Field(
-        10.0, gt=0, description="refusals are logged once per key and reason this often"
+    max_feeds_per_principal: int = Field(
+        8, ge=1, le=1000, description="live feeds one user or key may hold open at once"
     )
+    reset_ttl_s: int = Field(3600, ge=60, le=7 * 86_400, description="reset links expire")
+    public_url: str | None = Field(
+        None, description="the dashboard's address, for the links in reset mails"
+    )
+    smtp: Smtp | None = Field(None, description="mail relay for reset links (none: no resets)")
 
 
 class Settings(BaseSettings):
@@ -202,6 +228,7 @@ class Settings(BaseSettings):
         None, description="receive the edges' MQTT uplink through this broker (none: HTTPS only)"
     )
     ingest: Ingest = Field(default_factory=Ingest)
+    security: Security = Field(default_factory=Security)
 
     @classmethod
     def settings_customise_sources(
@@ -265,7 +292,10 @@ def load_settings(path: Path | None, env: Mapping[str, str] | None = None) -> Se
         # pydantic-settings reads os.environ, so an explicit ``env`` is applied for the call
         if env is not None:
             os.environ.update(overrides)
-        return Settings(**data)
+        settings = Settings(**data)
+        if settings.security.secrets_dir is None:
+            settings.security.secrets_dir = (path.parent if path is not None else Path()).resolve()
+        return settings
     except ValidationError as exc:
         raise ConfigError(_format(exc, source)) from exc
     except ValueError as exc:

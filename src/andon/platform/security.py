@@ -107,12 +107,19 @@ class AccessClaims:
     user_id: str
     tenant_id: str
     expires_at: Micros
+    session_id: str | None = None
+    """The login session (``sid``) the token belongs to; revoking it ends the token."""
 
 
 def issue_access_token(
-    secret: str, user_id: str, tenant_id: str, now: Micros, ttl_s: int
+    secret: str,
+    user_id: str,
+    tenant_id: str,
+    now: Micros,
+    ttl_s: int,
+    session_id: str | None = None,
 ) -> tuple[str, Micros]:
-    """A signed short-lived access token and its expiry."""
+    """A signed short-lived access token and its expiry (``sid``: its login session)."""
     exp = now + ttl_s * 1_000_000
     payload: dict[str, Any] = {
         "sub": user_id,
@@ -122,6 +129,8 @@ def issue_access_token(
         "exp": exp // 1_000_000,
         "jti": new_id(),
     }
+    if session_id is not None:
+        payload["sid"] = session_id
     return jwt.encode(payload, secret, algorithm=_ALG), exp
 
 
@@ -141,4 +150,7 @@ def decode_access_token(secret: str, token: str, now: Micros) -> AccessClaims:
     exp = int(payload["exp"]) * 1_000_000
     if now >= exp:
         raise TokenError("token expired")
-    return AccessClaims(str(payload["sub"]), str(payload["tid"]), exp)
+    sid = payload.get("sid")
+    return AccessClaims(
+        str(payload["sub"]), str(payload["tid"]), exp, None if sid is None else str(sid)
+    )

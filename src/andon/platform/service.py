@@ -8,9 +8,11 @@ never from the request body.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import yaml
@@ -30,7 +32,9 @@ from andon.platform.permissions import (
     Permission,
     Role,
 )
+from andon.platform.secretfiles import AUDIT_KEY, JWT_KEY, SecretFileError, read_or_create
 from andon.platform.security import (
+    TokenError,
     decode_access_token,
     hash_password,
     issue_access_token,
@@ -42,6 +46,7 @@ from andon.platform.security import (
     verify_password,
     verify_secret,
 )
+from andon.platform.sessions import RefreshRefused, ResetToken, Sessions
 from andon.platform.tables import (
     api_keys,
     refresh_tokens,
@@ -170,6 +175,9 @@ class Platform:
         clock: Callable[[], Micros],
         *,
         secret_key: str | None = None,
+        secrets_dir: Path | None = None,
+        session_check_s: float = 1.0,
+        reset_ttl_s: int = 3600,
         access_ttl_s: int = 900,
         refresh_ttl_s: int = 14 * 86_400,
         max_failed_logins: int = 5,
@@ -184,11 +192,19 @@ class Platform:
         self.max_failed_logins = max_failed_logins
         self.lockout_s = lockout_s
         self._plants: dict[tuple[str, str, int], Plant] = {}
+        self.sessions = Sessions(
+            db, clock, refresh_ttl_s=refresh_ttl_s, cache_s=session_check_s, reset_ttl_s=reset_ttl_s
+        )
+        self.secrets_dir = secrets_dir
 
     async def start(self) -> None:
-        """Migrate to the newest schema and load (or create once) the token-signing secret."""
+        """Migrate to the newest schema and load (or create once) the token-signing secret:
+        from ``secrets_dir`` (files, see ``secretfiles``) when given, else from the
+        database (the embedded tests' mode); with ``secrets_dir`` the audit log is keyed."""
         await self.db.migrate()
-        if self._secret is None:
+        if self.secrets_dir is not None:
+            await self._load_secret_files(self.secrets_dir)
+        elif self._secret is None:
             async with self.db.begin() as conn:
                 row = (
                     await conn.execute(select(secrets.c.value).where(secrets.c.name == "jwt"))
@@ -208,6 +224,32 @@ class Platform:
                         ).one()
                 if row is not None:
                     self._secret = str(row.value)
+
+    async def _load_secret_files(self, folder: Path) -> None:
+        """The JWT key from ``jwt.key`` (an install that kept it in the database has it
+        moved there once: written to the file, deleted from the table) and the audit MAC key
+        from ``audit.key`` (entries from the head at its creation on are keyed)."""
+        async with self.db.begin() as conn:
+            row = (
+                await conn.execute(select(secrets.c.value).where(secrets.c.name == "jwt"))
+            ).one_or_none()
+        old = None if row is None else str(row.value)
+        if self._secret is None:
+            self._secret, _ = read_or_create(folder / JWT_KEY, lambda: old or new_token())
+        if old is not None:
+            async with self.db.begin() as conn:
+                await conn.execute(delete(secrets).where(secrets.c.name == "jwt"))
+        seq, _ = await self.audit.head()
+        text, _ = read_or_create(
+            folder / AUDIT_KEY,
+            lambda: json.dumps({"key": new_token(), "keyed_from": seq + 1}),
+        )
+        try:
+            got = json.loads(text)
+            key, keyed_from = str(got["key"]).encode(), int(got["keyed_from"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SecretFileError(f"{folder / AUDIT_KEY}: not an audit key file: {exc}") from exc
+        self.audit.use_key(key, keyed_from)
 
     @property
     def secret(self) -> str:
@@ -362,6 +404,7 @@ class Platform:
             )
             if res.rowcount != 1:
                 raise NotFound("user")
+        self.sessions.bump()
 
     async def grant_role(
         self, tenant_id: str, user_id: str, role: Role, site_id: str | None
@@ -391,6 +434,7 @@ class Platform:
             )
         if res.rowcount != 1:
             raise NotFound("grant")
+        self.sessions.bump()
 
     # ---- sites and their asset model -----------------------------------------------------
 
@@ -582,6 +626,7 @@ class Platform:
                     .where(api_keys.c.tenant_id == tenant_id, api_keys.c.id == key_id)
                     .values(revoked_at=self.clock())
                 )
+            self.sessions.bump()
         return await self.get_api_key(tenant_id, key_id)
 
     async def authenticate_key(self, key: str) -> Principal | None:
@@ -643,24 +688,34 @@ class Platform:
         )
 
     async def principal_for_token(self, token: str) -> Principal | None:
+        """The user of an access token whose session is still live (``None``: revoked
+        session, disabled or deleted user). Raises ``TokenError`` for a bad token."""
         claims = decode_access_token(self.secret, token, self.clock())
+        if claims.session_id is None:
+            raise TokenError("token has no session (issued before sessions): log in again")
+        if not await self.sessions.active(claims.session_id):
+            return None
         return await self.principal_for_user(claims.tenant_id, claims.user_id)
 
-    async def _issue(self, user_id: str, tenant_id: str) -> TokenPair:
-        now = self.clock()
-        access, exp = issue_access_token(self.secret, user_id, tenant_id, now, self.access_ttl_s)
-        refresh = new_token()
+    def session_of(self, token: str) -> str | None:
+        """The session id an access token names (signature checked), else ``None``."""
+        try:
+            return decode_access_token(self.secret, token, self.clock()).session_id
+        except TokenError:
+            return None
+
+    async def _issue(
+        self, user_id: str, tenant_id: str, session_id: str | None = None
+    ) -> TokenPair:
+        """A new access and refresh token of ``session_id`` (a new session when ``None``)."""
         async with self.db.begin() as conn:
-            await conn.execute(
-                insert(refresh_tokens).values(
-                    id=new_id(),
-                    user_id=user_id,
-                    token_hash=sha256_hex(refresh),
-                    expires_at=now + self.refresh_ttl_s * 1_000_000,
-                    revoked_at=None,
-                )
-            )
-        return TokenPair(access, f"{user_id}.{refresh}", exp)
+            if session_id is None:
+                session_id = await self.sessions.open(conn, tenant_id, user_id)
+            refresh = await self.sessions.new_refresh(conn, user_id, session_id)
+        access, exp = issue_access_token(
+            self.secret, user_id, tenant_id, self.clock(), self.access_ttl_s, session_id
+        )
+        return TokenPair(access, refresh, exp)
 
     async def login(self, email: str, password: str) -> tuple[str, str, TokenPair]:
         """``(tenant, user id, tokens)``. After ``max_failed_logins`` failures in a row the
@@ -708,46 +763,92 @@ class Platform:
                 )
         return tid, uid, await self._issue(uid, tid)
 
-    async def _take_refresh(self, token: str) -> tuple[str, str] | None:
-        uid, sep, secret = token.partition(".")
-        if not sep:
+    async def refresh(self, token: str) -> tuple[str, str, TokenPair]:
+        """Exchange a refresh token for a new pair of the same session; the old one is spent
+        (rotation). Reusing a spent one revokes the session (``sessions.Sessions``).
+        ``LoginFailed`` names the tenant and user whenever the token identifies them."""
+        try:
+            tid, uid, sid = await self.sessions.take_refresh(token)
+        except RefreshRefused as exc:
+            raise LoginFailed(exc.reason, exc.tenant_id, exc.user_id) from None
+        return tid, uid, await self._issue(uid, tid, sid)
+
+    async def logout(self, token: str) -> tuple[str, str] | None:
+        """End the refresh token's session: its access tokens stop working at once."""
+        try:
+            tid, uid, sid = await self.sessions.take_refresh(token)
+        except RefreshRefused:
             return None
-        now = self.clock()
+        await self.sessions.revoke("logout", session_id=sid)
+        return tid, uid
+
+    # ---- account lifecycle: disable, password change and reset -------------------------------
+
+    async def set_user_disabled(self, tenant_id: str, user_id: str, disabled: bool) -> int:
+        """Disable (every session ends at once) or enable a user; returns sessions ended."""
+        async with self.db.begin() as conn:
+            res = await conn.execute(
+                update(users)
+                .where(users.c.tenant_id == tenant_id, users.c.id == user_id)
+                .values(disabled=disabled)
+            )
+            if res.rowcount != 1:
+                raise NotFound("user")
+            ended = 0
+            if disabled:
+                ended = await self.sessions.revoke("user disabled", user_id=user_id, conn=conn)
+        self.sessions.bump()
+        return ended
+
+    async def change_password(
+        self, tenant_id: str, user_id: str, current: str, new: str, keep_session: str | None
+    ) -> int:
+        """Set a new password after checking the current one (``LoginFailed`` if wrong);
+        every other session of the user ends. Returns how many ended."""
         async with self.db.begin() as conn:
             r = (
                 await conn.execute(
-                    select(refresh_tokens.c.id, users.c.tenant_id)
-                    .join(users, users.c.id == refresh_tokens.c.user_id)
-                    .where(
-                        refresh_tokens.c.user_id == uid,
-                        refresh_tokens.c.token_hash == sha256_hex(secret),
-                        refresh_tokens.c.revoked_at.is_(None),
-                        refresh_tokens.c.expires_at > now,
-                        users.c.disabled.is_(False),
+                    select(users.c.password_hash).where(
+                        users.c.tenant_id == tenant_id, users.c.id == user_id
                     )
                 )
             ).one_or_none()
-            if r is None:
-                return None
-            res = await conn.execute(
-                update(refresh_tokens)
-                .where(refresh_tokens.c.id == r.id, refresh_tokens.c.revoked_at.is_(None))
-                .values(revoked_at=now)
+        if r is None:
+            raise NotFound("user")
+        if not await asyncio.to_thread(verify_password, current, str(r.password_hash)):
+            raise LoginFailed("wrong current password", tenant_id, user_id)
+        digest = await asyncio.to_thread(hash_password, new)
+        async with self.db.begin() as conn:
+            await conn.execute(
+                update(users)
+                .where(users.c.tenant_id == tenant_id, users.c.id == user_id)
+                .values(password_hash=digest)
             )
-            if res.rowcount != 1:
-                return None
-        return str(r.tenant_id), uid
+            return await self.sessions.revoke(
+                "password changed", user_id=user_id, keep=keep_session, conn=conn
+            )
 
-    async def refresh(self, token: str) -> tuple[str, str, TokenPair]:
-        """Exchange a refresh token for a new pair; the old one is spent (rotation)."""
-        got = await self._take_refresh(token)
-        if got is None:
-            raise LoginFailed("invalid refresh token")
-        tid, uid = got
-        return tid, uid, await self._issue(uid, tid)
+    async def request_reset(self, email: str) -> ResetToken | None:
+        """A one-time reset token for ``email``'s account (``None`` if there is none)."""
+        return await self.sessions.new_reset(email)
 
-    async def logout(self, token: str) -> tuple[str, str] | None:
-        return await self._take_refresh(token)
+    async def reset_password(self, token: str, new: str) -> tuple[str, str]:
+        """Spend a reset token and set the password: ``(tenant, user id)``. Every session of
+        the user ends and a login lockout is lifted. ``LoginFailed`` when the token is
+        unknown, used or expired."""
+        digest = await asyncio.to_thread(hash_password, new)
+        try:
+            async with self.db.begin() as conn:
+                tid, uid = await self.sessions.use_reset(token, conn)
+                await conn.execute(
+                    update(users)
+                    .where(users.c.id == uid)
+                    .values(password_hash=digest, failed_logins=0, locked_until=0)
+                )
+                await self.sessions.revoke("password reset", user_id=uid, conn=conn)
+        except RefreshRefused as exc:
+            raise LoginFailed(exc.reason, exc.tenant_id, exc.user_id) from None
+        return tid, uid
 
 
 _DUMMY_HASH = hash_password("andon-timing-equaliser")

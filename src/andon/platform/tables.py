@@ -30,10 +30,12 @@ __all__ = [
     "edge_health",
     "line_targets",
     "metadata",
+    "password_resets",
     "reason_entries",
     "refresh_tokens",
     "role_grants",
     "secrets",
+    "sessions",
     "sites",
     "tenants",
     "twin_jobs",
@@ -120,7 +122,35 @@ refresh_tokens = Table(
     Column("token_hash", String(64), nullable=False),
     Column("expires_at", BigInteger, nullable=False),
     Column("revoked_at", BigInteger, nullable=True),
+    Column("session_id", String(32), nullable=True),
+    Index("ix_refresh_tokens_session", "session_id"),
 )
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("tenant_id", String(64), ForeignKey("tenants.id"), nullable=False),
+    Column("user_id", String(32), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger, nullable=True),
+    Column("revoked_why", String(100), nullable=True),
+    Index("ix_sessions_user", "user_id"),
+)
+"""One login; its refresh tokens (a rotation family) and access tokens (``sid``) end with it."""
+
+password_resets = Table(
+    "password_resets",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("tenant_id", String(64), ForeignKey("tenants.id"), nullable=False),
+    Column("user_id", String(32), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("used_at", BigInteger, nullable=True),
+)
+"""One-time password-reset links: SHA-256 of the token, single use, expiring."""
 
 audit_log = Table(
     "audit_log",

@@ -1,0 +1,162 @@
+"""Account lifecycle routes: password change, password reset by a one-time mailed link, and
+disabling a user. Every outcome is audited under the account's tenant."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from fastapi import HTTPException, Request, Response
+
+from andon.api.deps import Ctx, Services, Svc, client_address
+from andon.api.params import P, api
+from andon.api.schemas import UserOut
+from andon.api.schemas_account import PasswordChangeIn, ResetIn, ResetRequestIn, UserStatusIn
+from andon.platform.mail import MailError, reset_message, send
+from andon.platform.service import Invalid, LoginFailed
+
+__all__: list[str] = []  # registers its routes on ``andon.api.params.api``
+
+_log = logging.getLogger("andon.api.account")
+_mailing: set[asyncio.Task[None]] = set()
+
+
+@api.route(
+    "POST",
+    "/auth/password",
+    name="auth.password",
+    permission=None,
+    scope="authenticated",
+    status_code=204,
+)
+async def change_password(body: PasswordChangeIn, ctx: Ctx) -> Response:
+    """Set a new password, giving the current one. Every other session of the user ends
+    (this one stays)."""
+    p = ctx.principal
+    if p.kind != "user":
+        raise Invalid("only users have passwords (revoke and replace an API key instead)")
+    pf = ctx.services.platform
+    try:
+        ended = await pf.change_password(
+            p.tenant_id,
+            p.id,
+            body.current_password,
+            body.new_password,
+            pf.session_of(ctx.credentials),
+        )
+    except LoginFailed as exc:
+        await ctx.audit("auth.password", f"user:{p.id}", "failed", {"why": exc.reason})
+        raise Invalid("current_password: does not match") from None
+    await ctx.audit("auth.password", f"user:{p.id}", detail={"sessions_ended": ended})
+    return Response(status_code=204)
+
+
+async def _mail_reset(svc: Services, email: str, source: str) -> None:
+    """Make a reset token and mail its link; the outcome goes to the audit log."""
+    sec = svc.settings.security
+    assert sec.smtp is not None
+    pf = svc.platform
+    got = await pf.request_reset(email)
+    if got is None:
+        await pf.audit.record(
+            tenant_id=None,
+            actor=f"email:{email[:100]}",
+            source=source,
+            action="auth.reset.request",
+            obj="password",
+            result="failed",
+            detail={"why": "no such enabled account"},
+        )
+        return
+    base = sec.public_url or f"http://{svc.settings.host}:{svc.settings.port}"
+    # the token rides in the fragment: browsers send it to no server, nor in a Referer
+    link = f"{base.rstrip('/')}/reset#token={got.token}"
+    result = "ok"
+    detail: dict[str, Any] = {"expires_at": got.expires_at}
+    try:
+        msg = reset_message(sec.smtp.from_addr, got.email, link, sec.reset_ttl_s // 60)
+        await send(sec.smtp, msg)
+    except MailError as exc:
+        _log.error("password reset mail not sent: %s", exc)
+        result, detail = "failed", {"why": str(exc)[:300]}
+    await pf.audit.record(
+        tenant_id=got.tenant_id,
+        actor=f"user:{got.user_id}",
+        source=source,
+        action="auth.reset.request",
+        obj="password",
+        result=result,
+        detail=detail,
+    )
+
+
+@api.route(
+    "POST",
+    "/auth/reset-request",
+    name="auth.reset.request",
+    permission=None,
+    scope="public",
+    status_code=202,
+)
+async def request_reset(body: ResetRequestIn, request: Request, svc: Svc) -> dict[str, str]:
+    """Mail a one-time reset link to the account's address. The answer is the same whether
+    the account exists or not, and comes before the mail is sent (its time says nothing)."""
+    if svc.settings.security.smtp is None:
+        raise Invalid("password reset by mail is not configured (security.smtp)")
+    source = client_address(request, svc.settings.trust_proxy_headers)
+    task = asyncio.create_task(_mail_reset(svc, body.email, source))
+    _mailing.add(task)
+    task.add_done_callback(_mailing.discard)
+    return {"detail": "if the account exists, a reset link is on its way"}
+
+
+@api.route(
+    "POST", "/auth/reset", name="auth.reset", permission=None, scope="public", status_code=204
+)
+async def reset_password(body: ResetIn, request: Request, svc: Svc) -> Response:
+    """Set a new password with a reset link's token (once, before it expires). Every
+    session of the user ends."""
+    pf = svc.platform
+    source = client_address(request, svc.settings.trust_proxy_headers)
+    try:
+        tid, uid = await pf.reset_password(body.token, body.new_password)
+    except LoginFailed as exc:
+        await pf.audit.record(
+            tenant_id=exc.tenant_id,
+            actor=f"user:{exc.user_id}" if exc.user_id else "anonymous",
+            source=source,
+            action="auth.reset",
+            obj="password",
+            result="failed",
+            detail={"why": exc.reason},
+        )
+        raise HTTPException(401, "invalid or expired reset token") from None
+    await pf.audit.record(
+        tenant_id=tid,
+        actor=f"user:{uid}",
+        source=source,
+        action="auth.reset",
+        obj="password",
+        result="ok",
+    )
+    return Response(status_code=204)
+
+
+@api.route(
+    "PUT",
+    "/users/{user_id}/status",
+    name="users.status",
+    permission=P.USER_WRITE,
+    scope="tenant",
+)
+async def set_user_status(user_id: str, body: UserStatusIn, ctx: Ctx) -> UserOut:
+    """Disable a user (their sessions and tokens stop working at once; logins fail) or
+    enable them again."""
+    if body.disabled and ctx.principal.kind == "user" and ctx.principal.id == user_id:
+        raise Invalid("you cannot disable yourself")
+    pf = ctx.services.platform
+    ended = await pf.set_user_disabled(ctx.tenant, user_id, body.disabled)
+    action = "users.disable" if body.disabled else "users.enable"
+    await ctx.audit(action, f"user:{user_id}", detail={"sessions_ended": ended})
+    return UserOut(**await pf.get_user(ctx.tenant, user_id))

@@ -1,0 +1,33 @@
+"""Bodies of the account endpoints: password change, password reset, user disable."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from andon.api.schemas import Email, Password
+
+__all__ = ["PasswordChangeIn", "ResetIn", "ResetRequestIn", "UserStatusIn"]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PasswordChangeIn(_In):
+    current_password: Annotated[str, Field(min_length=1, max_length=256)]
+    new_password: Password
+
+
+class ResetRequestIn(_In):
+    email: Email
+
+
+class ResetIn(_In):
+    token: Annotated[str, Field(min_length=1, max_length=200)]
+    new_password: Password
+
+
+class UserStatusIn(_In):
+    disabled: bool = Field(description="true: the user's sessions end at once and logins fail")
