@@ -23,7 +23,8 @@ from andon.edge.buffer import BufferFull, EdgeBuffer
 from andon.edge.config import EdgeConfig
 from andon.edge.https_uplink import HealthReporter, HttpsUplink, HttpsUplinkConfig
 from andon.edge.uplink import Uplink, UplinkConfig
-from andon.model.types import SampleBatch
+from andon.model.clock import wall_clock
+from andon.model.types import Micros, SampleBatch
 
 __all__ = ["EdgeAgent", "make_uplink", "read_status"]
 
@@ -36,12 +37,21 @@ BUFFER_FILE = "buffer.db"
 class EdgeAgent:
     """One edge: its connectors, buffer and uplink."""
 
-    def __init__(self, config: EdgeConfig, connectors: Sequence[Connector]) -> None:
+    def __init__(
+        self,
+        config: EdgeConfig,
+        connectors: Sequence[Connector],
+        clock: Callable[[], Micros] = wall_clock,
+    ) -> None:
+        """``clock``: the wall time the agent stamps its status with (µs since the epoch);
+        waits and rate limits run on the monotonic clock, which a stepped wall clock cannot
+        stall."""
         names = [c.name for c in connectors]
         if len(set(names)) != len(names):
             raise ValueError(f"connector names must be unique: {names}")
         self.config = config
         self.connectors = list(connectors)
+        self.clock = clock
         self.buffer: EdgeBuffer | None = None
         self.uplink: Uplink | HttpsUplink | None = None
         self.dropped: dict[str, int] = {}
@@ -123,7 +133,7 @@ class EdgeAgent:
         stats = await self.buffer.stats()
         return {
             "edge": self.config.edge.id,
-            "time_us": int(time.time() * 1_000_000),
+            "time_us": int(self.clock()),
             "pid": os.getpid(),
             "interval_s": self.config.health_interval_s,
             "uplink": asdict(self.uplink.stats),

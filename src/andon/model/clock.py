@@ -1,15 +1,26 @@
-"""Clocks for running the virtual factory against (accelerated) wall time.
+"""Clocks, injected from the top so that tests and the demo control time.
 
-``WallClock`` reads the event loop's monotonic clock. ``ManualClock`` is advanced by its own
-``sleep``: tests run the real-time path with no waiting at all and exactly known timing.
+``wall_clock`` is the default wall time (µs since the epoch, UTC) of the services that stamp
+what they do (``Callable[[], Micros]``). ``Clock`` is what the virtual factory and the demo
+run against: ``WallClock`` reads the event loop's monotonic clock; ``ManualClock`` is
+advanced by its own ``sleep``, so tests run the real-time path with no waiting at all and
+exactly known timing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Protocol
 
-__all__ = ["Clock", "ManualClock", "WallClock"]
+from andon.model.types import Micros
+
+__all__ = ["Clock", "ManualClock", "WallClock", "wall_clock"]
+
+
+def wall_clock() -> Micros:
+    """Now, in µs since the epoch (UTC)."""
+    return time.time_ns() // 1000
 
 
 class Clock(Protocol):
