@@ -21,7 +21,7 @@ ROOT = SRC / "andon"
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("model",),
     ("wire",),
-    ("connect", "store"),
+    ("connect", "store", "bus"),
     ("edge", "ingest", "kpi", "twin"),
     ("floor", "platform", "apps", "sim"),
     ("api", "web"),
