@@ -308,6 +308,54 @@ def test_concurrent_appends_are_all_applied(impl: Impl) -> None:
     run(impl, scenario)
 
 
+def test_reads_complete_while_writes_are_in_progress(impl: Impl) -> None:
+    """Reads do not wait for the writes queued before them (issue 17: board p99 of 12.9 s with
+    every read behind the ingest writes), and each read sees every batch whole or not at all.
+
+    Overlap is proven by order, not by timing: every read below is issued after all writes
+    were queued, and once the writer has begun (the first write is done), so a store that
+    serialises reads behind writes answers none of them before the last write is done."""
+    names = [f"acme/s1/a1/l1/m1/s{i}" for i in range(100)]
+    size, writes = 50_000, 8
+    per_signal = size // len(names)
+
+    def big(k: int) -> SampleBatch:
+        """``size`` samples, ``per_signal`` for each signal, in a time slot of their own."""
+        r = np.arange(size, dtype=np.int64)
+        index = (r % len(names)).astype(np.int32)
+        ts = T0 + k * size * S + (r // len(names)) * S
+        return SampleBatch(
+            tuple(names), index, ts, np.full(size, float(k)), np.zeros(size, np.uint8)
+        )
+
+    async def scenario(store: TelemetryStore) -> None:
+        await store.append("acme", big(0))
+        events: list[str] = []
+
+        async def write(k: int) -> None:
+            await store.append("acme", big(k))
+            events.append(f"write {k}")
+
+        tasks = [asyncio.create_task(write(k)) for k in range(1, writes + 1)]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        while not all(t.done() for t in tasks):
+            got = await store.read("acme", names[:2], T0, T0 + (writes + 1) * size * S)
+            last = await store.last_values("acme", names[:1])
+            events.append(f"read {len(got)}")
+            # whole batches only (MVCC snapshot), and never less than the first two
+            assert len(got) % (2 * per_signal) == 0 and len(got) >= 4 * per_signal
+            assert set(np.unique(got.value)) == set(range(len(got) // (2 * per_signal)))
+            assert last[names[0]].value <= writes
+        await asyncio.gather(*tasks)
+        done_at = events.index(f"write {writes}") if f"write {writes}" in events else -1
+        during = [e for e in events[: max(done_at, 0)] if e.startswith("read")]
+        assert during, f"no read completed before the last write: {events}"
+        final = await store.read("acme", names, T0, T0 + (writes + 1) * size * S)
+        assert len(final) == (writes + 1) * size
+
+    run(impl, scenario)
+
+
 # --- last values ---------------------------------------------------------------------------------
 
 
@@ -847,3 +895,32 @@ def test_duckdb_rejects_unknown_quality() -> None:
                 await store.append("acme", batch_of([(SIGNALS[0], T0, 1.0, 7)]))
 
     asyncio.run(scenario())
+
+
+def test_duckdb_close_waits_for_reads_in_flight(tmp_path: Path) -> None:
+    """Closing a store answers the reads already issued (on the reader threads) before it
+    closes their cursors, then the data is on disk; a read after close fails clearly."""
+    path = tmp_path / "closing.duckdb"
+    data = [(SIGNALS[i % 3], T0 + i * S, float(i), 0) for i in range(3000)]
+
+    async def scenario() -> None:
+        store = DuckDBStore.open(path, read_threads=2)
+        await store.append("acme", batch_of(data))
+        # tasks start in creation order: the six reads reach the reader threads before close
+        reads = [
+            asyncio.create_task(store.read("acme", SIGNALS, T0, T0 + 4000 * S)) for _ in range(6)
+        ]
+        await asyncio.create_task(store.close())
+        assert [len(await r) for r in reads] == [3000] * 6
+        with pytest.raises(RuntimeError, match="closed"):
+            await store.read("acme", SIGNALS, T0, T0 + S)
+        async with DuckDBStore.open(path) as again:
+            assert len(await again.read("acme", SIGNALS, T0, T0 + 4000 * S)) == 3000
+
+    asyncio.run(scenario())
+
+
+def test_duckdb_read_threads_must_be_a_count() -> None:
+    for bad in (-1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="read_threads"):
+            DuckDBStore.open(None, read_threads=bad)  # type: ignore[arg-type]

@@ -2,10 +2,15 @@
 
 Design, chosen for batched-ingest throughput and low query latency on small machines:
 
-* **One worker thread.** DuckDB's Python API is synchronous, so every operation runs on one
-  dedicated thread (a ``ThreadPoolExecutor(max_workers=1)``) through ``run_in_executor``. Calls
-  are therefore serialised in arrival order, the event loop is never blocked, and the in-memory
-  caches below are only ever touched by that one thread, so they need no locks.
+* **One writer thread, a few reader threads.** DuckDB's Python API is synchronous, so every
+  operation runs on a thread through ``run_in_executor`` and the event loop is never blocked.
+  Writes (appends, retention) run on one dedicated writer thread on the store's connection:
+  they are serialised in arrival order and never conflict. Reads run on a small pool
+  (``read_threads``, default 4), each reader thread with its own cursor (a connection to the
+  same database): a read never waits for a write in progress, and DuckDB's MVCC gives each
+  read statement a consistent snapshot (a batch is seen entirely or not at all). The in-memory
+  dictionaries and last values below are written only by the writer thread, under a lock that
+  readers also take for the moment they look at them (decision 0313).
 * **Schema.** Signal paths are mapped to dense integer ids (``signals(id, tenant_id, path)``,
   ids global across tenants and cached in memory); tenants likewise (``tenants(id, name)``).
   ``samples(tenant_id INTEGER, signal_id INTEGER, ts BIGINT, value DOUBLE, quality UTINYINT)``
@@ -46,6 +51,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
+import queue
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -74,6 +82,8 @@ __all__ = ["DuckDBStore"]
 _T = TypeVar("_T")
 
 SCHEMA_VERSION: Final = "1"
+DEFAULT_READ_THREADS: Final = min(4, max(2, os.cpu_count() or 2))
+"""Reader threads of a store by default: 2 to 4 (each read is itself parallel inside DuckDB)."""
 _NO_TS: Final = np.iinfo(np.int64).min
 """High-water mark of a signal with no stored samples."""
 
@@ -179,24 +189,50 @@ def _is_sorted(index: I32, key: I64) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------
-# The synchronous engine: everything below runs on the store's single worker thread.
+# The synchronous engine: writes run on the store's writer thread, reads on its reader threads.
 # ---------------------------------------------------------------------------------------------
 
 
 class _Engine:
-    """Connection plus in-memory dictionaries and high-water marks. Not thread-safe by design:
-    only the owning ``DuckDBStore``'s worker thread calls it."""
+    """Connection plus in-memory dictionaries and high-water marks.
 
-    def __init__(self, database: str, max_signals_per_tenant: int | None = None) -> None:
+    Writes (``append*``, ``put_open_states``, ``delete_before``, and the dictionaries they
+    grow) run only on the owning ``DuckDBStore``'s writer thread, on ``con``. Reads run on
+    reader threads, each on its own cursor (``reader()``). ``lock`` guards the in-memory state
+    that both see: the writer holds it while it changes the dictionaries or last values, a
+    reader while it looks them up (never while SQL runs)."""
+
+    def __init__(
+        self, database: str, max_signals_per_tenant: int | None = None, readers: int = 0
+    ) -> None:
         self.max_signals = max_signals_per_tenant
         """Cap of each tenant's signal dictionary (``None``: none); rows of a new signal
         beyond it are refused and counted (``AppendResult.refused``)."""
+        self.lock = threading.Lock()
+        self._local = threading.local()
         self.con = duckdb.connect(database)
+        self._cursors: list[duckdb.DuckDBPyConnection] = []
+        self._free: queue.SimpleQueue[duckdb.DuckDBPyConnection] = queue.SimpleQueue()
         try:
             self._load(database)
+            # made here, on the opening thread, not by each reader thread on first use:
+            # ``cursor()`` must not race the writer on ``con``
+            for _ in range(readers):
+                cur = self.con.cursor()
+                self._cursors.append(cur)
+                self._free.put(cur)
         except BaseException:
-            self.con.close()
+            self.close()
             raise
+
+    def bind_reader(self) -> None:
+        """Give the calling (reader) thread a cursor of its own; a reader pool's initializer."""
+        self._local.con = self._free.get_nowait()
+
+    def reader(self) -> duckdb.DuckDBPyConnection:
+        """The calling thread's connection for reads: its own cursor on a reader thread."""
+        con: duckdb.DuckDBPyConnection | None = getattr(self._local, "con", None)
+        return self.con if con is None else con
 
     def _load(self, database: str) -> None:
         """Create the schema if needed and load the dictionaries and last values."""
@@ -237,8 +273,9 @@ class _Engine:
         if tid is None and create:
             tid = len(self.tenants)
             self.con.execute("INSERT INTO tenants VALUES (?, ?)", [tid, tenant])
-            self.tenants[tenant] = tid
-            self.signals[tid] = {}
+            with self.lock:
+                self.signals[tid] = {}
+                self.tenants[tenant] = tid
         return tid
 
     def signal_ids(self, tid: int, names: Sequence[str]) -> I32:
@@ -257,10 +294,11 @@ class _Engine:
                 self.con.execute("INSERT INTO signals SELECT id, ?, path FROM _new_signals", [tid])
             finally:
                 self.con.unregister("_new_signals")
-            for i, n in enumerate(new):
-                known[n] = first + i
-            self.paths.extend(new)
-            self._grow(len(self.paths))
+            with self.lock:  # arrays grown before readers can see the new ids
+                self._grow(first + len(new))
+                self.paths.extend(new)
+                for i, n in enumerate(new):
+                    known[n] = first + i
         return np.fromiter((known.get(n, -1) for n in names), dtype=np.int32, count=len(names))
 
     def _grow(self, size: int) -> None:
@@ -276,14 +314,15 @@ class _Engine:
 
     def lookup(self, tenant: str, names: tuple[str, ...]) -> tuple[int, I32, I32] | None:
         """``(tenant id, signal ids, their positions in names)`` for known signals only."""
-        tid = self.tenants.get(tenant)
-        if tid is None:
-            return None
-        known = self.signals[tid]
-        pos = [i for i, n in enumerate(names) if n in known]
-        if not pos:
-            return None
-        ids = np.fromiter((known[names[i]] for i in pos), dtype=np.int32, count=len(pos))
+        with self.lock:
+            tid = self.tenants.get(tenant)
+            if tid is None:
+                return None
+            known = self.signals[tid]
+            pos = [i for i, n in enumerate(names) if n in known]
+            if not pos:
+                return None
+            ids = np.fromiter((known[names[i]] for i in pos), dtype=np.int32, count=len(pos))
         return tid, ids, np.asarray(pos, dtype=np.int32)
 
     # -- samples --------------------------------------------------------------------------
@@ -370,9 +409,10 @@ class _Engine:
             self.con.unregister("_batch")
             self.con.unregister("_latest")
         upd = sig[ends]
-        self.hwm[upd] = ts[ends]
-        self.last_value[upd] = value[ends]
-        self.last_quality[upd] = quality[ends]
+        with self.lock:
+            self.hwm[upd] = ts[ends]
+            self.last_value[upd] = value[ends]
+            self.last_quality[upd] = quality[ends]
         return AppendResult(written, duplicates, conflicts, refused)
 
     def _stored(
@@ -409,17 +449,18 @@ class _Engine:
         More: a join against a registered ``(sid, pos)`` table, several times faster than an
         inlined ``IN`` list (which DuckDB turns into a mark join over every row).
         """
+        con = self.reader()
         if len(ids) == 1:
             # Integer literals this engine generated: safe to inline.
             rows = f"(SELECT {int(pos[0])}::INTEGER AS pos, * FROM samples)"
             where = f"signal_id = {int(ids[0])}"
-            return self.con.execute(sql.format(rows=rows, where=where), params).fetchnumpy()
-        self.con.register("_signals", pa.table({"sid": ids, "pos": pos}))
+            return con.execute(sql.format(rows=rows, where=where), params).fetchnumpy()
+        con.register("_signals", pa.table({"sid": ids, "pos": pos}))
         try:
             rows = "samples JOIN _signals ON samples.signal_id = _signals.sid"
-            return self.con.execute(sql.format(rows=rows, where="true"), params).fetchnumpy()
+            return con.execute(sql.format(rows=rows, where="true"), params).fetchnumpy()
         finally:
-            self.con.unregister("_signals")
+            con.unregister("_signals")
 
     def read(self, tenant: str, names: tuple[str, ...], start: int, end: int) -> SampleBatch:
         found = self.lookup(tenant, names)
@@ -470,23 +511,21 @@ class _Engine:
         return Aggregates(names, index, bucket, cols[0], cols[1], cols[2], cols[3], count)
 
     def last_values(self, tenant: str, names: tuple[str, ...] | None) -> dict[str, LastValue]:
-        tid = self.tenants.get(tenant)
-        if tid is None:
-            return {}
-        known = self.signals[tid]
-        if names is None:
-            names = tuple(known)
-        pairs = [(n, known[n]) for n in names if n in known]
-        if not pairs:
-            return {}
-        ids = np.fromiter((i for _, i in pairs), dtype=np.int64, count=len(pairs))
-        ts = self.hwm[ids]
+        with self.lock:  # one consistent view: no value torn between two appends
+            tid = self.tenants.get(tenant)
+            if tid is None:
+                return {}
+            known = self.signals[tid]
+            if names is None:
+                names = tuple(known)
+            pairs = [(n, known[n]) for n in names if n in known]
+            if not pairs:
+                return {}
+            ids = np.fromiter((i for _, i in pairs), dtype=np.int64, count=len(pairs))
+            ts = self.hwm[ids]
+            val, q = self.last_value[ids], self.last_quality[ids]
         has = ts != _NO_TS
-        ts_l, val_l, q_l = (
-            ts.tolist(),
-            self.last_value[ids].tolist(),
-            self.last_quality[ids].tolist(),
-        )
+        ts_l, val_l, q_l = ts.tolist(), val.tolist(), q.tolist()
         return {
             n: LastValue(t, v, q)
             for (n, _), t, v, q, h in zip(pairs, ts_l, val_l, q_l, has.tolist(), strict=True)
@@ -600,12 +639,13 @@ class _Engine:
         tid = self.tenants.get(tenant)
         if tid is None or (machines is not None and not machines):
             return None
+        con = self.reader()
         if machines is None:
             sql = (
                 f"SELECT machine, {columns} FROM {table} WHERE tenant_id = ? AND {where} "
                 f"ORDER BY machine, {order}"
             )
-            arrow = self.con.sql(sql, params=[*col_params, tid, *where_params]).to_arrow_table()
+            arrow = con.sql(sql, params=[*col_params, tid, *where_params]).to_arrow_table()
             encoded = arrow.column("machine").combine_chunks().dictionary_encode()
             names = tuple(encoded.dictionary.to_pylist())
             index = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int32)
@@ -617,7 +657,7 @@ class _Engine:
             f"ORDER BY pos, {order}"
         )
         wanted = list(machines)
-        got = self.con.execute(sql, [wanted, *col_params, tid, wanted, *where_params]).fetchnumpy()
+        got = con.execute(sql, [wanted, *col_params, tid, wanted, *where_params]).fetchnumpy()
         index = np.asarray(got.pop("pos"), dtype=np.int32)
         return machines, index, got
 
@@ -714,10 +754,14 @@ class _Engine:
         except BaseException:
             self.con.rollback()
             raise
-        self.hwm[np.asarray(gone, dtype=np.int64)] = _NO_TS
+        with self.lock:
+            self.hwm[np.asarray(gone, dtype=np.int64)] = _NO_TS
         return deleted
 
     def close(self) -> None:
+        """Close the readers' cursors, then the connection (which checkpoints a file)."""
+        for cur in self._cursors:
+            cur.close()
         self.con.close()
 
 
@@ -732,8 +776,16 @@ class DuckDBStore:
     Create with :meth:`open`; use as an async context manager or call :meth:`close`.
     """
 
-    def __init__(self, executor: ThreadPoolExecutor, engine: _Engine, database: str) -> None:
+    def __init__(
+        self,
+        executor: ThreadPoolExecutor,
+        engine: _Engine,
+        database: str,
+        readers: ThreadPoolExecutor | None = None,
+    ) -> None:
         self._executor = executor
+        self._readers = readers or executor
+        """Where reads run: the reader pool (each thread its own cursor), or the writer."""
         self._engine = engine
         self._closed = False
         self.database = database
@@ -741,16 +793,24 @@ class DuckDBStore:
 
     @classmethod
     def open(
-        cls, path: str | Path | None = None, *, max_signals_per_tenant: int | None = None
+        cls,
+        path: str | Path | None = None,
+        *,
+        max_signals_per_tenant: int | None = None,
+        read_threads: int = DEFAULT_READ_THREADS,
     ) -> DuckDBStore:
         """Open (creating if needed) the store at ``path``; ``None`` or ``":memory:"`` gives a
         private in-memory store. The parent directory of a file is created.
         ``max_signals_per_tenant`` caps each tenant's signal dictionary (rows of new signals
-        beyond it are refused and counted in ``AppendResult.refused``).
+        beyond it are refused and counted in ``AppendResult.refused``). ``read_threads``
+        reader threads (each with its own cursor) serve reads while a write is in progress;
+        ``0`` runs reads on the writer thread, queued behind writes.
 
-        Opening is synchronous: it connects on the worker thread and waits for it, loading only
+        Opening is synchronous: it connects on the writer thread and waits for it, loading only
         the small dictionaries and the ``latest`` table, never the samples.
         """
+        if isinstance(read_threads, bool) or not isinstance(read_threads, int) or read_threads < 0:
+            raise ValueError(f"read_threads must be an integer >= 0, got {read_threads!r}")
         if path is None or str(path) == ":memory:":
             database = ":memory:"
         else:
@@ -759,21 +819,38 @@ class DuckDBStore:
             database = str(p)
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="andon-duckdb")
         try:
-            engine = executor.submit(_Engine, database, max_signals_per_tenant).result()
+            engine = executor.submit(
+                _Engine, database, max_signals_per_tenant, read_threads
+            ).result()
         except BaseException:
             executor.shutdown(wait=False)
             raise
-        return cls(executor, engine, database)
+        readers = None
+        if read_threads:
+            readers = ThreadPoolExecutor(
+                max_workers=read_threads,
+                thread_name_prefix="andon-duckdb-read",
+                initializer=engine.bind_reader,
+            )
+        return cls(executor, engine, database, readers)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         return f"DuckDBStore({self.database!r}, {state})"
 
     async def _run(self, fn: Callable[..., _T], *args: object) -> _T:
+        """Run a write on the writer thread (in arrival order)."""
         if self._closed:
             raise RuntimeError(f"{self!r} is closed")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
+
+    async def _read(self, fn: Callable[..., _T], *args: object) -> _T:
+        """Run a read on a reader thread: it does not wait for writes queued or in progress."""
+        if self._closed:
+            raise RuntimeError(f"{self!r} is closed")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._readers, functools.partial(fn, *args))
 
     async def __aenter__(self) -> Self:
         return self
@@ -793,7 +870,7 @@ class DuckDBStore:
         self, tenant: str, signals: Sequence[str], start: Micros, end: Micros
     ) -> SampleBatch:
         names = _names("signals", signals)
-        return await self._run(self._engine.read, _tenant(tenant), names, *_range(start, end))
+        return await self._read(self._engine.read, _tenant(tenant), names, *_range(start, end))
 
     async def aggregate(
         self,
@@ -808,13 +885,19 @@ class DuckDBStore:
         width = _int("bucket_us", bucket_us)
         if width <= 0:
             raise ValueError(f"bucket_us must be > 0, got {width}")
-        return await self._run(self._engine.aggregate, _tenant(tenant), names, s, e, width)
+        return await self._read(self._engine.aggregate, _tenant(tenant), names, s, e, width)
 
     async def last_values(
         self, tenant: str, signals: Sequence[str] | None = None
     ) -> dict[str, LastValue]:
         names = None if signals is None else _names("signals", signals)
-        return await self._run(self._engine.last_values, _tenant(tenant), names)
+        if self._readers is self._executor:  # no reader threads: queued behind the writes
+            return await self._run(self._engine.last_values, _tenant(tenant), names)
+        if self._closed:
+            raise RuntimeError(f"{self!r} is closed")
+        # in memory, under the engine's lock for microseconds: answered here, on the loop,
+        # rather than queued behind the SQL reads for a thread that would hold the GIL anyway
+        return self._engine.last_values(_tenant(tenant), names)
 
     async def append_states(self, tenant: str, batch: StateBatch) -> int:
         return await self._run(self._engine.append_states, _tenant(tenant), batch)
@@ -824,14 +907,14 @@ class DuckDBStore:
     ) -> StateBatch:
         names = None if machines is None else _names("machines", machines)
         s, e = _range(start, end)
-        return await self._run(self._engine.read_states, _tenant(tenant), names, s, e)
+        return await self._read(self._engine.read_states, _tenant(tenant), names, s, e)
 
     async def put_open_states(self, tenant: str, batch: StateBatch) -> int:
         return await self._run(self._engine.put_open_states, _tenant(tenant), batch)
 
     async def open_states(self, tenant: str, machines: Sequence[str] | None) -> StateBatch:
         names = None if machines is None else _names("machines", machines)
-        return await self._run(self._engine.open_states, _tenant(tenant), names)
+        return await self._read(self._engine.open_states, _tenant(tenant), names)
 
     async def append_parts(self, tenant: str, batch: PartBatch) -> int:
         return await self._run(self._engine.append_parts, _tenant(tenant), batch)
@@ -841,7 +924,7 @@ class DuckDBStore:
     ) -> PartBatch:
         names = None if machines is None else _names("machines", machines)
         s, e = _range(start, end)
-        return await self._run(self._engine.read_parts, _tenant(tenant), names, s, e)
+        return await self._read(self._engine.read_parts, _tenant(tenant), names, s, e)
 
     async def delete_before(self, tenant: str | None, cutoff: Micros) -> int:
         scope = None if tenant is None else _tenant(tenant)
@@ -849,12 +932,19 @@ class DuckDBStore:
         return await self._run(self._engine.delete_before, scope, c)
 
     async def close(self) -> None:
-        """Checkpoint and close the database, then stop the worker thread. Idempotent."""
+        """Checkpoint and close the database, then stop the threads. Idempotent."""
         if self._closed:
             return
         self._closed = True  # new calls fail now; calls already queued still run first
         loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(self._executor, self._engine.close)
+            await loop.run_in_executor(self._executor, self._close)
         finally:
             self._executor.shutdown(wait=False)
+
+    def _close(self) -> None:
+        """On the writer thread, after the writes queued before it: wait for the reads queued
+        or running, then close the cursors and the connection."""
+        if self._readers is not self._executor:
+            self._readers.shutdown(wait=True)
+        self._engine.close()
