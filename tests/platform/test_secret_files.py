@@ -169,3 +169,38 @@ def test_removing_the_newest_entries_is_caught_by_the_exported_anchor(
             await db.close()
 
     asyncio.run(go())
+
+
+def test_cli_verify_uses_the_key_next_to_the_config_and_the_anchor_file(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from andon.cli import app as cli
+
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    anchor = tmp_path / "worm" / "head.jsonl"
+    cfg = tmp_path / "andon.yaml"
+    cfg.write_text(
+        f"database_url: {url}\nsecurity:\n  audit_anchor_file: {anchor}\n", encoding="utf-8"
+    )
+
+    async def fill() -> None:
+        db = Database(url)
+        try:
+            pf = Platform(db, lambda: 5, secrets_dir=tmp_path)  # the config's folder
+            await pf.start()
+            await _record(pf, 4)
+            await pf.audit.export_head(anchor)
+            async with db.begin() as conn:  # the newest entry removed, the head rolled back
+                prev = (
+                    await conn.execute(select(audit_log.c.hash).where(audit_log.c.seq == 3))
+                ).scalar_one()
+                await conn.execute(delete(audit_log).where(audit_log.c.seq == 4))
+                await conn.execute(update(audit_head).values(seq=3, hash=prev))
+        finally:
+            await db.close()
+
+    asyncio.run(fill())
+    assert _mode(tmp_path / AUDIT_KEY) == 0o600
+    bad = CliRunner().invoke(cli, ["audit", "verify", "--config", str(cfg)])
+    assert bad.exit_code == 1, bad.output
+    assert "entry 4 was exported to the anchor file but is gone" in bad.output
