@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from andon.connect.base import Connector, within
-from andon.edge.buffer import BufferFull, EdgeBuffer
+from andon.edge.buffer import BufferFull, DiskFull, EdgeBuffer
 from andon.edge.config import EdgeConfig
 from andon.edge.https_uplink import HealthReporter, HttpsUplink, HttpsUplinkConfig
 from andon.edge.uplink import Uplink, UplinkConfig
@@ -29,6 +29,9 @@ from andon.model.types import Micros, SampleBatch
 __all__ = ["EdgeAgent", "make_uplink", "read_status"]
 
 log = logging.getLogger("andon.edge.agent")
+
+LOG_EVERY_S = 10.0
+"""At most one log line per kind of repeated failure (drops, status writes) this often."""
 
 STATUS_FILE = "status.json"
 BUFFER_FILE = "buffer.db"
@@ -55,12 +58,16 @@ class EdgeAgent:
         self.buffer: EdgeBuffer | None = None
         self.uplink: Uplink | HttpsUplink | None = None
         self.dropped: dict[str, int] = {}
+        self._logged_at: dict[str, float] = {}
 
     async def run(self) -> None:
         cfg = self.config
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         self.buffer = await EdgeBuffer.open(
-            cfg.data_dir / BUFFER_FILE, cfg.buffer.max_bytes, cfg.buffer.policy
+            cfg.data_dir / BUFFER_FILE,
+            cfg.buffer.max_bytes,
+            cfg.buffer.policy,
+            cfg.buffer.reserve_bytes,
         )
         self.uplink = make_uplink(self.buffer, cfg, self.status)
         try:
@@ -108,9 +115,11 @@ class EdgeAgent:
                 merged = parts[0] if len(parts) == 1 else SampleBatch.concat(parts)
                 try:
                     await self.buffer.put(connector.name, merged, cur)
-                except BufferFull as exc:
+                except (BufferFull, DiskFull) as exc:
+                    # counted by the buffer (a full disk: with reason disk_full); the source
+                    # keeps being read, so what is lost is only what could not be stored
                     self.dropped[connector.name] = self.dropped.get(connector.name, 0) + n
-                    log.error("%s", exc)
+                    self._log_limited(type(exc).__name__, "%s", exc)
 
     def _health_reporter(self) -> HealthReporter:
         u = self.config.uplink
@@ -150,8 +159,17 @@ class EdgeAgent:
 
     async def _status_loop(self) -> None:
         while True:
-            await self._write_status()
+            try:
+                await self._write_status()
+            except OSError as exc:  # a full disk must not stop the agent
+                self._log_limited("status", "status file not written: %s", exc)
             await asyncio.sleep(self.config.status_interval_s)
+
+    def _log_limited(self, kind: str, msg: str, *args: object) -> None:
+        now = time.monotonic()
+        if now - self._logged_at.get(kind, -LOG_EVERY_S) >= LOG_EVERY_S:
+            self._logged_at[kind] = now
+            log.error(msg, *args)
 
 
 def make_uplink(

@@ -71,6 +71,9 @@ class EdgeSection(_Section):
 class BufferSection(_Section):
     max_bytes: int = Field(1 << 30, gt=0)
     policy: DropPolicy = DropPolicy.DROP_OLDEST
+    reserve_bytes: int = Field(4 << 20, ge=0)
+    """Disk held back for a full disk (``EdgeBuffer.open``): what lets the buffer still
+    acknowledge and drop when the disk fills below ``max_bytes``. 0: none."""
 
 
 def _secret(value: str | None, env: str | None, what: str) -> str | None:

@@ -43,7 +43,7 @@ import httpx
 
 from andon.connect.base import within
 from andon.connect.net import Backoff, describe_connect_error
-from andon.edge.buffer import EdgeBuffer, StoredBatch
+from andon.edge.buffer import BufferWriteError, EdgeBuffer, StoredBatch
 from andon.edge.uplink import UplinkHalted, UplinkStats
 from andon.edge.wire import FRAME_CONTENT_TYPE, batch_from_parts, frame_from_parts
 
@@ -253,6 +253,8 @@ class HttpsUplink:
                 if isinstance(res, float):
                     wait = max(wait or 0.0, res)
             if retry:
+                # a gap in acknowledgements: what is held now goes out flagged historical
+                await self.buffer.mark_backlog()
                 await self.buffer.release([b.id for b in retry])
                 self.stats.frames_resent += len(retry)
                 delay = backoff.next()
@@ -306,7 +308,11 @@ class HttpsUplink:
         if refused:
             self.stats.rejected += refused
             log.warning("platform refused %d points of %s#%d: %s", refused, b.stream, b.seq, out)
-        await self.buffer.ack([(b.stream, b.seq)])
+        try:
+            await self.buffer.ack([(b.stream, b.seq)])
+        except BufferWriteError as exc:  # rolled back: sent again, stored once
+            self._failed(str(exc))
+            return None
         if not self.stats.connected:
             self.stats.connects += 1
         self.stats.connected = True

@@ -13,24 +13,31 @@ only when the platform has acknowledged them.
   sent again; the platform's store keeps the first write of each point, so it is stored once.
 * An acknowledgement ``refused`` (the key revoked or expired, or data for a site the key may
   not write) stops the uplink: the buffer keeps everything, ``andon edge status`` says why.
-* Every (re)connection first marks what the buffer holds as backlog: batches produced after
-  that go first (live), the backlog drains behind them, flagged ``historical``.
+* Every (re)connection, and every acknowledgement timeout (the broker up but the platform's
+  ingest away), first marks what the buffer holds as backlog: batches produced after that go
+  first (live), the backlog drains behind them, flagged ``historical``.
+* An acknowledgement deletes buffered data, so only a genuine one counts: it must parse, carry
+  the signature that only a holder of the key's secret can make (``wire.ack_mac``: the
+  gateway signs with the secret the frame carried) and name a frame this uplink sent. Any
+  other is ignored, counted in ``UplinkStats.acks_ignored`` by reason (``bad_ack``,
+  ``forged_ack``, ``unsent_ack``) and logged at most once per ``LOG_EVERY_S`` per reason.
 * Connection failures retry forever with capped exponential backoff and jitter.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import ssl
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiomqtt
 
 from andon.connect.net import Backoff, describe_connect_error, mqtt_client
-from andon.edge.buffer import EdgeBuffer, StoredBatch
-from andon.edge.wire import decode_acks, frame_from_parts, key_parts
+from andon.edge.buffer import BufferWriteError, EdgeBuffer, StoredBatch
+from andon.edge.wire import Ack, ack_mac, decode_acks, frame_from_parts, key_parts
 
 __all__ = [
     "ACK_PREFIX",
@@ -48,6 +55,8 @@ log = logging.getLogger("andon.edge.uplink")
 
 UP_PREFIX = "andon/v1/up/"
 ACK_PREFIX = "andon/v1/ack/"
+LOG_EVERY_S = 10.0
+"""At most one log line per reason this often for ignored acknowledgements."""
 
 
 class UplinkHalted(Exception):
@@ -114,6 +123,12 @@ class UplinkStats:
     rejected: int = 0
     last_ack_monotonic: float | None = None
     last_error: str = ""
+    acks_ignored: dict[str, int] = field(default_factory=dict)
+    """Acknowledgements ignored, by reason: ``bad_ack`` (malformed message), ``forged_ack``
+    (signature wrong or missing), ``unsent_ack`` (a frame this uplink has not sent),
+    ``ack_not_recorded`` (the buffer could not write it, a full disk: the frame is resent)."""
+    ack_gaps: int = 0
+    """Acknowledgement timeouts that turned what the buffer held into backlog."""
 
 
 class Uplink:
@@ -124,6 +139,10 @@ class Uplink:
         self.config = config
         self.stats = UplinkStats()
         self._sent_at: dict[tuple[str, int], tuple[int, float]] = {}
+        # frames that timed out and wait to be sent again: a late ack for one still counts
+        self._expired: dict[tuple[str, int], None] = {}
+        self._secret = key_parts(config.key)[1]  # type: ignore[index]  # checked by the config
+        self._logged_at: dict[str, float] = {}
         self._wake = asyncio.Event()
         self.halted = asyncio.Event()
 
@@ -178,6 +197,7 @@ class Uplink:
             backoff.reset()
             # nothing is in flight on a new connection; what the buffer holds now is backlog
             self._sent_at.clear()
+            self._expired.clear()
             await self.buffer.release()
             await self.buffer.mark_backlog()
             async with asyncio.TaskGroup() as tg:
@@ -220,6 +240,7 @@ class Uplink:
                     b.body,
                 )
                 self._sent_at[(b.stream, b.seq)] = (b.id, time.monotonic())
+                self._expired.pop((b.stream, b.seq), None)
                 await client.publish(topic, frame, qos=1)
                 self.stats.frames_sent += 1
 
@@ -232,7 +253,14 @@ class Uplink:
             return
         for k, _ in expired:
             del self._sent_at[k]
+            self._expired[k] = None
+        while len(self._expired) > 4 * self.config.window + len(expired):
+            del self._expired[next(iter(self._expired))]
         self.stats.frames_resent += len(expired)
+        self.stats.ack_gaps += 1
+        # a gap in acknowledgements (the platform's ingest away, even with the broker up):
+        # what the buffer holds now goes out flagged historical, behind newer data
+        await self.buffer.mark_backlog()
         await self.buffer.release([rid for _, rid in expired])
 
     async def _receive(self, client: aiomqtt.Client) -> None:
@@ -243,7 +271,10 @@ class Uplink:
             try:
                 acks = decode_acks(bytes(payload))
             except ValueError as exc:
-                log.warning("uplink: malformed ack ignored: %s", exc)
+                self._ignore("bad_ack", 1, f"malformed acknowledgement: {exc}")
+                continue
+            acks = self._genuine(acks)
+            if not acks:
                 continue
             refused = [a for a in acks if a.status == "refused"]
             if refused:
@@ -254,16 +285,47 @@ class Uplink:
             for a in acks:
                 if a.status == "rejected":
                     log.error("platform rejected %s#%d: %s", a.stream, a.seq, a.reason)
-            if ok:
-                await self.buffer.ack(ok)
-            if bad:
-                await self.buffer.ack(bad, rejected=True)
-                self.stats.rejected += len(bad)
-            for k in (*ok, *bad):
+            for k in (*ok, *bad):  # settled before the buffer deletes them
                 self._sent_at.pop(k, None)
+                self._expired.pop(k, None)
+            try:
+                if ok:
+                    await self.buffer.ack(ok)
+                if bad:
+                    await self.buffer.ack(bad, rejected=True)
+                    self.stats.rejected += len(bad)
+            except BufferWriteError as exc:  # rolled back: the frames go out again
+                self.stats.last_error = str(exc)
+                self._ignore("ack_not_recorded", len(ok) + len(bad), str(exc))
             self.stats.acks += len(acks)
             self.stats.last_ack_monotonic = time.monotonic()
             self._wake.set()
+
+    def _genuine(self, acks: list[Ack]) -> list[Ack]:
+        """The acknowledgements signed with this edge's secret for frames it sent."""
+        out: list[Ack] = []
+        forged = unsent = 0
+        for a in acks:
+            want = ack_mac(self._secret, a.stream, a.seq, a.status)
+            if not hmac.compare_digest(a.mac.encode(), want.encode()):
+                forged += 1
+            elif (a.stream, a.seq) not in self._sent_at and (a.stream, a.seq) not in self._expired:
+                unsent += 1
+            else:
+                out.append(a)
+        if forged:
+            self._ignore("forged_ack", forged, "acknowledgement with a wrong or no signature")
+        if unsent:
+            self._ignore("unsent_ack", unsent, "acknowledgement of a frame not sent")
+        return out
+
+    def _ignore(self, reason: str, n: int, what: str) -> None:
+        ignored = self.stats.acks_ignored
+        ignored[reason] = ignored.get(reason, 0) + n
+        now = time.monotonic()
+        if now - self._logged_at.get(reason, -LOG_EVERY_S) >= LOG_EVERY_S:
+            self._logged_at[reason] = now
+            log.warning("uplink: %s ignored (%s so far: %d)", what, reason, ignored[reason])
 
 
 def _login_refused(exc: BaseException) -> bool:

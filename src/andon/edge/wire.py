@@ -16,6 +16,8 @@ refused with a reason instead of being half read.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import struct
 from dataclasses import dataclass
@@ -34,6 +36,8 @@ __all__ = [
     "Ack",
     "Frame",
     "FrameError",
+    "ack_for",
+    "ack_mac",
     "batch_from_parts",
     "body_of",
     "decode_acks",
@@ -88,6 +92,28 @@ class Ack:
     seq: int
     status: str
     reason: str = ""
+    mac: str = ""
+    """``ack_mac`` of the frame's key secret over (stream, seq, status): only a holder of the
+    secret (the edge, and the gateway that just read it in the frame) can make it, so a
+    client that may publish on the ack topic cannot forge one (decision 0311)."""
+
+
+def ack_mac(secret: str, stream: str, seq: int, status: str) -> str:
+    """The signature of one acknowledgement: HMAC-SHA256 keyed by the edge key's secret.
+
+    >>> ack_mac("s", "m1", 7, "ok") == ack_mac("s", "m1", 7, "ok") != ack_mac("t", "m1", 7, "ok")
+    True
+    """
+    msg = f"andon-ack\0{stream}\0{seq}\0{status}".encode()
+    return hmac.new(secret.encode(), msg, hashlib.sha256).hexdigest()[:32]
+
+
+def ack_for(token: str, stream: str, seq: int, status: str, reason: str = "") -> Ack:
+    """The acknowledgement of a frame that carried ``token``, signed with its secret (unsigned
+    when the token is not a platform key: such a frame never came from an MQTT uplink)."""
+    parts = key_parts(token)
+    mac = ack_mac(parts[1], stream, seq, status) if parts is not None else ""
+    return Ack(stream, seq, status, reason, mac)
 
 
 def body_of(batch: SampleBatch) -> bytes:
@@ -250,19 +276,40 @@ def key_parts(key: str) -> tuple[str, str] | None:
 
 def encode_acks(acks: list[Ack]) -> bytes:
     """The JSON acknowledgement message for a list of frames."""
-    return json.dumps({"acks": [[a.stream, a.seq, a.status, a.reason] for a in acks]}).encode()
+    return json.dumps(
+        {"acks": [[a.stream, a.seq, a.status, a.reason, a.mac] for a in acks]}
+    ).encode()
 
 
 def decode_acks(data: bytes) -> list[Ack]:
-    """Parse an acknowledgement message; raises ``ValueError`` when malformed."""
-    doc = json.loads(data)
+    """Parse an acknowledgement message; raises ``ValueError`` (never anything else) when it
+    is malformed: not JSON, not an object with an ``acks`` list, or an entry that is not
+    ``[stream, seq, status, reason(, mac)]`` with those types.
+
+    >>> decode_acks(b'{"acks": [null]}')
+    Traceback (most recent call last):
+    ...
+    ValueError: ack entry 0 is not a list of 4 or 5 items: None
+    """
+    try:
+        doc = json.loads(data)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ValueError(f"ack message is not JSON: {exc}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("acks"), list):
         raise ValueError("ack message without an 'acks' list")
     out = []
-    for item in doc["acks"]:
-        stream, seq, status, reason = item
-        ok_status = status in ACK_STATUSES
-        if not isinstance(stream, str) or not isinstance(seq, int) or not ok_status:
-            raise ValueError(f"bad ack entry {item!r}")
-        out.append(Ack(stream, seq, status, str(reason)))
+    for i, item in enumerate(doc["acks"]):
+        if not isinstance(item, list) or len(item) not in (4, 5):
+            raise ValueError(f"ack entry {i} is not a list of 4 or 5 items: {item!r:.80}")
+        stream, seq, status, reason, *rest = item
+        mac = rest[0] if rest else ""
+        if (
+            not isinstance(stream, str)
+            or type(seq) is not int
+            or status not in ACK_STATUSES
+            or not isinstance(reason, str)
+            or not isinstance(mac, str)
+        ):
+            raise ValueError(f"bad ack entry {i}: {item!r:.80}")
+        out.append(Ack(stream, seq, status, reason, mac))
     return out

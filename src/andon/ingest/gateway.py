@@ -14,7 +14,9 @@ frames (``andon.edge.wire``); the HTTPS route also hands it JSON columns. For ev
    ``(tenant, signal, ts)`` and counts a repeat as a duplicate (decision 0308), so a frame
    sent again after a lost acknowledgement, a broker or a platform restart is stored once;
 5. answers with acknowledgements **bound to the key**: the transport sends them to that key's
-   edge only (``andon/v1/ack/<key id>`` on MQTT, the HTTP response on HTTPS).
+   edge only (``andon/v1/ack/<key id>`` on MQTT, the HTTP response on HTTPS), each signed
+   with the secret of the key its frame carried (``wire.ack_for``), so the edge can tell
+   them from forged ones (decision 0311).
 
 A refusal never stops the stream, and nothing a frame carries can stop the gateway: a frame
 over ``max_frame_bytes`` is refused before its columns are read (``too_large``; answered
@@ -48,6 +50,7 @@ from andon.edge.wire import (
     Ack,
     Frame,
     FrameError,
+    ack_for,
     decode_frame,
     key_parts,
 )
@@ -400,7 +403,7 @@ class IngestGateway:
                 check = await self.authenticate(head[2])
                 if check.identity is not None and check.key_id == topic_key:
                     why = f"too_large: {detail}"
-                    acks[check.key_id].append(Ack(head[0], head[1], "refused", why))
+                    acks[check.key_id].append(ack_for(head[2], head[0], head[1], "refused", why))
             return None
         try:
             frame = decode_frame(payload)
@@ -418,7 +421,8 @@ class IngestGateway:
                 self._refuse(refused, check.refusal, frame, f"edge {frame.edge!r}", who)
                 if check.proven and check.key_id == topic_key:
                     acks[check.key_id].append(
-                        Ack(
+                        ack_for(
+                            frame.token,
                             frame.stream,
                             frame.seq,
                             "refused",
@@ -433,12 +437,14 @@ class IngestGateway:
                 self._refuse(refused, "topic_mismatch", frame, detail, who)
                 return None
         if len(frame.batch) == 0:  # nothing to store, nothing to refuse
-            acks[identity.key_id].append(Ack(frame.stream, frame.seq, "ok"))
+            acks[identity.key_id].append(ack_for(frame.token, frame.stream, frame.seq, "ok"))
             return None
         site = await self.site_of(identity, frame.batch.names)
         if isinstance(site, str):
             self._refuse(refused, site, frame, f"edge {frame.edge!r}: {frame.batch.names[:2]}")
-            acks[identity.key_id].append(Ack(frame.stream, frame.seq, "refused", site))
+            acks[identity.key_id].append(
+                ack_for(frame.token, frame.stream, frame.seq, "refused", site)
+            )
             if bearer is None:  # the API audits its own refusals
                 await self._report(identity.tenant, identity.key_id, site, frame)
             return None
@@ -466,7 +472,7 @@ class IngestGateway:
             except PermissionError as exc:
                 for kid, f in items:
                     self._refuse(refused, "tenant_not_registered", f, str(exc))
-                    acks[kid].append(Ack(f.stream, f.seq, "rejected", str(exc)))
+                    acks[kid].append(ack_for(f.token, f.stream, f.seq, "rejected", str(exc)))
                 continue
             except Exception as exc:  # a full disk, a broken store...
                 # not acknowledged: each edge keeps its frames and sends them again
@@ -483,7 +489,7 @@ class IngestGateway:
             self.stats.points_conflict += rep.conflicts
             self.stats.frames_stored += len(frames)
             for kid, f in items:
-                acks[kid].append(Ack(f.stream, f.seq, "ok"))
+                acks[kid].append(ack_for(f.token, f.stream, f.seq, "ok"))
                 self.stats.points_acknowledged += len(f.batch)
                 if f.historical:
                     self.stats.points_historical += len(f.batch)
