@@ -42,3 +42,27 @@ CONF
     port_open 1883 || { echo "services: mosquitto did not start" >&2; exit 1; }
     echo "services: mosquitto started on 127.0.0.1:1883"
 fi
+
+# --- NATS (the live bus's broker, andon.bus.nats_bus) on 127.0.0.1:4222 -------------------------
+# The bus conformance suite runs every implementation; NATS is the broker-backed one.
+if ! command -v nats-server >/dev/null 2>&1 && [ ! -x /usr/sbin/nats-server ]; then
+    echo "services: installing nats-server"
+    export DEBIAN_FRONTEND=noninteractive
+    if ! as_root apt-get install -y -q --no-install-recommends nats-server >/dev/null 2>&1; then
+        as_root apt-get update -q >/dev/null
+        as_root apt-get install -y -q --no-install-recommends nats-server >/dev/null
+    fi
+fi
+NATS_SERVER=$(command -v nats-server || echo /usr/sbin/nats-server)
+
+if port_open 4222; then
+    echo "services: nats already listening on 127.0.0.1:4222"
+else
+    nohup "$NATS_SERVER" -a 127.0.0.1 -p 4222 >/tmp/andon-nats.log 2>&1 &
+    for _ in $(seq 1 50); do
+        port_open 4222 && break
+        sleep 0.1
+    done
+    port_open 4222 || { echo "services: nats did not start" >&2; exit 1; }
+    echo "services: nats started on 127.0.0.1:4222"
+fi
