@@ -109,6 +109,54 @@ def test_a_failing_store_write_is_counted_and_not_acknowledged_and_the_resend_is
     asyncio.run(go())
 
 
+_DISK_FULL_SCRIPT = textwrap.dedent(
+    """
+    import asyncio, os, resource, signal, sys
+    from andon.connect.counting import DEFAULT_START, counter_batch
+    from andon.edge.wire import encode_frame
+    from andon.ingest import Ingestor
+    from andon.ingest.gateway import EdgeIdentity, IngestGateway, StaticKeys, StaticSites
+    from andon.store.duckdb_store import DuckDBStore
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails: EFBIG
+    path, key, names = sys.argv[1], "andon_" + "a" * 32 + "_s", ("s1/a/l/m/x",)
+    def frame(seq, k0, k1):
+        b = counter_batch(names, k0, k1, DEFAULT_START, 1000)
+        return encode_frame("e", key, "gen", seq, 0, False, b)
+    async def go():
+        store = DuckDBStore.open(path)
+        ing = Ingestor(store)
+        ing.register("t", names, [])
+        gw = IngestGateway(ing, StaticKeys({key: EdgeIdentity("a" * 32, "t")}),
+                           StaticSites({"t": {"s1": "x"}}))
+        first = await gw.frames([("a" * 32, frame(1, 0, 10))])
+        room = os.path.getsize(path) + 4096  # the disk fills up
+        resource.setrlimit(resource.RLIMIT_FSIZE, (room, resource.RLIM_INFINITY))
+        full = await gw.frames([("a" * 32, frame(2, 10, 150_010))])
+        resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY,) * 2)  # freed
+        again = await gw.frames([("a" * 32, frame(2, 10, 150_010))])  # the edge resends
+        got = await store.read("t", names, 0, 2**62)
+        print(len(first.acks["a" * 32]), full.refused, dict(full.acks),
+              [a.status for a in again.acks["a" * 32]], len(got))
+        await store.close()
+    asyncio.run(go())
+    """
+)
+
+
+def test_a_full_disk_leaves_the_frame_unacknowledged_and_its_resend_is_stored(
+    tmp_path: Path,
+) -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", _DISK_FULL_SCRIPT, str(tmp_path / "t.duckdb")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[0] == "1 ['store_failed'] {} ['ok'] 150010", out.stderr
+
+
 def test_a_frame_whose_handling_raises_is_refused_and_the_group_goes_on(w: World) -> None:
     async def go() -> None:
         async def audit_down(r: Refusal) -> None:  # the audit database is restarting
