@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from andon.bus import LiveBus
+from andon.ingest.live import LivePublisher
 from andon.ingest.ratelog import RateLimitedLog
 from andon.model.types import MachineState, Micros, PartBatch, Quality, SampleBatch, StateBatch
 from andon.store.base import TelemetryStore
@@ -93,6 +95,7 @@ class Ingestor:
         clock: Callable[[], Micros] | None = None,
         future_tolerance_s: float = 300.0,
         log_interval_s: float = 10.0,
+        bus: LiveBus | None = None,
     ) -> None:
         if future_tolerance_s < 0:
             raise ValueError(f"future_tolerance_s must be >= 0, got {future_tolerance_s}")
@@ -103,6 +106,8 @@ class Ingestor:
         self.conflict_log = RateLimitedLog(
             log_interval_s, emit=log.warning, what=("point", "points")
         )
+        self.live = LivePublisher(bus) if bus is not None else None
+        """Publishes what each write stored on the live bus (``andon.ingest.live``)."""
         self._signals: dict[str, set[str]] = {}
         self._machines: dict[str, set[str]] = {}
 
@@ -174,6 +179,8 @@ class Ingestor:
                 "same signal and timestamp as a stored sample, another value (first kept)",
                 result.conflicts,
             )
+        if self.live is not None and result.written:
+            await self.live.samples(tenant, accepted)
         return IngestReport(result.written, result.duplicates, dict(rejected), result.conflicts)
 
     def _valid_states(self, tenant: str, batch: StateBatch) -> StateBatch:
@@ -199,13 +206,18 @@ class Ingestor:
         batch = self._valid_states(tenant, batch)
         n = await self.store.append_states(tenant, batch) if len(batch) else 0
         self.stats.states += n
+        if self.live is not None and n:
+            await self.live.states(tenant, batch, open_=False)
         return n
 
     async def open_states(self, tenant: str, batch: StateBatch) -> int:
         """The states still going on (``end`` = when last confirmed), validated like closed
         intervals; they feed the live board until the interval closes."""
         batch = self._valid_states(tenant, batch)
-        return await self.store.put_open_states(tenant, batch) if len(batch) else 0
+        n = await self.store.put_open_states(tenant, batch) if len(batch) else 0
+        if self.live is not None and n:
+            await self.live.states(tenant, batch, open_=True)
+        return n
 
     async def parts(self, tenant: str, batch: PartBatch) -> int:
         ok = self._known("machine", tenant, batch.names, batch.index)
@@ -222,4 +234,6 @@ class Ingestor:
             )
         n = await self.store.append_parts(tenant, batch) if len(batch) else 0
         self.stats.parts += n
+        if self.live is not None and n:
+            await self.live.parts(tenant, batch)
         return n
