@@ -40,23 +40,6 @@ SIDEWAYS: frozenset[tuple[str, str]] = frozenset(
 
 ALLOWED: dict[tuple[str, str], str] = {
     # (importing module, imported module): why it is still there, and the issue that removes it
-    ("andon.twin.jobs", "andon.platform.tables"): "issue 11 item 4: the twin job service keeps its "
-    "rows in the platform's metadata database (tables, Database, new_id, Invalid); its store "
-    "becomes an interface the platform implements",
-    ("andon.twin.jobs", "andon.platform.config"): "issue 11 item 4: TwinJobs reads its limits "
-    "from the platform settings' `twin` section; the section moves next to the service",
-    (
-        "andon.twin.jobs",
-        "andon.platform.database",
-    ): "issue 11 item 4: see andon.platform.tables above",
-    (
-        "andon.twin.jobs",
-        "andon.platform.security",
-    ): "issue 11 item 4: see andon.platform.tables above",
-    (
-        "andon.twin.jobs",
-        "andon.platform.service",
-    ): "issue 11 item 4: see andon.platform.tables above",
     ("andon.platform.alerts", "andon.floor.alarms"): "issue 11 item 4 (LAYOUT.md part 4): "
     "platform/alerts.py moves to floor/alerts.py; being edited by another helper today",
     ("andon.ingest.mqtt", "andon.edge.wire"): "issue 11 item 1 (LAYOUT.md part 9): the "

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from andon.model.loader import parse_plant
+from andon.platform.twin_jobs import SqlJobStore
 from andon.twin.calibrate import calibrate_line
-from andon.twin.jobs import SqlJobStore, TwinJobs
+from andon.twin.jobs import TwinJobs
 from andon.twin.run import replicate
 from tests.api.calls import LINE
 from tests.api.world import World, demo_yaml

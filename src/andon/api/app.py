@@ -41,9 +41,10 @@ from andon.platform.config import Settings
 from andon.platform.database import Database
 from andon.platform.ratelimit import RateLimiter
 from andon.platform.service import Conflict, Invalid, LoginFailed, NotFound, Platform
+from andon.platform.twin_jobs import twin_jobs
 from andon.store import open_store
 from andon.store.base import TelemetryStore
-from andon.twin.jobs import TwinJobs, twin_jobs
+from andon.twin.jobs import BadScenario, TwinJobs
 
 __all__ = ["PREFIX", "create_app", "endpoints"]
 
@@ -217,6 +218,7 @@ def create_app(
     app.add_exception_handler(NotFound, _not_found)
     app.add_exception_handler(Conflict, _conflict)
     app.add_exception_handler(Invalid, _invalid)
+    app.add_exception_handler(BadScenario, _invalid)
     app.add_exception_handler(LoginFailed, _login)
     if settings.cors_origins:
         app.add_middleware(

@@ -10,8 +10,9 @@ Pieces, each small:
   worker process): replication ``r`` of both configurations uses the same seeds
   (``andon.twin.run``); the bottleneck comes from the simulated state timelines through the
   same ``andon.twin.bottleneck.analyse`` that the stored data uses.
-* ``JobStore``: where job rows live; ``SqlJobStore`` keeps them in the metadata database's
-  ``twin_jobs`` table.
+* ``JobStore``: where job rows live (the platform's ``andon.platform.twin_jobs.SqlJobStore``
+  keeps them in the metadata database, and ``twin_jobs`` there builds the service from the
+  settings: the twin imports nothing above it, ``docs/layering.md``).
 * ``TwinJobs``: queue, per-tenant limit, worker processes, progress, shutdown.
 
 See ``docs/decisions/0608-twin-jobs-and-analytics-endpoints.md`` for why processes, how
@@ -21,9 +22,9 @@ progress is persisted and what "interrupted" means.
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import multiprocessing
+import secrets
 from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -31,16 +32,10 @@ from typing import Any, Protocol
 
 import numpy as np
 from pydantic import ValidationError
-from sqlalchemy import func, insert, select, update
 
 from andon.kpi.ranges import line_outputs, planned_production_s
 from andon.model.plant import Area, Line, Machine, Plant
 from andon.model.types import Micros
-from andon.platform import tables
-from andon.platform.config import Twin
-from andon.platform.database import Database
-from andon.platform.security import new_id
-from andon.platform.service import Invalid
 from andon.store.base import TelemetryStore
 from andon.twin.bottleneck import analyse, timeline_batch
 from andon.twin.calibrate import fit_line
@@ -49,10 +44,10 @@ from andon.twin.run import Estimate, TimelineRecorder, default_t0, estimate, run
 
 __all__ = [
     "ACTIVE",
+    "BadScenario",
     "Interrupted",
     "JobStore",
     "LineRef",
-    "SqlJobStore",
     "TooManyJobs",
     "TwinJobs",
     "TwinPrices",
@@ -63,10 +58,14 @@ __all__ = [
     "replicate_pair",
     "scenario_baseline",
     "summarise",
-    "twin_jobs",
 ]
 
 ACTIVE = ("queued", "running")
+
+
+class BadScenario(ValueError):
+    """The request names a line, machine or buffer the plant does not have, or a change it
+    cannot take; the message names the field (the API answers 422 with it)."""
 
 
 class Interrupted(Exception):
@@ -97,7 +96,7 @@ class LineRef:
 
 def find_line(plant: Plant, line: str, what: str = "line") -> LineRef:
     """The line named by its path ``site/area/line`` (or its bare id when unique); a bad
-    id is an ``Invalid`` naming it."""
+    id is a ``BadScenario`` naming it."""
     found = []
     for a, ln in plant.lines():
         path = f"{plant.site.id}/{a.id}/{ln.id}"
@@ -108,7 +107,7 @@ def find_line(plant: Plant, line: str, what: str = "line") -> LineRef:
     if len(found) == 1:
         return found[0]
     known = ", ".join(f"{plant.site.id}/{a.id}/{ln.id}" for a, ln in plant.lines())
-    raise Invalid(f"{what}: {line!r} is not a line of this site (lines: {known})")
+    raise BadScenario(f"{what}: {line!r} is not a line of this site (lines: {known})")
 
 
 def machine_cycle_s(line: Line, m: Machine) -> float:
@@ -159,7 +158,7 @@ def _pick(ids: list[str], ref: LineRef, key: str, field: str, kind: str) -> str:
     bare = key.removeprefix(ref.path + "/")
     if bare in ids and "/" not in bare:
         return bare
-    raise Invalid(f"changes.{field}: {key!r} is not a {kind} of line {ref.path}")
+    raise BadScenario(f"changes.{field}: {key!r} is not a {kind} of line {ref.path}")
 
 
 def apply_changes(
@@ -184,7 +183,7 @@ def apply_changes(
             mid = _pick(mids, ref, key, field_, "machine")
             old = _mtbf_mttr_h(spec[mid])[kind]
             if old is None:
-                raise Invalid(f"changes.{field_}: machine {key!r} has no failure modes")
+                raise BadScenario(f"changes.{field_}: machine {key!r} has no failure modes")
             factor = float(new) / old
             out.append(
                 Change(machine=mid, mtbf_factor=factor)
@@ -208,7 +207,7 @@ def apply_changes(
             ]
         return Plant.model_validate(doc)
     except (KeyError, ValidationError, ValueError) as exc:
-        raise Invalid(f"changes: {exc}") from exc
+        raise BadScenario(f"changes: {exc}") from exc
 
 
 # ---- the simulation (CPU-bound, in a worker process) --------------------------------------
@@ -344,72 +343,6 @@ class JobStore(Protocol):
     async def interrupt_all(self, now: Micros) -> int: ...
 
 
-def _dump(v: Any) -> str | None:
-    return None if v is None else json.dumps(v, separators=(",", ":"))
-
-
-class SqlJobStore:
-    """Jobs in the metadata database's ``twin_jobs`` table (every query carries the tenant,
-    like the rest of the service layer)."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-        self.t = tables.twin_jobs
-
-    def _out(self, r: Mapping[Any, Any]) -> dict[str, Any]:
-        row = dict(r)
-        row["request"] = json.loads(row["request"]) if row["request"] else {}
-        row["result"] = json.loads(row["result"]) if row["result"] else None
-        return row
-
-    async def create(self, row: dict[str, Any]) -> None:
-        vals = {**row, "request": _dump(row["request"]), "result": _dump(row.get("result"))}
-        async with self.db.begin() as conn:
-            await conn.execute(insert(self.t).values(**vals))
-
-    async def get(self, tenant: str, site_id: str, job_id: str) -> dict[str, Any] | None:
-        t = self.t
-        q = select(t).where(t.c.id == job_id, t.c.tenant_id == tenant, t.c.site_id == site_id)
-        async with self.db.begin() as conn:
-            r = (await conn.execute(q)).mappings().first()
-        return None if r is None else self._out(r)
-
-    async def list(self, tenant: str, site_id: str, limit: int) -> list[dict[str, Any]]:
-        t = self.t
-        q = (
-            select(t)
-            .where(t.c.tenant_id == tenant, t.c.site_id == site_id)
-            .order_by(t.c.created_at.desc(), t.c.id)
-            .limit(limit)
-        )
-        async with self.db.begin() as conn:
-            rows = (await conn.execute(q)).mappings().all()
-        return [self._out(r) for r in rows]
-
-    async def active(self, tenant: str) -> int:
-        t = self.t
-        q = select(func.count()).where(t.c.tenant_id == tenant, t.c.status.in_(ACTIVE))
-        async with self.db.begin() as conn:
-            return int((await conn.execute(q)).scalar_one())
-
-    async def update(self, job_id: str, **fields: Any) -> None:
-        if "result" in fields:
-            fields["result"] = _dump(fields["result"])
-        async with self.db.begin() as conn:
-            await conn.execute(update(self.t).where(self.t.c.id == job_id).values(**fields))
-
-    async def interrupt_all(self, now: Micros) -> int:
-        t = self.t
-        q = (
-            update(t)
-            .where(t.c.status.in_(ACTIVE))
-            .values(status="failed", error="interrupted", finished_at=now)
-        )
-        async with self.db.begin() as conn:
-            res = await conn.execute(q)
-        return int(res.rowcount or 0)
-
-
 # ---- the runner -----------------------------------------------------------------------------
 
 
@@ -487,7 +420,7 @@ class TwinJobs:
                     f"at most {self.max_per_tenant} twin jobs may be queued or running per tenant"
                 )
             row: dict[str, Any] = {
-                "id": new_id(),
+                "id": secrets.token_hex(16),  # unguessable, as the platform's ids
                 "tenant_id": tenant,
                 "site_id": site_id,
                 "line": ref.path,
@@ -566,18 +499,3 @@ class TwinJobs:
                 error=f"{type(exc).__name__}: {exc}"[:2000],
                 finished_at=self.clock(),
             )
-
-
-def twin_jobs(
-    cfg: Twin, db: Database, telemetry: TelemetryStore, clock: Callable[[], Micros]
-) -> TwinJobs:
-    """The service's job runner, from the ``twin`` settings."""
-    return TwinJobs(
-        SqlJobStore(db),
-        telemetry,
-        clock,
-        prices=TwinPrices(cfg.per_hour, cfg.currency),
-        workers=cfg.workers,
-        max_per_tenant=cfg.max_jobs_per_tenant,
-        history_days=cfg.history_days,
-    )
