@@ -154,7 +154,12 @@ def create_app(
             lockout_s=settings.lockout_s,
         )
         own_store = store is None
-        tstore = open_store(settings.telemetry_url) if store is None else store
+        ing = settings.ingest
+        tstore = (
+            open_store(settings.telemetry_url, max_signals_per_tenant=ing.max_signals_per_tenant)
+            if store is None
+            else store
+        )
         lim = settings.limits
         limiter = RateLimiter(
             {
@@ -171,7 +176,19 @@ def create_app(
         try:
             await platform.start()
             app.state.services = Services(
-                settings, platform, tstore, Ingestor(tstore), limiter, clock, sleep
+                settings,
+                platform,
+                tstore,
+                # the platform's clock bounds how far ahead a sample may be (decision 0312)
+                Ingestor(
+                    tstore,
+                    clock=clock,
+                    future_tolerance_s=ing.future_tolerance_s,
+                    log_interval_s=ing.log_interval_s,
+                ),
+                limiter,
+                clock,
+                sleep,
             )
             app.state.services.clock_rate = clock_rate
             gateway = build_gateway(app.state.services)

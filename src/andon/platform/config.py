@@ -158,6 +158,21 @@ class Ingest(_Part):
     max_group_points: int = Field(
         500_000, gt=0, description="frames stored in one write, at most this many points"
     )
+    max_frame_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=1024,
+        description="a larger frame is refused before it is read (too_large); an edge's "
+        "default largest is about 1 MiB (50,000 points)",
+    )
+    future_tolerance_s: float = Field(
+        300.0, ge=0, description="samples stamped further ahead of the platform clock: future"
+    )
+    max_signals_per_tenant: int = Field(
+        1_000_000, gt=0, description="the store's signal dictionary per tenant (dictionary_full)"
+    )
+    log_interval_s: float = Field(
+        10.0, gt=0, description="refusals are logged once per key and reason this often"
+    )
 
 
 class Smtp(_Part):
