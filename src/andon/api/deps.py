@@ -21,6 +21,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from andon.api.endpoints import Endpoint
 from andon.ingest import Ingestor
+from andon.model.clock import wall_clock
 from andon.model.plant import Plant
 from andon.model.types import Micros
 from andon.platform.alerts import AlertEvaluator
@@ -53,10 +54,6 @@ __all__ = [
 ]
 
 _bearer = HTTPBearer(auto_error=False, description="An access token or an API key")
-
-
-def wall_clock() -> Micros:
-    return time.time_ns() // 1000
 
 
 @dataclass(frozen=True, slots=True)
