@@ -210,6 +210,16 @@ def test_no_module_cycle() -> None:
     assert not stale, f"no longer cycles, remove from CYCLES_ALLOWED: {stale}"
 
 
+def test_the_doc_states_the_same_layers() -> None:
+    """docs/layering.md's "Layer order" line is LAYERS, so the picture and the check agree."""
+    doc = (SRC.parent / "docs" / "layering.md").read_text(encoding="utf-8").splitlines()
+    at = doc.index("Layer order, bottom to top (the test reads this line):")
+    stated = tuple(
+        tuple(name.strip() for name in layer.split(",")) for layer in doc[at + 1].split("<")
+    )
+    assert stated == LAYERS
+
+
 def test_the_check_sees_an_upward_import() -> None:
     """The rules themselves: an upward, a sideways and an allowed import."""
     assert violation("andon.model.plant", "andon.api.app") == (
