@@ -38,6 +38,11 @@ SIDEWAYS: frozenset[tuple[str, str]] = frozenset(
 )
 """Imports between two packages of one layer that the doc allows (importer, imported)."""
 
+ONLY_FOR: dict[str, frozenset[str]] = {
+    "sim": frozenset({"demo"}),  # the virtual factory is no production code path's
+}
+"""Packages that only the listed packages may import, whatever their layers."""
+
 ALLOWED: dict[tuple[str, str], str] = {
     # (importing module, imported module): why it is still there, and the issue that removes it
     ("andon.platform.alerts", "andon.floor.alarms"): "issue 11 item 4 (LAYOUT.md part 4): "
@@ -135,6 +140,9 @@ def violation(importer: str, imported: str) -> str | None:
     if a == b:
         return None
     la, lb = _layer_of(a), _layer_of(b)
+    if b in ONLY_FOR and a not in ONLY_FOR[b]:
+        only = sorted(ONLY_FOR[b])
+        return f"module {importer} ({a}) imports {imported} ({b}), which only {only} may"
     if lb < la or (lb == la and (a, b) in SIDEWAYS):
         return None
     kind = "a higher layer" if lb > la else "a package of its own layer"
@@ -231,3 +239,7 @@ def test_the_check_sees_an_upward_import() -> None:
     assert violation("andon.twin.jobs", "andon.kpi.ranges") is None
     assert violation("andon.demo.web", "andon.api") is None
     assert violation("andon.cli", "andon.commands.demo") is None
+    assert violation("andon.api.routes", "andon.sim.factory") == (
+        "module andon.api.routes (api) imports andon.sim.factory (sim), which only ['demo'] may"
+    )
+    assert violation("andon.demo.run", "andon.sim.factory") is None
