@@ -77,6 +77,8 @@ def serve(
         proxy_headers=settings.trust_proxy_headers,
         server_header=False,
         log_level="info",
+        # bounded: idle keep-alive clients (TLS ones never answering the close) held it 30 s
+        timeout_graceful_shutdown=settings.shutdown_grace_s,
     )
 
 

@@ -221,6 +221,13 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
+    shutdown_grace_s: int = Field(
+        5,
+        ge=0,
+        le=300,
+        description="on SIGTERM, wait at most this long for open connections and requests "
+        "(an idle keep-alive client would otherwise hold the stop for 30 s)",
+    )
     database_url: str = "sqlite:///andon-platform.db"
     telemetry_url: str = "duckdb://andon-telemetry.duckdb"
     secret_key: str | None = Field(None, min_length=32)
