@@ -118,18 +118,26 @@ def _targets(module: str, node: ast.Import | ast.ImportFrom) -> Iterator[str]:
         yield name
 
 
+def _import_statements(tree: ast.Module) -> Iterator[ast.Import | ast.ImportFrom]:
+    """Every import statement, at any depth (functions, classes, ``if``, ``try``), visiting
+    statements only: imports are never inside expressions (twice as fast as ``ast.walk``)."""
+    stack: list[ast.AST] = list(tree.body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            yield node
+            continue
+        for name in ("body", "orelse", "finalbody", "handlers", "cases"):
+            stack.extend(getattr(node, name, ()))
+
+
 @cache
 def imports() -> dict[str, frozenset[str]]:
     """For each module, the andon modules it imports (anywhere in its body)."""
     graph: dict[str, frozenset[str]] = {}
     for module, path in modules().items():
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-        got = {
-            t
-            for node in ast.walk(tree)
-            if isinstance(node, ast.Import | ast.ImportFrom)
-            for t in _targets(module, node)
-        }
+        got = {t for node in _import_statements(tree) for t in _targets(module, node)}
         graph[module] = frozenset(got)
     return graph
 
