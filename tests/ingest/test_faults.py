@@ -27,6 +27,7 @@ from andon.ingest.gateway import (
     EdgeIdentity,
     IngestGateway,
     Refusal,
+    SiteRef,
     StaticKeys,
     StaticSites,
 )
@@ -157,7 +158,31 @@ def test_a_full_disk_leaves_the_frame_unacknowledged_and_its_resend_is_stored(
     assert out.stdout.split("\n")[0] == "1 ['store_failed'] {} ['ok'] 150010", out.stderr
 
 
-def test_a_frame_whose_handling_raises_is_refused_and_the_group_goes_on(w: World) -> None:
+class SitesDown:
+    """The site directory while its database restarts (``PlatformSites`` reads PostgreSQL)."""
+
+    async def by_key(self, tenant: str, site_key: str) -> SiteRef | None:
+        raise ConnectionError("metadata database unavailable")
+
+
+def test_a_frame_whose_handling_raises_is_left_unanswered_and_the_group_goes_on(
+    w: World,
+) -> None:
+    async def go() -> None:
+        sites = w.gateway.sites
+        w.gateway.sites = SitesDown()
+        r = await w.gateway.frames([(A_ID, frame(1)), (A_ID, b"garbage")])
+        assert (r.refused, r.acks) == (["internal_error", "malformed_frame"], {})
+        assert w.gateway.stats.frames_refused["internal_error"] == 1
+        assert w.ingestor.stats.rejected["internal_error"] == 0  # not lost: sent again
+        w.gateway.sites = sites
+        r = await w.gateway.frames([(A_ID, frame(1))])  # the edge's resend
+        assert (r.accepted, [a.status for a in r.acks[A_ID]]) == (30, ["ok"])
+
+    asyncio.run(go())
+
+
+def test_a_refusal_whose_audit_fails_stands_and_is_counted(w: World) -> None:
     async def go() -> None:
         async def audit_down(r: Refusal) -> None:  # the audit database is restarting
             raise ConnectionError("audit database unavailable")
@@ -165,12 +190,9 @@ def test_a_frame_whose_handling_raises_is_refused_and_the_group_goes_on(w: World
         w.gateway.on_refused = audit_down
         w.gateway.keys.revoke(A_ID)  # type: ignore[attr-defined]
         r = await w.gateway.frames([(A_ID, frame(1))])
-        assert r.refused == ["revoked_key", "internal_error"]
-        assert w.gateway.stats.frames_refused["internal_error"] == 1
-        w.gateway.keys.revoked.clear()  # type: ignore[attr-defined]
-        w.gateway._cache.clear()
-        r = await w.gateway.frames([(A_ID, frame(2))])
-        assert (r.accepted, [a.status for a in r.acks[A_ID]]) == (30, ["ok"])
+        assert (r.refused, [a.status for a in r.acks[A_ID]]) == (["revoked_key"], ["refused"])
+        assert w.gateway.stats.audit_failed == 1
+        assert w.gateway.stats.as_dict()["audit_failed"] == 1
 
     asyncio.run(go())
 

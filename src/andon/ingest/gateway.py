@@ -204,6 +204,8 @@ class GatewayStats:
     """Points in the frames answered ``ok`` (stored, duplicate or refused by validation)."""
     points_conflict: int = 0
     """Part of ``points_duplicate``: same ``(signal, ts)`` as a stored sample, another value."""
+    audit_failed: int = 0
+    """Refusals whose audit row could not be written (``on_refused`` raised)."""
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -213,6 +215,7 @@ class GatewayStats:
             "points_stored": self.points_stored,
             "points_duplicate": self.points_duplicate,
             "points_conflict": self.points_conflict,
+            "audit_failed": self.audit_failed,
             "points_historical": self.points_historical,
             "points_acknowledged": self.points_acknowledged,
         }
@@ -326,7 +329,11 @@ class IngestGateway:
 
     async def _report(self, tenant: str | None, key_id: str, reason: str, frame: Frame) -> None:
         if self.on_refused is not None and tenant is not None:
-            await self.on_refused(Refusal(tenant, key_id, frame.edge, reason, len(frame.batch)))
+            try:
+                await self.on_refused(Refusal(tenant, key_id, frame.edge, reason, len(frame.batch)))
+            except Exception as exc:  # the refusal stands and is counted; its audit row is lost
+                self.stats.audit_failed += 1
+                self.refusal_log.note((f"key {key_id}", "audit_failed"), repr(exc))
 
     def _refuse(
         self, into: list[str], reason: str, frame: Frame | None, detail: str, who: str = ""
