@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -16,12 +19,32 @@ from andon.ingest.gateway import EdgeIdentity, IngestGateway, StaticKeys, Static
 from andon.ingest.mqtt import MqttReceiver, ReceiverConfig
 from andon.store.duckdb_store import DuckDBStore
 
-__all__ = ["KEY", "KEY_ID", "TENANT", "Platform", "signals", "until", "until_async"]
+__all__ = [
+    "KEY",
+    "KEY_ID",
+    "TENANT",
+    "Platform",
+    "signals",
+    "spawn_edge",
+    "until",
+    "until_async",
+]
 
 TENANT = "acme"
 KEY_ID = "e1" * 16
 KEY = f"andon_{KEY_ID}_s3cret-edge-secret"
 """A platform edge key of the tenant, for every site."""
+
+
+def spawn_edge(cfg: Path, log: Path) -> subprocess.Popen[bytes]:
+    """A real edge agent process (``andon edge --config cfg``), its output appended to ``log``."""
+    with log.open("ab") as f:
+        return subprocess.Popen(
+            [sys.executable, "-m", "andon.cli", "edge", "--config", str(cfg)],
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
 
 
 def signals(n: int) -> list[str]:
@@ -50,7 +73,14 @@ class Platform:
     """DuckDB store + ingest gateway + MQTT receiver; the receiver can be cut. The names'
     site (``site``) belongs to ``TENANT``, whose edge key is ``KEY``."""
 
-    def __init__(self, tmp: Path, port: int, names: list[str], workers: int = 1) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        port: int,
+        names: list[str],
+        workers: int = 1,
+        login: tuple[str, str] | None = None,
+    ) -> None:
         self.store = DuckDBStore.open(tmp / "platform.duckdb")
         self.ingestor = Ingestor(self.store)
         self.ingestor.register(TENANT, names, [])
@@ -58,7 +88,11 @@ class Platform:
         self.gateway = IngestGateway(
             self.ingestor, self.keys, StaticSites({TENANT: {"site": "site-1"}}), key_cache_s=0
         )
-        self.receiver = MqttReceiver(self.gateway, ReceiverConfig(port=port, workers=workers))
+        user, password = login or (None, None)
+        self.receiver = MqttReceiver(
+            self.gateway,
+            ReceiverConfig(port=port, workers=workers, username=user, password=password),
+        )
         self.names = names
         self._task: asyncio.Task[None] | None = None
 

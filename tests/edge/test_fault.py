@@ -11,11 +11,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import os
 import random
 import signal
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,7 +22,7 @@ import pytest
 
 from andon.edge.agent import read_status
 from tests.edge.broker import Broker
-from tests.edge.helpers import KEY, Platform, signals, until
+from tests.edge.helpers import KEY, Platform, signals, spawn_edge, until
 
 NAMES = signals(10)
 START = 1_767_225_600_000_000
@@ -59,14 +57,7 @@ def _config(tmp: Path, port: int, total: int, rate: float) -> Path:
     return path
 
 
-def _spawn(cfg: Path, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as f:
-        return subprocess.Popen(
-            [sys.executable, "-m", "andon.cli", "edge", "--config", str(cfg)],
-            stdout=f,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
+_spawn = spawn_edge
 
 
 def _put_points(data_dir: Path) -> int:

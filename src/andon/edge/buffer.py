@@ -258,6 +258,9 @@ class _Engine:
         reason = "disk_full"
         # on a full disk, try only when freed pages inside the database can take the batch:
         # the space given back by the reserve is for acknowledgements and deletes
+        if self.disk_full and self._ensure_reserve():  # space is back (checked every 5 s)
+            self.disk_full = False
+            log.warning("edge buffer: disk space is back, storing again")
         if not self.disk_full or self._room_inside(nbytes):
             try:
                 seq = self._put(*args)

@@ -1,0 +1,154 @@
+"""Fault scenarios over the real processes (``harness``): each prints
+``fault <name>: sent stored lost dup dropped recovery_s`` and asserts nothing lost that was
+not counted, nothing stored twice, every drop counted once, recovery within its bound."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import pytest
+
+from andon.edge.uplink import ack_topic
+from andon.edge.wire import Ack, encode_acks
+from andon.ingest.broker import mosquitto_acl
+from tests.edge.broker import Broker
+from tests.edge.helpers import KEY, KEY_ID, until
+from tests.faults.harness import EXAMPLE_ACL, AclBroker, Run, edge_config
+
+pytestmark = pytest.mark.slow
+
+RECOVERY_S = 20.0
+"""Every scenario drains within this after the fault ends (measured: 1-6 s)."""
+
+
+def test_shipped_acl_is_what_andon_broker_acl_prints() -> None:
+    assert EXAMPLE_ACL.read_text(encoding="utf-8") == mosquitto_acl("andon-platform")
+
+
+def test_kill9_mid_stream(tmp_path: Path, broker: Broker) -> None:
+    total = 40_000
+
+    async def go() -> None:
+        run = Run("kill9", tmp_path, broker, edge_config(tmp_path, broker.port, total, 20_000))
+        run.platform.start()
+        try:
+            run.start_edge()
+            await until(lambda: run.stored() > 0, 20, "first points stored")
+            assert run.proc is not None
+            run.proc.send_signal(signal.SIGKILL)
+            await asyncio.to_thread(run.proc.wait, 10)
+            run.start_edge()
+            await run.verdict(total, time.monotonic(), RECOVERY_S)
+        finally:
+            await run.close()
+
+    asyncio.run(go())
+
+
+def test_disk_full_below_the_cap(tmp_path: Path, broker: Broker) -> None:
+    """The edge's disk (a 2 MiB tmpfs) fills while the platform is away: the agent keeps
+    running and reading its source, drops what cannot be stored (drop_oldest, reason
+    disk_full), and once space is back and the platform returns, everything else arrives."""
+    if os.geteuid() != 0:
+        pytest.skip("a small tmpfs needs root (mount -t tmpfs)")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)], check=False)
+    if r.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    total = 60_000  # about 1.3 MB of columns, more than the disk has left
+
+    async def go() -> None:
+        free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
+        filler = disk / "someone-elses-logs"
+        filler.write_bytes(bytes(free - 640 * 1024))
+        cfg = edge_config(
+            tmp_path,
+            broker.port,
+            total,
+            40_000,
+            data_dir=disk / "edge",
+            buffer={"reserve_bytes": 128 * 1024},
+        )
+        run = Run("disk_full", tmp_path, broker, cfg)
+        try:
+            run.start_edge()
+            await until(lambda: "disk is full" in run.edge_log(), 30, "the disk to fill")
+            await until(
+                lambda: "status file not written" in run.edge_log() or run.status() is not None,
+                5,
+                "a status attempt",
+            )
+            assert run.alive(), run.edge_log()[-2000:]
+            filler.unlink()  # the operator makes room, the platform comes back
+            run.platform.start()
+            v = await run.verdict(total, time.monotonic(), RECOVERY_S)
+            assert v.dropped > 0
+            assert v.status["buffer"]["dropped_disk_full_points"] == v.dropped
+            assert run.alive()
+        finally:
+            await run.close()
+            subprocess.run(["umount", "-l", str(disk)], check=False)
+
+    asyncio.run(go())
+
+
+def test_hostile_acks_behind_the_shipped_acl(tmp_path: Path) -> None:
+    """The broker runs the shipped ACL: another edge's key cannot publish on this edge's ack
+    topic at all. Whoever may (here the platform's own login, as if stolen) can still not
+    delete anything: malformed acks are counted ``bad_ack``, unsigned ones ``forged_ack``,
+    the agent keeps running, and every point arrives once the real platform answers."""
+    intruder_id, intruder_secret = "0" * 32, "intruder-secret"
+    key_secret = KEY.rsplit("_", 1)[1]
+    broker = AclBroker(
+        tmp_path,
+        {KEY_ID: key_secret, intruder_id: intruder_secret, "andon-platform": "platform-pw"},
+    )
+    broker.start()
+    total = 20_000
+
+    async def go() -> None:
+        cfg = edge_config(tmp_path, broker.port, total, 40_000)
+        run = Run("hostile_acks", tmp_path, broker, cfg, login=("andon-platform", "platform-pw"))
+
+        def uplink() -> dict[str, Any]:
+            st = run.status()
+            return {} if st is None else dict(st["uplink"])
+
+        try:
+            run.start_edge()
+            await until(lambda: int(uplink().get("frames_sent", 0)) >= 8, 20, "frames in flight")
+            forged = encode_acks([Ack("gen", s, "ok") for s in range(1, 11)])
+            async with aiomqtt.Client(
+                "127.0.0.1", broker.port, username=intruder_id, password=intruder_secret
+            ) as c:  # denied by the ACL: never delivered
+                await c.publish(ack_topic(KEY_ID), forged, qos=1)
+            async with aiomqtt.Client(
+                "127.0.0.1", broker.port, username="andon-platform", password="platform-pw"
+            ) as c:
+                for bad in (b'{"acks": [null]}', b"\xffgarbage", b'{"acks": [["gen", "1"]]}'):
+                    await c.publish(ack_topic(KEY_ID), bad, qos=1)
+                await c.publish(ack_topic(KEY_ID), forged, qos=1)
+                refused = encode_acks([Ack("gen", 1, "refused", "key revoked")])
+                await c.publish(ack_topic(KEY_ID), refused, qos=1)
+            want = {"bad_ack": 3, "forged_ack": 11}
+            await until(lambda: uplink().get("acks_ignored") == want, 10, "bad acks counted")
+            st = run.status()
+            assert st is not None and st["buffer"]["acked_points"] == 0  # nothing deleted
+            assert run.alive() and not str(uplink()["last_error"]).startswith("stopped")
+            run.platform.start()
+            v = await run.verdict(total, time.monotonic(), RECOVERY_S)
+            assert v.dropped == 0
+            assert v.status["uplink"]["acks_ignored"] == want  # the intruder's never came
+        finally:
+            await run.close()
+            broker.close()
+
+    asyncio.run(go())
