@@ -137,6 +137,7 @@ BODIES: dict[str, Callable[[World], Any]] = {
     },
     "auth.reset.request": lambda w: {"email": "nobody@x.example"},
     "auth.reset": lambda w: {"token": "not a token", "new_password": "a new passphrase"},
+    "auth.oidc.callback": lambda w: {"code": "not a code", "state": "not a state"},
     # enabling an enabled user changes nothing
     "users.status": lambda w: {"disabled": False},
 }
@@ -148,6 +149,8 @@ NO_TARGET = {
     "auth.logout",
     "auth.reset.request",
     "auth.reset",
+    "auth.oidc.start",
+    "auth.oidc.callback",
 }
 """Public endpoints: no object and no permission, so no matrix row."""
 

@@ -26,6 +26,7 @@ from andon.model.plant import Plant
 from andon.model.types import Micros
 from andon.platform.alerts import AlertEvaluator
 from andon.platform.config import Settings
+from andon.platform.oidc import OidcLogin
 from andon.platform.permissions import Permission
 from andon.platform.ratelimit import RateLimiter
 from andon.platform.security import TokenError
@@ -173,6 +174,8 @@ class Services:
     """The gateway's MQTT receiver when ``settings.broker`` is set; run by the lifespan."""
     open_feeds: dict[str, int] = field(default_factory=dict)
     """Live feeds open per principal (``actor``); ``andon.api.feeds`` caps them."""
+    oidc: OidcLogin | None = None
+    """Single sign-on sign-ins in progress (``security.oidc``); made on first use."""
     _models: dict[tuple[str, str, int], SiteModel] = field(default_factory=dict)
 
     async def model(self, tenant: str, site: dict[str, Any]) -> SiteModel:

@@ -1,5 +1,6 @@
-"""Account lifecycle routes: password change, password reset by a one-time mailed link, and
-disabling a user. Every outcome is audited under the account's tenant."""
+"""Account lifecycle routes: password change, password reset by a one-time mailed link,
+disabling a user, and single sign-on (OpenID Connect). Every outcome is audited under the
+account's tenant."""
 
 from __future__ import annotations
 
@@ -7,13 +8,22 @@ import asyncio
 import logging
 from typing import Any
 
+import httpx
 from fastapi import HTTPException, Request, Response
 
 from andon.api.deps import Ctx, Services, Svc, client_address
 from andon.api.params import P, api
-from andon.api.schemas import UserOut
-from andon.api.schemas_account import PasswordChangeIn, ResetIn, ResetRequestIn, UserStatusIn
+from andon.api.schemas import TokenOut, UserOut
+from andon.api.schemas_account import (
+    OidcCallbackIn,
+    OidcStartOut,
+    PasswordChangeIn,
+    ResetIn,
+    ResetRequestIn,
+    UserStatusIn,
+)
 from andon.platform.mail import MailError, reset_message, send
+from andon.platform.oidc import OidcError, OidcLogin
 from andon.platform.service import Invalid, LoginFailed
 
 __all__: list[str] = []  # registers its routes on ``andon.api.params.api``
@@ -160,3 +170,65 @@ async def set_user_status(user_id: str, body: UserStatusIn, ctx: Ctx) -> UserOut
     action = "users.disable" if body.disabled else "users.enable"
     await ctx.audit(action, f"user:{user_id}", detail={"sessions_ended": ended})
     return UserOut(**await pf.get_user(ctx.tenant, user_id))
+
+
+def _oidc(svc: Services) -> OidcLogin:
+    cfg = svc.settings.security.oidc
+    if cfg is None:
+        raise Invalid("single sign-on is not configured (security.oidc)")
+    if svc.oidc is None:
+        svc.oidc = OidcLogin(cfg)
+    return svc.oidc
+
+
+@api.route("GET", "/auth/oidc/start", name="auth.oidc.start", permission=None, scope="public")
+async def oidc_start(svc: Svc) -> OidcStartOut:
+    """Begin a single sign-on: the provider's URL to send the browser to. The provider sends
+    it back to ``security.oidc.redirect_uri`` with a code and state for ``/auth/oidc/callback``."""
+    try:
+        return OidcStartOut(authorization_url=await _oidc(svc).start())
+    except (OidcError, httpx.HTTPError, KeyError, ValueError) as exc:
+        _log.error("single sign-on: cannot reach the provider: %s", exc)
+        raise HTTPException(503, "the sign-on provider is unavailable") from None
+
+
+@api.route(
+    "POST", "/auth/oidc/callback", name="auth.oidc.callback", permission=None, scope="public"
+)
+async def oidc_callback(body: OidcCallbackIn, request: Request, svc: Svc) -> TokenOut:
+    """Finish a single sign-on: the provider's code and state for andon tokens, for the user
+    of ``security.oidc.tenant`` whose email the provider verified."""
+    sso = _oidc(svc)
+    pf = svc.platform
+    source = client_address(request, svc.settings.trust_proxy_headers)
+    tenant: str | None = None
+    actor = "anonymous"
+    try:
+        who = await sso.finish(body.code, body.state)
+        actor = f"oidc:{who.subject[:100]}"
+        tenant = sso.cfg.tenant
+        uid, pair = await pf.sso_login(sso.cfg.tenant, who.email)
+    except (OidcError, LoginFailed, httpx.HTTPError) as exc:
+        why = exc.reason if isinstance(exc, LoginFailed) else str(exc)
+        await pf.audit.record(
+            tenant_id=tenant,
+            actor=actor,
+            source=source,
+            action="auth.oidc",
+            obj="session",
+            result="failed",
+            detail={"why": why[:300]},
+        )
+        raise HTTPException(401, "sign-on failed", headers={"WWW-Authenticate": "Bearer"}) from None
+    await pf.audit.record(
+        tenant_id=tenant,
+        actor=f"user:{uid}",
+        source=source,
+        action="auth.oidc",
+        obj="session",
+        result="ok",
+        detail={"subject": who.subject[:100]},
+    )
+    return TokenOut(
+        access_token=pair.access_token, refresh_token=pair.refresh_token, expires_at=pair.expires_at
+    )

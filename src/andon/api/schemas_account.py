@@ -8,7 +8,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from andon.api.schemas import Email, Password
 
-__all__ = ["PasswordChangeIn", "ResetIn", "ResetRequestIn", "UserStatusIn"]
+__all__ = [
+    "OidcCallbackIn",
+    "OidcStartOut",
+    "PasswordChangeIn",
+    "ResetIn",
+    "ResetRequestIn",
+    "UserStatusIn",
+]
 
 
 class _In(BaseModel):
@@ -31,3 +38,12 @@ class ResetIn(_In):
 
 class UserStatusIn(_In):
     disabled: bool = Field(description="true: the user's sessions end at once and logins fail")
+
+
+class OidcStartOut(BaseModel):
+    authorization_url: str = Field(description="send the browser here to sign in")
+
+
+class OidcCallbackIn(_In):
+    code: Annotated[str, Field(min_length=1, max_length=2000)]
+    state: Annotated[str, Field(min_length=1, max_length=200)]

@@ -26,6 +26,7 @@ __all__ = [
     "Ingest",
     "Limits",
     "Monitoring",
+    "Oidc",
     "Security",
     "Settings",
     "Smtp",
@@ -187,6 +188,28 @@ class Smtp(_Part):
     timeout_s: float = Field(10.0, gt=0, le=120)
 
 
+class Oidc(_Part):
+    """Single sign-on through an OpenID Connect provider (authorization code with PKCE)."""
+
+    issuer: str = Field(min_length=8, description="the provider's issuer URL")
+    client_id: str = Field(min_length=1)
+    client_secret: str | None = Field(None, description="prefer client_secret_env")
+    client_secret_env: str | None = Field(None, description="environment variable with it")
+    redirect_uri: str = Field(min_length=8, description="registered at the provider")
+    tenant: str = Field(min_length=1, description="whose users sign in this way (by email)")
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> Oidc:
+        if (self.client_secret is None) == (self.client_secret_env is None):
+            raise ValueError("oidc: give one of client_secret and client_secret_env")
+        return self
+
+    def resolved_secret(self) -> str:
+        if self.client_secret is not None:
+            return self.client_secret
+        return os.environ.get(self.client_secret_env or "", "")
+
+
 class Security(_Part):
     """Secrets, sessions, audit anchoring and account recovery (docs/security.md)."""
 
@@ -212,6 +235,7 @@ class Security(_Part):
         None, description="the dashboard's address, for the links in reset mails"
     )
     smtp: Smtp | None = Field(None, description="mail relay for reset links (none: no resets)")
+    oidc: Oidc | None = Field(None, description="single sign-on provider (none: passwords only)")
 
 
 class Settings(BaseSettings):
