@@ -136,6 +136,7 @@ def test_ingest_with_an_edge_key(world: World) -> None:
         "accepted": 3,
         "duplicates": 0,
         "rejected": {"unknown_signal": 1},
+        "conflicts": 0,
         "states": 1,
         "parts": 1,
         "open_states": 0,

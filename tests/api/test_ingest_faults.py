@@ -14,8 +14,10 @@ from tests.api.world import World, demo_yaml
 SIGNALS = parse_plant(demo_yaml()).signal_paths()
 
 
-def _post_frame(w: World, seq: int, ts: list[int]) -> tuple[int, dict[str, object]]:
-    batch = SampleBatch.build([SIGNALS[0]], [0] * len(ts), ts, [float(i) for i in range(len(ts))])
+def _post_frame(
+    w: World, seq: int, ts: list[int], signal: str = SIGNALS[0]
+) -> tuple[int, dict[str, object]]:
+    batch = SampleBatch.build([signal], [0] * len(ts), ts, [float(i) for i in range(len(ts))])
     body = encode_frame("edge-1", "not-checked-over-https", "gen", seq, ts[0], False, batch)
     r = w.client.post(
         f"{PREFIX}/sites/{w.a.site_id}/ingest",
@@ -84,3 +86,24 @@ def test_edge_health_follows_the_platform_clock_when_the_edge_clock_steps_back(
         ]
     finally:
         w.clock.now = was
+
+
+def test_a_different_value_at_a_stored_instant_is_reported_as_a_conflict(world: World) -> None:
+    w = world
+    t = w.end - 900_000_000 + 11
+    path = f"/sites/{w.a.site_id}/ingest"
+
+    def send(value: float) -> dict[str, int]:
+        s = {"names": [SIGNALS[2]], "index": [0], "ts": [t], "value": [value], "quality": [0]}
+        r = w.call("POST", path, w.a.edge, {"samples": s})
+        assert r.status_code == 200, r.text
+        got: dict[str, int] = r.json()
+        return got
+
+    assert send(1.5)["accepted"] == 1
+    resend = send(1.5)
+    assert (resend["duplicates"], resend["conflicts"]) == (1, 0)
+    other = send(2.5)
+    assert (other["duplicates"], other["conflicts"]) == (1, 1)
+    status, body = _post_frame(w, 9, [t], SIGNALS[2])  # the same instant in a frame: 0.0
+    assert (status, body["duplicates"], body["conflicts"]) == (200, 1, 1)

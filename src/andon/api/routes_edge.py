@@ -289,6 +289,7 @@ async def ingest(
         accepted=res.accepted,
         duplicates=res.duplicates,
         rejected=res.rejected,
+        conflicts=res.conflicts,
         states=res.states,
         parts=res.parts,
         open_states=res.open_states,
@@ -314,7 +315,12 @@ async def _ingest_frame(
             raise HTTPException(503, f"frame not stored ({why})", headers={"Retry-After": "5"})
         raise await _deny_outside(ctx, why, [])
     return IngestOut(
-        accepted=res.accepted, duplicates=res.duplicates, rejected=res.rejected, states=0, parts=0
+        accepted=res.accepted,
+        duplicates=res.duplicates,
+        rejected=res.rejected,
+        conflicts=res.conflicts,
+        states=0,
+        parts=0,
     )
 
 

@@ -268,7 +268,11 @@ class IngestIn(_In):
 class IngestOut(BaseModel):
     accepted: int
     duplicates: int
+    """Points not stored because their ``(signal, ts)`` already was (the first write wins)."""
     rejected: dict[str, int]
+    conflicts: int = 0
+    """Part of ``duplicates`` with another value or quality than the stored point: not a
+    resend but two readings for one instant (decision 0312)."""
     states: int
     parts: int
     open_states: int = 0

@@ -260,6 +260,8 @@ class ColumnsResult:
     accepted: int = 0
     duplicates: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
+    conflicts: int = 0
+    """Part of ``duplicates``: another value at a stored ``(signal, ts)`` (decision 0312)."""
     states: int = 0
     open_states: int = 0
     parts: int = 0
@@ -273,6 +275,8 @@ class FrameResult:
     acks: dict[str, list[Ack]]
     accepted: int = 0
     duplicates: int = 0
+    conflicts: int = 0
+    """Part of ``duplicates``: another value at a stored ``(signal, ts)`` (decision 0312)."""
     rejected: dict[str, int] = field(default_factory=dict)
     """Points refused by validation, by reason (their frames are acknowledged)."""
     refused: list[str] = field(default_factory=list)
@@ -490,6 +494,7 @@ class IngestGateway:
                 continue
             out.accepted += rep.accepted
             out.duplicates += rep.duplicates
+            out.conflicts += rep.conflicts
             rejected.update(rep.rejected)
             self.stats.points_stored += rep.accepted
             self.stats.points_duplicate += rep.duplicates
@@ -535,8 +540,10 @@ class IngestGateway:
         if samples is not None:
             rep = await self.ingestor.samples(tenant, samples)
             out.accepted, out.duplicates, out.rejected = rep.accepted, rep.duplicates, rep.rejected
+            out.conflicts = rep.conflicts
             self.stats.points_stored += rep.accepted
             self.stats.points_duplicate += rep.duplicates
+            self.stats.points_conflict += rep.conflicts
         if states is not None:
             out.states = await self.ingestor.states(tenant, states)
         if open_states is not None:
