@@ -14,7 +14,9 @@ from typing import Any
 
 import aiomqtt
 import pytest
+from typer.testing import CliRunner
 
+from andon.cli import app
 from andon.edge.uplink import ack_topic
 from andon.edge.wire import Ack, encode_acks
 from andon.ingest.broker import mosquitto_acl
@@ -23,6 +25,13 @@ from tests.edge.helpers import KEY, KEY_ID, until
 from tests.faults.harness import EXAMPLE_ACL, AclBroker, Run, edge_config
 
 pytestmark = pytest.mark.slow
+
+
+def _edge_status(run: Run) -> str:
+    r = CliRunner().invoke(app, ["edge", "status", "--data-dir", str(run.data_dir)])
+    assert r.exit_code == 0, r.output
+    return " ".join(r.output.split())
+
 
 RECOVERY_S = 20.0
 """Every scenario drains within this after the fault ends (measured: 1-6 s)."""
@@ -92,6 +101,9 @@ def test_disk_full_below_the_cap(tmp_path: Path, broker: Broker) -> None:
             v = await run.verdict(total, time.monotonic(), RECOVERY_S)
             assert v.dropped > 0
             assert v.status["buffer"]["dropped_disk_full_points"] == v.dropped
+            assert f"{v.dropped} of the dropped points because the disk was full" in (
+                _edge_status(run)
+            )
             assert run.alive()
         finally:
             await run.close()
@@ -147,6 +159,7 @@ def test_hostile_acks_behind_the_shipped_acl(tmp_path: Path) -> None:
             v = await run.verdict(total, time.monotonic(), RECOVERY_S)
             assert v.dropped == 0
             assert v.status["uplink"]["acks_ignored"] == want  # the intruder's never came
+            assert "acknowledgements ignored: bad_ack 3, forged_ack 11" in _edge_status(run)
         finally:
             await run.close()
             broker.close()

@@ -113,6 +113,16 @@ def status(
     )
     if up.get("last_error"):
         _out.print(f"uplink: {up['last_error']}", highlight=False, soft_wrap=True)
+    if buf.get("dropped_disk_full_points"):
+        _out.print(
+            f"buffer: {buf['dropped_disk_full_points']} of the dropped points because the disk "
+            "was full",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if up.get("acks_ignored"):
+        why = ", ".join(f"{k} {v}" for k, v in sorted(up["acks_ignored"].items()))
+        _out.print(f"uplink: acknowledgements ignored: {why}", highlight=False, soft_wrap=True)
     t = Table()
     for col in ("connector", "device", "ok", "last success", "errors", "reconnects", "latency ms"):
         t.add_column(col)
