@@ -337,7 +337,7 @@ class _Engine:
         assert tid is not None
         # ids only for the names rows use: a name table may list names whose rows were
         # refused upstream, and those must not grow the dictionary
-        used = np.unique(batch.index)
+        used = np.flatnonzero(np.bincount(batch.index, minlength=len(batch.names)))  # O(n)
         lut = np.full(len(batch.names), -1, dtype=np.int32)
         lut[used] = self.signal_ids(tid, [batch.names[i] for i in used])
         sig = lut[batch.index]
