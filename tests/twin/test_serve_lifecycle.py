@@ -5,10 +5,12 @@ first one's running jobs alone, and marks them interrupted once the first one is
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import socket
+import sqlite3
 import ssl
 import subprocess
 import sys
@@ -18,12 +20,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from andon.model.clock import wall_clock
+from andon.platform import Database, Platform, Role
+from tests.api.calls import LINE
+from tests.api.world import demo_yaml
 from tests.connect.pki import make_ca, tls_leaf
 from tests.edge.broker import free_port
 
 SECRET = "s" * 40
+ADMIN = "admin@ta.example"
+PASSWORD = "a long test password"
 DEADLINE_S = 60.0
 
 
@@ -129,3 +138,104 @@ def test_sigterm_stops_serve_promptly_with_an_idle_tls_keep_alive_client(tmp_pat
         assert took < 6.0, f"andon serve took {took:.1f} s to stop"
     finally:
         serve.close()
+
+
+async def _provision(db_url: str) -> str:
+    """Tenant ``ta`` with the demo plant as a site and an administrator; the site's id."""
+    pf = Platform(Database(db_url), wall_clock, secret_key=SECRET)
+    await pf.start()
+    try:
+        await pf.create_tenant("ta", "TA")
+        site = (await pf.create_site("ta", demo_yaml()))["id"]
+        await pf.create_user("ta", ADMIN, PASSWORD, [(Role.TENANT_ADMIN, None)])
+        return str(site)
+    finally:
+        await pf.db.close()
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie no longer does: nothing may reap it in a container)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _workers(parent: int) -> list[int]:
+    """The twin job worker processes ``parent`` spawned (multiprocessing's spawn_main)."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmd = (d / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == parent and b"spawn_main" in cmd:
+            out.append(int(d.name))
+    return out
+
+
+def _job(db: Path, job_id: str) -> tuple[str, str | None, int | None]:
+    """(status, error, heartbeat_at) of a twin job, read from the metadata database."""
+    with sqlite3.connect(db) as con:
+        row = con.execute(
+            "SELECT status, error, heartbeat_at FROM twin_jobs WHERE id = ?", [job_id]
+        ).fetchone()
+    assert row is not None
+    return str(row[0]), row[1], row[2]
+
+
+@pytest.mark.slow
+def test_job_workers_die_with_serve_and_a_second_serve_spares_live_jobs(tmp_path: Path) -> None:
+    """Serve A runs a long twin job in a worker process; serve B starts on the same metadata
+    database and leaves the job running (A's heartbeat is fresh); ``kill -9`` of A ends its
+    worker at once, and B marks the job interrupted once A's heartbeat is stale."""
+    db = tmp_path / "platform.db"
+    db_url = f"sqlite:///{db}"
+    site = asyncio.run(_provision(db_url))
+    twin = {"workers": 1, "heartbeat_s": 0.5}
+    a = Serve(*_config(tmp_path, "a", db_url, twin=twin), tmp_path / "a.log")
+    b = Serve(*_config(tmp_path, "b", db_url, twin=twin), tmp_path / "b.log")
+    a.start()
+    try:
+        api = httpx.Client(base_url=f"http://127.0.0.1:{a.port}/api/v1", timeout=30)
+        r = api.post("/auth/login", json={"email": ADMIN, "password": PASSWORD})
+        assert r.status_code == 200, r.text
+        auth = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        body = {"line": LINE, "hours": 720, "replications": 50}
+        r = api.post(f"/sites/{site}/twin/jobs", json=body, headers=auth)
+        assert r.status_code == 202, r.text
+        job = r.json()["id"]
+        api.close()
+        workers = _until("A's worker process", lambda: _workers(a.pid))
+        _until("the job to run", lambda: _job(db, job)[0] == "running")
+
+        # a second instance on the same database: A's running job is left alone
+        b.start()
+        t_b = time.time()
+
+        # B has swept for stale jobs at start and at several beats since (every 0.5 s)
+        def beaten_past(t: float) -> bool:
+            status, error, beat = _job(db, job)
+            assert (status, error) == ("running", None), "serve B interrupted a live job"
+            return (beat or 0) > t * 1e6
+
+        _until("A's beats past B's start", lambda: beaten_past(t_b + 2.0))
+
+        # kill -9 of A: its worker dies with it, and B marks A's job interrupted
+        assert a.proc is not None
+        a.proc.send_signal(signal.SIGKILL)
+        a.proc.wait(10)
+        t_kill = time.monotonic()
+        _until("A's workers to die", lambda: not any(_alive(p) for p in workers), timeout=10)
+        died_in = time.monotonic() - t_kill
+        assert died_in < 5.0, f"workers outlived andon serve by {died_in:.1f} s"
+        _until("B to mark the job interrupted", lambda: _job(db, job)[0] == "failed", timeout=15)
+        assert _job(db, job)[1] == "interrupted"
+        assert b.proc is not None and b.proc.poll() is None
+    finally:
+        a.close()
+        b.close()

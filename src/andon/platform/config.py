@@ -86,6 +86,13 @@ class Twin(_Part):
     max_hours: float = Field(720.0, gt=0, description="simulated hours per replication, at most")
     max_replications: int = Field(50, ge=2, description="replications per job, at most")
     history_days: float = Field(7.0, gt=0, description="history the twin is calibrated from")
+    heartbeat_s: float = Field(
+        5.0,
+        gt=0,
+        le=300,
+        description="how often andon serve stamps its running jobs; another instance on the "
+        "same database marks them interrupted after 3 missed beats",
+    )
     per_hour: float = Field(3000.0, ge=0)
     currency: str = Field("TWD", min_length=3, max_length=3)
 

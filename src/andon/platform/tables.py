@@ -266,9 +266,13 @@ twin_jobs = Table(
     Column("result", Text, nullable=True),
     Column("error", Text, nullable=True),
     Column("finished_at", BigInteger, nullable=True),
+    Column("owner", String(32), nullable=True),
+    Column("heartbeat_at", BigInteger, nullable=True),
     Index("ix_twin_jobs_site_created", "tenant_id", "site_id", "created_at"),
 )
-"""Twin scenario runs; ``request`` and ``result`` are JSON text."""
+"""Twin scenario runs; ``request`` and ``result`` are JSON text. ``owner`` is the
+``andon serve`` instance running the job and ``heartbeat_at`` (wall-clock Micros) its last
+sign of life: another instance marks the job interrupted only once that is stale."""
 
 edge_health = Table(
     "edge_health",

@@ -9,7 +9,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, or_, select, update
 
 from andon.model.types import Micros
 from andon.platform import tables
@@ -75,11 +75,21 @@ class SqlJobStore:
         async with self.db.begin() as conn:
             await conn.execute(update(self.t).where(self.t.c.id == job_id).values(**fields))
 
-    async def interrupt_all(self, now: Micros) -> int:
+    async def beat(self, owner: str, now: Micros) -> None:
+        t = self.t
+        q = update(t).where(t.c.owner == owner, t.c.status.in_(ACTIVE)).values(heartbeat_at=now)
+        async with self.db.begin() as conn:
+            await conn.execute(q)
+
+    async def interrupt_stale(self, now: Micros, stale_before: Micros, owner: str) -> int:
         t = self.t
         q = (
             update(t)
-            .where(t.c.status.in_(ACTIVE))
+            .where(
+                t.c.status.in_(ACTIVE),
+                or_(t.c.owner.is_(None), t.c.owner != owner),
+                or_(t.c.heartbeat_at.is_(None), t.c.heartbeat_at < stale_before),
+            )
             .values(status="failed", error="interrupted", finished_at=now)
         )
         async with self.db.begin() as conn:
@@ -99,4 +109,5 @@ def twin_jobs(
         workers=cfg.workers,
         max_per_tenant=cfg.max_jobs_per_tenant,
         history_days=cfg.history_days,
+        heartbeat_s=cfg.heartbeat_s,
     )

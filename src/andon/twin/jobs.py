@@ -13,7 +13,8 @@ Pieces, each small:
 * ``JobStore``: where job rows live (the platform's ``andon.platform.twin_jobs.SqlJobStore``
   keeps them in the metadata database, and ``twin_jobs`` there builds the service from the
   settings: the twin imports nothing above it, ``docs/layering.md``).
-* ``TwinJobs``: queue, per-tenant limit, worker processes, progress, shutdown.
+* ``TwinJobs``: queue, per-tenant limit, worker processes, progress, shutdown; each
+  instance owns its jobs and beats a heartbeat on them, and worker processes die with it.
 
 See ``docs/decisions/0608-twin-jobs-and-analytics-endpoints.md`` for why processes, how
 progress is persisted and what "interrupted" means.
@@ -22,9 +23,16 @@ progress is persisted and what "interrupted" means.
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import logging
 import math
 import multiprocessing
+import os
 import secrets
+import signal
+import sys
+import threading
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -340,7 +348,47 @@ class JobStore(Protocol):
 
     async def update(self, job_id: str, **fields: Any) -> None: ...
 
-    async def interrupt_all(self, now: Micros) -> int: ...
+    async def beat(self, owner: str, now: Micros) -> None:
+        """Set ``heartbeat_at = now`` on ``owner``'s queued and running jobs."""
+        ...
+
+    async def interrupt_stale(self, now: Micros, stale_before: Micros, owner: str) -> int:
+        """Mark queued and running jobs of other owners whose heartbeat is before
+        ``stale_before`` (or that have none) failed, ``interrupted``, at ``now``."""
+        ...
+
+
+# ---- worker processes -----------------------------------------------------------------------
+
+_PR_SET_PDEATHSIG = 1
+_log = logging.getLogger(__name__)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Worker initializer: the worker ends when ``andon serve`` (pid ``parent``) dies, even by
+    ``kill -9``. Left alone, a worker blocks forever on its task queue (it holds both ends of
+    the pipe itself) and keeps its 300-400 MB.
+
+    Linux: ``prctl(PR_SET_PDEATHSIG, SIGKILL)``, the kernel kills it the moment its parent
+    thread ends (workers are started from the event loop's thread, which lives as long as the
+    service). Elsewhere, and as a second guard, a thread checks the parent pid every second.
+    """
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the signal was asked for
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="andon-parent-watch", daemon=True).start()
+
+
+def _wall_us() -> Micros:
+    return Micros(time.time_ns() // 1000)
 
 
 # ---- the runner -----------------------------------------------------------------------------
@@ -350,7 +398,12 @@ class TwinJobs:
     """Queues, runs and records twin jobs. ``workers`` processes run the simulations, one
     replication pair per task, so the event loop only waits on futures and persists the
     progress after every pair; a tenant has at most ``max_per_tenant`` jobs queued or
-    running (``TooManyJobs`` beyond)."""
+    running (``TooManyJobs`` beyond).
+
+    Each runner is an owner (``instance``): its jobs carry it, and every ``heartbeat_s`` it
+    stamps them with ``wall()`` (real time: compared across processes). Jobs whose owner
+    has not beaten for ``3 * heartbeat_s`` belong to a dead instance and are marked
+    interrupted, at start and at every beat; a live instance's jobs are never touched."""
 
     def __init__(
         self,
@@ -362,8 +415,15 @@ class TwinJobs:
         workers: int = 2,
         max_per_tenant: int = 2,
         history_days: float = 7.0,
+        heartbeat_s: float = 5.0,
+        wall: Callable[[], Micros] = _wall_us,
     ) -> None:
         self.store = store
+        self.instance = secrets.token_hex(16)
+        """This runner's id: the ``owner`` of the jobs it runs."""
+        self.heartbeat_s = heartbeat_s
+        self.wall = wall
+        self._beating: asyncio.Task[None] | None = None
         self.telemetry = telemetry
         self.clock = clock
         self.prices = prices or TwinPrices()
@@ -381,19 +441,50 @@ class TwinJobs:
         make ``fork`` unsafe)."""
         if self._pool is None:
             ctx = multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx)
+            self._pool = ProcessPoolExecutor(
+                self.workers,
+                mp_context=ctx,
+                initializer=_die_with_parent,
+                initargs=(os.getpid(),),
+            )
         return self._pool
 
+    def _stale_before(self) -> Micros:
+        return Micros(self.wall() - round(3 * self.heartbeat_s * 1e6))
+
     async def start(self) -> int:
-        """Mark jobs a previous run left queued or running as failed ("interrupted");
-        returns how many."""
-        return await self.store.interrupt_all(self.clock())
+        """Mark jobs that a dead instance left queued or running (no heartbeat for
+        ``3 * heartbeat_s``) as failed ("interrupted"), then start beating; returns how many.
+        Jobs of an instance still running are left alone."""
+        n = await self.store.interrupt_stale(self.clock(), self._stale_before(), self.instance)
+        if self._beating is None:
+            self._beating = asyncio.create_task(self._beat(), name="andon-twin-heartbeat")
+        return n
+
+    async def _beat(self) -> None:
+        """Every ``heartbeat_s``: stamp this instance's jobs, and interrupt those of
+        instances that stopped beating. A failing database is logged and tried again."""
+        while True:
+            await asyncio.sleep(self.heartbeat_s)
+            try:
+                await self.store.beat(self.instance, self.wall())
+                n = await self.store.interrupt_stale(
+                    self.clock(), self._stale_before(), self.instance
+                )
+                if n:
+                    _log.warning("twin jobs: %d of a stopped instance marked interrupted", n)
+            except Exception:  # the next beat tries again; jobs keep running meanwhile
+                _log.exception("twin jobs: heartbeat failed")
 
     async def stop(self) -> None:
         """Stop every job after its current replication and record it as interrupted."""
         self._closing = True
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._beating is not None:
+            self._beating.cancel()
+            await asyncio.gather(self._beating, return_exceptions=True)
+            self._beating = None
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
@@ -432,6 +523,8 @@ class TwinJobs:
                 "result": None,
                 "error": None,
                 "finished_at": None,
+                "owner": self.instance,
+                "heartbeat_at": self.wall(),
             }
             await self.store.create(row)
         task = asyncio.create_task(self._run(row, plant, ref))
