@@ -61,6 +61,44 @@ def test_kill9_mid_stream(tmp_path: Path, broker: Broker) -> None:
     asyncio.run(go())
 
 
+def test_reject_new_drops_counted_once_across_a_restart(tmp_path: Path, broker: Broker) -> None:
+    """The buffer's cap is reached while the platform is away (``reject_new``), then the edge
+    is killed and restarted: the restarted source does not read the dropped points again, so
+    they are counted once (issue 17: 612,000 counted for 306,000 missing)."""
+    total = 40_000  # about 840 kB of columns against a 300 kB cap
+    cfg = edge_config(
+        tmp_path,
+        broker.port,
+        total,
+        80_000,
+        buffer={"max_bytes": 300_000, "policy": "reject_new"},
+    )
+
+    async def go() -> None:
+        run = Run("reject_new_restart", tmp_path, broker, cfg)
+
+        def handed_over() -> bool:
+            st = run.status()
+            return st is not None and (
+                st["buffer"]["put_points"] + st["buffer"]["dropped_points"] == total
+            )
+
+        try:
+            run.start_edge()
+            await until(handed_over, 20, "the source read to its end")
+            assert run.proc is not None
+            run.proc.send_signal(signal.SIGKILL)
+            await asyncio.to_thread(run.proc.wait, 10)
+            run.start_edge()
+            run.platform.start()
+            v = await run.verdict(total, time.monotonic(), RECOVERY_S)
+            assert v.dropped > 0 and v.status["buffer"]["dropped_disk_full_points"] == 0
+        finally:
+            await run.close()
+
+    asyncio.run(go())
+
+
 def test_disk_full_below_the_cap(tmp_path: Path, broker: Broker) -> None:
     """The edge's disk (a 2 MiB tmpfs) fills while the platform is away: the agent keeps
     running and reading its source, drops what cannot be stored (drop_oldest, reason
