@@ -9,7 +9,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import and_, func, insert, or_, select, update
 
 from andon.model.types import Micros
 from andon.platform import tables
@@ -81,15 +81,14 @@ class SqlJobStore:
         async with self.db.begin() as conn:
             await conn.execute(q)
 
-    async def interrupt_stale(self, now: Micros, stale_before: Micros, owner: str) -> int:
+    async def interrupt_stale(
+        self, now: Micros, stale_before: Micros, owner: str, *, unowned: bool = True
+    ) -> int:
         t = self.t
+        stale = and_(t.c.owner != owner, t.c.heartbeat_at < stale_before)
         q = (
             update(t)
-            .where(
-                t.c.status.in_(ACTIVE),
-                or_(t.c.owner.is_(None), t.c.owner != owner),
-                or_(t.c.heartbeat_at.is_(None), t.c.heartbeat_at < stale_before),
-            )
+            .where(t.c.status.in_(ACTIVE), or_(stale, t.c.owner.is_(None)) if unowned else stale)
             .values(status="failed", error="interrupted", finished_at=now)
         )
         async with self.db.begin() as conn:

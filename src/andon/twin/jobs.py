@@ -352,9 +352,12 @@ class JobStore(Protocol):
         """Set ``heartbeat_at = now`` on ``owner``'s queued and running jobs."""
         ...
 
-    async def interrupt_stale(self, now: Micros, stale_before: Micros, owner: str) -> int:
+    async def interrupt_stale(
+        self, now: Micros, stale_before: Micros, owner: str, *, unowned: bool = True
+    ) -> int:
         """Mark queued and running jobs of other owners whose heartbeat is before
-        ``stale_before`` (or that have none) failed, ``interrupted``, at ``now``."""
+        ``stale_before`` failed, ``interrupted``, at ``now``; with ``unowned``, also jobs
+        without an owner (rows from before owners)."""
         ...
 
 
@@ -454,8 +457,9 @@ class TwinJobs:
 
     async def start(self) -> int:
         """Mark jobs that a dead instance left queued or running (no heartbeat for
-        ``3 * heartbeat_s``) as failed ("interrupted"), then start beating; returns how many.
-        Jobs of an instance still running are left alone."""
+        ``3 * heartbeat_s``, or no owner: rows from before owners) as failed
+        ("interrupted"), then start beating; returns how many. Jobs of an instance still
+        running are left alone. Each beat interrupts the owned jobs of dead instances."""
         n = await self.store.interrupt_stale(self.clock(), self._stale_before(), self.instance)
         if self._beating is None:
             self._beating = asyncio.create_task(self._beat(), name="andon-twin-heartbeat")
@@ -469,7 +473,7 @@ class TwinJobs:
             try:
                 await self.store.beat(self.instance, self.wall())
                 n = await self.store.interrupt_stale(
-                    self.clock(), self._stale_before(), self.instance
+                    self.clock(), self._stale_before(), self.instance, unowned=False
                 )
                 if n:
                     _log.warning("twin jobs: %d of a stopped instance marked interrupted", n)
