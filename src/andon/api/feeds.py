@@ -21,7 +21,7 @@ from andon.api.deps import Access
 
 __all__ = ["RECHECK_S", "TickEvents", "event_stream", "sse"]
 
-RECHECK_S = 0.25
+RECHECK_S = 0.1
 """Wall seconds between credential re-checks while a feed waits for its next tick."""
 
 TickEvents = Callable[[int], Awaitable[list[str]]]

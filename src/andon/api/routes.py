@@ -613,7 +613,7 @@ async def live(
     value changed, as ``event: values``; the machines whose current state changed, as
     ``event: states`` (all on the first tick); the alerts opened, acknowledged or closed, as
     ``event: alerts`` (all open ones on the first tick). The credentials are re-checked every
-    tick and every quarter second between ticks, so a revocation ends the stream within a
+    tick and every tenth of a second between ticks, so a revocation ends the stream within a
     second; the stream ends with ``event: end`` when they lapse or after ``max_ticks``
     (clients reconnect); one user or key holds at most ``max_feeds_per_principal`` feeds.
     The loop: ``andon.api.feeds.event_stream``."""
