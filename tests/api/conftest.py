@@ -17,6 +17,12 @@ def world(
     with make_world(
         request.param,
         tmp_path_factory.mktemp("world"),
-        limits={"api_rps": 0, "ingest_points_per_s": 0, "auth_per_s": 0},
+        limits={
+            "api_rps": 0,
+            "ingest_points_per_s": 0,
+            "auth_per_s": 0,
+            "principal_rps": 0,
+            "anonymous_per_s": 0,
+        },
     ) as w:
         yield w

@@ -59,7 +59,11 @@ def server(
     store = DuckDBStore.open(None)
     with database_url(request.param, tmp) as url:
         app = create_app(
-            Settings(database_url=url, limits={"api_rps": 0, "auth_per_s": 0}), store=store
+            Settings(
+                database_url=url,
+                limits={"api_rps": 0, "auth_per_s": 0, "principal_rps": 0, "anonymous_per_s": 0},
+            ),
+            store=store,
         )
         with _started(app) as started:
             yield started

@@ -33,7 +33,7 @@ def test_yaml_then_environment(tmp_path: Path) -> None:
         ("cors_origins: ['*']\n", "cors_origins"),
         ("host: 0.0.0.0\n", "needs tls.certfile"),
         ("tls:\n  certfile: /nope.pem\n  keyfile: /nope.key\n", "file not found"),
-        ("port: 1\n  bad indent: [\n", "not valid YAML"),
+        ("port: 1\n  bad indent: [\n", "invalid YAML"),
         ("- a list\n", "must be a mapping"),
     ],
 )

@@ -12,10 +12,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
@@ -62,16 +67,44 @@ async def _not_found(request: Request, exc: Exception) -> JSONResponse:
     access: Access | None = getattr(request.state, "access", None)
     svc: Services = request.app.state.services
     ep: Endpoint | None = getattr(request.state, "endpoint", None)
+    source = client_address(request, svc.settings.trust_proxy_headers)
+    action = ep.name if ep else request.url.path
+    detail = {"status": 404, "why": str(exc), "method": request.method}
+    if access is None:
+        await svc.anonymous.record(
+            svc.platform.audit, source=source, action=action, obj=request.url.path, detail=detail
+        )
+        return JSONResponse({"detail": "not found"}, status_code=404)
     await svc.platform.audit.record(
-        tenant_id=access.tenant if access else None,
-        actor=access.principal.actor if access else "anonymous",
-        source=client_address(request, svc.settings.trust_proxy_headers),
-        action=ep.name if ep else request.url.path,
+        tenant_id=access.tenant,
+        actor=access.principal.actor,
+        source=source,
+        action=action,
         obj=request.url.path,
         result="denied",
-        detail={"status": 404, "why": str(exc), "method": request.method},
+        detail=detail,
     )
     return JSONResponse({"detail": "not found"}, status_code=404)
+
+
+def _printable(value: Any) -> Any:
+    """``value`` as JSON can carry it: non-finite numbers as text, lone UTF-16 surrogates
+    replaced (FastAPI's own handler fails on both while echoing the input: a 500)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_printable(k): _printable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_printable(v) for v in value]
+    return value
+
+
+async def _unprocessable(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = jsonable_encoder(exc.errors()[:20])
+    return JSONResponse({"detail": _printable(errors)}, status_code=422)
 
 
 async def _conflict(_request: Request, exc: Exception) -> JSONResponse:
@@ -138,6 +171,12 @@ def create_app(
     (``clock_rate``: how many of its seconds pass per wall second, e.g. a demo's plant clock);
     ``sleep``: how live feeds wait between polls (tests pass one that moves their clock)."""
 
+    # Buckets and throttles run on a monotonic clock, so a wall clock stepped back cannot
+    # freeze them; a test's own clock drives them (its steps back are ignored by the bucket).
+    monotonic: Callable[[], float] = (
+        time.monotonic if clock is wall_clock else (lambda: clock() / 1e6)
+    )
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(settings.database_url)
@@ -151,7 +190,9 @@ def create_app(
             access_ttl_s=settings.access_token_ttl_s,
             refresh_ttl_s=settings.refresh_token_ttl_s,
             max_failed_logins=settings.max_failed_logins,
+            max_failed_logins_per_source=settings.max_failed_logins_per_source,
             lockout_s=settings.lockout_s,
+            monotonic=monotonic,
         )
         own_store = store is None
         ing = settings.ingest
@@ -166,8 +207,10 @@ def create_app(
                 "api": (lim.api_rps, lim.api_burst),
                 "ingest": (lim.ingest_points_per_s, lim.ingest_burst),
                 "auth": (lim.auth_per_s, lim.auth_burst),
+                "principal": (lim.principal_rps, lim.principal_burst),
+                "anonymous": (lim.anonymous_per_s, lim.anonymous_burst),
             },
-            lambda: clock() / 1e6,
+            monotonic,
         )
         jobs: TwinJobs | None = None
         evaluator: AlertEvaluator | None = None
@@ -215,6 +258,9 @@ def create_app(
                 receiving.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await receiving
+            services: Services | None = getattr(app.state, "services", None)
+            if services is not None:  # the counts of the last anonymous windows
+                await services.anonymous.flush(platform.audit)
             if evaluator is not None:
                 await evaluator.stop()
             if jobs is not None:
@@ -232,6 +278,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.include_router(api.router, prefix=PREFIX)
+    app.add_exception_handler(RequestValidationError, _unprocessable)
     app.add_exception_handler(NotFound, _not_found)
     app.add_exception_handler(Conflict, _conflict)
     app.add_exception_handler(Invalid, _invalid)
@@ -245,8 +292,9 @@ def create_app(
             allow_headers=["Authorization", "Content-Type"],
             max_age=600,
         )
-    app.add_middleware(SecurityHeaders, hsts=settings.tls.certfile is not None)
     app.add_middleware(BodyLimit, max_bytes=settings.limits.max_body_bytes)
+    # outermost, so the body limit's own refusals carry the headers too
+    app.add_middleware(SecurityHeaders, hsts=settings.tls.certfile is not None)
     # The web pages are not the API's: the composition roots (``andon serve``, the demo) mount
     # them (``andon.web.mount``), so ``api`` never imports ``web``.
     return app

@@ -9,6 +9,8 @@ permission, and audits every refusal. Handlers receive the result as ``Ctx``.
 from __future__ import annotations
 
 import asyncio
+import functools
+import ipaddress
 import logging
 import math
 import time
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from andon.api.anonymous import AnonymousAudit
 from andon.api.endpoints import Endpoint
 from andon.ingest import Ingestor
 from andon.model.clock import wall_clock
@@ -48,6 +51,7 @@ __all__ = [
     "StepCache",
     "Svc",
     "client_address",
+    "forwarded_client",
     "get_access",
     "get_services",
     "guard",
@@ -172,6 +176,8 @@ class Services:
     lifespan."""
     receiver: MqttReceiver | None = None
     """The gateway's MQTT receiver when ``settings.broker`` is set; run by the lifespan."""
+    anonymous: AnonymousAudit = field(default_factory=AnonymousAudit)
+    """Refusals of callers without valid credentials: one audit row per source per window."""
     open_feeds: dict[str, int] = field(default_factory=dict)
     """Live feeds open per principal (``actor``); ``andon.api.feeds`` caps them."""
     oidc: OidcLogin | None = None
@@ -203,11 +209,52 @@ Svc = Annotated[Services, Depends(get_services)]
 
 
 def client_address(request: Request, trust_proxy: bool) -> str:
-    if trust_proxy:
-        fwd = request.headers.get("x-forwarded-for")
-        if fwd:
-            return fwd.split(",")[0].strip()[:100]
-    return request.client.host if request.client else "unknown"
+    """The caller's address: the peer's, or with ``trust_proxy`` (``trust_proxy_headers``)
+    the rightmost ``X-Forwarded-For`` entry not added by a trusted proxy (the settings'
+    ``trusted_proxies``, else ``trusted_proxy_hops``). Never the leftmost entry, which the
+    client writes itself."""
+    peer = request.client.host if request.client else "unknown"
+    if not trust_proxy:
+        return peer
+    entries = [e.strip() for v in request.headers.getlist("x-forwarded-for") for e in v.split(",")]
+    entries = [e for e in entries if e]
+    if not entries:
+        return peer
+    svc: Services | None = getattr(request.app.state, "services", None)
+    trusted = tuple(svc.settings.trusted_proxies) if svc else ()
+    hops = svc.settings.trusted_proxy_hops if svc else 1
+    return forwarded_client([*entries, peer], trusted, hops)[:100]
+
+
+def forwarded_client(chain: list[str], trusted: tuple[str, ...], hops: int) -> str:
+    """The client in ``chain`` (``X-Forwarded-For`` entries, then the peer): the rightmost
+    address not in ``trusted`` (networks), or with none given the one ``hops`` proxies in.
+
+    >>> forwarded_client(["6.6.6.6", "203.0.113.9", "10.0.0.2"], (), 1)
+    '203.0.113.9'
+    >>> forwarded_client(["6.6.6.6", "203.0.113.9", "10.0.0.2"], ("10.0.0.0/8",), 1)
+    '203.0.113.9'
+    >>> forwarded_client(["203.0.113.9", "10.0.0.3", "10.0.0.2"], ("10.0.0.0/8",), 1)
+    '203.0.113.9'
+    """
+    if trusted:
+        nets = _networks(trusted)
+        for addr in reversed(chain):
+            try:
+                ip = ipaddress.ip_address(addr)
+            except ValueError:
+                return addr  # not an address a trusted proxy writes: the client's doing
+            if not any(ip in n for n in nets):
+                return addr
+        return chain[0]
+    return chain[max(0, len(chain) - 1 - hops)]
+
+
+@functools.lru_cache(maxsize=8)
+def _networks(
+    trusted: tuple[str, ...],
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(n, strict=False) for n in trusted)
 
 
 @dataclass
@@ -283,15 +330,23 @@ async def _deny(
     why: str,
     source: str,
 ) -> HTTPException:
-    await svc.platform.audit.record(
-        tenant_id=principal.tenant_id if principal else None,
-        actor=principal.actor if principal else "anonymous",
-        source=source,
-        action=ep.name,
-        obj=request.url.path,
-        result="denied",
-        detail={"status": status, "why": why, "method": request.method},
-    )
+    detail = {"status": status, "why": why, "method": request.method}
+    if principal is None:
+        # rate-limited per source, and one audit row per source per window
+        _limit(svc.limiter.take(f"address:{source}", "anonymous"))
+        await svc.anonymous.record(
+            svc.platform.audit, source=source, action=ep.name, obj=request.url.path, detail=detail
+        )
+    else:
+        await svc.platform.audit.record(
+            tenant_id=principal.tenant_id,
+            actor=principal.actor,
+            source=source,
+            action=ep.name,
+            obj=request.url.path,
+            result="denied",
+            detail=detail,
+        )
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     text = {401: "not authenticated", 403: "not permitted", 404: "not found"}[status]
     return HTTPException(status, text, headers=headers)
@@ -346,6 +401,8 @@ def guard(ep: Endpoint) -> Any:
         if creds is None or creds.scheme.lower() != "bearer":
             raise await _deny(svc, request, ep, None, 401, "no credentials", source)
         principal = await _authenticate(svc, creds.credentials, request, ep, source)
+        # the caller's own budget first: one user or key cannot spend the tenant's
+        _limit(svc.limiter.take(f"{principal.tenant_id}/{principal.actor}", "principal"))
         _limit(svc.limiter.take(principal.tenant_id, "api"))
         access = Access(svc, ep, principal, source, creds.credentials)
         perm = ep.permission

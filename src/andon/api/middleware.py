@@ -3,9 +3,15 @@ the hot path beyond a closure)."""
 
 from __future__ import annotations
 
+import logging
+import re
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["WEB_CSP", "BodyLimit", "SecurityHeaders"]
+
+_log = logging.getLogger("andon.api")
+_ERROR = b'{"detail":"internal server error"}'
 
 
 async def _plain(send: Send, status: int, text: str) -> None:
@@ -25,6 +31,22 @@ async def _plain(send: Send, status: int, text: str) -> None:
 
 _NUL_JSON = b"\\u0000"
 _NUL_DETAIL = '{"detail":"NUL characters (\\\\u0000, %00) are not accepted in requests"}'
+_HIGH = rb"\\u[dD][89abAB][0-9a-fA-F]{2}"
+_LOW = rb"\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+_LONE_HIGH = re.compile(_HIGH + rb"(?!" + _LOW + rb")")
+_LONE_LOW = re.compile(rb"(?<!" + _HIGH + rb")" + _LOW)
+_SURROGATE_DETAIL = (
+    '{"detail":"lone UTF-16 surrogates (such as \\\\ud800) are not accepted in requests"}'
+)
+
+
+def _lone_surrogate(buf: bytes, first: bool, last: bool) -> bool:
+    """Whether ``buf`` (the tail of the body so far, then a new chunk) has a JSON escape of
+    a lone UTF-16 surrogate, which no text column can store. An escape at the very end of a
+    chunk that is not the last is decided with the next chunk (the tail keeps 12 bytes)."""
+    if any(last or m.end() + 6 <= len(buf) for m in _LONE_HIGH.finditer(buf)):
+        return True
+    return any(first or m.start() >= 6 for m in _LONE_LOW.finditer(buf))
 
 
 class BodyLimit:
@@ -69,9 +91,13 @@ class BodyLimit:
                 status, text = 0, ""
                 if received > self.max_bytes:
                     status, text = 413, too_large
-                elif _NUL_JSON in tail + chunk[:8] or _NUL_JSON in chunk:
+                elif _NUL_JSON in tail[-5:] + chunk[:8] or _NUL_JSON in chunk:
                     status, text = 422, _NUL_DETAIL
-                tail = chunk[-5:]
+                elif b"\\u" in tail + chunk and _lone_surrogate(
+                    tail + chunk, not tail, not msg.get("more_body", False)
+                ):
+                    status, text = 422, _SURROGATE_DETAIL
+                tail = (tail + chunk)[-12:]
                 if status:
                     # answer now; the app sees a disconnected client and its answer is dropped
                     refused = True
@@ -133,12 +159,34 @@ class SecurityHeaders:
         path: str = scope.get("path", "")
         extra = self.extra if path.startswith("/api/") else self.web_extra
 
+        started = False
+
         async def with_headers(msg: Message) -> None:
+            nonlocal started
             if msg["type"] == "http.response.start":
+                started = True
                 present = {k.lower() for k, _ in msg.get("headers", [])}
                 msg["headers"] = list(msg.get("headers", [])) + [
                     (k, v) for k, v in extra if k not in present
                 ]
             await send(msg)
 
-        await self.app(scope, receive, with_headers)
+        try:
+            await self.app(scope, receive, with_headers)
+        except Exception:
+            # the server's own 500 answer is written outside this middleware, without the
+            # headers: answer here (the error still propagates, to be logged)
+            if not started:
+                _log.error("unhandled error on %s %s", scope.get("method"), path)
+                await with_headers(
+                    {
+                        "type": "http.response.start",
+                        "status": 500,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(_ERROR)).encode()),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": _ERROR})
+            raise

@@ -133,11 +133,11 @@ def _emit(
 
 
 def _yaml(path: Path, option: str) -> dict[str, Any]:
-    import yaml
+    from andon.model.loader import ModelError, safe_load
 
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+        doc = safe_load(path.read_text(encoding="utf-8"), str(path))
+    except (OSError, ModelError) as exc:
         _fail(f"{option} {path}: {exc}")
     if not isinstance(doc, dict):
         _fail(f"{option} {path}: expected a mapping")

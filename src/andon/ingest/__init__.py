@@ -163,11 +163,11 @@ class Ingestor:
         if not qual.all():
             self.stats.reject("bad_quality_code", int((~qual & ok).sum()), "quality > 2")
         ok &= qual
+        rejected = self.stats.rejected - before  # before any await: this batch's alone
         accepted = batch if ok.all() else batch.take(ok)
         result = await self.store.append(tenant, accepted)
         self.stats.samples += result.written
         self.stats.duplicates += result.duplicates
-        rejected = self.stats.rejected - before
         if result.refused:
             n, why = result.refused, f"tenant {tenant!r}: signal dictionary full"
             self.stats.reject("dictionary_full", n, why)
@@ -183,7 +183,17 @@ class Ingestor:
             await self.live.samples(tenant, accepted)
         return IngestReport(result.written, result.duplicates, dict(rejected), result.conflicts)
 
-    def _valid_states(self, tenant: str, batch: StateBatch) -> StateBatch:
+    def _valid_states(
+        self, tenant: str, batch: StateBatch, rejected: Counter[str] | None = None
+    ) -> StateBatch:
+        before = self.stats.rejected.copy()
+        try:
+            return self._valid_states_of(tenant, batch)
+        finally:
+            if rejected is not None:
+                rejected.update(self.stats.rejected - before)
+
+    def _valid_states_of(self, tenant: str, batch: StateBatch) -> StateBatch:
         ok = self._known("machine", tenant, batch.names, batch.index)
         ok &= self._ts_ok(batch.start, "state") & self._ts_ok(batch.end, "state")
         valid = batch.state <= max(MachineState)
@@ -202,26 +212,37 @@ class Ingestor:
             tuple(batch.reason[i] for i in keep),
         )
 
-    async def states(self, tenant: str, batch: StateBatch) -> int:
-        batch = self._valid_states(tenant, batch)
+    async def states(
+        self, tenant: str, batch: StateBatch, rejected: Counter[str] | None = None
+    ) -> int:
+        """Store the valid intervals; refusals are counted, and added to ``rejected``."""
+        batch = self._valid_states(tenant, batch, rejected)
         n = await self.store.append_states(tenant, batch) if len(batch) else 0
         self.stats.states += n
         if self.live is not None and n:
             await self.live.states(tenant, batch, open_=False)
         return n
 
-    async def open_states(self, tenant: str, batch: StateBatch) -> int:
+    async def open_states(
+        self, tenant: str, batch: StateBatch, rejected: Counter[str] | None = None
+    ) -> int:
         """The states still going on (``end`` = when last confirmed), validated like closed
         intervals; they feed the live board until the interval closes."""
-        batch = self._valid_states(tenant, batch)
+        batch = self._valid_states(tenant, batch, rejected)
         n = await self.store.put_open_states(tenant, batch) if len(batch) else 0
         if self.live is not None and n:
             await self.live.states(tenant, batch, open_=True)
         return n
 
-    async def parts(self, tenant: str, batch: PartBatch) -> int:
+    async def parts(
+        self, tenant: str, batch: PartBatch, rejected: Counter[str] | None = None
+    ) -> int:
+        """Store the valid part events; refusals are counted, and added to ``rejected``."""
+        before = self.stats.rejected.copy()
         ok = self._known("machine", tenant, batch.names, batch.index)
         ok &= self._ts_ok(batch.ts, "part")
+        if rejected is not None:
+            rejected.update(self.stats.rejected - before)
         if not ok.all():
             keep = np.flatnonzero(ok)
             batch = PartBatch(

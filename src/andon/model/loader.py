@@ -9,6 +9,7 @@ the node tree and remember the line of each path, so that a pydantic error locat
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
@@ -19,9 +20,32 @@ from pydantic import ValidationError
 
 from andon.model.plant import Plant
 
-__all__ = ["ModelError", "load_plant", "parse_plant", "read_yaml", "validation_error"]
+__all__ = [
+    "MAX_ALIASES",
+    "MAX_DEPTH",
+    "MAX_NODES",
+    "MAX_YAML_CHARS",
+    "BoundedLoader",
+    "ModelError",
+    "load_plant",
+    "parse_plant",
+    "read_yaml",
+    "safe_load",
+    "validation_error",
+]
+
+MAX_ALIASES = 1_000
+"""Alias uses (``*name``) per document; a plant file needs a handful, a "billion laughs"
+body needs them by the hundred."""
+MAX_DEPTH = 64
+"""Nesting of mappings and sequences; a plant file is about ten deep."""
+MAX_NODES = 100_000
+"""Nodes after aliases are expanded (the demo plant has about 800)."""
+MAX_YAML_CHARS = 4_000_000
+"""Characters of one YAML text."""
 
 Loc = tuple[str | int, ...]
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 class ModelError(Exception):
@@ -45,10 +69,107 @@ class ModelError(Exception):
         super().__init__(text)
 
 
+class BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with bounds, for every YAML andon reads (plant models through the
+    API, edge and serve configs): at most ``MAX_ALIASES`` alias uses and ``MAX_DEPTH`` levels
+    of nesting while composing, at most ``MAX_NODES`` nodes once aliases are expanded (see
+    ``read_yaml``), no recursive aliases, no NUL or lone surrogate in a string. Each
+    breach is a ``yaml.MarkedYAMLError`` at the place it happens."""
+
+    def __init__(self, stream: str) -> None:
+        if len(stream) > MAX_YAML_CHARS:
+            raise yaml.YAMLError(f"longer than {MAX_YAML_CHARS:,} characters")
+        super().__init__(stream)
+        self._aliases = 0
+        self._depth = 0
+        self._nodes = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            self._aliases += 1
+            if self._aliases > MAX_ALIASES:
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                raise yaml.composer.ComposerError(
+                    None, None, f"more than {MAX_ALIASES} aliases", mark
+                )
+            return super().compose_node(parent, index)
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                raise yaml.composer.ComposerError(
+                    None, None, f"nested deeper than {MAX_DEPTH} levels", mark
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        """A scalar whose value cannot be built (a 100,000-digit integer, the year 99999)
+        or a string with a NUL or a lone surrogate (no database stores those) is refused
+        at its place."""
+        try:
+            value = super().construct_object(node, deep=deep)
+        except (ValueError, ArithmeticError, TypeError, AttributeError) as exc:
+            why = " ".join(str(exc).split())[:80]
+            if isinstance(exc, TypeError | AttributeError):  # e.g. !!timestamp 99999-01-01
+                why = f"not a valid {str(node.tag).rsplit(':', 1)[-1]}"
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read this value ({why})", node.start_mark
+            ) from None
+        if isinstance(value, str) and (bad := _UNSTORABLE.search(value)) is not None:
+            what = "NUL characters" if bad.group() == "\x00" else "UTF-16 surrogates"
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{what} are not accepted in text", node.start_mark
+            )
+        return value
+
+
+def safe_load(text: str, file: str = "<string>") -> Any:
+    """``yaml.safe_load`` with the bounds of ``BoundedLoader`` and ``read_yaml``: any YAML
+    that is not a plant model or a located config (``ModelError`` on every problem)."""
+    return read_yaml(text, file, {}, allow_empty=True)
+
+
 def _build(
-    node: yaml.Node, loc: Loc, marks: dict[Loc, tuple[int, int]], loader: yaml.SafeLoader, file: str
+    node: yaml.Node,
+    loc: Loc,
+    marks: dict[Loc, tuple[int, int]],
+    loader: BoundedLoader,
+    file: str,
+    active: set[int] | None = None,
 ) -> Any:
+    loader._nodes += 1
+    if loader._nodes > MAX_NODES:
+        raise yaml.composer.ComposerError(
+            None,
+            None,
+            f"more than {MAX_NODES:,} values once aliases are expanded",
+            node.start_mark,
+        )
     marks[loc] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.CollectionNode):
+        active = set() if active is None else active
+        if id(node) in active:
+            raise yaml.composer.ComposerError(
+                None, None, "an alias refers to a node that contains it", node.start_mark
+            )
+        active.add(id(node))
+        try:
+            return _build_collection(node, loc, marks, loader, file, active)
+        finally:
+            active.discard(id(node))
+    return loader.construct_object(node, deep=True)
+
+
+def _build_collection(
+    node: yaml.CollectionNode,
+    loc: Loc,
+    marks: dict[Loc, tuple[int, int]],
+    loader: BoundedLoader,
+    file: str,
+    active: set[int],
+) -> Any:
     if isinstance(node, yaml.MappingNode):
         explicit = sum(1 for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge")
         loader.flatten_mapping(node)
@@ -75,11 +196,9 @@ def _build(
                         "duplicate key",
                     )
                 explicit_keys.add(key)
-            out[key] = _build(value_node, (*loc, key), marks, loader, file)
+            out[key] = _build(value_node, (*loc, key), marks, loader, file, active)
         return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_build(v, (*loc, i), marks, loader, file) for i, v in enumerate(node.value)]
-    return loader.construct_object(node, deep=True)
+    return [_build(v, (*loc, i), marks, loader, file, active) for i, v in enumerate(node.value)]
 
 
 def _fmt(loc: Iterable[str | int]) -> str:
@@ -99,11 +218,14 @@ def _locate(loc: Loc, marks: dict[Loc, tuple[int, int]]) -> tuple[int, int] | No
     return None
 
 
-def read_yaml(text: str, file: str, marks: dict[Loc, tuple[int, int]]) -> Any:
-    """Parse YAML keeping the (line, column) of every path in ``marks``; duplicate keys and
-    syntax errors raise ``ModelError``. Shared by every YAML config of andon."""
+def read_yaml(
+    text: str, file: str, marks: dict[Loc, tuple[int, int]], *, allow_empty: bool = False
+) -> Any:
+    """Parse YAML keeping the (line, column) of every path in ``marks``; duplicate keys,
+    syntax errors and breaches of ``BoundedLoader``'s bounds raise ``ModelError``. Shared by
+    every YAML input of andon. CPU-bound: async callers run it in a thread."""
     try:
-        loader = yaml.SafeLoader(text)
+        loader = BoundedLoader(text)
     except yaml.YAMLError as exc:  # e.g. control characters rejected by the reader
         raise ModelError(
             file, None, None, "", "invalid YAML: " + " ".join(str(exc).split())
@@ -111,8 +233,12 @@ def read_yaml(text: str, file: str, marks: dict[Loc, tuple[int, int]]) -> Any:
     try:
         node = loader.get_single_node()
         if node is None:
+            if allow_empty:
+                return None
             raise ModelError(file, None, None, "", "the file is empty")
         return _build(node, (), marks, loader, file)
+    except RecursionError:  # e.g. a '<<' merge of a mapping into itself
+        raise ModelError(file, None, None, "", "invalid YAML: nested too deep") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None

@@ -10,14 +10,16 @@ is reported as one ``ConfigError`` naming the file and the field.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from andon.model.loader import ModelError, safe_load
 
 __all__ = [
     "TLS",
@@ -52,6 +54,14 @@ class Limits(_Part):
         2.0, ge=0, description="login/refresh/logout calls per second per source address"
     )
     auth_burst: float = Field(30.0, gt=0)
+    principal_rps: float = Field(
+        10.0, ge=0, description="API requests per second per user or key (of its tenant's); 0 = off"
+    )
+    principal_burst: float = Field(100.0, gt=0)
+    anonymous_per_s: float = Field(
+        2.0, ge=0, description="requests without valid credentials per second per source; 0 = off"
+    )
+    anonymous_burst: float = Field(30.0, gt=0)
     max_body_bytes: int = Field(8 * 1024 * 1024, gt=0)
 
 
@@ -264,14 +274,31 @@ class Settings(BaseSettings):
     secret_key: str | None = Field(None, min_length=32)
     access_token_ttl_s: int = Field(900, ge=30, le=86_400)
     refresh_token_ttl_s: int = Field(14 * 86_400, ge=300)
-    max_failed_logins: int = Field(5, ge=1)
-    lockout_s: int = Field(900, ge=1)
+    max_failed_logins: int = Field(
+        5, ge=1, description="failed logins per account and source address per lockout_s"
+    )
+    max_failed_logins_per_source: int = Field(
+        50, ge=1, description="failed logins per source address (any account) per lockout_s"
+    )
+    lockout_s: int = Field(
+        900, ge=1, description="the window of the failed-login throttle (no account is locked)"
+    )
     kpi_cache_s: int = Field(
         5, ge=0, le=300, description="today's KPIs are computed once per this many seconds"
     )
     cors_origins: list[str] = Field(default_factory=list)
     web: bool = Field(True, description="serve the web dashboard at / (andon.web)")
-    trust_proxy_headers: bool = False
+    trust_proxy_headers: bool = Field(
+        False, description="take the client's address from X-Forwarded-For (behind a proxy)"
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="addresses or networks of the proxies that add X-Forwarded-For entries; "
+        "the client is the rightmost entry not added by one (empty: trusted_proxy_hops)",
+    )
+    trusted_proxy_hops: int = Field(
+        1, ge=1, le=16, description="proxies in front of the service, when trusted_proxies is empty"
+    )
     tls_terminated_by_proxy: bool = False
     limits: Limits = Field(default_factory=Limits)
     monitoring: Monitoring = Field(default_factory=Monitoring)
@@ -310,6 +337,11 @@ class Settings(BaseSettings):
                 "serving beyond loopback needs tls.certfile and tls.keyfile "
                 "(or tls_terminated_by_proxy: true behind a TLS-terminating proxy)"
             )
+        for net in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                raise ValueError(f"trusted_proxies: {net!r} is not an address or network") from None
         if "*" in self.cors_origins:
             raise ValueError("cors_origins: '*' is refused; list the dashboard's origins")
         return self
@@ -330,11 +362,11 @@ def load_settings(path: Path | None, env: Mapping[str, str] | None = None) -> Se
     if path is not None:
         source = str(path)
         try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+            loaded = safe_load(path.read_text(encoding="utf-8"), str(path))
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        except ModelError as exc:
+            raise ConfigError(str(exc)) from exc
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{path}: the top level must be a mapping")
         data = loaded or {}

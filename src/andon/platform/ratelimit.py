@@ -33,7 +33,9 @@ class TokenBucket:
         A request larger than the burst is refused for good (``inf``)."""
         if n > self.burst:
             return float("inf")
-        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        # a clock stepped back adds nothing and takes nothing: never a negative count
+        elapsed = max(0.0, now - self.updated)
+        self.tokens = min(self.burst, self.tokens + elapsed * self.rate)
         self.updated = now
         if self.tokens >= n:
             self.tokens -= n

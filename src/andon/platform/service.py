@@ -56,8 +56,11 @@ from andon.platform.tables import (
     tenants,
     users,
 )
+from andon.platform.throttle import LoginThrottle
 
 __all__ = [
+    "HASH_SLOTS",
+    "PARSE_SLOTS",
     "Conflict",
     "Invalid",
     "LoginFailed",
@@ -67,6 +70,12 @@ __all__ = [
     "Principal",
     "TokenPair",
 ]
+
+
+PARSE_SLOTS = 2
+"""Plant models parsed at once (each in a worker thread)."""
+HASH_SLOTS = 4
+"""Password hashes computed at once (each in a worker thread; argon2 releases the GIL)."""
 
 
 class PlatformError(Exception):
@@ -182,6 +191,8 @@ class Platform:
         refresh_ttl_s: int = 14 * 86_400,
         max_failed_logins: int = 5,
         lockout_s: int = 900,
+        max_failed_logins_per_source: int = 50,
+        monotonic: Callable[[], float] | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -196,6 +207,15 @@ class Platform:
             db, clock, refresh_ttl_s=refresh_ttl_s, cache_s=session_check_s, reset_ttl_s=reset_ttl_s
         )
         self.secrets_dir = secrets_dir
+        self._parse_slots = asyncio.Semaphore(PARSE_SLOTS)
+        self.throttle = LoginThrottle(
+            max_failed_logins,
+            max_failed_logins_per_source,
+            lockout_s,
+            monotonic or (lambda: self.clock() / 1e6),
+        )
+        """Failed logins per (account, source) and per source (no account lockout)."""
+        self._hash_slots = asyncio.Semaphore(HASH_SLOTS)
 
     async def start(self) -> None:
         """Migrate to the newest schema and load (or create once) the token-signing secret:
@@ -298,7 +318,7 @@ class Platform:
         """A user of ``tenant_id`` with role grants ``(role, site id or None for all sites)``."""
         uid = new_id()
         now = self.clock()
-        digest = hash_password(password)
+        digest = await self.hash_password(password)
         try:
             async with self.db.begin() as conn:
                 await conn.execute(
@@ -438,18 +458,21 @@ class Platform:
 
     # ---- sites and their asset model -----------------------------------------------------
 
-    def _parse(self, tenant_id: str, model_yaml: str) -> Plant:
-        try:
-            plant = parse_plant(model_yaml, "model.yaml")
-        except ModelError as exc:
-            raise Invalid(str(exc)) from exc
-        except yaml.YAMLError as exc:  # parse_plant lets the reader's errors through
-            raise Invalid(f"model.yaml: not valid YAML: {exc}") from exc
+    async def _parse(self, tenant_id: str, model_yaml: str) -> Plant:
+        """Parse in a worker thread (the event loop keeps answering), at most
+        ``PARSE_SLOTS`` at once, so a flood of uploads cannot take every thread."""
+        async with self._parse_slots:
+            try:
+                plant = await asyncio.to_thread(parse_plant, model_yaml, "model.yaml")
+            except ModelError as exc:
+                raise Invalid(str(exc)) from exc
+            except yaml.YAMLError as exc:  # parse_plant lets the reader's errors through
+                raise Invalid(f"model.yaml: not valid YAML: {exc}") from exc
         # the tenant is the caller's, whatever the file says
         return plant.model_copy(update={"tenant": tenant_id})
 
     async def create_site(self, tenant_id: str, model_yaml: str) -> dict[str, Any]:
-        plant = self._parse(tenant_id, model_yaml)
+        plant = await self._parse(tenant_id, model_yaml)
         sid = new_id()
         now = self.clock()
         try:
@@ -493,7 +516,7 @@ class Platform:
         key = (tenant_id, site_id, int(r["updated_at"]))
         plant = self._plants.get(key)
         if plant is None:
-            plant = self._parse(tenant_id, str(r["model_yaml"]))
+            plant = await self._parse(tenant_id, str(r["model_yaml"]))
             self._plants = {k: v for k, v in self._plants.items() if k[:2] != key[:2]}
             self._plants[key] = plant
         return str(r["model_yaml"]), plant
@@ -514,7 +537,7 @@ class Platform:
         self, tenant_id: str, site_id: str, model_yaml: str
     ) -> dict[str, Any]:
         old = await self._site_row(tenant_id, site_id)
-        plant = self._parse(tenant_id, model_yaml)
+        plant = await self._parse(tenant_id, model_yaml)
         if plant.site.id != old["key"]:
             raise Invalid(
                 f"the model describes site {plant.site.id!r}, this is site {old['key']!r}"
@@ -717,50 +740,51 @@ class Platform:
         )
         return TokenPair(access, refresh, exp)
 
-    async def login(self, email: str, password: str) -> tuple[str, str, TokenPair]:
-        """``(tenant, user id, tokens)``. After ``max_failed_logins`` failures in a row the
-        account is locked for ``lockout_s``; a locked account refuses even the right password.
+    async def hash_password(self, password: str) -> str:
+        """argon2id in a worker thread, at most ``HASH_SLOTS`` at once: the event loop keeps
+        answering while it runs, and a flood of logins cannot take every thread."""
+        async with self._hash_slots:
+            return await asyncio.to_thread(hash_password, password)
+
+    async def verify_password(self, password: str, digest: str) -> bool:
+        """``security.verify_password`` off the event loop, like ``hash_password``."""
+        async with self._hash_slots:
+            return await asyncio.to_thread(verify_password, password, digest)
+
+    async def login(
+        self, email: str, password: str, source: str = "unknown"
+    ) -> tuple[str, str, TokenPair]:
+        """``(tenant, user id, tokens)``. Every attempt verifies exactly one argon2 hash (a
+        dummy one for an unknown, disabled or throttled account), so the answer's time says
+        nothing about the account. A ``source`` that failed ``max_failed_logins`` times on
+        this account, or ``max_failed_logins_per_source`` times on any, within
+        ``lockout_s`` is throttled (refused even the right password) until its failures
+        age out; other sources are not affected: there is no account lockout.
         Raises ``LoginFailed`` with a reason for the audit log (the caller shows one message)."""
-        now = self.clock()
+        email = email.lower()
+        allowed = self.throttle.allowed(email, source)
         async with self.db.begin() as conn:
             u = (
-                (await conn.execute(select(users).where(users.c.email == email.lower())))
+                (await conn.execute(select(users).where(users.c.email == email)))
                 .mappings()
                 .one_or_none()
             )
-        if u is None:
-            verify_password(password, _DUMMY_HASH)  # same cost as a real check
-            raise LoginFailed("unknown user")
-        uid, tid = str(u["id"]), str(u["tenant_id"])
-        if u["disabled"]:
-            raise LoginFailed("account disabled", tid, uid)
-        if int(u["locked_until"]) > now:
-            raise LoginFailed("account locked", tid, uid)
-        if not verify_password(password, u["password_hash"]):
-            locked = False
-            async with self.db.begin() as conn:
-                # counted in SQL, so concurrent guesses cannot overwrite each other's count
-                failed = (
-                    await conn.execute(
-                        update(users)
-                        .where(users.c.id == uid)
-                        .values(failed_logins=users.c.failed_logins + 1)
-                        .returning(users.c.failed_logins)
-                    )
-                ).scalar_one()
-                if int(failed) >= self.max_failed_logins:
-                    locked = True
-                    await conn.execute(
-                        update(users)
-                        .where(users.c.id == uid)
-                        .values(failed_logins=0, locked_until=now + self.lockout_s * 1_000_000)
-                    )
-            raise LoginFailed("account locked" if locked else "wrong password", tid, uid)
-        if int(u["failed_logins"]) or int(u["locked_until"]):
-            async with self.db.begin() as conn:
-                await conn.execute(
-                    update(users).where(users.c.id == uid).values(failed_logins=0, locked_until=0)
-                )
+        digest = _DUMMY_HASH
+        tid = uid = None
+        if u is not None:
+            tid, uid = str(u["tenant_id"]), str(u["id"])
+            if allowed and not u["disabled"]:
+                digest = str(u["password_hash"])
+        ok = await self.verify_password(password, digest)
+        if not allowed:
+            raise LoginFailed("throttled", tid, uid)
+        if tid is None or uid is None or digest is _DUMMY_HASH or not ok:
+            self.throttle.failed(email, source)
+            why = "unknown user" if uid is None else "wrong password"
+            raise LoginFailed(
+                "account disabled" if uid and digest is _DUMMY_HASH else why, tid, uid
+            )
+        self.throttle.succeeded(email, source)
         return tid, uid, await self._issue(uid, tid)
 
     async def refresh(self, token: str) -> tuple[str, str, TokenPair]:

@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from andon.model.calendar import SCHEDULED, expand_calendar
+from andon.model.loader import safe_load
 from andon.model.plant import Plant
 from andon.model.types import F64
 from andon.twin.fast import run_serial, serial_line
@@ -75,7 +75,8 @@ class Scenario(BaseModel):
 
 
 def load_scenario(path: str | Path) -> Scenario:
-    return Scenario.model_validate(yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {})
+    text = Path(path).read_text(encoding="utf-8")
+    return Scenario.model_validate(safe_load(text, str(path)) or {})
 
 
 def apply_scenario(plant: Plant, line_id: str, scenario: Scenario | Sequence[Change]) -> Plant:
