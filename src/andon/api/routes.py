@@ -79,8 +79,21 @@ async def login(body: LoginIn, request: Request, svc: Svc) -> TokenOut:
     source = client_address(request, svc.settings.trust_proxy_headers)
     audit = svc.platform.audit
     try:
-        tenant, uid, pair = await svc.platform.login(body.email, body.password)
+        tenant, uid, pair = await svc.platform.login(body.email, body.password, source)
     except LoginFailed as exc:
+        if exc.tenant_id is None or exc.reason == "throttled":
+            # unknown emails and throttled repeats: one row per source per window
+            await svc.anonymous.record(
+                audit,
+                source=source,
+                action="auth.login",
+                obj="session",
+                detail={"why": exc.reason, "email": body.email[:100]},
+                result="failed",
+            )
+            raise HTTPException(
+                401, "login failed", headers={"WWW-Authenticate": "Bearer"}
+            ) from None
         await audit.record(
             tenant_id=exc.tenant_id,
             actor=f"user:{exc.user_id}" if exc.user_id else f"email:{body.email[:100]}",
@@ -455,12 +468,14 @@ async def import_model(site_id: str, body: SiteModelIn, ctx: Ctx) -> SiteOut:
     "/sites/{site_id}",
     name="sites.delete",
     permission=P.SITE_WRITE,
-    scope="site",
+    scope="tenant",
     status_code=204,
 )
 async def delete_site(site_id: str, ctx: Ctx) -> Response:
-    """Remove the site's metadata and grants (telemetry stays until retention removes it)."""
-    await ctx.services.platform.delete_site(ctx.tenant, ctx.site_id)
+    """Remove the site's metadata and grants (telemetry stays until retention removes it).
+    Needs ``site:write`` tenant-wide: a grant at the site does not reach the other users'
+    grants there (a site of another tenant is not found, as for every site path)."""
+    await ctx.services.platform.delete_site(ctx.tenant, site_id)
     await ctx.audit("sites.delete", f"site:{site_id}")
     return Response(status_code=204)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Strict
 
 from andon.platform.permissions import KeyKind, Permission, Role
 
@@ -232,7 +232,10 @@ class SamplesIn(_In):
     names: Names
     index: Codes
     ts: Times
-    value: Annotated[list[float | None], Field(max_length=MAX_POINTS)]
+    value: Annotated[
+        list[Annotated[float, Strict()] | None],
+        Field(max_length=MAX_POINTS, description='numbers only: "12" and true are refused'),
+    ]
     quality: Annotated[list[Annotated[int, Field(ge=0, le=255)]], Field(max_length=MAX_POINTS)]
 
 

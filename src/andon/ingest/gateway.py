@@ -544,10 +544,12 @@ class IngestGateway:
             self.stats.points_stored += rep.accepted
             self.stats.points_duplicate += rep.duplicates
             self.stats.points_conflict += rep.conflicts
+        rows: Counter[str] = Counter(out.rejected)  # state and part rows refused, too
         if states is not None:
-            out.states = await self.ingestor.states(tenant, states)
+            out.states = await self.ingestor.states(tenant, states, rows)
         if open_states is not None:
-            out.open_states = await self.ingestor.open_states(tenant, open_states)
+            out.open_states = await self.ingestor.open_states(tenant, open_states, rows)
         if parts is not None:
-            out.parts = await self.ingestor.parts(tenant, parts)
+            out.parts = await self.ingestor.parts(tenant, parts, rows)
+        out.rejected = dict(sorted(rows.items()))
         return out
