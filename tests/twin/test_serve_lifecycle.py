@@ -239,3 +239,67 @@ def test_job_workers_die_with_serve_and_a_second_serve_spares_live_jobs(tmp_path
     finally:
         a.close()
         b.close()
+
+
+def test_a_runner_interrupts_only_jobs_whose_owner_stopped_beating(tmp_path: Path) -> None:
+    """The owner rule without processes, on a wall clock the test moves: a second runner's
+    start leaves a job of a runner that beats alone, and marks it interrupted once that
+    runner has missed three beats; a row without owner (from before owners) goes at start."""
+    from andon.platform.twin_jobs import SqlJobStore
+    from andon.store import DuckDBStore
+    from andon.twin.jobs import TwinJobs
+
+    async def go() -> None:
+        pf = Platform(Database(f"sqlite:///{tmp_path / 'm.db'}"), wall_clock, secret_key=SECRET)
+        await pf.start()
+        telemetry = DuckDBStore.open(None)
+        now = [1_800_000_000_000_000]
+        try:
+            await pf.create_tenant("ta", "TA")
+            site = str((await pf.create_site("ta", demo_yaml()))["id"])
+            store = SqlJobStore(pf.db)
+
+            def runner() -> TwinJobs:
+                return TwinJobs(store, telemetry, wall_clock, heartbeat_s=1.0, wall=lambda: now[0])
+
+            a, b = runner(), runner()
+
+            def row(owner: str | None) -> dict[str, Any]:
+                return {
+                    "id": os.urandom(16).hex(),
+                    "tenant_id": "ta",
+                    "site_id": site,
+                    "line": LINE,
+                    "created_by": "test",
+                    "created_at": now[0],
+                    "status": "running",
+                    "progress": 0.5,
+                    "request": {"line": LINE, "hours": 1, "replications": 2},
+                    "owner": owner,
+                    "heartbeat_at": None if owner is None else now[0],
+                }
+
+            live, legacy = row(a.instance), row(None)
+            await store.create(live)
+            await store.create(legacy)
+
+            async def status(r: dict[str, Any]) -> tuple[str, str | None]:
+                got = await store.get("ta", site, r["id"])
+                assert got is not None
+                return got["status"], got["error"]
+
+            assert await b.start() == 1  # the row without owner only
+            assert await status(legacy) == ("failed", "interrupted")
+            now[0] += 2_900_000  # A missed two beats and a bit: not yet stale
+            assert await b.start() == 0 and await status(live) == ("running", None)
+            await store.beat(a.instance, now[0])  # A beats again
+            now[0] += 2_900_000
+            assert await b.start() == 0 and await status(live) == ("running", None)
+            now[0] += 200_000  # three beats (3 s) since A's last: A is dead
+            assert await b.start() == 1 and await status(live) == ("failed", "interrupted")
+            await b.stop()
+        finally:
+            await telemetry.close()
+            await pf.db.close()
+
+    asyncio.run(go())
