@@ -20,7 +20,7 @@ import pytest
 from andon.connect.base import within
 from andon.connect.counting import DEFAULT_START, counter_batch
 from andon.edge.uplink import UP_PREFIX, ack_topic
-from andon.edge.wire import decode_acks, encode_frame
+from andon.edge.wire import Frame, decode_acks, encode_frame
 from andon.ingest import Ingestor
 from andon.ingest.gateway import (
     MAX_SEQ,
@@ -193,6 +193,20 @@ def test_a_refusal_whose_audit_fails_stands_and_is_counted(w: World) -> None:
         assert (r.refused, [a.status for a in r.acks[A_ID]]) == (["revoked_key"], ["refused"])
         assert w.gateway.stats.audit_failed == 1
         assert w.gateway.stats.as_dict()["audit_failed"] == 1
+
+    asyncio.run(go())
+
+
+def test_a_failing_on_stored_hook_does_not_hold_back_the_acknowledgements(w: World) -> None:
+    async def go() -> None:
+        def hook(frames: list[Frame]) -> None:
+            raise RuntimeError("hook down")
+
+        w.gateway.on_stored = hook
+        r = await w.gateway.frames([(A_ID, frame(1)), (A_ID, frame(2, 30, 60))])
+        assert [(a.seq, a.status) for a in r.acks[A_ID]] == [(1, "ok"), (2, "ok")]
+        assert (r.refused, w.gateway.stats.on_stored_failed) == ([], 1)
+        assert sum(w.gateway.stats.frames_refused.values()) == 0
 
     asyncio.run(go())
 

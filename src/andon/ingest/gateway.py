@@ -206,6 +206,9 @@ class GatewayStats:
     """Part of ``points_duplicate``: same ``(signal, ts)`` as a stored sample, another value."""
     audit_failed: int = 0
     """Refusals whose audit row could not be written (``on_refused`` raised)."""
+    on_stored_failed: int = 0
+    """Store writes after which the ``on_stored`` hook raised (the frames were stored and
+    are acknowledged all the same)."""
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -216,6 +219,7 @@ class GatewayStats:
             "points_duplicate": self.points_duplicate,
             "points_conflict": self.points_conflict,
             "audit_failed": self.audit_failed,
+            "on_stored_failed": self.on_stored_failed,
             "points_historical": self.points_historical,
             "points_acknowledged": self.points_acknowledged,
         }
@@ -509,7 +513,7 @@ class IngestGateway:
                 try:
                     self.on_stored(frames)
                 except Exception:  # stored is stored: the acknowledgements still go out
-                    self.stats.frames_refused["on_stored_failed"] += len(frames)
+                    self.stats.on_stored_failed += 1
                     log.exception("ingest: the on_stored hook failed")
         out.acks = dict(acks)
         out.rejected = dict(rejected)
