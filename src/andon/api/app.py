@@ -38,7 +38,9 @@ from andon.api.endpoints import Endpoint
 from andon.api.gateway import build_gateway, build_receiver
 from andon.api.middleware import BodyLimit, SecurityHeaders
 from andon.api.params import api
+from andon.bus import LiveBus, open_bus
 from andon.ingest import Ingestor
+from andon.ingest.live import LivePublisher
 from andon.model.plant import Plant
 from andon.model.types import Micros
 from andon.platform.alerts import AlertEvaluator, FloorRecords
@@ -165,11 +167,14 @@ def create_app(
     clock: Callable[[], Micros] = wall_clock,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     clock_rate: float = 1.0,
+    bus: LiveBus | None = None,
 ) -> FastAPI:
     """The API app. ``store``: a telemetry store the caller owns (else one is opened from
     ``settings.telemetry_url`` and closed at shutdown); ``clock``: µs since the epoch
     (``clock_rate``: how many of its seconds pass per wall second, e.g. a demo's plant clock);
-    ``sleep``: how live feeds wait between polls (tests pass one that moves their clock)."""
+    ``sleep``: how live feeds wait between polls (tests pass one that moves their clock).
+    ``bus``: a live bus the caller owns (else one is opened from ``settings.bus`` and closed
+    at shutdown): the ingestor publishes on it and live feeds subscribe to it."""
 
     # Buckets and throttles run on a monotonic clock, so a wall clock stepped back cannot
     # freeze them; a test's own clock drives them (its steps back are ignored by the bucket).
@@ -195,6 +200,7 @@ def create_app(
             monotonic=monotonic,
         )
         own_store = store is None
+        live_bus: LiveBus | None = bus
         ing = settings.ingest
         tstore = (
             open_store(settings.telemetry_url, max_signals_per_tenant=ing.max_signals_per_tenant)
@@ -218,6 +224,8 @@ def create_app(
         anchoring: asyncio.Task[None] | None = None
         try:
             await platform.start()
+            if live_bus is None:
+                live_bus = await open_bus(settings.bus.kind, settings.bus.url)
             app.state.services = Services(
                 settings,
                 platform,
@@ -234,6 +242,8 @@ def create_app(
                 sleep,
             )
             app.state.services.clock_rate = clock_rate
+            app.state.services.bus = live_bus
+            app.state.services.ingestor.live = LivePublisher(live_bus)
             gateway = build_gateway(app.state.services)
             app.state.services.gateway = gateway
             receiver = build_receiver(settings, gateway)
@@ -265,6 +275,8 @@ def create_app(
                 await evaluator.stop()
             if jobs is not None:
                 await jobs.stop()
+            if bus is None and live_bus is not None:
+                await live_bus.close()
             if own_store:
                 await tstore.close()
             await db.close()

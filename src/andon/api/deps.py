@@ -23,6 +23,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from andon.api.anonymous import AnonymousAudit
 from andon.api.endpoints import Endpoint
+from andon.bus import InProcessBus, LiveBus
 from andon.ingest import Ingestor
 from andon.model.clock import wall_clock
 from andon.model.plant import Plant
@@ -176,6 +177,8 @@ class Services:
     lifespan."""
     receiver: MqttReceiver | None = None
     """The gateway's MQTT receiver when ``settings.broker`` is set; run by the lifespan."""
+    bus: LiveBus = field(default_factory=InProcessBus)
+    """The live bus the ingestor publishes on and live feeds subscribe to (``andon.bus``)."""
     anonymous: AnonymousAudit = field(default_factory=AnonymousAudit)
     """Refusals of callers without valid credentials: one audit row per source per window."""
     open_feeds: dict[str, int] = field(default_factory=dict)

@@ -10,8 +10,10 @@ the next one is refused with 429."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Protocol
 
 from fastapi import HTTPException, Request
 from fastapi.responses import StreamingResponse
@@ -19,13 +21,31 @@ from starlette.background import BackgroundTask
 
 from andon.api.deps import Access
 
-__all__ = ["RECHECK_S", "TickEvents", "event_stream", "sse"]
+__all__ = ["RECHECK_S", "LiveSource", "TickEvents", "event_stream", "sse"]
 
 RECHECK_S = 0.1
 """Wall seconds between credential re-checks while a feed waits for its next tick."""
 
 TickEvents = Callable[[int], Awaitable[list[str]]]
 """The events of tick ``n`` (0 first), each an ``event: ...`` block from :func:`sse`."""
+
+
+class LiveSource(Protocol):
+    """Events pushed between ticks (the live bus: ``andon.api.live``), sent as they come."""
+
+    async def start(self) -> None:
+        """Subscribe; called before the first tick, so nothing after it is missed."""
+
+    async def wait(self, timeout: float) -> None:
+        """Return once events are ready (:meth:`ready`), or after ``timeout`` seconds."""
+
+    def ready(self) -> bool: ...
+
+    def take(self) -> list[str]:
+        """The ready events (``event: ...`` blocks), forgetting them."""
+        ...
+
+    async def stop(self) -> None: ...
 
 
 def sse(event: str, data: object) -> str:
@@ -45,13 +65,16 @@ def event_stream(
     interval_s: float,
     max_ticks: int,
     recheck_every: int = 1,
+    live: LiveSource | None = None,
 ) -> StreamingResponse:
     """A ``text/event-stream`` response of ``tick``'s events, at most ``max_ticks`` ticks
     ``interval_s`` apart (``services.sleep``). Before every tick, and every ``RECHECK_S``
     while waiting for one, the credentials and the endpoint's permission are checked again
     (:meth:`Access.still_allowed`); when they no longer hold, the stream ends with
     ``event: end`` and reason ``credentials no longer valid``. ``recheck_every`` is kept for
-    callers and only validated: the cached check made counting ticks unnecessary."""
+    callers and only validated: the cached check made counting ticks unnecessary.
+    ``live``: events sent as soon as they are ready between ticks (subscribed before the
+    first tick, unsubscribed when the stream ends)."""
     if recheck_every < 1:
         raise ValueError(f"recheck_every must be at least 1, got {recheck_every}")
     svc = ctx.services
@@ -74,18 +97,27 @@ def event_stream(
             else:
                 svc.open_feeds.pop(who, None)
 
-    async def wait() -> bool:
-        """Sleep ``interval_s``; ``False`` as soon as the credentials lapse meanwhile."""
-        sleeper = asyncio.ensure_future(svc.sleep(interval_s))
-        try:
-            while True:
-                done, _ = await asyncio.wait({sleeper}, timeout=RECHECK_S)
-                if done:
-                    return True
-                if not await ctx.still_allowed():
-                    return False
-        finally:
-            sleeper.cancel()
+    async def wait(sleeper: asyncio.Future[None]) -> str:
+        """Until live events are ready (``live``), ``sleeper`` is done (``tick``) or the
+        credentials lapse (``lapsed``), re-checked every ``RECHECK_S``."""
+        while True:
+            if live is None:
+                await asyncio.wait({sleeper}, timeout=RECHECK_S)
+            else:
+                waiter = asyncio.ensure_future(live.wait(RECHECK_S))
+                try:
+                    await asyncio.wait({sleeper, waiter}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    if not waiter.done():
+                        waiter.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await waiter
+                if live.ready():
+                    return "live"
+            if sleeper.done():
+                return "tick"
+            if not await ctx.still_allowed():
+                return "lapsed"
 
     async def events() -> AsyncIterator[str]:
         try:
@@ -97,13 +129,24 @@ def event_stream(
                     break
                 if await request.is_disconnected():
                     return
+                if n == 0 and live is not None:
+                    await live.start()
                 for event in await tick(n):
                     yield event
-                if not await wait():
+                sleeper = asyncio.ensure_future(svc.sleep(interval_s))
+                try:
+                    while (got := await wait(sleeper)) == "live" and live is not None:
+                        for event in live.take():
+                            yield event
+                finally:
+                    sleeper.cancel()
+                if got == "lapsed":
                     reason = "credentials no longer valid"
                     break
             yield sse("end", {"reason": reason})
         finally:
+            if live is not None:
+                await live.stop()
             release()
 
     return StreamingResponse(

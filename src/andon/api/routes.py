@@ -10,6 +10,7 @@ from fastapi.responses import StreamingResponse
 
 from andon.api.deps import Access, Ctx, SiteModel, Svc, client_address
 from andon.api.feeds import event_stream, sse
+from andon.api.live import BusFeed
 from andon.api.params import (
     _LABELS,
     _MAX_ROWS,
@@ -624,10 +625,13 @@ async def live(
     interval_s: Annotated[float, Query(ge=0.2, le=60)] = 1.0,
     max_ticks: Annotated[int, Query(ge=1, le=86_400)] = 3600,
 ) -> StreamingResponse:
-    """Server-sent events: every ``interval_s`` the signals (under ``prefix``) whose newest
-    value changed, as ``event: values``; the machines whose current state changed, as
-    ``event: states`` (all on the first tick); the alerts opened, acknowledged or closed, as
-    ``event: alerts`` (all open ones on the first tick). The credentials are re-checked every
+    """Server-sent events: the signals (under ``prefix``) whose newest value changed, as
+    ``event: values`` (all on the first tick, then from the live bus as they are stored,
+    coalesced over 0.1 s, never read from the store again); the machines whose current state
+    changed, as ``event: states`` (all on the first tick, then from the live bus as they
+    arrive, and every ``interval_s`` the floor's own view: not scheduled, offline when
+    silent); the alerts opened, acknowledged or closed, as ``event: alerts`` (all open ones
+    on the first tick, then every ``interval_s``). The credentials are re-checked every
     tick and every tenth of a second between ticks, so a revocation ends the stream within a
     second; the stream ends with ``event: end`` when they lapse or after ``max_ticks``
     (clients reconnect); one user or key holds at most ``max_feeds_per_principal`` feeds.
@@ -636,23 +640,37 @@ async def live(
     base = model.plant.site.id + "/"
     want = base + prefix.strip("/") + "/" if prefix else base
     signals = [s for s in model.signals if s.startswith(want)]
-    store, tenant = ctx.services.store, ctx.tenant
+    svc, tenant = ctx.services, ctx.tenant
     floor = FloorFeed(ctx, model, want)
-    seen: dict[str, int] = {}
+    feed = BusFeed(
+        svc.bus,
+        tenant,
+        model.plant.site.id,
+        signals,
+        floor.machines,
+        max_queue=svc.settings.bus.max_queue,
+        on_state=lambda m, state, since: floor.sent_states.__setitem__(m, (state, since)),
+    )
 
     async def tick(n: int) -> list[str]:
-        got = await store.last_values(tenant, signals) if signals else {}
-        changed = [
+        if n > 0:  # values come from the bus (``feed``), subscribed before this snapshot
+            return await floor.tick()
+        got = await svc.store.last_values(tenant, signals) if signals else {}
+        feed.sent_ts.update((s, v.ts) for s, v in got.items())
+        snapshot = [
             {"signal": s, "ts": v.ts, "value": _f(v.value), "quality": v.quality}
             for s, v in sorted(got.items())
-            if seen.get(s) != v.ts
         ]
-        seen.update((s, v.ts) for s, v in got.items())
-        values = [sse("values", changed)] if changed or n == 0 else []
-        return values + await floor.tick()
+        return [sse("values", snapshot), *await floor.tick()]
 
     return event_stream(
-        ctx, request, tick, interval_s=interval_s, max_ticks=max_ticks, recheck_every=30
+        ctx,
+        request,
+        tick,
+        interval_s=interval_s,
+        max_ticks=max_ticks,
+        recheck_every=30,
+        live=feed,
     )
 
 

@@ -12,6 +12,7 @@ buffer is bounded too; messages it drops as a slow consumer are counted in
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Sequence
@@ -75,25 +76,34 @@ class NatsBus(BusCore):
     async def connect(cls, url: str = "nats://127.0.0.1:4222", **options: Any) -> NatsBus:
         """Connect to the server at ``url`` (``ConnectionError`` naming it when it cannot)."""
         holder: list[NatsBus] = []
+        timeout = float(options.pop("connect_timeout", 2))
 
         async def error_cb(exc: Exception) -> None:
-            if isinstance(exc, SlowConsumerError) and holder:
+            if not holder:  # still connecting: the ConnectionError below says it once
+                return
+            if isinstance(exc, SlowConsumerError):
                 holder[0]._totals.dropped += 1
             else:
                 log.warning("live bus (NATS %s): %s", url, exc)
 
+        # the client retries a first connection as it retries a lost one (forever here):
+        # a server that cannot be reached now is an error, not a wait
         try:
-            nc = await nats.connect(
-                url,
-                error_cb=error_cb,
-                connect_timeout=options.pop("connect_timeout", 2),
-                max_reconnect_attempts=options.pop("max_reconnect_attempts", -1),
-                allow_reconnect=True,
-                name=options.pop("name", "andon-live-bus"),
-                **options,
+            nc = await asyncio.wait_for(
+                nats.connect(
+                    url,
+                    error_cb=error_cb,
+                    connect_timeout=max(1, int(timeout)),
+                    max_reconnect_attempts=options.pop("max_reconnect_attempts", -1),
+                    allow_reconnect=True,
+                    name=options.pop("name", "andon-live-bus"),
+                    **options,
+                ),
+                timeout,
             )
         except Exception as exc:
-            raise ConnectionError(f"live bus: cannot reach NATS at {url}: {exc}") from exc
+            why = "no answer" if isinstance(exc, TimeoutError) else str(exc)
+            raise ConnectionError(f"live bus: cannot reach NATS at {url}: {why}") from exc
         bus = cls(nc, url)
         holder.append(bus)
         return bus

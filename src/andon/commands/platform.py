@@ -57,10 +57,11 @@ def serve(
     settings = _settings(config)
     mqtt = _check_broker(settings)
     if check:
+        live = _check_bus(settings)
         _out.print(
             f"[green]ok[/] {config or 'environment'}: {settings.mode} mode, "
             f"http{'s' if settings.tls.certfile else ''}://{settings.host}:{settings.port}, "
-            f"{mqtt}",
+            f"{mqtt}, {live}",
             highlight=False,
             soft_wrap=True,
         )
@@ -93,6 +94,26 @@ def platform_app(settings: Settings) -> FastAPI:
     if settings.web:
         mount(app)
     return app
+
+
+def _check_bus(settings: Settings) -> str:
+    """The live bus, in words; for ``nats`` it connects once, and exits 2 when it cannot."""
+    b = settings.bus
+    if b.kind == "inprocess":
+        return "live bus in process"
+    import asyncio
+
+    from andon.bus import open_bus
+
+    async def probe() -> None:
+        bus = await open_bus(b.kind, b.url)
+        await bus.close()
+
+    try:
+        asyncio.run(probe())
+    except (ConnectionError, ValueError) as exc:
+        _fail(f"bus: {exc}")
+    return f"live bus on {b.url}"
 
 
 def _check_broker(settings: Settings) -> str:

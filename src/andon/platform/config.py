@@ -24,6 +24,7 @@ from andon.model.loader import ModelError, safe_load
 __all__ = [
     "TLS",
     "Broker",
+    "Bus",
     "ConfigError",
     "Ingest",
     "Limits",
@@ -227,6 +228,26 @@ class Oidc(_Part):
         return os.environ.get(self.client_secret_env or "", "")
 
 
+class Bus(_Part):
+    """The live bus (``andon.bus``): ingest publishes what it stored, live feeds subscribe.
+    ``inprocess`` (default) serves one process; ``nats`` lets several ``andon serve``
+    processes share one bus on a NATS server (extra ``andon[bus]``)."""
+
+    kind: Literal["inprocess", "nats"] = "inprocess"
+    url: str = Field(
+        "nats://127.0.0.1:4222",
+        pattern=r"^(nats|tls)://[^\s]+$",
+        description="the NATS server (kind nats)",
+    )
+    max_queue: int = Field(
+        1000,
+        ge=1,
+        le=1_000_000,
+        description="messages a live feed may fall behind; beyond, its oldest are dropped "
+        "and counted",
+    )
+
+
 class Security(_Part):
     """Secrets, sessions, audit anchoring and account recovery (docs/security.md)."""
 
@@ -308,6 +329,7 @@ class Settings(BaseSettings):
         None, description="receive the edges' MQTT uplink through this broker (none: HTTPS only)"
     )
     ingest: Ingest = Field(default_factory=Ingest)
+    bus: Bus = Field(default_factory=Bus)
     security: Security = Field(default_factory=Security)
 
     @classmethod

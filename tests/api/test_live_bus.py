@@ -1,0 +1,154 @@
+"""The live feed is pushed by the live bus, not polled from the store. Against a real server
+(uvicorn on loopback, wall clock) and a real DuckDB store wrapped to count its reads: a
+state and a value ingested over HTTPS reach an open ``/live`` feed within a second, and the
+store is not read once between the feed's first snapshot and their arrival."""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from andon.api import PREFIX, create_app
+from andon.model.loader import parse_plant
+from andon.platform import Platform, Role
+from andon.platform.config import Settings
+from andon.store import DuckDBStore
+from andon.store.base import TelemetryStore
+from tests.api.live import LiveServer, live_server
+from tests.api.world import PASSWORD, demo_yaml
+
+T0 = 1_767_225_600_000_000
+READS = ("read", "aggregate", "last_values", "read_states", "open_states", "read_parts")
+
+
+class CountingStore:
+    """A real store whose read calls are counted (every other call passes straight on)."""
+
+    def __init__(self, inner: TelemetryStore) -> None:
+        self.inner = inner
+        self.reads: Counter[str] = Counter()
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.inner, name)
+        if name not in READS:
+            return attr
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            self.reads[name] += 1
+            return await attr(*args, **kwargs)
+
+        return counted
+
+
+def _events(r: httpx.Response, out: queue.Queue[tuple[float, str, str]]) -> None:
+    event = ""
+    try:
+        for line in r.iter_lines():
+            if line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("data: "):
+                out.put((time.monotonic(), event, line[6:]))
+    except (httpx.HTTPError, RuntimeError):  # the test closed the feed
+        return
+
+
+def _next(out: queue.Queue[tuple[float, str, str]], want: str) -> tuple[float, str]:
+    deadline = time.monotonic() + 10
+    while (left := deadline - time.monotonic()) > 0:
+        at, event, data = out.get(timeout=left)
+        if event == want:
+            return at, data
+    raise AssertionError(f"no {want} event within 10 s")
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, CountingStore]]:
+    tmp = tmp_path_factory.mktemp("livebus")
+    settings = Settings(
+        database_url=f"sqlite:///{tmp / 'meta.db'}",
+        limits={"api_rps": 0, "auth_per_s": 0, "ingest_points_per_s": 0, "principal_rps": 0},
+        monitoring={"alert_interval_s": 0},
+        security={"secrets_dir": str(tmp / "secrets")},
+    )
+    store = CountingStore(DuckDBStore.open(None))
+    try:
+        with live_server(create_app(settings, store=store)) as live:
+            assert httpx.get(live.url + PREFIX + "/health", timeout=30).status_code == 200
+            yield live, store
+    finally:
+        asyncio.run(store.inner.close())
+
+
+def test_a_state_and_a_value_reach_the_feed_within_a_second_with_no_store_read(
+    served: tuple[LiveServer, CountingStore],
+) -> None:
+    live, store = served
+    pf: Platform = live.app.state.services.platform
+    live.run(pf.create_tenant("ta", "TA"))
+    live.run(pf.create_user("ta", "admin@ta.example", PASSWORD, [(Role.TENANT_ADMIN, None)]))
+    site = live.run(pf.create_site("ta", demo_yaml()))
+    api = live.url + PREFIX
+    with httpx.Client(base_url=api, timeout=10) as client:
+        r = client.post("/auth/login", json={"email": "admin@ta.example", "password": PASSWORD})
+        admin = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        r = client.post(
+            "/api-keys",
+            headers=admin,
+            json={"name": "edge", "kind": "edge", "permissions": ["ingest:write", "site:read"]},
+        )
+        assert r.status_code == 201, r.text
+        edge = {"Authorization": f"Bearer {r.json()['secret']}"}
+        plant = parse_plant(demo_yaml())
+        machine = next(plant.machine_path(a, ln, m) for a, ln, m in plant.machines())
+        signal = next(s for s in plant.signal_paths() if s.startswith(machine + "/"))
+        now = time.time_ns() // 1000
+        # the feed ticks every 60 s: within this test only the bus can bring news
+        out: queue.Queue[tuple[float, str, str]] = queue.Queue()
+        with client.stream(
+            "GET",
+            f"/sites/{site['id']}/live",
+            headers=admin,
+            params={"interval_s": 60, "max_ticks": 2},
+        ) as feed:
+            reader = threading.Thread(target=_events, args=(feed, out), daemon=True)
+            reader.start()
+            _next(out, "values")  # the snapshot
+            _next(out, "alerts")  # the first tick's floor part is complete
+            reads = sum(store.reads.values())
+            t0 = time.monotonic()
+            r = client.post(
+                f"/sites/{site['id']}/ingest",
+                headers=edge,
+                json={
+                    "open_states": {
+                        "names": [machine],
+                        "index": [0],
+                        "start": [now - 1_000_000],
+                        "end": [now],
+                        "state": [3],
+                        "reason": ["jam"],
+                    },
+                    "samples": {
+                        "names": [signal],
+                        "index": [0],
+                        "ts": [now],
+                        "value": [42.5],
+                        "quality": [0],
+                    },
+                },
+            )
+            assert r.status_code == 200, r.text
+            at_values, values = _next(out, "values")
+            at_states, states = _next(out, "states")
+            assert sum(store.reads.values()) == reads, store.reads  # no store read since
+            assert at_values - t0 < 1.0 and at_states - t0 < 1.0, (at_values - t0, at_states - t0)
+    assert f'"signal": "{signal}"' in values and '"value": 42.5' in values
+    assert f'"machine": "{machine}"' in states and '"state": "down"' in states
