@@ -136,9 +136,13 @@ def test_backlog_after_an_ack_gap_is_historical_with_the_broker_up(
             await produce(3)
             await until(lambda: uplink.stats.frames_resent >= 3, 10, "acknowledgement timeouts")
             assert uplink.stats.connects == 1  # the broker never went away
+            await produce(2)  # read during the gap, after the timeout: historical too
             platform.start()
             await until(lambda: stats.points_stored == k, 20, "backlog stored")
-            assert stats.points_historical == base + 3 * PER_BATCH
+            assert stats.points_historical == base + 5 * PER_BATCH
+            await produce(1)  # acknowledgements flow again: live
+            await until(lambda: stats.points_stored == k, 20, "a live batch")
+            assert stats.points_historical == base + 5 * PER_BATCH
         finally:
             up.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -87,6 +87,9 @@ def test_exactly_once_across_a_platform_restart(
             got = await api.values(NAMES, DEFAULT_START, END)
             assert got == _expected(k)  # every point once, in order per signal
             assert (await buf.stats()).pending_batches == 0
+            # sent again after a gap in acknowledgements: flagged historical
+            gateway = api.app.state.services.gateway
+            assert gateway.stats.points_historical == 6 * PER_BATCH
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -228,11 +228,14 @@ class HttpsUplink:
         cfg = self.config
         backoff = Backoff(cfg.backoff_initial_s, cfg.backoff_max_s)
         first = True
+        gap = False  # the last round failed: until one succeeds, what is held is backlog
         while True:
             if first:  # what the buffer holds now is backlog: live data goes ahead of it
                 await self.buffer.release()
                 await self.buffer.mark_backlog()
                 first = False
+            elif gap:  # what came in during the gap goes out flagged historical
+                await self.buffer.mark_backlog()
             self.buffer.changed.clear()
             batches = await self.buffer.next_unsent(cfg.window)
             if not batches:
@@ -252,9 +255,8 @@ class HttpsUplink:
                 retry.append(b)
                 if isinstance(res, float):
                     wait = max(wait or 0.0, res)
+            gap = bool(retry)
             if retry:
-                # a gap in acknowledgements: what is held now goes out flagged historical
-                await self.buffer.mark_backlog()
                 await self.buffer.release([b.id for b in retry])
                 self.stats.frames_resent += len(retry)
                 delay = backoff.next()

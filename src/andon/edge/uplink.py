@@ -143,6 +143,7 @@ class Uplink:
         self._expired: dict[tuple[str, int], None] = {}
         self._secret = key_parts(config.key)[1]  # type: ignore[index]  # checked by the config
         self._logged_at: dict[str, float] = {}
+        self._gap = False  # an ack timed out and none has come since
         self._wake = asyncio.Event()
         self.halted = asyncio.Event()
 
@@ -198,6 +199,7 @@ class Uplink:
             # nothing is in flight on a new connection; what the buffer holds now is backlog
             self._sent_at.clear()
             self._expired.clear()
+            self._gap = False
             await self.buffer.release()
             await self.buffer.mark_backlog()
             async with asyncio.TaskGroup() as tg:
@@ -213,6 +215,8 @@ class Uplink:
             # clear before looking, so a put or an ack that lands meanwhile is not missed
             self.buffer.changed.clear()
             self._wake.clear()
+            if self._gap:  # what came in during the gap goes out flagged historical too
+                await self.buffer.mark_backlog()
             batches: list[StoredBatch] = await self.buffer.next_unsent(room) if room > 0 else []
             if not batches:
                 waits = [
@@ -258,6 +262,7 @@ class Uplink:
             del self._expired[next(iter(self._expired))]
         self.stats.frames_resent += len(expired)
         self.stats.ack_gaps += 1
+        self._gap = True
         # a gap in acknowledgements (the platform's ingest away, even with the broker up):
         # what the buffer holds now goes out flagged historical, behind newer data
         await self.buffer.mark_backlog()
@@ -299,6 +304,7 @@ class Uplink:
                 self._ignore("ack_not_recorded", len(ok) + len(bad), str(exc))
             self.stats.acks += len(acks)
             self.stats.last_ack_monotonic = time.monotonic()
+            self._gap = False
             self._wake.set()
 
     def _genuine(self, acks: list[Ack]) -> list[Ack]:
