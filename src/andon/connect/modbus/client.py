@@ -2,7 +2,10 @@
 
 A failed read never stops the connector: the points it serves are emitted with ``BAD``
 quality and a NaN value (so the outage is visible in the data), the error is counted in the
-device's health, and the client reconnects with backoff.
+device's health, and the client reconnects with backoff (reset only by a completed poll).
+An exception response (illegal data address...) is the device answering, not a lost
+connection: only the points of that read turn BAD, counted by reason in ``rejected``; a merged
+read that draws one is split into one read per point, and the split is kept.
 """
 
 from __future__ import annotations
@@ -25,7 +28,14 @@ from andon.connect.modbus.plan import Point, Read, Table, plan
 from andon.connect.net import Backoff
 from andon.model.types import Quality, SampleBatch
 
-__all__ = ["MANIFEST", "ModbusConfig", "ModbusConnector", "ModbusDevice", "ModbusPoint"]
+__all__ = [
+    "MANIFEST",
+    "DeviceException",
+    "ModbusConfig",
+    "ModbusConnector",
+    "ModbusDevice",
+    "ModbusPoint",
+]
 
 log = logging.getLogger("andon.connect.modbus")
 
@@ -61,7 +71,12 @@ class ModbusDevice(_Cfg):
     poll_s: float = Field(1.0, gt=0)
     timeout_s: float = Field(1.0, gt=0)
     retries: int = Field(1, ge=0)
-    max_gap: int = Field(8, ge=0)
+    max_gap: int = Field(
+        0,
+        ge=0,
+        description="unmapped addresses one read may span to merge two points (0: merge only"
+        " adjacent points; a device answers a read over a hole with an exception)",
+    )
     points: list[ModbusPoint] = Field(min_length=1)
 
 
@@ -118,47 +133,71 @@ class ModbusConnector:
             dev.host, port=dev.port, timeout=dev.timeout_s, retries=dev.retries, reconnect_delay=0
         )
         limit = dev.timeout_s * (dev.retries + 1) + 0.5
-        backoff = Backoff(initial_s=min(dev.poll_s, 0.1), max_s=max(dev.poll_s, 5.0))
+        outage = _Outage(
+            dev.name, Backoff(initial_s=min(dev.poll_s, 0.1), max_s=max(dev.poll_s, 5.0))
+        )
+        warned: set[str] = set()
         ever_connected = False
         next_t = time.monotonic()
         try:
             while True:
                 if not client.connected:
                     if not await client.connect():
-                        self.health.error(dev.name, f"cannot connect to {dev.host}:{dev.port}")
-                        await asyncio.sleep(backoff.next())
+                        why = f"cannot connect to {dev.host}:{dev.port}"
+                        self.health.error(dev.name, why)
+                        await asyncio.sleep(outage.delay(why))
                         continue
                     if ever_connected:
                         self.health.reconnected(dev.name)
                     ever_connected = True
-                    backoff.reset()
+                    # the backoff is reset by a completed poll, not by a connect: a peer that
+                    # accepts and drops at once must not be retried at full speed
                 t0 = time.monotonic()
                 values = np.full(len(points), math.nan)
                 quality = np.full(len(points), Quality.BAD, dtype=np.uint8)
-                failed = False
-                for r in reads:
+                lost = ""
+                pending = list(reads)
+                kept: list[Read] = []
+                while pending:
+                    r = pending.pop(0)
                     try:
                         regs = await within(self._read(client, r, dev.unit), limit)
+                    except DeviceException as exc:
+                        # the device answered: the connection is fine, these points are not
+                        merged = len(r.points) > 1 and exc.code in _SPLIT
+                        why = exc.describe(merged)
+                        self.health.reject(dev.name, exc.reason)
+                        d = self.health.device(dev.name)
+                        d.errors += 1
+                        d.last_error = why
+                        if why not in warned:
+                            warned.add(why)
+                            log.warning("modbus %s: %s", dev.name, why)
+                        if merged:  # read each point alone from now on
+                            pending[:0] = [
+                                Read(r.table, p.address, p.width, (p,)) for p in r.points
+                            ]
+                        else:
+                            kept.append(r)
+                        continue
                     except asyncio.CancelledError:
                         task = asyncio.current_task()
                         if task is not None and task.cancelling():
                             raise
                         # pymodbus cancels a pending request when the connection drops
-                        self.health.error(dev.name, "connection lost during a request")
-                        failed = True
-                        client.close()
-                        break
+                        lost = "connection lost during a request"
                     except (ModbusException, OSError, ValueError, TimeoutError) as exc:
-                        self.health.error(dev.name, exc or "timeout")
-                        log.warning("modbus %s: %s", dev.name, exc or "timeout")
-                        failed = True
-                        client.close()
+                        lost = str(exc) or "timeout"
+                    if lost:
+                        kept.extend([r, *pending])
                         break
+                    kept.append(r)
                     for p in r.points:
                         off = p.address - r.address
                         raw = decode(regs[off : off + p.width], p.dtype, p.byte_order, p.word_order)
                         values[slot[p.signal]] = scaled(raw, p.scale, p.offset)
                         quality[slot[p.signal]] = Quality.GOOD
+                reads = kept
                 ts = self._clock()
                 batch = SampleBatch(
                     names,
@@ -167,11 +206,16 @@ class ModbusConnector:
                     values,
                     quality,
                 )
-                if not failed:
-                    self.health.success(dev.name, len(points), time.monotonic() - t0)
                 await queue.put(batch)
-                if failed and not client.connected:
+                if lost:
+                    self.health.error(dev.name, lost)
+                    client.close()
+                    await asyncio.sleep(outage.delay(lost))
                     continue
+                self.health.success(
+                    dev.name, int(np.count_nonzero(quality == Quality.GOOD)), time.monotonic() - t0
+                )
+                outage.over()
                 next_t += dev.poll_s
                 now = time.monotonic()
                 if next_t < now:  # missed ticks are skipped, not bunched
@@ -190,10 +234,75 @@ class ModbusConnector:
         }[r.table]
         rsp = await fn(r.address, count=r.count, device_id=unit)
         if rsp.isError():
-            raise ModbusException(f"{r.table} {r.address}+{r.count}: {rsp}")
+            raise DeviceException(int(getattr(rsp, "exception_code", 0)), r)
         if r.table in ("coil", "discrete"):
             return [int(b) for b in rsp.bits[: r.count]]
         regs: list[int] = list(rsp.registers)
         if len(regs) != r.count:
             raise ValueError(f"{r.table} {r.address}+{r.count}: got {len(regs)} registers")
         return regs
+
+
+_EXCEPTIONS: dict[int, str] = {
+    1: "illegal function",
+    2: "illegal data address",
+    3: "illegal data value",
+    4: "device failure",
+    5: "acknowledge",
+    6: "device busy",
+    8: "memory parity error",
+    10: "gateway path unavailable",
+    11: "gateway target failed to respond",
+}
+"""Modbus exception codes (Modbus Application Protocol v1.1b3, section 7)."""
+
+_SPLIT = frozenset({2, 3})
+"""Exceptions a merged read may cause by covering addresses no point needs."""
+
+
+class DeviceException(Exception):
+    """The device answered a read with a Modbus exception response (not a connection fault).
+
+    >>> from andon.connect.modbus.plan import Point
+    >>> r = Read("holding", 9, 6, (Point("a", "holding", 9), Point("b", "holding", 14)))
+    >>> DeviceException(2, r).describe(merged=True)
+    'illegal data address at holding 9–14 (merged read)'
+    """
+
+    def __init__(self, code: int, read: Read) -> None:
+        self.code = code
+        self.read = read
+        self.reason = _EXCEPTIONS.get(code, f"exception code {code}")
+        super().__init__(self.describe(False))
+
+    def describe(self, merged: bool) -> str:
+        r = self.read
+        where = f"{r.table} {r.address}" + (f"–{r.address + r.count - 1}" if r.count > 1 else "")
+        signals = "" if merged else f" ({', '.join(p.signal for p in r.points)})"
+        return f"{self.reason} at {where}" + (" (merged read)" if merged else signals)
+
+
+class _Outage:
+    """Paces reconnects of one device and keeps its log short: one warning per backoff step
+    while the delay grows, then one a minute while it stays at its cap."""
+
+    def __init__(self, device: str, backoff: Backoff) -> None:
+        self.device = device
+        self.backoff = backoff
+        self.attempts = 0
+        self._last_log = -math.inf
+
+    def delay(self, why: str) -> float:
+        self.attempts += 1
+        capped = self.backoff.initial_s * 2 ** (self.attempts - 1) > self.backoff.max_s
+        now = time.monotonic()
+        if not capped or now - self._last_log >= 60.0:
+            self._last_log = now
+            log.warning("modbus %s: %s (attempt %d); retrying", self.device, why, self.attempts)
+        return self.backoff.next()
+
+    def over(self) -> None:
+        if self.attempts:
+            log.info("modbus %s: reading again after %d attempts", self.device, self.attempts)
+        self.attempts = 0
+        self.backoff.reset()

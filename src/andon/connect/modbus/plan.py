@@ -54,7 +54,7 @@ class Read:
     points: tuple[Point, ...]
 
 
-def plan(points: Sequence[Point], max_gap: int = 8) -> list[Read]:
+def plan(points: Sequence[Point], max_gap: int = 0) -> list[Read]:
     """The requests that read every point, contiguous points merged."""
     out: list[Read] = []
     for table in _TABLES:
