@@ -186,3 +186,43 @@ async def test_reconnects_back_off_against_a_peer_that_drops_every_connection(
     assert 1 <= accepted <= 6, accepted
     warnings = [r for r in caplog.records if r.name == "andon.connect.modbus"]
     assert len(warnings) <= accepted
+
+
+@pytest.mark.parametrize("size", [10, 16, 100, 256])
+@sync
+async def test_the_virtual_factory_serves_coils_and_discrete_inputs_to_a_foreign_client(
+    size: int,
+) -> None:
+    _pymodbustcp()
+    from pyModbusTCP.client import ModbusClient  # type: ignore[import-untyped]
+
+    from andon.sim.servers.modbus import ModbusImage, ModbusSimServer
+
+    img = ModbusImage(size)
+    for a in (1, 5, size - 1):
+        img.set("coil", a, 1)
+    img.set("discrete", 3, 1)
+    img.set("holding", 2, 77)
+    server = ModbusSimServer({1: img})
+    await server.start()
+    try:
+
+        def read() -> tuple[Any, Any, Any, Any]:
+            c = ModbusClient("127.0.0.1", server.port, unit_id=1, timeout=2.0, auto_open=True)
+            try:
+                return (
+                    c.read_coils(0, size),
+                    c.read_coils(5, 2),
+                    c.read_discrete_inputs(2, 3),
+                    c.read_holding_registers(2, 1),
+                )
+            finally:
+                c.close()
+
+        all_coils, coils, discrete, holding = await asyncio.to_thread(read)
+    finally:
+        await server.stop()
+    assert all_coils == [a in (1, 5, size - 1) for a in range(size)]
+    assert coils == [True, False]
+    assert discrete == [False, True, False]
+    assert holding == [77]

@@ -79,7 +79,9 @@ async def _action(
         bits = image.coil if function_code in (1, 5, 15) else image.discrete
         if set_values is not None:
             return None
-        packed = SimUtils.bitsToRegisters([bool(b) for b in bits])
+        # pymodbus keeps bits packed 16 to a register: pad the table to whole registers
+        flags = [bool(b) for b in bits] + [False] * (-len(bits) % 16)
+        packed = SimUtils.bitsToRegisters(flags)
         current_registers[: len(packed)] = packed
         return None
     regs = image.holding if function_code in (3, 6, 16, 22, 23) else image.input
@@ -90,11 +92,12 @@ async def _action(
 
 def _device(unit: int, image: ModbusImage) -> SimDevice:
     n = image.size
+    bits = -(-n // 16) * 16  # whole registers of 16 bits (pymodbus' packing); the rest reads 0
     return SimDevice(
         unit,
         simdata=(
-            [SimData(0, values=[False] * n, datatype=SimType.BITS)],
-            [SimData(0, values=[False] * n, datatype=SimType.BITS)],
+            [SimData(0, values=[False] * bits, datatype=SimType.BITS)],
+            [SimData(0, values=[False] * bits, datatype=SimType.BITS)],
             [SimData(0, count=n, values=0, datatype=SimType.REGISTERS)],
             [SimData(0, count=n, values=0, datatype=SimType.REGISTERS)],
         ),
