@@ -291,7 +291,8 @@ class Access:
         pf = self.services.platform
         gen, now = pf.sessions.generation, time.monotonic()
         seen = self._seen
-        if seen is not None and seen[0] == gen and now - seen[1] < pf.sessions.cache_s:
+        # half the session cache's age: both caches in a row stay within 2 x cache_s
+        if seen is not None and seen[0] == gen and now - seen[1] < pf.sessions.cache_s / 2:
             return seen[2]
         ok = await self._recheck()
         self._seen = (gen, now, ok)

@@ -263,7 +263,11 @@ class Security(_Part):
     )
     audit_anchor_interval_s: float = Field(60.0, gt=0, le=86_400)
     session_check_s: float = Field(
-        1.0, gt=0, le=60, description="a session's revocation is re-read at most this often"
+        0.5,
+        gt=0,
+        le=60,
+        description="a session's revocation is re-read at most this often (another worker's "
+        "revocation reaches requests within this, open live feeds within twice this)",
     )
     max_feeds_per_principal: int = Field(
         8, ge=1, le=1000, description="live feeds one user or key may hold open at once"

@@ -185,7 +185,7 @@ class Platform:
         *,
         secret_key: str | None = None,
         secrets_dir: Path | None = None,
-        session_check_s: float = 1.0,
+        session_check_s: float = 0.5,
         reset_ttl_s: int = 3600,
         access_ttl_s: int = 900,
         refresh_ttl_s: int = 14 * 86_400,

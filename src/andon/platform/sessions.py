@@ -7,10 +7,11 @@ a password change or reset, disabling the user, and the reuse of a spent refresh
 sign that a copy of it was stolen: RFC 6819 5.2.2.3, "refresh token rotation") all do.
 
 Every request asks :meth:`Sessions.active`; the answer is cached in memory for ``cache_s``
-(one second by default) so a busy client costs one indexed read per second, and a revocation
-made in this process clears the cache entry at once. Another worker's revocation reaches this
-one within ``cache_s``. ``generation`` counts this process's revocations, so long-lived feeds
-can notice one without a database read.
+(half a second by default) so a busy client costs two indexed reads per second, and a
+revocation made in this process clears the cache entry at once. Another worker's revocation
+reaches this one's requests within ``cache_s``, and its open feeds within twice that (the
+feed's own cached answer, then this one): a second by default. ``generation`` counts this
+process's revocations, so long-lived feeds can notice one without a database read.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ class Sessions:
         clock: Callable[[], Micros],
         *,
         refresh_ttl_s: int,
-        cache_s: float = 1.0,
+        cache_s: float = 0.5,
         reset_ttl_s: int = 3600,
     ) -> None:
         self.db = db
