@@ -40,7 +40,9 @@ from rich.table import Table
 from rich.text import Text
 
 from andon.api import create_app
+from andon.bus import InProcessBus
 from andon.demo.run import DemoRun, default_start
+from andon.ingest.live import LivePublisher
 from andon.model.loader import parse_plant
 from andon.model.plant import Plant
 from andon.model.types import MachineState, Micros, from_micros
@@ -229,7 +231,10 @@ async def prepare(options: DemoOptions) -> DemoSite:
             await run.advance(t)
             await asyncio.sleep(0)  # let a server on this loop answer meanwhile
         run.factory.window_s = max(1.0, min(600.0, options.speed))
-        app = create_app(settings, store=store, clock=clock, clock_rate=options.speed)
+        # live from here on: what the factory's ingestor stores reaches the pages' live feeds
+        bus = InProcessBus()
+        run.ingestor.live = LivePublisher(bus)
+        app = create_app(settings, store=store, clock=clock, clock_rate=options.speed, bus=bus)
         if settings.web:
             mount_web(app)
     except BaseException:
