@@ -24,7 +24,7 @@ def test_the_live_factory_pushes_values_to_an_open_feed(tmp_path: Path) -> None:
             r.raise_for_status()
             headers = {"Authorization": f"Bearer {r.json()['access_token']}"}
             snapshot: dict[str, int] = {}
-            pushed: list[dict[str, object]] = []
+            pushed: list[dict[str, int | str]] = []
             deadline = time.monotonic() + 20
             with c.stream(
                 "GET",
@@ -46,4 +46,4 @@ def test_the_live_factory_pushes_values_to_an_open_feed(tmp_path: Path) -> None:
                         if len(pushed) >= 5:
                             break
                     assert time.monotonic() < deadline, f"only {len(pushed)} values pushed"
-    assert all(v["ts"] > snapshot.get(str(v["signal"]), 0) for v in pushed)
+    assert all(int(v["ts"]) > snapshot.get(str(v["signal"]), 0) for v in pushed)
