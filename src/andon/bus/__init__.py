@@ -3,7 +3,7 @@
 The ingest path publishes accepted data after the store write (``andon.ingest.Ingestor``);
 live feeds (SSE) subscribe instead of polling the store. ``InProcessBus`` is the default;
 ``NatsBus`` (extra ``andon[bus]``) lets several processes share one bus. Semantics:
-``andon.bus.base``; events and their wire codec: ``andon.bus.events``; why: decision 0313.
+``andon.bus.base``; events and their wire codec: ``andon.bus.events``; why: decision 0314.
 """
 
 from __future__ import annotations
