@@ -336,9 +336,15 @@ async def ingest_stats(ctx: Ctx) -> dict[str, Any]:
     reason (``too_large``, ``bad_seq``, ``store_failed``, ``internal_error``, key and site
     refusals...), points stored, duplicate, in conflict (same instant, another value) and
     refused by reason (``unknown_signal``, ``future``, ``dictionary_full``...), and the MQTT
-    receiver's connection state. Every tenant together: platform administrators only."""
+    receiver's connection state; the live bus's totals (``bus``: published, delivered,
+    dropped from full subscriber queues, per open subscription too) and what ingest published
+    on it (``live``: published, failed). Every tenant together: platform administrators
+    only."""
     svc = ctx.services
     out: dict[str, Any] = {"ingest": svc.ingestor.stats.as_dict()}
+    out["bus"] = svc.bus.stats().as_dict()
+    if svc.ingestor.live is not None:
+        out["live"] = svc.ingestor.live.stats.as_dict()
     if svc.gateway is not None:
         out["gateway"] = svc.gateway.stats.as_dict()
     r = svc.receiver
