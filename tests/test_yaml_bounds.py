@@ -38,7 +38,7 @@ def test_hostile_yaml_is_refused_fast_naming_why(case: str) -> None:
         with pytest.raises(ModelError, match=why) as info:
             parse(text, "bomb.yaml")
         assert str(info.value).startswith("bomb.yaml:")
-    assert time.perf_counter() - t0 < 2.0
+    assert time.perf_counter() - t0 < 10.0  # unbounded, the bomb takes minutes to hours
 
 
 def test_serve_config_uses_the_bounded_loader(tmp_path: Path) -> None:

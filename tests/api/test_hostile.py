@@ -52,7 +52,7 @@ def test_hostile_yaml_is_a_fast_422_naming_the_problem(world: World, case: str) 
         r = world.call(method, path, a.admin, {"model_yaml": text})
         assert r.status_code == 422, (method, r.text)
         assert why in r.json()["detail"], r.text
-    assert time.perf_counter() - t0 < 5.0
+    assert time.perf_counter() - t0 < 10.0  # unbounded: 32 s, hours one level deeper
     assert world.call("GET", f"/sites/{a.site_id}", a.admin).status_code == 200
 
 

@@ -68,6 +68,10 @@ class ModelError(Exception):
             text += f" (and {more} more error{'s' if more > 1 else ''})"
         super().__init__(text)
 
+    def __reduce__(self) -> tuple[Any, ...]:  # raised in a parser process, re-raised here
+        args = (self.file, self.line, self.column, self.field, self.message, self.more)
+        return (ModelError, args)
+
 
 class BoundedLoader(yaml.SafeLoader):
     """PyYAML's safe loader with bounds, for every YAML andon reads (plant models through the
