@@ -57,6 +57,22 @@ def _site(name: str) -> str:
     return name.partition("/")[0]
 
 
+def _newest_rows(batch: SampleBatch) -> np.ndarray:
+    """The row of each signal's greatest ts (the last such row on a tie). O(n) when each
+    signal's rows come in time order, as an edge sends them; a sort otherwise."""
+    n = len(batch)
+    pos = np.full(len(batch.names), -1, dtype=np.int64)
+    pos[batch.index] = np.arange(n)  # the last row of each signal (the last write wins)
+    last = pos[pos >= 0]
+    newest = np.zeros(len(batch.names), dtype=np.int64)
+    newest[batch.index[last]] = batch.ts[last]
+    if not (batch.ts > newest[batch.index]).any():
+        return last
+    order = np.lexsort((batch.ts, batch.index))
+    idx = batch.index[order]
+    return order[np.flatnonzero(np.append(idx[1:] != idx[:-1], True))]
+
+
 class LivePublisher:
     """Publishes stored batches on ``bus`` (see the module)."""
 
@@ -80,10 +96,7 @@ class LivePublisher:
         """``batch``: the rows the store was given; call only when it wrote some."""
         if len(batch) == 0:
             return
-        # the newest row of each signal: sort by (index, ts), take each run's last
-        order = np.lexsort((batch.ts, batch.index))
-        idx = batch.index[order]
-        last = order[np.flatnonzero(np.append(idx[1:] != idx[:-1], True))]
+        last = _newest_rows(batch)
         by_site: dict[str, list[SignalValue]] = defaultdict(list)
         for i, ts, value, quality in zip(
             batch.index[last].tolist(),
