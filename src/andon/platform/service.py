@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing
+import os
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -72,10 +76,33 @@ __all__ = [
 ]
 
 
-PARSE_SLOTS = 2
-"""Plant models parsed at once (each in a worker thread)."""
-HASH_SLOTS = 4
-"""Password hashes computed at once (each in a worker thread; argon2 releases the GIL)."""
+PARSE_SLOTS = 1
+"""Plant models parsed at once, in a process of their own: pure-Python YAML holds the GIL,
+so a thread would still slow every request while a hostile upload is refused."""
+HASH_SLOTS = max(1, (os.cpu_count() or 2) // 2)
+"""Password hashes computed at once, in threads of their own (argon2 releases the GIL but
+keeps a core busy): at most half the cores, so a login flood leaves the rest to the API."""
+_POOLS: dict[str, ThreadPoolExecutor] = {}
+
+
+def _pool(name: str, workers: int) -> ThreadPoolExecutor:
+    """A process-wide pool of its own for CPU-heavy work: not the event loop's default
+    executor, which serves the store's queries (a flood must not queue them behind it)."""
+    pool = _POOLS.get(name)
+    if pool is None:
+        pool = _POOLS[name] = ThreadPoolExecutor(workers, thread_name_prefix=f"andon-{name}")
+    return pool
+
+
+_PARSER: list[ProcessPoolExecutor] = []
+
+
+def _parser() -> ProcessPoolExecutor:
+    """The process that parses plant models (spawned on first use, replaced if it dies)."""
+    if not _PARSER:
+        ctx = multiprocessing.get_context("spawn")  # never fork a process with threads
+        _PARSER.append(ProcessPoolExecutor(PARSE_SLOTS, mp_context=ctx))
+    return _PARSER[0]
 
 
 class PlatformError(Exception):
@@ -207,7 +234,6 @@ class Platform:
             db, clock, refresh_ttl_s=refresh_ttl_s, cache_s=session_check_s, reset_ttl_s=reset_ttl_s
         )
         self.secrets_dir = secrets_dir
-        self._parse_slots = asyncio.Semaphore(PARSE_SLOTS)
         self.throttle = LoginThrottle(
             max_failed_logins,
             max_failed_logins_per_source,
@@ -215,7 +241,6 @@ class Platform:
             monotonic or (lambda: self.clock() / 1e6),
         )
         """Failed logins per (account, source) and per source (no account lockout)."""
-        self._hash_slots = asyncio.Semaphore(HASH_SLOTS)
 
     async def start(self) -> None:
         """Migrate to the newest schema and load (or create once) the token-signing secret:
@@ -461,13 +486,16 @@ class Platform:
     async def _parse(self, tenant_id: str, model_yaml: str) -> Plant:
         """Parse in a worker thread (the event loop keeps answering), at most
         ``PARSE_SLOTS`` at once, so a flood of uploads cannot take every thread."""
-        async with self._parse_slots:
-            try:
-                plant = await asyncio.to_thread(parse_plant, model_yaml, "model.yaml")
-            except ModelError as exc:
-                raise Invalid(str(exc)) from exc
-            except yaml.YAMLError as exc:  # parse_plant lets the reader's errors through
-                raise Invalid(f"model.yaml: not valid YAML: {exc}") from exc
+        loop = asyncio.get_running_loop()
+        try:
+            plant = await loop.run_in_executor(_parser(), parse_plant, model_yaml, "model.yaml")
+        except BrokenProcessPool:
+            _PARSER.clear()
+            raise Invalid("model.yaml: the parser stopped on this file") from None
+        except ModelError as exc:
+            raise Invalid(str(exc)) from exc
+        except yaml.YAMLError as exc:  # parse_plant lets the reader's errors through
+            raise Invalid(f"model.yaml: not valid YAML: {exc}") from exc
         # the tenant is the caller's, whatever the file says
         return plant.model_copy(update={"tenant": tenant_id})
 
@@ -743,13 +771,15 @@ class Platform:
     async def hash_password(self, password: str) -> str:
         """argon2id in a worker thread, at most ``HASH_SLOTS`` at once: the event loop keeps
         answering while it runs, and a flood of logins cannot take every thread."""
-        async with self._hash_slots:
-            return await asyncio.to_thread(hash_password, password)
+        pool = _pool("hash", HASH_SLOTS)
+        return await asyncio.get_running_loop().run_in_executor(pool, hash_password, password)
 
     async def verify_password(self, password: str, digest: str) -> bool:
         """``security.verify_password`` off the event loop, like ``hash_password``."""
-        async with self._hash_slots:
-            return await asyncio.to_thread(verify_password, password, digest)
+        pool = _pool("hash", HASH_SLOTS)
+        return await asyncio.get_running_loop().run_in_executor(
+            pool, verify_password, password, digest
+        )
 
     async def login(
         self, email: str, password: str, source: str = "unknown"
