@@ -3,12 +3,17 @@ from the schema at run time) and the host application's state machine."""
 
 from __future__ import annotations
 
+import asyncio
 import math
+import threading
+import time
 
 import numpy as np
+import paho.mqtt.client as paho
 import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
+from andon.connect.sparkplug.connector import SparkplugConfig, SparkplugConnector
 from andon.connect.sparkplug.host import SparkplugHost
 from andon.connect.sparkplug.payload import (
     BOOLEAN,
@@ -26,6 +31,7 @@ from andon.connect.sparkplug.payload import (
     encode_payload,
 )
 from andon.model.types import Quality
+from tests.edge.broker import Broker
 
 NOW_US = 1_767_225_600_000_000
 NOW_MS = NOW_US // 1000
@@ -278,3 +284,144 @@ def test_data_before_any_birth_asks_for_rebirth() -> None:
     b, cmds = h.handle(f"{G}/NDATA/n9", _ddata(4, Metric(alias=1, value=1.0)), NOW_US)
     assert len(b) == 0 and [c.topic for c in cmds] == [f"{G}/NCMD/n9"]
     assert h.rejected == {"before_birth": 1}
+
+
+# -- issue 12: payloads written by Google's protobuf runtime, as other vendors' nodes do ---------
+
+
+def _g_payload(seq: int | None, ts: int = NOW_MS) -> object:
+    g = _google_payload_class()(timestamp=ts)
+    if seq is not None:
+        g.seq = seq
+    return g
+
+
+def test_alias_without_datatype_takes_the_birth_datatype() -> None:
+    h = _host()
+    birth = _g_payload(1)
+    birth.metrics.add(name="i8", alias=1, datatype=INT8, int_value=0)
+    birth.metrics.add(name="i32", alias=2, datatype=INT32, int_value=0)
+    birth.metrics.add(name="i64", alias=3, datatype=INT64, long_value=0)
+    birth.metrics.add(name="at", alias=4, datatype=13, long_value=NOW_MS)  # DateTime
+    b, _ = h.handle(f"{G}/DBIRTH/n1/d1", birth.SerializeToString(), NOW_US)
+    assert len(b) == 4 and h.rejected == {}
+    data = _g_payload(2)
+    data.metrics.add(alias=1, int_value=(-1) & 0xFFFFFFFF)
+    data.metrics.add(alias=2, int_value=(-5) & 0xFFFFFFFF)
+    data.metrics.add(alias=3, long_value=(-7) & 0xFFFFFFFFFFFFFFFF)
+    data.metrics.add(alias=4, long_value=NOW_MS + 1)
+    b, cmds = h.handle(f"{G}/DDATA/n1/d1", data.SerializeToString(), NOW_US)
+    got = dict(zip([b.names[i] for i in b.index], b.value.tolist(), strict=True))
+    assert got == {"s/a/d1/i8": -1, "s/a/d1/i32": -5, "s/a/d1/i64": -7, "s/a/d1/at": NOW_MS + 1}
+    assert b.quality.tolist() == [Quality.GOOD] * 4 and not cmds and h.rejected == {}
+
+
+def test_missing_seq_reads_clearly() -> None:
+    h = _host()
+    data = _g_payload(None)
+    data.metrics.add(alias=1, datatype=DOUBLE, double_value=1.0)
+    b, cmds = h.handle(f"{G}/NDATA/n1", data.SerializeToString(), NOW_US)
+    assert len(b) == 0 and len(cmds) == 1 and h.rejected == {"missing_seq": 1}
+
+
+@pytest.mark.parametrize("algorithm", ["DEFLATE", "GZIP", None])
+def test_compressed_payloads_are_inflated(algorithm: str | None) -> None:
+    import gzip
+    import zlib
+
+    h = _host()
+    h.handle(f"{G}/DBIRTH/n1/d1", _dbirth(1), NOW_US)
+    inner = _ddata(2, Metric(alias=1, value=2.5, datatype=DOUBLE))
+    outer = _g_payload(None)
+    outer.uuid = "SPBV1.0_COMPRESSED"
+    outer.body = gzip.compress(inner) if algorithm == "GZIP" else zlib.compress(inner)
+    if algorithm is not None:
+        outer.metrics.add(name="algorithm", datatype=STRING, string_value=algorithm)
+    b, cmds = h.handle(f"{G}/DDATA/n1/d1", outer.SerializeToString(), NOW_US)
+    assert (b.names, b.value.tolist(), cmds) == (("s/a/d1/speed",), [2.5], [])
+    assert h.rejected == {"unsupported_type": 1}  # the birth's string metric only
+
+
+def test_unknown_compression_is_counted_not_a_seq_gap() -> None:
+    h = _host()
+    h.handle(f"{G}/DBIRTH/n1/d1", _dbirth(1), NOW_US)
+    outer = _g_payload(None)
+    outer.uuid = "SPBV1.0_COMPRESSED"
+    outer.body = b"\x00\x01"
+    outer.metrics.add(name="algorithm", datatype=STRING, string_value="LZ4")
+    b, cmds = h.handle(f"{G}/DDATA/n1/d1", outer.SerializeToString(), NOW_US)
+    assert len(b) == 0 and not cmds
+    # the refused message carried seq 2; seq 3 follows without a gap
+    b, cmds = h.handle(f"{G}/DDATA/n1/d1", _ddata(3, Metric(alias=1, value=4.0)), NOW_US)
+    assert b.value.tolist() == [4.0] and not cmds
+    assert h.rejected == {"unsupported_type": 1, "unsupported_compression": 1}
+
+
+def test_will_ndeath_is_stamped_after_the_last_data() -> None:
+    h = _host()
+    h.handle(f"{G}/DBIRTH/n1/d1", _dbirth(1), NOW_US)
+    later = NOW_US + 60_000_000
+    b, _ = h.handle(f"{G}/DDATA/n1/d1", _ddata(2, Metric(alias=1, value=1.0)), later)
+    will = _g_payload(None, ts=NOW_MS - 3_600_000)  # registered an hour before: at connect
+    will.metrics.add(name="bdSeq", datatype=INT64, long_value=0)
+    b, _ = h.handle(f"{G}/NDEATH/n1", will.SerializeToString(), later + 1_000_000)
+    assert sorted(b.names) == ["s/a/d1/running", "s/a/d1/speed"]
+    assert b.ts.tolist() == [later + 1_000_000] * 2 and bool(np.all(b.quality == Quality.BAD))
+
+
+def test_paho_node_dying_without_ndeath_is_seen_dead(broker: Broker) -> None:
+    """A paho-mqtt edge node registers its NDEATH as will, publishes, and drops its socket:
+    Mosquitto publishes the will and the host marks the node's metrics BAD after the data."""
+    asyncio.run(_paho_node_dies(broker))
+
+
+async def _paho_node_dies(broker: Broker) -> None:
+    conn = SparkplugConnector(
+        SparkplugConfig(name="spb", port=broker.port, group="g", prefix="s/a")
+    )
+    seen: list[tuple[str, float, int, int]] = []
+
+    async def collect() -> None:
+        async for b, _ in conn.batches(None):
+            for i, t, v, q in zip(b.index, b.ts, b.value, b.quality, strict=True):
+                seen.append((b.names[i], float(v), int(q), int(t)))
+
+    task = asyncio.create_task(collect())
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    node = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="paho-node")
+    host_online = threading.Event()
+    node.on_message = lambda c, u, m: b'"online": true' in m.payload and host_online.set()
+    old_ms = int(time.time() * 1000) - 3_600_000
+    will = _g_payload(None, ts=old_ms)
+    will.metrics.add(name="bdSeq", datatype=INT64, long_value=3)
+    node.will_set(f"{G}/NDEATH/n1", will.SerializeToString(), qos=1)
+    node.connect("127.0.0.1", broker.port)
+    node.loop_start()
+    node.subscribe("spBv1.0/STATE/andon", qos=1)
+    # as Sparkplug asks of edge nodes: wait for the host's STATE (sent once it subscribed)
+    while not host_online.is_set():
+        assert loop.time() < deadline, "host never came online"
+        await asyncio.sleep(0.02)
+    now_ms = int(time.time() * 1000)
+    birth = _g_payload(0, ts=now_ms)
+    birth.metrics.add(name="bdSeq", datatype=INT64, long_value=3)
+    birth.metrics.add(name="temp", alias=1, datatype=INT32, int_value=0)
+    node.publish(f"{G}/NBIRTH/n1", birth.SerializeToString(), qos=1).wait_for_publish(5)
+    data = _g_payload(1, ts=now_ms)
+    data.metrics.add(alias=1, int_value=(-5) & 0xFFFFFFFF)
+    node.publish(f"{G}/NDATA/n1", data.SerializeToString(), qos=1).wait_for_publish(5)
+    while not any(v == -5 for _, v, _, _ in seen):
+        assert loop.time() < deadline, f"no data: {seen}, {conn.host.rejected}"
+        await asyncio.sleep(0.02)
+    node.loop_stop()
+    sock = node.socket()
+    assert sock is not None
+    sock.close()  # no DISCONNECT: the broker publishes the will
+    while not any(q == Quality.BAD for _, _, q, _ in seen):
+        assert loop.time() < deadline, f"no death: {seen}, {conn.host.rejected}"
+        await asyncio.sleep(0.02)
+    task.cancel()
+    temp = [s for s in seen if s[0] == "s/a/n1/temp"]
+    assert (temp[-2][1], temp[-2][2]) == (-5.0, Quality.GOOD) and temp[-1][2] == Quality.BAD
+    assert temp[-1][3] > temp[-2][3]  # the death is later than the last value

@@ -9,7 +9,17 @@ it carries and the commands to publish (rebirth requests). It tracks, per edge n
 * ``seq`` (0–255, wrapping): a gap, a data message before any birth, or an unknown alias
   makes the node *stale* and asks for a rebirth (NCMD ``Node Control/Rebirth``) until a new
   NBIRTH arrives; data from a stale node is refused and counted;
-* NDEATH / DDEATH: every metric of the node (or device) gets a ``BAD`` sample at that time.
+* NDEATH / DDEATH: every metric of the node (or device) gets a ``BAD`` sample. An NDEATH is
+  judged by its ``bdSeq`` alone; it is stamped at the later of its payload timestamp and its
+  arrival, because the broker publishes the node's *will*, whose timestamp is the time the
+  node registered it (before all its data) — stamped that way the death would hide behind the
+  last good value;
+* data by alias without a datatype takes the datatype of the birth certificate, so a signed
+  integer (sent as two's complement) keeps its sign; DateTime metrics are milliseconds since
+  the epoch, stored as numbers;
+* compressed payloads (``uuid`` ``SPBV1.0_COMPRESSED``, ``algorithm`` ``DEFLATE`` or
+  ``GZIP``) are inflated (at most 16 MiB); any other algorithm is refused and counted
+  (``unsupported_compression``) and the next ``seq`` is accepted as is, not taken for a gap.
 
 Every refused message or metric is counted by reason in ``rejected`` and logged; none stops
 the stream.
@@ -17,9 +27,12 @@ the stream.
 
 from __future__ import annotations
 
+import gzip
+import io as _io
 import logging
 import math
 import re
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Final
@@ -28,7 +41,10 @@ import numpy as np
 
 from andon.connect.sparkplug.payload import (
     BOOLEAN,
-    DATETIME,
+    INT8,
+    INT16,
+    INT32,
+    INT64,
     STRING,
     TEXT,
     Metric,
@@ -46,7 +62,10 @@ log = logging.getLogger("andon.connect.sparkplug")
 NAMESPACE: Final = "spBv1.0"
 _MAX_PAST_US: Final = 366 * 86_400 * 1_000_000
 _MAX_FUTURE_US: Final = 300 * 1_000_000
-_UNSUPPORTED: Final = (STRING, TEXT, DATETIME)
+_UNSUPPORTED: Final = (STRING, TEXT)
+_SIGNED_BITS: Final = {INT8: 8, INT16: 16, INT32: 32, INT64: 64}
+COMPRESSED_UUID: Final = "SPBV1.0_COMPRESSED"
+_MAX_INFLATED: Final = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -66,6 +85,7 @@ class _Device:
 class _Node:
     bd_seq: int | None = None
     seq: int | None = None
+    resync: bool = False  # a refused compressed message hid one seq: take the next as is
     stale: bool = True
     rebirth_asked: bool = False
     node: _Device = field(default_factory=_Device)
@@ -80,6 +100,11 @@ def rebirth_payload(now_ms: int) -> bytes:
             metrics=[Metric(name="Node Control/Rebirth", datatype=BOOLEAN, value=True)],
         )
     )
+
+
+def _signed(n: int, bits: int) -> int:
+    n &= (1 << bits) - 1
+    return n - (1 << bits) if n >> (bits - 1) else n
 
 
 def _part(text: str) -> str:
@@ -137,12 +162,22 @@ class SparkplugHost:
             self._reject(exc.reason, 1, f"{topic}: {exc}")
             return SampleBatch.empty(), self._on_gap(node_id, now_us, ask=kind != "NDEATH")
         node = self.nodes.setdefault(node_id, _Node())
+        if payload.uuid == COMPRESSED_UUID:
+            inflated = self._inflate(topic, payload)
+            if inflated is None:
+                node.resync = True
+                return SampleBatch.empty(), []
+            payload = inflated
         if kind == "NBIRTH":
             return self._nbirth(node_id, node, payload, now_us), []
         if kind == "NDEATH":
             return self._ndeath(node_id, node, payload, now_us), []
         if node.stale:
             self._reject("before_birth", len(payload.metrics), f"{topic}: node has no valid birth")
+            return SampleBatch.empty(), self._on_gap(node_id, now_us)
+        if payload.seq is None:
+            self._reject("missing_seq", len(payload.metrics), f"{topic}: no seq in {kind}")
+            node.stale = True
             return SampleBatch.empty(), self._on_gap(node_id, now_us)
         if not self._seq_ok(node, payload):
             self._reject("seq_gap", len(payload.metrics), f"{topic}: seq {payload.seq}")
@@ -174,7 +209,34 @@ class SparkplugHost:
             return False
         expected = 0 if node.seq is None else (node.seq + 1) % 256
         node.seq = payload.seq
+        if node.resync:
+            node.resync = False
+            return True
         return payload.seq == expected
+
+    def _inflate(self, topic: str, payload: Payload) -> Payload | None:
+        """The payload inside a compressed one, or None (counted) when it cannot be read."""
+        algo = next((m.value for m in payload.metrics if m.name == "algorithm"), "DEFLATE")
+        algo = str(algo).upper()
+        if algo not in ("DEFLATE", "GZIP"):
+            self._reject("unsupported_compression", 1, f"{topic}: algorithm {algo!r}")
+            return None
+        try:
+            if algo == "GZIP":
+                with gzip.GzipFile(fileobj=_io.BytesIO(payload.body or b"")) as f:
+                    raw = f.read(_MAX_INFLATED + 1)
+            else:
+                d = zlib.decompressobj()
+                raw = d.decompress(payload.body or b"", _MAX_INFLATED + 1)
+            if len(raw) > _MAX_INFLATED:
+                self._reject("compressed_too_large", 1, f"{topic}: over {_MAX_INFLATED} bytes")
+                return None
+            return decode_payload(raw)
+        except (OSError, EOFError, zlib.error) as exc:
+            self._reject("bad_compression", 1, f"{topic}: {algo}: {exc}")
+        except PayloadError as exc:
+            self._reject(exc.reason, 1, f"{topic} (inside {algo}): {exc}")
+        return None
 
     def _on_gap(self, node_id: str, now_us: int, ask: bool = True) -> list[Command]:
         node = self.nodes.setdefault(node_id, _Node())
@@ -212,9 +274,11 @@ class SparkplugHost:
             self._reject("stale_death", 1, f"NDEATH of {node_id} with bdSeq {bd!r}")
             return SampleBatch.empty()
         node.stale = True
-        batches = [self._death(node_id, None, node.node, payload.timestamp, now_us)]
+        # the will's timestamp is when it was registered: never earlier than the arrival
+        ts_ms = max(payload.timestamp or 0, now_us // 1000)
+        batches = [self._death(node_id, None, node.node, ts_ms, now_us)]
         for name, dev in node.devices.items():
-            batches.append(self._death(node_id, name, dev, payload.timestamp, now_us))
+            batches.append(self._death(node_id, name, dev, ts_ms, now_us))
             dev.alive = False
         return SampleBatch.concat(batches)
 
@@ -251,6 +315,10 @@ class SparkplugHost:
             if dtype in _UNSUPPORTED or isinstance(m.value, str | bytes):
                 self._reject("unsupported_type", 1, f"{name!r}: datatype {dtype}")
                 continue
+            bits = _SIGNED_BITS.get(dtype or 0)
+            if bits and m.datatype is None and type(m.value) is int:
+                # by alias only: the decoder did not know the type; the birth does
+                m.value = _signed(m.value, bits)
             t_ms = m.timestamp if m.timestamp is not None else payload.timestamp
             t_us = now_us if t_ms is None else t_ms * 1000
             if not now_us - _MAX_PAST_US <= t_us <= now_us + _MAX_FUTURE_US:
