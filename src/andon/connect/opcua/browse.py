@@ -3,8 +3,8 @@
 Commissioning a machine starts with "what does it expose?". ``browse`` walks the hierarchy
 from a node (``Objects`` by default) down to ``depth`` levels, following hierarchical
 references forward, and returns every object and variable with its node id, browse name,
-data type and path. Numeric variables get a suggested signal path (the browse path below
-the start node, lower-cased, under ``prefix``), so the result can be pasted as the
+data type and path. Numeric scalar variables (not arrays) get a suggested signal path (the
+browse path below the start node, lower-cased, under ``prefix``), so the result can be pasted as the
 ``nodes:`` of an ``opcua`` connector entry (``suggested_connector``) and then edited.
 
 The standard ``Server`` object (diagnostics, capabilities: hundreds of nodes of no use as
@@ -159,12 +159,12 @@ async def _walk(
                 if len(out) + len(found) >= max_nodes:
                     break
         variables = [r.NodeId for r, _ in found if r.NodeClass == ua.NodeClass.Variable]
-        types = await _data_types(start, variables)
+        types, arrays = await _data_types(start, variables)
         for r, path in found:
             nid = r.NodeId
             dtype = types.get(nid) if r.NodeClass == ua.NodeClass.Variable else None
             signal = None
-            if dtype in _NUMERIC:
+            if dtype in _NUMERIC and nid not in arrays:
                 segs = [signal_name(p) for p in path]
                 signal = "/".join([prefix.strip("/"), *segs] if prefix.strip("/") else segs)
             out.append(
@@ -185,19 +185,29 @@ async def _walk(
     return out
 
 
-async def _data_types(anchor: Node, ids: list[ua.NodeId]) -> dict[ua.NodeId, str]:
-    """Data type names of variables, read in one request."""
+async def _data_types(
+    anchor: Node, ids: list[ua.NodeId]
+) -> tuple[dict[ua.NodeId, str], set[ua.NodeId]]:
+    """Data type names of variables, and those that may hold arrays (value rank other than
+    scalar), read in one request."""
     if not ids:
-        return {}
+        return {}, set()
     params = ua.ReadParameters()
-    for nid in ids:
-        rv = ua.ReadValueId()
-        rv.NodeId = nid
-        rv.AttributeId = AttributeIds.DataType
-        params.NodesToRead.append(rv)
+    for attr in (AttributeIds.DataType, AttributeIds.ValueRank):
+        for nid in ids:
+            rv = ua.ReadValueId()
+            rv.NodeId = nid
+            rv.AttributeId = attr
+            params.NodesToRead.append(rv)
     results = await anchor.session.read(params)
+    ranks = results[len(ids) :]
+    arrays = {
+        nid
+        for nid, dv in zip(ids, ranks, strict=True)
+        if dv.Value is not None and dv.Value.Value not in (None, -1)  # -1: scalar
+    }
     out: dict[ua.NodeId, str] = {}
-    for nid, dv in zip(ids, results, strict=True):
+    for nid, dv in zip(ids, results[: len(ids)], strict=True):
         dt = dv.Value.Value if dv.Value is not None else None
         if isinstance(dt, ua.NodeId):
             ident = dt.Identifier
@@ -207,7 +217,7 @@ async def _data_types(anchor: Node, ids: list[ua.NodeId]) -> dict[ua.NodeId, str
                 else None
             )
             out[nid] = name or dt.to_string()
-    return out
+    return out, arrays
 
 
 def suggested_connector(

@@ -16,8 +16,9 @@ from asyncua.client.client import Client
 from asyncua.common.node import Node
 from asyncua.crypto import uacrypto
 from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
-from asyncua.ua.uaerrors import UaError, UaStatusCodeError
-from pydantic import BaseModel, ConfigDict, Field
+from asyncua.ua.status_codes import StatusCodes
+from asyncua.ua.uaerrors import UaError, UaStatusCodeError, UaStringParsingError
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from andon.connect.base import Health, Manifest, within
 from andon.connect.net import Backoff
@@ -51,6 +52,15 @@ class OpcUaNode(BaseModel):
     signal: str = Field(min_length=1)
     sampling_ms: float = Field(100.0, ge=0)
     deadband: float | None = Field(None, ge=0, description="absolute deadband")
+
+    @field_validator("node_id")
+    @classmethod
+    def _parses(cls, v: str) -> str:
+        try:
+            ua.NodeId.from_string(v)
+        except (ValueError, UaStringParsingError) as exc:
+            raise ValueError(f"{v!r} is not an OPC UA node id: {exc}") from None
+        return v
 
 
 class OpcUaConfig(BaseModel):
@@ -90,7 +100,7 @@ _HINTS = {
 def describe_error(exc: BaseException) -> str:
     """A connection failure in words an operator can act on, with the OPC UA status name.
 
-    >>> describe_error(UaStatusCodeError(ua.StatusCodes.BadUserAccessDenied))
+    >>> describe_error(UaStatusCodeError(StatusCodes.BadUserAccessDenied))
     'the server refused the user name or password (BadUserAccessDenied)'
     >>> describe_error(TimeoutError())
     'TimeoutError: no answer in time'
@@ -137,16 +147,29 @@ def _number(v: Any) -> float:
     return math.nan
 
 
+_UNKNOWN_NODE = frozenset(
+    {
+        StatusCodes.BadNodeIdUnknown,
+        StatusCodes.BadNodeIdInvalid,
+        StatusCodes.BadAttributeIdInvalid,
+    }
+)
+_NO_SUBSCRIPTIONS = frozenset(
+    {StatusCodes.BadServiceUnsupported, StatusCodes.BadTooManySubscriptions}
+)
+
+
 class _Handler:
     """Receives data changes on asyncua's task and queues samples."""
 
-    def __init__(self, queue: asyncio.Queue[SampleBatch], signals: dict[str, str]) -> None:
+    def __init__(self, queue: asyncio.Queue[SampleBatch], signals: dict[ua.NodeId, str]) -> None:
         self.queue = queue
         self.signals = signals
+        """Signal of each node, by the parsed node id (any spelling of it compares equal)."""
 
     def datachange_notification(self, node: Node, val: Any, data: Any) -> None:
         dv = data.monitored_item.Value
-        signal = self.signals.get(node.nodeid.to_string())
+        signal = self.signals.get(node.nodeid)
         if signal is None:
             return
         self.queue.put_nowait(_sample(signal, dv))
@@ -216,6 +239,8 @@ class OpcUaConnector:
         self.name = config.name
         self.health = Health(config.name)
         self.sessions = 0
+        self._refused: dict[str, str] = {}
+        """Why each left-out signal was left out (logged once, not per session)."""
 
     async def _client(self) -> Client:
         return await open_client(self.config)
@@ -224,7 +249,6 @@ class OpcUaConnector:
         cfg = self.config
         device = cfg.url
         backoff = Backoff(initial_s=0.1, max_s=5.0)
-        signals = {n.node_id: n.signal for n in cfg.nodes}
         while True:
             queue: asyncio.Queue[SampleBatch] = asyncio.Queue()
             t0 = time.monotonic()
@@ -246,21 +270,31 @@ class OpcUaConnector:
                 self.sessions += 1
                 if self.sessions > 1:
                     self.health.reconnected(device)
-                backoff.reset()
-                nodes = [client.get_node(n.node_id) for n in cfg.nodes]
+                specs, nodes, refused = await self._resolve(client)
+                if refused:
+                    yield refused, None
                 polling = cfg.mode == "poll"
-                if not polling:
+                if not polling and nodes:
+                    signals = {n.nodeid: spec.signal for spec, n in zip(specs, nodes, strict=True)}
                     try:
-                        await self._subscribe(client, nodes, queue, signals)
-                    except UaError as exc:  # no subscriptions: fall back to polling
-                        log.warning("opcua %s: subscription refused (%s); polling", cfg.name, exc)
+                        await self._subscribe(client, specs, nodes, queue, signals)
+                    except UaStatusCodeError as exc:
+                        if exc.code not in _NO_SUBSCRIPTIONS:
+                            raise
+                        log.warning(
+                            "opcua %s: the server offers no subscriptions (%s); polling",
+                            cfg.name,
+                            describe_error(exc),
+                        )
                         polling = True
                 self.health.success(device, 0, time.monotonic() - t0)
-                async for batch in self._session(client, nodes, queue, polling):
+                backoff.reset()
+                async for batch in self._session(client, specs, nodes, queue, polling):
                     yield batch, None
             except (OSError, TimeoutError, UaError, ConnectionError) as exc:
-                self.health.error(device, describe_error(exc) or "connection lost")
-                log.warning("opcua %s: %s; reconnecting", cfg.name, exc)
+                why = describe_error(exc) or "connection lost"
+                self.health.error(device, why)
+                log.warning("opcua %s: %s; reconnecting", cfg.name, why)
             finally:
                 try:
                     await within(client.disconnect(), 1.0)
@@ -268,15 +302,87 @@ class OpcUaConnector:
                     client.disconnect_socket()
             await asyncio.sleep(backoff.next())
 
+    def _refuse(self, spec: OpcUaNode, reason: str, why: str) -> None:
+        """Count a node left out of this session, with a warning the first time."""
+        device = self.config.url
+        self.health.reject(device, reason)
+        d = self.health.device(device)
+        d.last_error = why[:300]
+        if self._refused.get(spec.signal) != why:
+            self._refused[spec.signal] = why
+            log.warning("opcua %s: %s", self.config.name, why)
+
+    async def _resolve(self, client: Client) -> tuple[list[OpcUaNode], list[Node], SampleBatch]:
+        """The configured nodes this server can serve as numbers, as canonical node ids.
+
+        ``nsu=`` ids get their namespace index from the server's namespace array; a node
+        the server does not know (or in a namespace it lacks) gets one BAD sample and a
+        counted reason; arrays and strings are left out with a counted reason (the data model
+        carries numbers); the rest are returned for subscription or polling."""
+        specs: list[OpcUaNode] = []
+        nodes: list[Node] = []
+        bad: list[str] = []
+        namespaces: list[str] | None = None
+        for spec in self.config.nodes:
+            nid = ua.NodeId.from_string(spec.node_id)
+            uri = getattr(nid, "NamespaceUri", None)
+            if uri:
+                if namespaces is None:
+                    namespaces = list(await client.get_namespace_array())
+                if uri not in namespaces:
+                    why = (
+                        f"{spec.node_id} ({spec.signal}): the server has no namespace {uri!r}"
+                        f" (it has {', '.join(namespaces)})"
+                    )
+                    self._refuse(spec, "unknown namespace", why)
+                    bad.append(spec.signal)
+                    continue
+                nid = ua.NodeId(nid.Identifier, ua.Int16(namespaces.index(uri)), nid.NodeIdType)
+            else:
+                nid = ua.NodeId(nid.Identifier, nid.NamespaceIndex, nid.NodeIdType)
+            specs.append(spec)
+            nodes.append(client.get_node(nid))
+        keep_specs: list[OpcUaNode] = []
+        keep: list[Node] = []
+        dvs = await client.read_attributes(nodes) if nodes else []
+        for spec, node, dv in zip(specs, nodes, dvs, strict=True):
+            code = dv.StatusCode.value if dv.StatusCode is not None else 0
+            variant = dv.Value
+            value = variant.Value if variant is not None else None
+            if code in _UNKNOWN_NODE:
+                name = ua.StatusCode(ua.UInt32(code)).name
+                why = f"{spec.node_id} ({spec.signal}): the server has no such node ({name})"
+                self._refuse(spec, "unknown node", why)
+                bad.append(spec.signal)
+            elif isinstance(value, list | tuple) or (variant is not None and variant.is_array):
+                why = f"{spec.node_id} ({spec.signal}): an array value, not read (numbers only)"
+                self._refuse(spec, "array value", why)
+            elif isinstance(value, str | bytes):
+                why = f"{spec.node_id} ({spec.signal}): a string value, not read (numbers only)"
+                self._refuse(spec, "string value", why)
+            else:
+                keep_specs.append(spec)
+                keep.append(node)
+        ts = time.time_ns() // 1000
+        refused = SampleBatch.build(
+            bad,
+            list(range(len(bad))),
+            [ts] * len(bad),
+            [math.nan] * len(bad),
+            [Quality.BAD] * len(bad),
+        )
+        return keep_specs, keep, refused
+
     async def _subscribe(
         self,
         client: Client,
+        specs: list[OpcUaNode],
         nodes: list[Node],
         queue: asyncio.Queue[SampleBatch],
-        signals: dict[str, str],
+        signals: dict[ua.NodeId, str],
     ) -> None:
         sub = await client.create_subscription(self.config.publishing_ms, _Handler(queue, signals))
-        for spec, node in zip(self.config.nodes, nodes, strict=True):
+        for spec, node in zip(specs, nodes, strict=True):
             if spec.deadband is not None:
                 await sub.deadband_monitor(node, ua.Double(spec.deadband), ua.UInt32(1))
             else:
@@ -285,12 +391,14 @@ class OpcUaConnector:
     async def _session(
         self,
         client: Client,
+        specs: list[OpcUaNode],
         nodes: list[Node],
         queue: asyncio.Queue[SampleBatch],
         polling: bool,
     ) -> AsyncIterator[SampleBatch]:
         cfg = self.config
-        names = [n.signal for n in cfg.nodes]
+        names = [n.signal for n in specs]
+        polling = polling and bool(nodes)
         next_check = time.monotonic() + cfg.watchdog_s
         next_poll = time.monotonic()
         while True:
