@@ -1,5 +1,6 @@
 """The edge agent's site file (``andon edge --config site.yaml``), validated by pydantic with
-errors that name the file, the line and the field.
+errors that name the file, the line and the field. A complete example (the test suite parses
+it, connectors included):
 
 .. code-block:: yaml
 
@@ -7,16 +8,35 @@ errors that name the file, the line and the field.
     data_dir: /var/lib/andon-edge
     buffer: {max_bytes: 2000000000, policy: drop_oldest}
     uplink: {host: broker.example, port: 8883, tls: true, ca_file: /etc/andon/ca.pem,
-             key_env: ANDON_EDGE_KEY}   # or, over the platform's HTTPS API:
+             key_env: ANDON_EDGE_KEY}
+    # or, over the platform's HTTPS API:
     # uplink: {kind: https, url: "https://platform.example", site: <site id>,
     #          key_env: ANDON_EDGE_KEY, ca_file: /etc/andon/ca.pem}
-    # (an MQTT uplink with url and site also reports connection health to the API)
+    connectors:
+      - type: modbus
+        name: presses
+        devices:
+          - name: press-1
+            host: 192.168.10.20
+            port: 502
+            unit: 1
+            poll_s: 1.0
+            points:
+              # addresses are 0-based protocol addresses: "40001" in a manual is holding 0
+              - {signal: plant/press/line-1/press-1/temperature, table: holding, address: 0,
+                 type: float32, word_order: big}
+              - {signal: plant/press/line-1/press-1/running, table: coil, address: 0}
+      - type: opcua
+        name: machining
+        url: opc.tcp://192.168.10.30:4840
+        nodes:
+          - {node_id: "ns=2;s=vmc1.spindle_speed",
+             signal: plant/machining/cell-1/vmc-1/spindle_speed}
 
 Both uplinks authenticate with the edge's platform edge key (``andon_<id>_<secret>``, made by
 ``POST /api/v1/api-keys`` with ``kind: edge``); over MQTT its id and secret are also the broker
-login unless ``username``/``password`` say otherwise.
-    connectors:
-      - {type: modbus, name: press-1, host: 127.0.0.1, port: 5020, registers: [...]}
+login unless ``username``/``password`` say otherwise. An MQTT uplink with ``url`` and ``site``
+also reports connection health to the API.
 
 >>> cfg = parse_edge_config("edge: {id: e1}\\ndata_dir: /tmp/x\\nuplink: {key_env: K}\\n")
 >>> cfg.edge.id, cfg.buffer.policy.value, cfg.uplink.port
