@@ -55,10 +55,20 @@ class _Cfg(BaseModel):
 class ModbusPoint(_Cfg):
     signal: str = Field(min_length=1)
     table: Table = "holding"
-    address: int = Field(ge=0, le=65535)
+    address: int = Field(
+        ge=0,
+        le=65535,
+        description="0-based protocol address (a manual's 40001 is holding address 0)",
+    )
     type: DataType = "uint16"
-    byte_order: ByteOrder = "big"
-    word_order: ByteOrder = "big"
+    byte_order: ByteOrder = Field(
+        "big", description="bytes inside each register: big (AB), little (BA, byte swap)"
+    )
+    word_order: ByteOrder = Field(
+        "big",
+        description="registers of a wider value: big (most significant first, ABCD), little"
+        " (least significant first, CDAB, word swap)",
+    )
     scale: float = 1.0
     offset: float = 0.0
 
