@@ -1,5 +1,5 @@
-"""Sparkplug B: payload bytes (hand tables, cross-checked with Google's protobuf runtime built
-from the schema at run time) and the host application's state machine."""
+"""Sparkplug B: payload bytes (hand tables, cross-checked with a second, minimal schema
+built in the test) and the host application's state machine."""
 
 from __future__ import annotations
 
@@ -133,8 +133,8 @@ def test_google_encoded_birth_decodes() -> None:
 
 
 MALFORMED = [
-    ("truncated varint", bytes.fromhex("08ff"), "truncated_payload"),
-    ("truncated metric", bytes.fromhex("120d1003"), "truncated_payload"),
+    ("truncated varint", bytes.fromhex("08ff"), "malformed_payload"),
+    ("truncated metric", bytes.fromhex("120d1003"), "malformed_payload"),
     ("wrong wire type for seq", bytes.fromhex("1a0101"), "wrong_type"),
     ("double with wire type varint", bytes.fromhex("1204" + "1003" + "6801"), "wrong_type"),
     ("bad wire type", bytes.fromhex("0f"), "malformed_payload"),
@@ -259,7 +259,7 @@ def test_malformed_and_suspicious_metrics_are_counted_and_the_rest_kept() -> Non
     }
     # a truncated payload is counted and asks for a rebirth; the stream goes on after it
     b, cmds = h.handle(f"{G}/DDATA/n1/d1", b"\x12\x0d\x10", NOW_US)
-    assert len(b) == 0 and h.rejected["truncated_payload"] == 1 and len(cmds) == 1
+    assert len(b) == 0 and h.rejected["malformed_payload"] == 1 and len(cmds) == 1
 
 
 def test_deaths_mark_metrics_bad_and_stale_deaths_are_ignored() -> None:
