@@ -34,6 +34,7 @@ import time
 from dataclasses import dataclass, field
 
 import aiomqtt
+from aiomqtt.exceptions import MqttConnectError
 
 from andon.connect.net import Backoff, describe_connect_error, mqtt_client
 from andon.edge.buffer import BufferWriteError, EdgeBuffer, StoredBatch
@@ -110,6 +111,11 @@ class UplinkConfig:
         return self.username or parts[0], self.password or parts[1]
 
 
+SHORT_SESSION_S = 5.0
+TAKEOVER_BURST = 3
+"""Short sessions within a minute that make the uplink log the duplicate-edge hint."""
+
+
 @dataclass
 class UplinkStats:
     """Counters of this process (the durable ones live in the buffer)."""
@@ -129,6 +135,10 @@ class UplinkStats:
     ``ack_not_recorded`` (the buffer could not write it, a full disk: the frame is resent)."""
     ack_gaps: int = 0
     """Acknowledgement timeouts that turned what the buffer held into backlog."""
+    short_sessions: int = 0
+    """Connections the broker closed within ``SHORT_SESSION_S`` of their start: in bursts,
+    the sign of another edge with the same key (the broker closes the older session of a
+    client id when a new one connects, so two such edges keep kicking each other out)."""
 
 
 class Uplink:
@@ -146,6 +156,9 @@ class Uplink:
         self._gap = False  # an ack timed out and none has come since
         self._wake = asyncio.Event()
         self.halted = asyncio.Event()
+        self._session_start: float | None = None
+        self._short: list[float] = []
+        self._hinted_at = -60.0
 
     async def run(self) -> None:
         """Connect, send, reconnect; forever (cancel to stop). Returns, after logging why,
@@ -173,10 +186,33 @@ class Uplink:
                 elif not self.halted.is_set():
                     self.stats.last_error = describe_connect_error(exc)
                     log.warning("uplink: %s; retrying", self.stats.last_error)
+                    self._session_ended()
+            self._session_start = None
             self.stats.connected = False
             if self.halted.is_set():
                 return
             await asyncio.sleep(backoff.next())
+
+    def _session_ended(self) -> None:
+        """Count a session the broker closed soon after it began; a burst of them gets a
+        hint naming the likely cause (at most one a minute)."""
+        if self._session_start is None:
+            return
+        now = time.monotonic()
+        if now - self._session_start >= SHORT_SESSION_S:
+            return
+        self.stats.short_sessions += 1
+        self._short = [t for t in self._short if now - t < 60.0] + [now]
+        if len(self._short) >= TAKEOVER_BURST and now - self._hinted_at >= 60.0:
+            self._hinted_at = now
+            log.warning(
+                "uplink: the broker closed this edge's connection %d times within a minute,"
+                " each soon after it connected: is another edge running with the same key"
+                " (MQTT client id andon-edge-%s)? The broker drops the older session of a"
+                " client id whenever the other connects; give every edge its own key",
+                len(self._short),
+                self.config.key_id,
+            )
 
     async def _session(self, backoff: Backoff) -> None:
         cfg = self.config
@@ -193,6 +229,7 @@ class Uplink:
             timeout=10,
         ) as client:
             await client.subscribe(ack_topic(cfg.key_id), qos=1)
+            self._session_start = time.monotonic()
             self.stats.connected = True
             self.stats.connects += 1
             backoff.reset()
@@ -336,8 +373,9 @@ class Uplink:
 
 def _login_refused(exc: BaseException) -> bool:
     """The broker refused the uplink's user name or password (MQTT 3.1.1 codes 4 and 5, as
-    paho reports them, or their MQTT 5 counterparts 134 and 135)."""
-    if not isinstance(exc, aiomqtt.MqttCodeError):
+    paho reports them, or their MQTT 5 counterparts 134 and 135). Only a refused connect:
+    a failed publish carries paho's own error numbers, where 4 means "not connected"."""
+    if not isinstance(exc, MqttConnectError):
         return False
     rc = exc.rc
     value = rc if isinstance(rc, int) else getattr(rc, "value", None)
