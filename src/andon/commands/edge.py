@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import sys
 import time
 from pathlib import Path
@@ -71,7 +70,9 @@ def main(ctx: typer.Context, config: ConfigOpt = None) -> None:
     from andon.edge.agent import EdgeAgent
 
     cfg, connectors = _load(config)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    from andon.edge.logs import configure_logging
+
+    configure_logging()  # andon at INFO, protocol libraries at WARNING
     try:
         asyncio.run(EdgeAgent(cfg, connectors).run())
     except KeyboardInterrupt:
