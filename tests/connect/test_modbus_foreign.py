@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import math
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -226,3 +228,34 @@ async def test_the_virtual_factory_serves_coils_and_discrete_inputs_to_a_foreign
     assert coils == [True, False]
     assert discrete == [False, True, False]
     assert holding == [77]
+
+
+@sync
+async def test_edge_status_shows_what_was_not_read_and_why(
+    foreign: tuple[int, Any], tmp_path: Path
+) -> None:
+    from dataclasses import asdict
+
+    from typer.testing import CliRunner
+
+    from andon.cli import app
+    from andon.edge.agent import STATUS_FILE
+    from andon.edge.uplink import UplinkStats
+
+    port, _ = foreign
+    c = _connector(port, [8, 10])
+    await _collect(c, 2)
+    doc = {
+        "edge": "e1",
+        "time_us": time.time_ns() // 1000,
+        "pid": 1,
+        "uplink": asdict(UplinkStats()),
+        "buffer": {"pending_points": 0, "pending_bytes": 0, "max_bytes": 1, "acked_points": 0,
+                   "dropped_points": 0},
+        "connectors": [c.health.as_dict()],
+    }  # fmt: skip
+    (tmp_path / STATUS_FILE).write_text(json.dumps(doc))
+    r = CliRunner().invoke(app, ["edge", "status", "--data-dir", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    assert "plc dev: not read: illegal data address 2" in r.output, r.output
+    assert "illegal data address at holding 10 (s/a/l/m/r10)" in r.output

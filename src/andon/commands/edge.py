@@ -140,6 +140,28 @@ def status(
                 "" if d["latency_ms"] is None else f"{d['latency_ms']:.1f}",
             )
     _out.print(t)
+    for c in doc["connectors"]:  # what was refused or dropped, by reason, and the last problem
+        for d in c["devices"]:
+            if d.get("rejected"):
+                why = ", ".join(f"{k} {v}" for k, v in sorted(d["rejected"].items()))
+                _out.print(
+                    f"{c['connector']} {d['device']}: not read: {why}",
+                    highlight=False,
+                    soft_wrap=True,
+                )
+            if d.get("last_error"):
+                _out.print(
+                    f"{c['connector']} {d['device']}: last error: {d['last_error']}",
+                    highlight=False,
+                    soft_wrap=True,
+                )
+    if up.get("short_sessions"):
+        _out.print(
+            f"uplink: {up['short_sessions']} sessions closed by the broker soon after they began"
+            " (another edge with the same key?)",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @app.command("browse")
