@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import math
+import socket
+from importlib.resources import as_file, files
+from pathlib import Path
+from typing import Any
 
-from andon.connect.mtconnect import MTConnectConfig, MTConnectConnector
-from andon.model.types import SampleBatch
+import uvicorn
+from lxml import etree
+
+from andon.connect.mtconnect import MTConnectConfig, MTConnectConnector, parse_streams
+from andon.model.loader import load_plant
+from andon.model.types import Quality, SampleBatch
+from andon.sim.servers.bridge import FactoryServers
 from andon.sim.servers.mtconnect import MTConnectAgent
+from tests.connect.pki import make_ca, tls_leaf
 
 ITEMS = [("s1", "S", "SAMPLE", "SPINDLE_SPEED")]
 
@@ -66,5 +76,189 @@ def test_sequence_tracking_gap_restart_and_resume() -> None:
             await it3.aclose()  # type: ignore[attr-defined]
         finally:
             await agent.stop()
+
+    asyncio.run(go())
+
+
+# -- issue 12 ------------------------------------------------------------------------------------
+
+XSD = Path(__file__).parent.parent / "data" / "mtconnect"
+
+
+def _schema(kind: str) -> etree.XMLSchema:
+    return etree.XMLSchema(etree.parse(str(XSD / f"MTConnect{kind}_2.0_1.0.xsd")))
+
+
+def test_virtual_factory_documents_validate_against_the_mtconnect_xsds() -> None:
+    """Probe, current, sample and error documents of the virtual factory's agent (all
+    categories, and the items the factory bridge serves) against the official XSDs."""
+    with as_file(files("andon.sim") / "plants" / "demo.yaml") as p:
+        plant = load_plant(p)
+    bridge = FactoryServers(plant, mqtt_port=1)
+    agent = bridge.mtconnect
+    agent.items += [
+        ("ex", "execution", "EVENT", "EXECUTION"),
+        ("sys", "system", "CONDITION", "SYSTEM"),
+    ]
+    for k, (item, *_) in enumerate(agent.items[:-2]):
+        agent.observe(item, 12.0 if k else 1.5)  # the first is a LOAD, the last a PART_COUNT
+    for v in ("ACTIVE", None):
+        agent.observe("ex", v)
+    for v in ("NORMAL", "FAULT", None):
+        agent.observe("sys", v)
+    docs = [
+        ("Devices", agent.probe()),
+        ("Streams", agent.respond("/current")[1]),
+        ("Streams", agent.respond("/sample?from=1&count=100")[1]),
+        ("Error", agent.respond("/sample?from=0")[1]),
+    ]
+    for kind, doc in docs:
+        schema = _schema(kind)
+        assert schema.validate(etree.fromstring(doc.encode())), (kind, schema.error_log)
+
+
+FOREIGN = b"""<?xml version="1.0"?>
+<MTConnectStreams xmlns="urn:mtconnect.org:MTConnectStreams:2.0"><Header instanceId="9"
+ firstSequence="1" nextSequence="11"/><Streams><DeviceStream name="d" uuid="d">
+<ComponentStream component="Path" componentId="p"><Samples>
+<PathPosition dataItemId="pos" sequence="1" timestamp="2026-01-01T00:00:00Z">1.5 -2 3</PathPosition>
+<DisplacementTimeSeries dataItemId="ts" sequence="2" timestamp="2026-01-01T00:00:00Z"
+ sampleCount="3" sampleRate="100">1 2 3</DisplacementTimeSeries>
+<Load dataItemId="load" sequence="3" timestamp="2026-13-01T00:00:00Z">50</Load>
+<Load dataItemId="load" sequence="4" timestamp="2026-01-01T00:00:01Z">51</Load>
+</Samples><Events>
+<Execution dataItemId="ex" sequence="5" timestamp="2026-01-01T00:00:00Z">ACTIVE</Execution>
+<Availability dataItemId="av" sequence="6" timestamp="2026-01-01T00:00:00Z">UNAVAILABLE
+</Availability>
+<PartCount dataItemId="pc" sequence="7" timestamp="2026-01-01T00:00:00Z">12</PartCount>
+</Events><Condition>
+<Normal dataItemId="sys" sequence="8" timestamp="2026-01-01T00:00:00Z" type="SYSTEM"/>
+<Fault dataItemId="temp" sequence="9" timestamp="2026-01-01T00:00:00Z" type="TEMPERATURE"
+ nativeCode="E1">Overheat</Fault>
+<Unavailable dataItemId="hyd" sequence="10" timestamp="2026-01-01T00:00:00Z" type="HYDRAULIC"/>
+</Condition></ComponentStream></DeviceStream></Streams></MTConnectStreams>"""
+
+
+def test_non_numeric_observations_map_or_are_refused_with_a_reason() -> None:
+    doc = parse_streams(FOREIGN)
+    got = {(o.item, o.component): o.value for o in doc.observations}
+    assert got == {
+        ("pos", "x"): 1.5,
+        ("pos", "y"): -2.0,
+        ("pos", "z"): 3.0,
+        ("load", None): 51.0,  # the observation with a bad timestamp alone is refused
+        ("av", None): None,  # UNAVAILABLE: a bad sample
+        ("pc", None): 12.0,
+        ("sys", None): 0.0,  # a Normal condition is a good 0, not BAD
+        ("temp", None): 2.0,  # Fault
+        ("hyd", None): None,
+    }
+    assert [(i, r) for i, r, _ in doc.refused] == [
+        ("ts", "time_series"),
+        ("load", "bad_timestamp"),
+        ("ex", "non_numeric"),
+    ]
+
+
+def test_categories_through_the_connector_are_counted_per_reason() -> None:
+    async def go() -> None:
+        items = [
+            ("ex", "execution", "EVENT", "EXECUTION"),
+            ("sys", "system", "CONDITION", "SYSTEM"),
+        ]
+        agent = MTConnectAgent("vmc1", items)
+        await agent.start()
+        cfg = MTConnectConfig(
+            name="m",
+            url=f"http://127.0.0.1:{agent.port}",
+            items={"ex": "s/ex", "sys": "s/sys"},
+            poll_s=0.01,
+        )
+        c = MTConnectConnector(cfg)
+        it = c.batches(None).__aiter__()
+        try:
+            agent.observe("ex", "ACTIVE")
+            agent.observe("sys", "NORMAL")
+            ((b, _),) = await _take(it, 1)
+            assert (b.names, b.value.tolist(), b.quality.tolist()) == (("s/sys",), [0.0], [0])
+            agent.observe("sys", None)
+            got: list[tuple[str, int]] = []
+            while not got:
+                ((b, _),) = await _take(it, 1)
+                got += [(b.names[i], int(q)) for i, q in zip(b.index, b.quality, strict=True)]
+            assert got == [("s/sys", Quality.BAD)]
+            assert c.health.device(cfg.url).rejected == {"non_numeric": 1}
+        finally:
+            await it.aclose()  # type: ignore[attr-defined]
+            await agent.stop()
+
+    asyncio.run(go())
+
+
+def test_https_and_chunked_answers_from_uvicorn(tmp_path: Path) -> None:
+    """The agent's documents served by uvicorn over TLS in chunks (no Content-Length)."""
+    ca = make_ca(tmp_path)
+    leaf = tls_leaf(tmp_path, ca, "agent")
+    agent = MTConnectAgent("vmc1", ITEMS)
+    chunked: list[bool] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        target = scope["path"] + (
+            "?" + scope["query_string"].decode() if scope["query_string"] else ""
+        )
+        status, body = agent.respond(target)
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        data = body.encode()
+        for k in range(0, len(data), 64):
+            await send({"type": "http.response.body", "body": data[k : k + 64], "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+        chunked.append(True)
+
+    async def go() -> None:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                log_level="warning",
+                lifespan="off",
+                ssl_certfile=str(leaf.cert),
+                ssl_keyfile=str(leaf.key),
+            )
+        )
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+        try:
+            deadline = asyncio.get_running_loop().time() + 10
+            while not server.started:
+                assert asyncio.get_running_loop().time() < deadline
+                await asyncio.sleep(0.01)
+            agent.observe("s1", 7.5)
+            cfg = MTConnectConfig(
+                name="m",
+                url=f"https://127.0.0.1:{port}",
+                items={"s1": "s/x"},
+                poll_s=0.01,
+                ca_file=str(ca.cert),
+            )
+            c = MTConnectConnector(cfg)
+            it = c.batches(None).__aiter__()
+            ((b, _),) = await _take(it, 1)
+            assert b.value.tolist() == [7.5] and chunked
+            await it.aclose()  # type: ignore[attr-defined]
+            # without the CA the agent's certificate is refused: TLS is really used
+            bad = MTConnectConnector(cfg.model_copy(update={"ca_file": None}))
+            it = bad.batches(None).__aiter__()
+            task2 = asyncio.create_task(it.__anext__())
+            while not bad.health.device(cfg.url).errors:
+                assert asyncio.get_running_loop().time() < deadline
+                await asyncio.sleep(0.01)
+            assert "CERTIFICATE_VERIFY_FAILED" in bad.health.device(cfg.url).last_error
+            task2.cancel()
+        finally:
+            server.should_exit = True
+            await task
 
     asyncio.run(go())

@@ -8,18 +8,20 @@ import math
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from urllib.parse import urlsplit
+from typing import Final
 
+import httpx
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from andon.connect.base import Health, Manifest, within
-from andon.connect.net import Backoff
+from andon.connect.base import Health, Manifest
+from andon.connect.net import Backoff, tls_context
 from andon.model.types import Quality, SampleBatch, to_micros
 
 __all__ = [
+    "CONDITION_LEVELS",
     "MANIFEST",
     "MTConnectConfig",
     "MTConnectConnector",
@@ -34,10 +36,16 @@ MANIFEST = Manifest(
     domain="mtconnect",
     name="MTConnect agent reader",
     protocol="mtconnect-http",
-    requirements=(),
+    requirements=("httpx>=0.27",),
     iot_class="local_polling",
     resumable=True,
 )
+
+CONDITION_LEVELS: Final = {"Normal": 0.0, "Warning": 1.0, "Fault": 2.0}
+"""A condition is stored as its level: ``Normal`` 0, ``Warning`` 1, ``Fault`` 2 (good
+quality); ``Unavailable`` is a bad sample."""
+_AXES: Final = ("x", "y", "z")
+_MAX_FAILS_AT_ONE_SEQUENCE: Final = 3
 
 
 class MTConnectConfig(BaseModel):
@@ -48,6 +56,9 @@ class MTConnectConfig(BaseModel):
     poll_s: float = Field(1.0, gt=0)
     count: int = Field(1000, gt=0)
     timeout_s: float = Field(5.0, gt=0)
+    ca_file: str | None = Field(
+        None, description="CA to verify an https:// agent (default: system)"
+    )
 
 
 @dataclass(frozen=True)
@@ -55,16 +66,61 @@ class Observation:
     item: str
     sequence: int
     ts_us: int
-    value: float | None  # None: UNAVAILABLE or not a number
+    value: float | None  # None: UNAVAILABLE
+    component: str | None = None  # "x", "y", "z" (or "0", "1"...) of a vector value
 
 
 @dataclass(frozen=True)
 class StreamsDoc:
     instance_id: int
-    first: int
-    next: int
+    first: int | None  # None: not given (error documents)
+    next: int | None
     observations: list[Observation]
     error: str | None = None
+    refused: list[tuple[str, str, str]] = field(default_factory=list)
+    """Observations not turned into values: ``(dataItemId, reason, detail)``."""
+
+
+def _int(header: ET.Element, name: str) -> int | None:
+    raw = header.get(name)
+    if raw is None:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"Header {name}={raw!r} is not an integer") from None
+
+
+def _observe(
+    e: ET.Element, group: str, item: str, seq: int, ts: int
+) -> tuple[list[Observation], tuple[str, str] | None]:
+    """The values of one observation element, or why it has none."""
+    tag = _local(e.tag)
+    text = (e.text or "").strip()
+    if group == "Condition":
+        if tag == "Unavailable":
+            return [Observation(item, seq, ts, None)], None
+        level = CONDITION_LEVELS.get(tag)
+        if level is None:
+            return [], ("unknown_condition", f"condition <{tag}>")
+        return [Observation(item, seq, ts, level)], None
+    if text == "UNAVAILABLE":
+        return [Observation(item, seq, ts, None)], None
+    if tag.endswith("TimeSeries") or e.get("sampleCount") is not None:
+        return [], ("time_series", f"<{tag}> with {e.get('sampleCount')} samples")
+    parts = text.split()
+    try:
+        numbers = [float(x) for x in parts]
+    except ValueError:
+        return [], ("non_numeric", f"<{tag}> {text[:40]!r}")
+    if not numbers:
+        return [], ("non_numeric", f"<{tag}> is empty")
+    if not all(math.isfinite(n) for n in numbers):
+        return [], ("non_finite_value", f"<{tag}> {text[:40]!r}")
+    if len(numbers) == 1:
+        return [Observation(item, seq, ts, numbers[0])], None
+    names = _AXES if len(numbers) == 3 else tuple(str(k) for k in range(len(numbers)))
+    return [Observation(item, seq, ts, n, c) for n, c in zip(numbers, names, strict=True)], None
 
 
 def _local(tag: str) -> str:
@@ -81,54 +137,53 @@ def parse_streams(xml: bytes) -> StreamsDoc:
     ...     b'</MTConnectStreams>')
     >>> doc.instance_id, doc.next, doc.observations[0].value
     (7, 3, 1200.5)
+
+    Numbers, ``UNAVAILABLE`` (``None``: a bad sample), condition levels
+    (``CONDITION_LEVELS``) and vectors (one observation per component) become
+    observations; text, time series and observations with a bad timestamp or sequence are
+    listed in ``refused`` with the reason, and the rest of the document is kept.
     """
     root = ET.fromstring(xml)
     header = next((e for e in root.iter() if _local(e.tag) == "Header"), None)
     if header is None:
         raise ValueError("no Header in the document")
-    inst = int(header.get("instanceId", "0"))
-    first = int(header.get("firstSequence", "0"))
-    nxt = int(header.get("nextSequence", "0"))
+    inst = _int(header, "instanceId")
+    if inst is None:
+        raise ValueError("Header has no instanceId")
+    first, nxt = _int(header, "firstSequence"), _int(header, "nextSequence")
     if _local(root.tag) == "MTConnectError":
         err = next((e for e in root.iter() if _local(e.tag) == "Error"), None)
         code = err.get("errorCode", "") if err is not None else ""
         return StreamsDoc(inst, first, nxt, [], code or "ERROR")
+    if first is None or nxt is None:
+        raise ValueError("Header has no firstSequence/nextSequence")
     obs: list[Observation] = []
-    for e in root.iter():
-        item, seq = e.get("dataItemId"), e.get("sequence")
-        if item is None or seq is None:
+    refused: list[tuple[str, str, str]] = []
+    for group in root.iter():
+        gname = _local(group.tag)
+        if gname not in ("Samples", "Events", "Condition"):
             continue
-        text = (e.text or "").strip()
-        value: float | None
-        try:
-            number = float(text)
-            value = number if math.isfinite(number) else None
-        except ValueError:
-            value = None
-        stamp = e.get("timestamp", "")
-        ts = to_micros(datetime.fromisoformat(stamp.replace("Z", "+00:00")))
-        obs.append(Observation(item, int(seq), ts, value))
+        for e in group:
+            item, seq_text = e.get("dataItemId"), e.get("sequence")
+            if item is None:
+                continue
+            stamp = e.get("timestamp", "")
+            try:
+                seq = int(seq_text or "")
+            except ValueError:
+                refused.append((item, "bad_sequence", f"sequence {seq_text!r}"))
+                continue
+            try:
+                ts = to_micros(datetime.fromisoformat(stamp.replace("Z", "+00:00")))
+            except (ValueError, OverflowError):
+                refused.append((item, "bad_timestamp", f"sequence {seq}: {stamp!r}"))
+                continue
+            got, why = _observe(e, gname, item, seq, ts)
+            obs += got
+            if why is not None:
+                refused.append((item, why[0], f"sequence {seq}: {why[1]}"))
     obs.sort(key=lambda o: o.sequence)
-    return StreamsDoc(inst, first, nxt, obs)
-
-
-async def _get(url: str, timeout: float) -> tuple[int, bytes]:
-    """Minimal HTTP/1.1 GET (loopback agents; no TLS, no chunked transfer)."""
-    u = urlsplit(url)
-    host, port = u.hostname or "127.0.0.1", u.port or 80
-    target = u.path + (f"?{u.query}" if u.query else "")
-    reader, writer = await within(asyncio.open_connection(host, port), timeout)
-    try:
-        writer.write(
-            f"GET {target} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n".encode()
-        )
-        await writer.drain()
-        raw = await within(reader.read(), timeout)
-    finally:
-        writer.close()
-    head, _, body = raw.partition(b"\r\n\r\n")
-    status = int(head.split(b" ", 2)[1])
-    return status, body
+    return StreamsDoc(inst, first, nxt, obs, refused=refused)
 
 
 class MTConnectConnector:
@@ -140,67 +195,143 @@ class MTConnectConnector:
         self.health = Health(config.name)
         self.lost = 0
         """Observations the agent dropped before this reader could fetch them (gaps)."""
+        self.tls = tls_context(config.ca_file) if config.url.startswith("https://") else None
 
-    def _batch(self, obs: list[Observation]) -> SampleBatch:
-        keep = [o for o in obs if o.item in self.config.items]
-        names = list(dict.fromkeys(self.config.items[o.item] for o in keep))
+    def _batch(self, doc: StreamsDoc, device: str) -> SampleBatch:
+        items = self.config.items
+        for item, reason, detail in doc.refused:
+            if item in items:
+                self.health.reject(device, reason)
+                log.warning("mtconnect %s: %s: %s: %s", self.name, item, reason, detail)
+        keep = [o for o in doc.observations if o.item in items]
+        paths = [
+            items[o.item] if o.component is None else f"{items[o.item]}/{o.component}" for o in keep
+        ]
+        names = list(dict.fromkeys(paths))
         code = {n: i for i, n in enumerate(names)}
         return SampleBatch.build(
             names,
-            np.array([code[self.config.items[o.item]] for o in keep], dtype=np.int32),
+            np.array([code[p] for p in paths], dtype=np.int32),
             [o.ts_us for o in keep],
             [math.nan if o.value is None else o.value for o in keep],
             [Quality.BAD if o.value is None else Quality.GOOD for o in keep],
         )
 
+    async def _get(self, client: httpx.AsyncClient, url: str) -> tuple[int, bytes]:
+        r = await client.get(url)
+        return r.status_code, r.content
+
     async def batches(self, cursor: str | None) -> AsyncIterator[tuple[SampleBatch, str | None]]:
+        cfg = self.config
+        async with httpx.AsyncClient(
+            timeout=httpx.Timeout(cfg.timeout_s),
+            verify=self.tls if self.tls is not None else True,
+            follow_redirects=False,
+        ) as client:
+            async for out in self._loop(client, cursor):
+                yield out
+
+    async def _loop(
+        self, client: httpx.AsyncClient, cursor: str | None
+    ) -> AsyncIterator[tuple[SampleBatch, str | None]]:
         cfg = self.config
         base = cfg.url.rstrip("/")
         device = base
         backoff = Backoff(initial_s=min(0.1, cfg.poll_s), max_s=max(5.0, cfg.poll_s))
-        instance, nxt = None, None
+        instance: int | None = None
+        nxt: int | None = None
         if cursor:
             i, _, n = cursor.partition(":")
             instance, nxt = int(i), int(n)
         failing = False
+        fails_at: tuple[int | None, int] = (None, 0)  # (from, consecutive unreadable answers)
         while True:
             t0 = time.monotonic()
             try:
                 if nxt is None:
-                    status, body = await _get(f"{base}/current", cfg.timeout_s)
+                    status, body = await self._get(client, f"{base}/current")
                     if status != 200:
                         raise ValueError(f"/current answered HTTP {status}")
                     doc = parse_streams(body)
                     instance, nxt = doc.instance_id, doc.next
-                    batch = self._batch(doc.observations)
+                    batch = self._batch(doc, device)
                 else:
                     url = f"{base}/sample?from={nxt}&count={cfg.count}"
-                    _status, body = await _get(url, cfg.timeout_s)  # 400 carries an error doc
+                    _status, body = await self._get(client, url)  # 400 carries an error doc
                     doc = parse_streams(body)
                     if doc.instance_id != instance:
                         self.health.reject(device, "agent_restarted")
                         log.warning("mtconnect %s: agent restarted; resyncing", cfg.name)
                         nxt = None
                         continue
-                    if doc.error is not None or nxt < doc.first:
-                        gap = max(0, doc.first - nxt)
-                        self.lost += gap
-                        self.health.reject(device, "sequence_gap", gap)
-                        log.warning("mtconnect %s: gap of %d observations", cfg.name, gap)
-                        nxt = None
+                    if doc.error is not None or (doc.first is not None and nxt < doc.first):
+                        nxt = await self._after_gap(client, base, device, nxt, instance, doc)
                         continue
-                    batch = self._batch(doc.observations)
+                    batch = self._batch(doc, device)
                     nxt = doc.next
+                fails_at = (None, 0)
                 backoff.reset()
                 if failing:
                     self.health.reconnected(device)
                 failing = False
                 self.health.success(device, len(batch), time.monotonic() - t0)
                 yield batch, f"{instance}:{nxt}"
-            except (OSError, TimeoutError, ValueError, ET.ParseError, IndexError) as exc:
-                self.health.error(device, exc or "timeout")
+            except (httpx.HTTPError, OSError, ValueError, ET.ParseError) as exc:
+                why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                self.health.error(device, why)
                 failing = True
-                log.warning("mtconnect %s: %s", cfg.name, exc)
+                log.warning("mtconnect %s: %s", cfg.name, why)
+                if isinstance(exc, ValueError | ET.ParseError) and nxt is not None:
+                    # the agent answers, but not with a readable document: do not ask for
+                    # the same sequence forever
+                    tries = fails_at[1] + 1 if fails_at[0] == nxt else 1
+                    fails_at = (nxt, tries)
+                    if tries >= _MAX_FAILS_AT_ONE_SEQUENCE:
+                        self.health.reject(device, "unreadable_document")
+                        log.warning(
+                            "mtconnect %s: from=%d unreadable %d times; resyncing",
+                            cfg.name,
+                            nxt,
+                            tries,
+                        )
+                        nxt, fails_at = None, (None, 0)
                 await asyncio.sleep(backoff.next())
                 continue
             await asyncio.sleep(cfg.poll_s)
+
+    async def _after_gap(
+        self,
+        client: httpx.AsyncClient,
+        base: str,
+        device: str,
+        nxt: int,
+        instance: int | None,
+        doc: StreamsDoc,
+    ) -> int | None:
+        """The sequence to read from after the agent's buffer overran this reader; the lost
+        observations (from ``nxt`` to the buffer's first sequence) are counted. Error
+        documents carry no sequence numbers, so the buffer's start is asked of ``/current``."""
+        first = doc.first if doc.error is None else None
+        if first is None:
+            status, body = await self._get(client, f"{base}/current")
+            if status != 200:
+                raise ValueError(f"/current answered HTTP {status} (after {doc.error})")
+            cur = parse_streams(body)
+            if cur.instance_id != instance:
+                self.health.reject(device, "agent_restarted")
+                return None
+            first = cur.first
+        if first is None:
+            return None
+        gap = max(0, first - nxt)
+        self.lost += gap
+        if gap:
+            self.health.reject(device, "sequence_gap", gap)
+        log.warning(
+            "mtconnect %s: %s at from=%d: %d observations lost",
+            self.name,
+            doc.error or "gap",
+            nxt,
+            gap,
+        )
+        return max(first, nxt)

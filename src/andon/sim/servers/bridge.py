@@ -46,6 +46,21 @@ class Assignment:
     sparkplug: dict[str, tuple[str, str]] = field(default_factory=dict)  # path → (device, metric)
 
 
+# signal type -> MTConnect (category, type), so the agent's documents validate against the
+# MTConnect XSDs; other types become extension types (x:NAME), outside the XSDs
+_MTCONNECT_TYPES: dict[str, tuple[str, str]] = {
+    "spindle_load": ("SAMPLE", "LOAD"),
+    "spindle_speed": ("SAMPLE", "ROTARY_VELOCITY"),
+    "vibration": ("SAMPLE", "ACCELERATION"),
+    "coolant_temperature": ("SAMPLE", "TEMPERATURE"),
+    "tool_wear": ("SAMPLE", "LENGTH"),
+    "power": ("SAMPLE", "WATTAGE"),
+    "energy": ("SAMPLE", "ELECTRICAL_ENERGY"),
+    "part_count": ("EVENT", "PART_COUNT"),
+}
+_MTC_OTHER = ("SAMPLE", "x:OTHER")
+
+
 def assign(plant: Plant) -> Assignment:
     """Which protocol serves which signal (see the module docstring)."""
     a = Assignment()
@@ -97,7 +112,11 @@ class FactoryServers:
         size = 2 * max((addr for _, addr in a.modbus.values()), default=0) + 8
         self.images = {u: ModbusImage(size) for u in units}
         self.modbus = ModbusSimServer(self.images)
-        items = [(i, i.split(".", 1)[1], "SAMPLE", "X") for i in a.mtconnect.values()]
+        kinds = {f"{m.id}.{s.id}": s.type for _, _, m in plant.machines() for s in m.signals}
+        items = [
+            (i, i.split(".", 1)[1], *_MTCONNECT_TYPES.get(kinds.get(i, ""), _MTC_OTHER))
+            for i in a.mtconnect.values()
+        ]
         self.mtconnect = MTConnectAgent("machine-tool", items)
         self.latest: dict[tuple[str, str], float] = {}
         devices: dict[str, list[tuple[str, int]]] = {}

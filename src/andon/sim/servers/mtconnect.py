@@ -2,7 +2,11 @@
 ``/sample?from=&count=`` over HTTP/1.1, with a bounded ring buffer of observations and
 sequence numbers, as a real agent has (so a reader that falls behind sees a gap).
 
-``observe(item_id, value)`` records an observation (``None`` = ``UNAVAILABLE``).
+``observe(item_id, value)`` records an observation (``None`` = ``UNAVAILABLE``): a number for
+a ``SAMPLE``, text for an ``EVENT`` (``ACTIVE``), a level for a ``CONDITION`` (``NORMAL``,
+``WARNING``, ``FAULT``). Every document validates against the official MTConnect 2.0 XSDs
+(tested with the schemas under tests/data/mtconnect/); error documents carry no sequence
+numbers, as real agents' do.
 """
 
 from __future__ import annotations
@@ -20,10 +24,14 @@ __all__ = ["MTConnectAgent"]
 
 NS = "urn:mtconnect.org:MTConnectStreams:2.0"
 NS_DEV = "urn:mtconnect.org:MTConnectDevices:2.0"
+NS_ERR = "urn:mtconnect.org:MTConnectError:2.0"
+NS_EXT = "urn:andon.dev:sim"
+"""Types written ``x:NAME`` are extensions in this namespace (signals with no MTConnect type)."""
+_GROUP = {"SAMPLE": "Samples", "EVENT": "Events", "CONDITION": "Condition"}
 
 
 class MTConnectAgent:
-    """Serves one device with numeric ``items``: ``[(id, name, category, type)]``."""
+    """Serves one device with ``items``: ``[(id, name, category, type)]``."""
 
     def __init__(
         self,
@@ -36,6 +44,7 @@ class MTConnectAgent:
         self.device = device
         self.items = list(items)
         self.buffer: deque[tuple[int, str, float, str]] = deque(maxlen=buffer_size)
+        self.started = time.time()
         self.next_seq = 1
         self.instance_id = int(time.time())
         self.host, self.port = host, port
@@ -43,12 +52,19 @@ class MTConnectAgent:
         self._server: asyncio.Server | None = None
         self._current: dict[str, tuple[int, float, str]] = {}
 
-    def observe(self, item_id: str, value: float | None, ts: float | None = None) -> int:
+    def observe(self, item_id: str, value: float | str | None, ts: float | None = None) -> int:
         """Record an observation; returns its sequence number."""
         seq = self.next_seq
         self.next_seq += 1
         when = ts if ts is not None else time.time()
-        text = "UNAVAILABLE" if value is None else repr(float(value))
+        if value is None:
+            text = "UNAVAILABLE"
+        elif isinstance(value, str):
+            text = value
+        elif float(value).is_integer():
+            text = str(int(value))  # counts (PartCount) are integers in the XSDs
+        else:
+            text = repr(float(value))
         self.buffer.append((seq, item_id, when, text))
         self._current[item_id] = (seq, when, text)
         return seq
@@ -73,12 +89,23 @@ class MTConnectAgent:
 
     # -- documents -----------------------------------------------------------------------------
 
-    def _header(self) -> str:
+    def _header(
+        self, next_seq: int | None = None, sequences: bool = True, errors: bool = False
+    ) -> str:
         first = self.buffer[0][0] if self.buffer else self.next_seq
+        seqs = (
+            f'firstSequence="{first}" lastSequence="{self.next_seq - 1}" '
+            f'nextSequence="{self.next_seq if next_seq is None else next_seq}" '
+            if sequences
+            else ""
+        )
+        # error documents have no deviceModelChangeTime (MTConnectError 2.0 XSD)
+        change = f'deviceModelChangeTime="{_iso(self.started)}" ' if errors is False else ""
         return (
-            f'<Header creationTime="{_iso(time.time())}" instanceId="{self.instance_id}" '
-            f'bufferSize="{self.buffer.maxlen}" firstSequence="{first}" '
-            f'lastSequence="{self.next_seq - 1}" nextSequence="{self.next_seq}" sender="sim"/>'
+            f'<Header creationTime="{_iso(time.time(), 0)}" sender="sim" '
+            f'instanceId="{self.instance_id}" version="2.0.0" '
+            f"{change}"
+            f'bufferSize="{self.buffer.maxlen}" {seqs}/>'
         )
 
     def probe(self) -> str:
@@ -86,34 +113,49 @@ class MTConnectAgent:
             f'<DataItem id="{i}" name="{escape(n)}" category="{c}" type="{t}"/>'
             for i, n, c, t in self.items
         )
+        header = self._header(sequences=False).replace(
+            ' sender="sim"', ' sender="sim" assetBufferSize="1024" assetCount="0"'
+        )
         return (
-            f'<?xml version="1.0"?><MTConnectDevices xmlns="{NS_DEV}">{self._header()}'
-            f'<Devices><Device id="{self.device}" name="{self.device}"><DataItems>{items}'
+            f'<?xml version="1.0"?><MTConnectDevices xmlns="{NS_DEV}" xmlns:x="{NS_EXT}">'
+            f"{header}"
+            f'<Devices><Device id="{self.device}" name="{self.device}" '
+            f'uuid="{self.device}-uuid"><DataItems>{items}'
             "</DataItems></Device></Devices></MTConnectDevices>"
         )
 
     def streams(self, obs: list[tuple[int, str, float, str]], next_seq: int) -> str:
         names = {i: (n, c, t) for i, n, c, t in self.items}
-        samples = "".join(
-            f'<{_tag(names[i][2])} dataItemId="{i}" name="{escape(names[i][0])}" '
-            f'sequence="{s}" timestamp="{_iso(w)}">{v}</{_tag(names[i][2])}>'
-            for s, i, w, v in obs
-            if i in names
-        )
-        header = self._header().replace(
-            f'nextSequence="{self.next_seq}"', f'nextSequence="{next_seq}"'
+        groups: dict[str, list[str]] = {}
+        for s, i, w, v in obs:
+            if i not in names:
+                continue
+            name, cat, typ = names[i]
+            attrs = f'dataItemId="{i}" name="{escape(name)}" sequence="{s}" timestamp="{_iso(w)}"'
+            if cat == "CONDITION":
+                level = "Unavailable" if v == "UNAVAILABLE" else v.capitalize()
+                el = f'<{level} {attrs} type="{typ}"/>'
+            else:
+                el = f"<{_tag(typ)} {attrs}>{escape(v)}</{_tag(typ)}>"
+            groups.setdefault(_GROUP.get(cat, "Samples"), []).append(el)
+        body = "".join(
+            f"<{g}>{''.join(groups[g])}</{g}>"
+            for g in ("Samples", "Events", "Condition")
+            if g in groups
         )
         return (
-            f'<?xml version="1.0"?><MTConnectStreams xmlns="{NS}">{header}<Streams>'
-            f'<DeviceStream name="{self.device}"><ComponentStream component="Device">'
-            f"<Samples>{samples}</Samples></ComponentStream></DeviceStream></Streams>"
-            "</MTConnectStreams>"
+            f'<?xml version="1.0"?><MTConnectStreams xmlns="{NS}" xmlns:x="{NS_EXT}">'
+            f"{self._header(next_seq)}"
+            f'<Streams><DeviceStream name="{self.device}" uuid="{self.device}-uuid">'
+            f'<ComponentStream component="Device" componentId="{self.device}">'
+            f"{body}</ComponentStream></DeviceStream></Streams></MTConnectStreams>"
         )
 
     def _error(self, code: str, text: str) -> str:
         return (
-            f'<?xml version="1.0"?><MTConnectError xmlns="{NS}">{self._header()}'
-            f'<Errors><Error errorCode="{code}">{escape(text)}</Error></Errors></MTConnectError>'
+            f'<?xml version="1.0"?><MTConnectError xmlns="{NS_ERR}">'
+            f'{self._header(sequences=False, errors=True)}<Errors><Error errorCode="{code}">'
+            f"{escape(text)}</Error></Errors></MTConnectError>"
         )
 
     def respond(self, target: str) -> tuple[int, str]:
@@ -159,8 +201,11 @@ class MTConnectAgent:
 
 
 def _tag(kind: str) -> str:
-    return "".join(p.capitalize() for p in kind.lower().split("_"))
+    prefix, _, kind = kind.rpartition(":")
+    name = "".join(p.capitalize() for p in kind.lower().split("_"))
+    return f"{prefix}:{name}" if prefix else name
 
 
-def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def _iso(t: float, digits: int = 6) -> str:
+    text = datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    return (text[: len(text) - 6 + digits].rstrip(".")) + "Z"
