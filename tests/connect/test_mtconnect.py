@@ -262,3 +262,39 @@ def test_https_and_chunked_answers_from_uvicorn(tmp_path: Path) -> None:
             await task
 
     asyncio.run(go())
+
+
+class _BrokenSampleAgent(MTConnectAgent):
+    """Answers /sample with a cut-off document (as a crashing agent or proxy may)."""
+
+    def respond(self, target: str) -> tuple[int, str]:
+        status, body = super().respond(target)
+        return (status, body[: len(body) // 2]) if "/sample" in target else (status, body)
+
+
+def test_an_unreadable_answer_is_not_asked_for_forever() -> None:
+    async def go() -> None:
+        agent = _BrokenSampleAgent("vmc1", ITEMS)
+        await agent.start()
+        cfg = MTConnectConfig(
+            name="m", url=f"http://127.0.0.1:{agent.port}", items={"s1": "s/x"}, poll_s=0.01
+        )
+        c = MTConnectConnector(cfg)
+        it = c.batches(None).__aiter__()
+        try:
+            agent.observe("s1", 1.0)
+            await _take(it, 1)  # /current
+            agent.observe("s1", 2.0)
+            agent.observe("s1", 3.0)
+            # three cut-off /sample answers, then a resync through /current, which holds the
+            # last value only: the observation before it is counted lost
+            ((b, _),) = await _take(it, 1)
+            assert b.value.tolist() == [3.0]
+            h = c.health.device(cfg.url)
+            assert h.rejected == {"unreadable_document": 1, "sequence_gap": 1} and h.errors == 3
+            assert c.lost == 1
+        finally:
+            await it.aclose()  # type: ignore[attr-defined]
+            await agent.stop()
+
+    asyncio.run(go())

@@ -245,6 +245,7 @@ class MTConnectConnector:
             instance, nxt = int(i), int(n)
         failing = False
         fails_at: tuple[int | None, int] = (None, 0)  # (from, consecutive unreadable answers)
+        skipped_from: int | None = None
         while True:
             t0 = time.monotonic()
             try:
@@ -253,6 +254,14 @@ class MTConnectConnector:
                     if status != 200:
                         raise ValueError(f"/current answered HTTP {status}")
                     doc = parse_streams(body)
+                    if skipped_from is not None and doc.instance_id == instance and doc.next:
+                        # resync after unreadable answers: what /current does not hold is lost
+                        held = sum(1 for o in doc.observations if o.sequence >= skipped_from)
+                        gap = max(0, doc.next - skipped_from - held)
+                        self.lost += gap
+                        if gap:
+                            self.health.reject(device, "sequence_gap", gap)
+                    skipped_from = None
                     instance, nxt = doc.instance_id, doc.next
                     batch = self._batch(doc, device)
                 else:
@@ -294,7 +303,7 @@ class MTConnectConnector:
                             nxt,
                             tries,
                         )
-                        nxt, fails_at = None, (None, 0)
+                        skipped_from, nxt, fails_at = nxt, None, (None, 0)
                 await asyncio.sleep(backoff.next())
                 continue
             await asyncio.sleep(cfg.poll_s)
