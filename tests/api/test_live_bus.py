@@ -1,13 +1,13 @@
 """The live feed is pushed by the live bus, not polled from the store. Against a real server
 (uvicorn on loopback, wall clock) and a real DuckDB store wrapped to count its reads: a
 state and a value ingested over HTTPS reach an open ``/live`` feed within a second, and the
-store is not read once between the feed's first snapshot and their arrival."""
+store is not read once between the feed's first snapshot and their arrival; with the
+in-process bus and with the service's bus on NATS."""
 
 from __future__ import annotations
 
 import asyncio
-import queue
-import threading
+import socket
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -48,35 +48,35 @@ class CountingStore:
         return counted
 
 
-def _events(r: httpx.Response, out: queue.Queue[tuple[float, str, str]]) -> None:
+def _next(lines: Iterator[str], want: str) -> tuple[float, str]:
+    """The next ``want`` event's data and when it was read (the client's read timeout, 10 s,
+    bounds the wait)."""
     event = ""
-    try:
-        for line in r.iter_lines():
-            if line.startswith("event: "):
-                event = line[7:]
-            elif line.startswith("data: "):
-                out.put((time.monotonic(), event, line[6:]))
-    except (httpx.HTTPError, RuntimeError):  # the test closed the feed
-        return
+    for line in lines:
+        if line.startswith("event: "):
+            event = line[7:]
+        elif line.startswith("data: ") and event == want:
+            return time.monotonic(), line[6:]
+    raise AssertionError(f"the feed ended before a {want} event")
 
 
-def _next(out: queue.Queue[tuple[float, str, str]], want: str) -> tuple[float, str]:
-    deadline = time.monotonic() + 10
-    while (left := deadline - time.monotonic()) > 0:
-        at, event, data = out.get(timeout=left)
-        if event == want:
-            return at, data
-    raise AssertionError(f"no {want} event within 10 s")
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, CountingStore]]:
+@pytest.fixture(scope="module", params=["inprocess", "nats"])
+def served(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[LiveServer, CountingStore]]:
+    kind = request.param
+    if kind == "nats":
+        try:
+            socket.create_connection(("127.0.0.1", 4222), timeout=0.5).close()
+        except OSError:
+            pytest.skip("NATS is not reachable on 127.0.0.1:4222 (scripts/services.sh starts it)")
     tmp = tmp_path_factory.mktemp("livebus")
     settings = Settings(
         database_url=f"sqlite:///{tmp / 'meta.db'}",
         limits={"api_rps": 0, "auth_per_s": 0, "ingest_points_per_s": 0, "principal_rps": 0},
         monitoring={"alert_interval_s": 0},
         security={"secrets_dir": str(tmp / "secrets")},
+        bus={"kind": kind},
     )
     store = CountingStore(DuckDBStore.open(None))
     try:
@@ -111,17 +111,15 @@ def test_a_state_and_a_value_reach_the_feed_within_a_second_with_no_store_read(
         signal = next(s for s in plant.signal_paths() if s.startswith(machine + "/"))
         now = time.time_ns() // 1000
         # the feed ticks every 60 s: within this test only the bus can bring news
-        out: queue.Queue[tuple[float, str, str]] = queue.Queue()
         with client.stream(
             "GET",
             f"/sites/{site['id']}/live",
             headers=admin,
             params={"interval_s": 60, "max_ticks": 2},
         ) as feed:
-            reader = threading.Thread(target=_events, args=(feed, out), daemon=True)
-            reader.start()
-            _next(out, "values")  # the snapshot
-            _next(out, "alerts")  # the first tick's floor part is complete
+            lines = feed.iter_lines()
+            _next(lines, "values")  # the snapshot
+            _next(lines, "alerts")  # the first tick's floor part is complete
             reads = sum(store.reads.values())
             t0 = time.monotonic()
             r = client.post(
@@ -146,9 +144,18 @@ def test_a_state_and_a_value_reach_the_feed_within_a_second_with_no_store_read(
                 },
             )
             assert r.status_code == 200, r.text
-            at_values, values = _next(out, "values")
-            at_states, states = _next(out, "states")
+            # read after the POST returned: an upper bound of each arrival
+            at_values, values = _next(lines, "values")
+            at_states, states = _next(lines, "states")
             assert sum(store.reads.values()) == reads, store.reads  # no store read since
             assert at_values - t0 < 1.0 and at_states - t0 < 1.0, (at_values - t0, at_states - t0)
     assert f'"signal": "{signal}"' in values and '"value": 42.5' in values
+    # the client went away: its feed ends and unsubscribes within two seconds, not at its
+    # next tick (60 s), so a gone client does not keep queueing (and dropping) messages
+    bus = live.app.state.services.bus
+    deadline = time.monotonic() + 5
+    while any(s.tenant == "ta" for s in bus.stats().subscribers):
+        assert time.monotonic() < deadline, "the feed kept its subscription"
+        time.sleep(0.05)
+    assert time.monotonic() - deadline < -3
     assert f'"machine": "{machine}"' in states and '"state": "down"' in states
