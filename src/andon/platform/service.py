@@ -9,9 +9,11 @@ never from the request body.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import os
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -90,8 +92,18 @@ def _pool(name: str, workers: int) -> ThreadPoolExecutor:
     executor, which serves the store's queries (a flood must not queue them behind it)."""
     pool = _POOLS.get(name)
     if pool is None:
-        pool = _POOLS[name] = ThreadPoolExecutor(workers, thread_name_prefix=f"andon-{name}")
+        pool = _POOLS[name] = ThreadPoolExecutor(
+            workers, thread_name_prefix=f"andon-{name}", initializer=_in_background
+        )
     return pool
+
+
+def _in_background() -> None:
+    """Run the calling thread (and the threads it starts: argon2's lanes) at a lower CPU
+    priority than the event loop, so an attacker's work waits for the API's, not the
+    reverse. Where the OS refuses, the work runs as before."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
 
 
 _PARSER: list[ProcessPoolExecutor] = []
@@ -101,7 +113,7 @@ def _parser() -> ProcessPoolExecutor:
     """The process that parses plant models (spawned on first use, replaced if it dies)."""
     if not _PARSER:
         ctx = multiprocessing.get_context("spawn")  # never fork a process with threads
-        _PARSER.append(ProcessPoolExecutor(PARSE_SLOTS, mp_context=ctx))
+        _PARSER.append(ProcessPoolExecutor(PARSE_SLOTS, mp_context=ctx, initializer=_in_background))
     return _PARSER[0]
 
 
