@@ -111,9 +111,11 @@ class UplinkConfig:
         return self.username or parts[0], self.password or parts[1]
 
 
-SHORT_SESSION_S = 5.0
+SHORT_SESSION_S = 30.0
+TAKEOVER_WINDOW_S = 300.0
 TAKEOVER_BURST = 3
-"""Short sessions within a minute that make the uplink log the duplicate-edge hint."""
+"""Short sessions within ``TAKEOVER_WINDOW_S`` that make the uplink log the duplicate-edge
+hint (a kicked client can wait out a 10 s request timeout before it notices)."""
 
 
 @dataclass
@@ -202,15 +204,16 @@ class Uplink:
         if now - self._session_start >= SHORT_SESSION_S:
             return
         self.stats.short_sessions += 1
-        self._short = [t for t in self._short if now - t < 60.0] + [now]
+        self._short = [t for t in self._short if now - t < TAKEOVER_WINDOW_S] + [now]
         if len(self._short) >= TAKEOVER_BURST and now - self._hinted_at >= 60.0:
             self._hinted_at = now
             log.warning(
-                "uplink: the broker closed this edge's connection %d times within a minute,"
+                "uplink: the broker closed this edge's connection %d times in %d minutes,"
                 " each soon after it connected: is another edge running with the same key"
                 " (MQTT client id andon-edge-%s)? The broker drops the older session of a"
                 " client id whenever the other connects; give every edge its own key",
                 len(self._short),
+                TAKEOVER_WINDOW_S // 60,
                 self.config.key_id,
             )
 
@@ -228,8 +231,8 @@ class Uplink:
             keepalive=15,
             timeout=10,
         ) as client:
-            await client.subscribe(ack_topic(cfg.key_id), qos=1)
             self._session_start = time.monotonic()
+            await client.subscribe(ack_topic(cfg.key_id), qos=1)
             self.stats.connected = True
             self.stats.connects += 1
             backoff.reset()
