@@ -4,9 +4,14 @@ built in the test) and the host application's state machine."""
 from __future__ import annotations
 
 import asyncio
+import json
 import math
+import shutil
+import subprocess
 import threading
 import time
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import paho.mqtt.client as paho
@@ -425,3 +430,103 @@ async def _paho_node_dies(broker: Broker) -> None:
     temp = [s for s in seen if s[0] == "s/a/n1/temp"]
     assert (temp[-2][1], temp[-2][2]) == (-5.0, Quality.GOOD) and temp[-1][2] == Quality.BAD
     assert temp[-1][3] > temp[-2][3]  # the death is later than the last value
+
+
+# -- Eclipse Tahu's JavaScript encoder (npm sparkplug-payload) -----------------------------------
+
+TAHU = Path(__file__).parent.parent / "sparkplug_js"
+
+
+def _tahu(payloads: list[dict[str, Any]]) -> list[bytes]:
+    """The payloads encoded by Eclipse Tahu's sparkplug-payload under Node.js."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        raise RuntimeError("the Sparkplug interoperability test needs Node.js and npm on PATH")
+    if not (TAHU / "node_modules" / "sparkplug-payload").is_dir():
+        subprocess.run(
+            [npm, "install", "--no-audit", "--no-fund", "--silent"], cwd=TAHU, check=True
+        )
+    out = subprocess.run(
+        [node, "encode.mjs"],
+        cwd=TAHU,
+        input=json.dumps(payloads),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return [bytes.fromhex(h) for h in json.loads(out.stdout)]
+
+
+def test_payloads_from_eclipse_tahu_js() -> None:
+    nbirth, dbirth, ddata, deflated, gzipped, ndeath = _tahu(
+        [
+            {
+                "timestamp": NOW_MS,
+                "seq": 0,
+                "metrics": [{"name": "bdSeq", "type": "Int64", "value": 4}],
+            },
+            {
+                "timestamp": NOW_MS,
+                "seq": 1,
+                "metrics": [
+                    {"name": "i8", "alias": 1, "type": "Int8", "value": 0},
+                    {"name": "i32", "alias": 2, "type": "Int32", "value": 0},
+                    {"name": "at", "alias": 3, "type": "DateTime", "value": NOW_MS},
+                    {"name": "f", "alias": 4, "type": "Double", "value": 0.5},
+                ],
+            },
+            {
+                "timestamp": NOW_MS + 1,
+                "seq": 2,
+                "metrics": [
+                    {"alias": 1, "type": "Int8", "value": -1},
+                    {"alias": 2, "type": "Int32", "value": -5},
+                    {"alias": 3, "type": "DateTime", "value": NOW_MS + 1},
+                ],
+            },
+            {
+                "timestamp": NOW_MS + 2,
+                "seq": 3,
+                "compress": "DEFLATE",
+                "metrics": [{"alias": 4, "type": "Double", "value": 2.25}],
+            },
+            {
+                "timestamp": NOW_MS + 3,
+                "seq": 4,
+                "compress": "GZIP",
+                "metrics": [{"alias": 2, "type": "Int32", "value": -7}],
+            },
+            {  # the will: stamped when the node connected
+                "timestamp": NOW_MS - 3_600_000,
+                "metrics": [{"name": "bdSeq", "type": "Int64", "value": 4}],
+            },
+        ]
+    )
+    h = SparkplugHost("g", "s/a")
+    got: list[tuple[str, float, int, int]] = []
+    for kind, raw, now in [
+        ("NBIRTH/n1", nbirth, NOW_US),
+        ("DBIRTH/n1/d1", dbirth, NOW_US),
+        ("DDATA/n1/d1", ddata, NOW_US),
+        ("DDATA/n1/d1", deflated, NOW_US),
+        ("DDATA/n1/d1", gzipped, NOW_US),
+        ("NDEATH/n1", ndeath, NOW_US + 10_000_000),
+    ]:
+        b, cmds = h.handle(f"{G}/{kind}", raw, now)
+        assert not cmds, (kind, h.rejected)
+        got += [
+            (b.names[i], float(v), int(q), int(t))
+            for i, v, q, t in zip(b.index, b.value, b.quality, b.ts, strict=True)
+        ]
+    assert h.rejected == {}
+    good = [(n, v) for n, v, q, _ in got if q == Quality.GOOD]
+    assert good[4:] == [
+        ("s/a/d1/i8", -1.0),
+        ("s/a/d1/i32", -5.0),
+        ("s/a/d1/at", float(NOW_MS + 1)),
+        ("s/a/d1/f", 2.25),
+        ("s/a/d1/i32", -7.0),
+    ]
+    dead = [(n, t) for n, _, q, t in got if q == Quality.BAD]
+    assert sorted(dead) == [(f"s/a/d1/{n}", NOW_US + 10_000_000) for n in ("at", "f", "i32", "i8")]
