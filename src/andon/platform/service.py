@@ -881,9 +881,9 @@ class Platform:
             ).one_or_none()
         if r is None:
             raise NotFound("user")
-        if not await asyncio.to_thread(verify_password, current, str(r.password_hash)):
+        if not await self.verify_password(current, str(r.password_hash)):
             raise LoginFailed("wrong current password", tenant_id, user_id)
-        digest = await asyncio.to_thread(hash_password, new)
+        digest = await self.hash_password(new)
         async with self.db.begin() as conn:
             await conn.execute(
                 update(users)
@@ -919,7 +919,7 @@ class Platform:
         """Spend a reset token and set the password: ``(tenant, user id)``. Every session of
         the user ends and a login lockout is lifted. ``LoginFailed`` when the token is
         unknown, used or expired."""
-        digest = await asyncio.to_thread(hash_password, new)
+        digest = await self.hash_password(new)
         try:
             async with self.db.begin() as conn:
                 tid, uid = await self.sessions.use_reset(token, conn)
