@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from andon.connect.net import tls_context
 from andon.edge.buffer import EdgeBuffer
 from andon.edge.uplink import TAKEOVER_BURST, Uplink, UplinkConfig
 from tests.edge.broker import Broker
 from tests.edge.helpers import KEY
+from tests.edge.test_mqtt_tls import Tls, tls  # noqa: F401  (the TLS broker fixture)
 
 
 def test_two_edges_with_one_key_are_detected(
@@ -45,3 +47,27 @@ def test_two_edges_with_one_key_are_detected(
     assert "another edge running with the same key" in caplog.text
     assert "andon-edge-" in caplog.text
     assert max(short) >= TAKEOVER_BURST, short
+
+
+def test_a_refused_login_still_stops_the_uplink(tls: Tls, tmp_path: Path) -> None:  # noqa: F811
+    """The refused-login check reads only a refused connect (not paho's own error numbers,
+    where 4 is "not connected")."""
+
+    async def go() -> Uplink:
+        buf = await EdgeBuffer.open(tmp_path / "edge.db")
+        ctx = tls_context(str(tls.ca.cert))
+        up = Uplink(
+            buf, UplinkConfig("edge-1", KEY, port=tls.broker.port, password="wrong", tls=ctx)
+        )
+        task = asyncio.create_task(up.run())
+        try:
+            await asyncio.wait_for(up.halted.wait(), 20)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await buf.close()
+        return up
+
+    up = asyncio.run(go())
+    assert up.stats.last_error.startswith("stopped:"), up.stats.last_error
+    assert up.stats.short_sessions == 0
