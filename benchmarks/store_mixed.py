@@ -47,7 +47,7 @@ TENANT = "bench"
 async def load(store: DuckDBStore, args: argparse.Namespace) -> int:
     """Fill the store with history; return the end of the covered range."""
     period = 60 * US_PER_S
-    t1 = T0 + -(-args.points // args.signals) * period
+    t1: int = T0 + -(-int(args.points) // int(args.signals)) * period
     with progress() as bar:
         task = bar.add_task("load history", total=args.points)
         for batch in sample_batches(args.points, args.signals, 500_000, period):

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -157,10 +156,10 @@ class Small:
 
     def call(
         self, method: str, path: str, headers: dict[str, str] | None = None, body: Any = None
-    ) -> httpx.Response:
+    ) -> Any:
         return self.client.request(method, PREFIX + path, headers=headers or {}, json=body)
 
-    def login(self, email: str, password: str = PASSWORD, via: str | None = None) -> httpx.Response:
+    def login(self, email: str, password: str = PASSWORD, via: str | None = None) -> Any:
         headers = {"X-Forwarded-For": via} if via else {}
         return self.call("POST", "/auth/login", headers, {"email": email, "password": password})
 

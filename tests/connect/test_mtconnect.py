@@ -251,7 +251,7 @@ def test_https_and_chunked_answers_from_uvicorn(tmp_path: Path) -> None:
             # without the CA the agent's certificate is refused: TLS is really used
             bad = MTConnectConnector(cfg.model_copy(update={"ca_file": None}))
             it = bad.batches(None).__aiter__()
-            task2 = asyncio.create_task(it.__anext__())
+            task2 = asyncio.ensure_future(it.__anext__())
             while not bad.health.device(cfg.url).errors:
                 assert asyncio.get_running_loop().time() < deadline
                 await asyncio.sleep(0.01)

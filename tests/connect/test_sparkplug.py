@@ -17,6 +17,7 @@ import numpy as np
 import paho.mqtt.client as paho
 import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from paho.mqtt.enums import CallbackAPIVersion
 
 from andon.connect.sparkplug.connector import SparkplugConfig, SparkplugConnector
 from andon.connect.sparkplug.host import SparkplugHost
@@ -294,7 +295,7 @@ def test_data_before_any_birth_asks_for_rebirth() -> None:
 # -- issue 12: payloads written by Google's protobuf runtime, as other vendors' nodes do ---------
 
 
-def _g_payload(seq: int | None, ts: int = NOW_MS) -> object:
+def _g_payload(seq: int | None, ts: int = NOW_MS) -> Any:
     g = _google_payload_class()(timestamp=ts)
     if seq is not None:
         g.seq = seq
@@ -394,9 +395,14 @@ async def _paho_node_dies(broker: Broker) -> None:
     task = asyncio.create_task(collect())
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 10
-    node = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="paho-node")
+    node = paho.Client(CallbackAPIVersion.VERSION2, client_id="paho-node")
     host_online = threading.Event()
-    node.on_message = lambda c, u, m: b'"online": true' in m.payload and host_online.set()
+
+    def on_message(c: paho.Client, u: Any, m: paho.MQTTMessage) -> None:
+        if b'"online": true' in m.payload:
+            host_online.set()
+
+    node.on_message = on_message
     old_ms = int(time.time() * 1000) - 3_600_000
     will = _g_payload(None, ts=old_ms)
     will.metrics.add(name="bdSeq", datatype=INT64, long_value=3)
