@@ -299,7 +299,7 @@ class _Api:
             secret_key="b" * 40,
             web=False,
             monitoring={"alert_interval_s": 0},
-            limits={"api_rps": 0, "ingest_points_per_s": 0},
+            limits={"api_rps": 0, "principal_rps": 0, "ingest_points_per_s": 0},
         )
         self.app = create_app(settings)
         config = uvicorn.Config(
