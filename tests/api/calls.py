@@ -9,9 +9,9 @@ from collections.abc import Callable
 from typing import Any
 
 from andon.api import Endpoint
+from andon.floor.alerts import FloorRecords, WantedAlert
 from andon.model.loader import parse_plant
 from andon.platform import KeyKind, Permission, Role
-from andon.platform.alerts import FloorRecords, WantedAlert
 from andon.platform.boards import register_device
 from andon.platform.service import Principal
 from tests.api.world import PASSWORD, Tenant, World, demo_yaml, site_yaml

@@ -9,8 +9,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from andon.floor.alerts import AlertEvaluator
 from andon.model.loader import parse_plant
-from andon.platform.alerts import AlertEvaluator
 from tests.api.world import World, site_yaml
 
 __all__ = [

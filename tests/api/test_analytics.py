@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from andon.floor.alerts import FloorRecords
 from andon.kpi import api as kpi
 from andon.kpi.carbon import grid_factor
 from andon.kpi.ranges import line_outputs, planned_production_s
@@ -18,7 +19,6 @@ from andon.kpi.summary import parts_of
 from andon.kpi.timeline import Buckets
 from andon.model.loader import parse_plant
 from andon.model.plant import Plant
-from andon.platform.alerts import FloorRecords
 from andon.store.base import TelemetryStore
 from andon.twin.bottleneck import analyse
 from tests.api.calls import LINE, MACHINE

@@ -12,9 +12,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from andon.demo.run import default_start
+from andon.floor.alerts import AlertEvaluator, FloorRecords
 from andon.model.plant import Plant, SignalAlarms
 from andon.model.types import SampleBatch
-from andon.platform.alerts import AlertEvaluator, FloorRecords
 from andon.platform.config import Monitoring
 from andon.store import DuckDBStore
 from tests.platform.floor import demo_plant, metadata_db

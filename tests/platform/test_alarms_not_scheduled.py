@@ -12,14 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from andon.demo.run import DemoRun, default_start
-from andon.model.plant import Plant
-from andon.model.types import MachineState, StateBatch
-from andon.platform import Database
-from andon.platform.alerts import (
+from andon.floor.alerts import (
     AlertEvaluator,
     FloorRecords,
     floor_snapshot,
 )
+from andon.model.plant import Plant
+from andon.model.types import MachineState, StateBatch
+from andon.platform import Database
 from andon.platform.config import Monitoring
 from andon.store import DuckDBStore
 from tests.platform.floor import demo_plant, machine_paths, metadata_db

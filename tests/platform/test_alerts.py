@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from andon.model.plant import Plant
-from andon.model.types import MachineState, SampleBatch, StateBatch
-from andon.platform.alerts import (
+from andon.floor.alerts import (
     LOOKBACK_US,
     AlertEvaluator,
     AlertRules,
@@ -16,6 +14,8 @@ from andon.platform.alerts import (
     floor_snapshot,
     wanted_alerts,
 )
+from andon.model.plant import Plant
+from andon.model.types import MachineState, SampleBatch, StateBatch
 from andon.platform.config import Monitoring
 from andon.store import DuckDBStore
 from tests.platform.floor import demo_plant, machine_paths, metadata_db

@@ -39,11 +39,11 @@ from andon.api.gateway import build_gateway, build_receiver
 from andon.api.middleware import BodyLimit, SecurityHeaders
 from andon.api.params import api
 from andon.bus import LiveBus, open_bus
+from andon.floor.alerts import AlertEvaluator, FloorRecords
 from andon.ingest import Ingestor
 from andon.ingest.live import LivePublisher
 from andon.model.plant import Plant
 from andon.model.types import Micros
-from andon.platform.alerts import AlertEvaluator, FloorRecords
 from andon.platform.config import Settings
 from andon.platform.database import Database
 from andon.platform.ratelimit import RateLimiter
@@ -122,7 +122,7 @@ async def _login(_request: Request, _exc: Exception) -> JSONResponse:
 
 
 def _alert_evaluator(svc: Services) -> AlertEvaluator:
-    """The background alert evaluator of an app (``andon.platform.alerts``)."""
+    """The background alert evaluator of an app (``andon.floor.alerts``)."""
     platform = svc.platform
 
     async def plant_of(tenant: str, site_id: str) -> Plant:

@@ -24,11 +24,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from andon.api.anonymous import AnonymousAudit
 from andon.api.endpoints import Endpoint
 from andon.bus import InProcessBus, LiveBus
+from andon.floor.alerts import AlertEvaluator
 from andon.ingest import Ingestor
 from andon.model.clock import wall_clock
 from andon.model.plant import Plant
 from andon.model.types import Micros
-from andon.platform.alerts import AlertEvaluator
 from andon.platform.config import Settings
 from andon.platform.oidc import OidcLogin
 from andon.platform.permissions import Permission
@@ -169,7 +169,7 @@ class Services:
     floor_cache: StepCache = field(default_factory=StepCache)
     """Each site's current machine states, read once per 0.2 s for every board and feed."""
     alerts: AlertEvaluator | None = None
-    """The alert evaluator (``andon.platform.alerts``); set by the lifespan."""
+    """The alert evaluator (``andon.floor.alerts``); set by the lifespan."""
     twin_jobs: TwinJobs | None = None
     """Twin scenario jobs (``andon.twin.jobs``); set by the lifespan."""
     gateway: IngestGateway | None = None

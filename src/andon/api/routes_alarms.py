@@ -15,8 +15,8 @@ from andon.api.params import _model, api
 from andon.api.routes_ops import _alert, _alert_changed, _invalid, _records
 from andon.api.schemas_alarms import AlarmLimitOut, AlarmLimitsIn, AlarmsOut, ShelveIn
 from andon.api.schemas_ops import AlertOut
+from andon.floor.alerts import alarm_limits, alarm_points
 from andon.model.plant import SignalAlarms
-from andon.platform.alerts import alarm_limits, alarm_points
 from andon.platform.permissions import Permission
 
 __all__ = ["api"]

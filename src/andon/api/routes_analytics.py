@@ -25,6 +25,7 @@ from andon.api.schemas_analytics import (
     ScenarioOut,
     TwinJobIn,
 )
+from andon.floor.alerts import FloorRecords
 from andon.kpi import api as kpi
 from andon.kpi.baseline import fit_baseline
 from andon.kpi.buffers import BufferLevel, buffer_levels
@@ -37,7 +38,6 @@ from andon.kpi.summary import line_rate, line_rates, parts_of
 from andon.kpi.timeline import Buckets
 from andon.model.plant import Machine, Plant
 from andon.model.types import Micros, StateBatch
-from andon.platform.alerts import FloorRecords
 from andon.platform.permissions import Permission
 from andon.platform.service import Invalid, NotFound
 from andon.twin.bottleneck import analyse

@@ -2,7 +2,7 @@
 ``andon.api.routes``): the andon board, stops and operator reasons, the downtime Pareto,
 alerts, and the ``states``/``alerts`` events of the live feed (``FloorFeed``).
 
-Current machine states come from ``andon.platform.alerts.floor_snapshot``, read once per
+Current machine states come from ``andon.floor.alerts.floor_snapshot``, read once per
 0.2 s step per site for every board and feed (``Services.floor_cache``); today's OEE shares
 ``kpi_summary``'s once-per-step computation. See ``docs/decisions/0606-*.md``."""
 
@@ -30,18 +30,18 @@ from andon.api.schemas_ops import (
     StopOut,
     StopsOut,
 )
-from andon.kpi.api import read_states_live
-from andon.kpi.reasons import ReasonTree, apply_entries, downtime
-from andon.kpi.summary import plant_summary
-from andon.model.plant import Plant
-from andon.model.types import MachineState, Micros, StateBatch
-from andon.platform.alerts import (
+from andon.floor.alerts import (
     LOOKBACK_US,
     FloorRecords,
     FloorSnapshot,
     floor_snapshot,
     reason_tree,
 )
+from andon.kpi.api import read_states_live
+from andon.kpi.reasons import ReasonTree, apply_entries, downtime
+from andon.kpi.summary import plant_summary
+from andon.model.plant import Plant
+from andon.model.types import MachineState, Micros, StateBatch
 from andon.platform.permissions import Permission
 from andon.platform.service import NotFound
 from andon.twin.bottleneck import analyse
