@@ -47,16 +47,16 @@ from pathlib import Path
 import numpy as np
 
 from andon.connect.counting import DEFAULT_START, counter_batch
-from andon.connect.net import tls_context
 from andon.edge.buffer import EdgeBuffer
 from andon.edge.https_uplink import HttpsUplink, HttpsUplinkConfig
 from andon.edge.uplink import Uplink, UplinkConfig
-from andon.edge.wire import Frame
 from andon.ingest import Ingestor
 from andon.ingest.broker import edge_password_line, mosquitto_acl, mosquitto_password_line
 from andon.ingest.gateway import EdgeIdentity, IngestGateway, StaticKeys, StaticSites
 from andon.ingest.mqtt import MqttReceiver, ReceiverConfig
 from andon.store.duckdb_store import DuckDBStore
+from andon.wire.frames import Frame
+from andon.wire.net import tls_context
 
 __all__ = ["main"]
 

@@ -6,7 +6,7 @@ them."""
 from __future__ import annotations
 
 from andon.api.routes_edge import EdgeHealthTable, StoredHealth
-from andon.api.schemas_edge import EdgeHealthIn
+from andon.wire.health import EdgeHealthIn
 from tests.api.world import World
 
 

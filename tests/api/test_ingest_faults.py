@@ -6,9 +6,9 @@ platform administrator, and edge health follows the platform's clock, not the ed
 from __future__ import annotations
 
 from andon.api import PREFIX
-from andon.edge.wire import FRAME_CONTENT_TYPE, encode_frame
 from andon.model.loader import parse_plant
 from andon.model.types import SampleBatch
+from andon.wire.frames import FRAME_CONTENT_TYPE, encode_frame
 from tests.api.world import World, demo_yaml
 
 SIGNALS = parse_plant(demo_yaml()).signal_paths()

@@ -159,7 +159,7 @@ async def _mqtt_json(tmp: Path) -> AsyncIterator[Peer]:
     import json
     import time
 
-    from andon.connect.net import mqtt_client
+    from andon.wire.net import mqtt_client
     from tests.edge.broker import Broker
 
     broker = Broker(tmp)

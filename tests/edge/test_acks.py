@@ -14,8 +14,8 @@ import aiomqtt
 
 from andon.connect.counting import DEFAULT_START, counter_batch
 from andon.edge.buffer import EdgeBuffer
-from andon.edge.uplink import Uplink, UplinkConfig, ack_topic
-from andon.edge.wire import Ack, ack_mac, encode_acks
+from andon.edge.uplink import Uplink, UplinkConfig
+from andon.wire.frames import Ack, ack_mac, ack_topic, encode_acks
 from tests.edge.broker import Broker
 from tests.edge.helpers import KEY, KEY_ID, Platform, signals, until, until_async
 

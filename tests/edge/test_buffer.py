@@ -10,7 +10,7 @@ import pytest
 
 from andon.connect.counting import counter_batch
 from andon.edge.buffer import BufferFull, DropPolicy, EdgeBuffer
-from andon.edge.wire import decode_frame, frame_from_parts
+from andon.wire.frames import decode_frame, frame_from_parts
 
 NAMES = ("a/x", "a/y", "a/z")
 

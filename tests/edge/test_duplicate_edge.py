@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from andon.connect.net import tls_context
 from andon.edge.buffer import EdgeBuffer
 from andon.edge.uplink import TAKEOVER_BURST, Uplink, UplinkConfig
+from andon.wire.net import tls_context
 from tests.edge.broker import Broker
 from tests.edge.helpers import KEY
 from tests.edge.test_mqtt_tls import Tls, tls  # noqa: F401  (the TLS broker fixture)

@@ -18,11 +18,11 @@ import pytest
 
 from andon.connect.counting import DEFAULT_START, counter_batch
 from andon.connect.mqtt import MqttJsonConfig, MqttJsonConnector
-from andon.connect.net import tls_context
 from andon.edge.agent import make_uplink
 from andon.edge.buffer import EdgeBuffer
 from andon.edge.config import parse_edge_config
 from andon.model.types import SampleBatch
+from andon.wire.net import tls_context
 from tests.connect.pki import Pair, make_ca, tls_leaf
 from tests.edge.broker import TlsBroker
 from tests.edge.helpers import KEY, KEY_ID, Platform, signals, until

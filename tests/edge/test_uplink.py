@@ -12,8 +12,8 @@ import numpy as np
 
 from andon.connect.counting import DEFAULT_START, counter_batch
 from andon.edge.buffer import EdgeBuffer
-from andon.edge.uplink import Uplink, UplinkConfig, up_topic
-from andon.edge.wire import encode_frame
+from andon.edge.uplink import Uplink, UplinkConfig
+from andon.wire.frames import encode_frame, up_topic
 from tests.edge.broker import Broker
 from tests.edge.helpers import KEY, KEY_ID, Platform, signals, until, until_async
 

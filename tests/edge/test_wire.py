@@ -7,7 +7,8 @@ import struct
 import numpy as np
 import pytest
 
-from andon.edge.wire import (
+from andon.model.types import SampleBatch
+from andon.wire.frames import (
     HEADER,
     MAGIC,
     Ack,
@@ -17,7 +18,6 @@ from andon.edge.wire import (
     encode_acks,
     encode_frame,
 )
-from andon.model.types import SampleBatch
 
 
 def _batch() -> SampleBatch:

@@ -17,9 +17,8 @@ import pytest
 from typer.testing import CliRunner
 
 from andon.cli import app
-from andon.edge.uplink import ack_topic
-from andon.edge.wire import Ack, encode_acks
 from andon.ingest.broker import mosquitto_acl
+from andon.wire.frames import Ack, ack_topic, encode_acks
 from tests.edge.broker import Broker
 from tests.edge.helpers import KEY, KEY_ID, until
 from tests.faults.harness import EXAMPLE_ACL, AclBroker, Run, edge_config

@@ -19,8 +19,6 @@ import pytest
 
 from andon.connect.base import within
 from andon.connect.counting import DEFAULT_START, counter_batch
-from andon.edge.uplink import UP_PREFIX, ack_topic
-from andon.edge.wire import Frame, decode_acks, encode_frame
 from andon.ingest import Ingestor
 from andon.ingest.gateway import (
     MAX_SEQ,
@@ -34,6 +32,7 @@ from andon.ingest.gateway import (
 from andon.ingest.mqtt import MqttReceiver, ReceiverConfig
 from andon.model.types import SampleBatch
 from andon.store.duckdb_store import DuckDBStore
+from andon.wire.frames import UP_PREFIX, Frame, ack_topic, decode_acks, encode_frame
 from tests.edge.broker import Broker
 from tests.edge.helpers import until
 
@@ -114,7 +113,7 @@ _DISK_FULL_SCRIPT = textwrap.dedent(
     """
     import asyncio, os, resource, signal, sys
     from andon.connect.counting import DEFAULT_START, counter_batch
-    from andon.edge.wire import encode_frame
+    from andon.wire.frames import encode_frame
     from andon.ingest import Ingestor
     from andon.ingest.gateway import EdgeIdentity, IngestGateway, StaticKeys, StaticSites
     from andon.store.duckdb_store import DuckDBStore
@@ -233,7 +232,7 @@ def test_a_frame_over_the_size_cap_is_refused_before_it_is_read(tmp_path: Path) 
 _RSS_SCRIPT = textwrap.dedent(
     """
     import asyncio, resource, sys
-    from andon.edge.wire import encode_frame
+    from andon.wire.frames import encode_frame
     from andon.ingest import Ingestor
     from andon.ingest.gateway import EdgeIdentity, IngestGateway, StaticKeys, StaticSites
     from andon.model.types import SampleBatch

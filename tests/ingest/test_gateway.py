@@ -9,7 +9,6 @@ from collections.abc import Iterator
 import pytest
 
 from andon.connect.counting import DEFAULT_START, counter_batch
-from andon.edge.wire import encode_frame
 from andon.ingest import Ingestor
 from andon.ingest.gateway import (
     EdgeIdentity,
@@ -22,6 +21,7 @@ from andon.ingest.gateway import (
 )
 from andon.model.types import SampleBatch
 from andon.store.duckdb_store import DuckDBStore
+from andon.wire.frames import encode_frame
 
 A_ID, B_ID, C_ID = "a" * 32, "b" * 32, "c" * 32
 KEY_A = f"andon_{A_ID}_secret-a"  # tenant t1, site s1 only

@@ -35,18 +35,18 @@ from sqlalchemy import select
 
 from andon.api.deps import wall_clock
 from andon.connect.counting import DEFAULT_START, counter_batch
-from andon.connect.net import tls_context
 from andon.connect.registry import build_connector
 from andon.edge.agent import EdgeAgent
 from andon.edge.buffer import EdgeBuffer
 from andon.edge.config import parse_edge_config
 from andon.edge.uplink import Uplink, UplinkConfig
-from andon.edge.wire import key_parts
 from andon.ingest.broker import edge_password_line, mosquitto_acl, mosquitto_password_line
 from andon.model.loader import parse_plant
 from andon.platform import Database, KeyKind, Permission, Platform, Role
 from andon.platform.service import Principal
 from andon.platform.tables import api_keys
+from andon.wire.frames import key_parts
+from andon.wire.net import tls_context
 from tests.connect.pki import make_ca, tls_leaf
 from tests.edge.broker import free_port, wait_port
 from tests.edge.helpers import until, until_async

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from sqlalchemy import select
 
 from andon.api.deps import Services
-from andon.connect.net import tls_context
 from andon.ingest.gateway import EdgeIdentity, IngestGateway, KeyCheck, Refusal, SiteRef
 from andon.ingest.mqtt import MqttReceiver, ReceiverConfig
 from andon.platform.config import Settings
@@ -19,6 +18,7 @@ from andon.platform.database import Database
 from andon.platform.permissions import KeyKind, Permission
 from andon.platform.security import parse_api_key, verify_secret
 from andon.platform.tables import api_keys
+from andon.wire.net import tls_context
 
 __all__ = ["PlatformKeys", "PlatformSites", "build_gateway", "build_receiver"]
 

@@ -30,7 +30,14 @@ from sqlalchemy.exc import IntegrityError
 from andon.api.deps import Access, Ctx
 from andon.api.params import api
 from andon.api.schemas import IngestIn, IngestOut
-from andon.api.schemas_edge import (
+from andon.ingest.gateway import EdgeIdentity, IngestGateway, OutsideSite, SiteRef
+from andon.model.types import PartBatch, SampleBatch, StateBatch
+from andon.platform.database import Database
+from andon.platform.permissions import Permission
+from andon.platform.service import Invalid
+from andon.platform.tables import edge_health
+from andon.wire.frames import FRAME_CONTENT_TYPE, HEADER
+from andon.wire.health import (
     ConnectorHealthOut,
     DeviceHealthOut,
     EdgeHealthAck,
@@ -38,13 +45,6 @@ from andon.api.schemas_edge import (
     EdgeSnapshotOut,
     SiteEdgeHealthOut,
 )
-from andon.edge.wire import FRAME_CONTENT_TYPE, HEADER
-from andon.ingest.gateway import EdgeIdentity, IngestGateway, OutsideSite, SiteRef
-from andon.model.types import PartBatch, SampleBatch, StateBatch
-from andon.platform.database import Database
-from andon.platform.permissions import Permission
-from andon.platform.service import Invalid
-from andon.platform.tables import edge_health
 
 __all__ = ["EdgeHealthTable", "StoredHealth", "api"]
 

@@ -122,7 +122,7 @@ def _check_broker(settings: Settings) -> str:
     if b is None:
         return "no MQTT uplink (no broker section: edges send over HTTPS)"
     if b.tls:
-        from andon.connect.net import tls_context
+        from andon.wire.net import tls_context
 
         try:
             tls_context(

@@ -63,8 +63,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Final, TypeVar
 
-from andon.edge.wire import body_of
 from andon.model.types import Micros, SampleBatch
+from andon.wire.frames import body_of
 
 __all__ = [
     "BufferFull",

@@ -52,10 +52,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from andon.connect.net import tls_context
 from andon.edge.buffer import DropPolicy
-from andon.edge.wire import key_parts
 from andon.model.loader import ModelError, read_yaml, validation_error
+from andon.wire.frames import key_parts
+from andon.wire.net import tls_context
 
 __all__ = [
     "BufferSection",

@@ -1,7 +1,7 @@
 """Store-and-forward over HTTPS: the edge POSTs buffered batches to the platform's API,
 ``POST {url}/api/v1/sites/{site}/ingest`` with its edge API key as a bearer token, and
 deletes a batch only when the platform answered 2xx with the counts it took. Each batch is
-one binary frame (``andon.edge.wire``, ``Content-Type: application/vnd.andon.frame``), the
+one binary frame (``andon.wire.frames``, ``Content-Type: application/vnd.andon.frame``), the
 same as over MQTT, historical flag included; the route also takes JSON (``ingest_body``)
 from simple clients.
 
@@ -42,10 +42,10 @@ from typing import Any
 import httpx
 
 from andon.connect.base import within
-from andon.connect.net import Backoff, describe_connect_error
 from andon.edge.buffer import BufferWriteError, EdgeBuffer, StoredBatch
 from andon.edge.uplink import UplinkHalted, UplinkStats
-from andon.edge.wire import FRAME_CONTENT_TYPE, batch_from_parts, frame_from_parts
+from andon.wire.frames import FRAME_CONTENT_TYPE, batch_from_parts, frame_from_parts
+from andon.wire.net import Backoff, describe_connect_error
 
 __all__ = [
     "HealthReporter",

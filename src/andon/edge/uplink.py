@@ -36,42 +36,34 @@ from dataclasses import dataclass, field
 import aiomqtt
 from aiomqtt.exceptions import MqttConnectError
 
-from andon.connect.net import Backoff, describe_connect_error, mqtt_client
 from andon.edge.buffer import BufferWriteError, EdgeBuffer, StoredBatch
-from andon.edge.wire import Ack, ack_mac, decode_acks, frame_from_parts, key_parts
+from andon.wire.frames import (
+    Ack,
+    ack_mac,
+    ack_topic,
+    decode_acks,
+    frame_from_parts,
+    key_parts,
+    up_topic,
+)
+from andon.wire.net import Backoff, describe_connect_error, mqtt_client
 
 __all__ = [
-    "ACK_PREFIX",
-    "UP_PREFIX",
     "Uplink",
     "UplinkConfig",
     "UplinkHalted",
     "UplinkStats",
-    "ack_topic",
-    "up_topic",
 ]
 
 log = logging.getLogger("andon.edge.uplink")
 
 
-UP_PREFIX = "andon/v1/up/"
-ACK_PREFIX = "andon/v1/ack/"
 LOG_EVERY_S = 10.0
 """At most one log line per reason this often for ignored acknowledgements."""
 
 
 class UplinkHalted(Exception):
     """The platform refused in a way that resending cannot fix."""
-
-
-def up_topic(key_id: str) -> str:
-    """Topic an edge publishes its frames on: its platform key's id."""
-    return f"{UP_PREFIX}{key_id}"
-
-
-def ack_topic(key_id: str) -> str:
-    """Topic the platform acknowledges an edge key's frames on."""
-    return f"{ACK_PREFIX}{key_id}"
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,7 @@ import base64
 import hashlib
 import os
 
-from andon.edge.uplink import ACK_PREFIX, UP_PREFIX
-from andon.edge.wire import key_parts
+from andon.wire.frames import ACK_PREFIX, UP_PREFIX, key_parts
 
 __all__ = ["edge_password_line", "mosquitto_acl", "mosquitto_password_line"]
 

@@ -1,7 +1,7 @@
 """The ingest gateway: the one way data enters the platform, whatever carried it.
 
 MQTT (``andon.ingest.mqtt``) and HTTPS (the API's ingest route) hand it the same binary
-frames (``andon.edge.wire``); the HTTPS route also hands it JSON columns. For every frame it
+frames (``andon.wire.frames``); the HTTPS route also hands it JSON columns. For every frame it
 
 1. authenticates the edge by its **platform edge key** (the frame's ``token``; on HTTPS the
    bearer key the API already checked), through a ``KeyDirectory`` — the platform's API keys
@@ -44,7 +44,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from andon.edge.wire import (
+from andon.ingest import Ingestor
+from andon.ingest.ratelog import RateLimitedLog
+from andon.model.types import PartBatch, SampleBatch, StateBatch
+from andon.wire.frames import (
     HEADER,
     MAGIC,
     Ack,
@@ -54,9 +57,6 @@ from andon.edge.wire import (
     decode_frame,
     key_parts,
 )
-from andon.ingest import Ingestor
-from andon.ingest.ratelog import RateLimitedLog
-from andon.model.types import PartBatch, SampleBatch, StateBatch
 
 __all__ = [
     "ColumnsResult",

@@ -31,10 +31,9 @@ from dataclasses import dataclass
 
 import aiomqtt
 
-from andon.connect.net import Backoff, mqtt_client
-from andon.edge.uplink import UP_PREFIX, ack_topic
-from andon.edge.wire import encode_acks
 from andon.ingest.gateway import IngestGateway
+from andon.wire.frames import UP_PREFIX, ack_topic, encode_acks
+from andon.wire.net import Backoff, mqtt_client
 
 __all__ = ["MqttReceiver", "ReceiverConfig"]
 

@@ -25,8 +25,8 @@ from pymodbus.exceptions import ModbusException
 from andon.connect.base import Health, Manifest, within
 from andon.connect.modbus.codec import ByteOrder, DataType, decode, scaled
 from andon.connect.modbus.plan import Point, Read, Table, plan
-from andon.connect.net import Backoff
 from andon.model.types import Quality, SampleBatch
+from andon.wire.net import Backoff
 
 __all__ = [
     "MANIFEST",

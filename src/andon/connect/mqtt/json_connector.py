@@ -15,8 +15,8 @@ import aiomqtt
 from pydantic import BaseModel, ConfigDict, Field
 
 from andon.connect.base import Health, Manifest
-from andon.connect.net import Backoff, describe_connect_error, mqtt_client, tls_context
 from andon.model.types import Quality, SampleBatch, to_micros
+from andon.wire.net import Backoff, describe_connect_error, mqtt_client, tls_context
 
 __all__ = ["MANIFEST", "MqttJsonConfig", "MqttJsonConnector", "TopicMap", "extract"]
 

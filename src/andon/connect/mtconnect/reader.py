@@ -17,8 +17,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from andon.connect.base import Health, Manifest
-from andon.connect.net import Backoff, tls_context
 from andon.model.types import Quality, SampleBatch, to_micros
+from andon.wire.net import Backoff, tls_context
 
 __all__ = [
     "CONDITION_LEVELS",

@@ -21,8 +21,8 @@ from asyncua.ua.uaerrors import UaError, UaStatusCodeError, UaStringParsingError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from andon.connect.base import Health, Manifest, within
-from andon.connect.net import Backoff
 from andon.model.types import Quality, SampleBatch, to_micros
+from andon.wire.net import Backoff
 
 __all__ = [
     "MANIFEST",

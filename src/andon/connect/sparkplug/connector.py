@@ -13,9 +13,9 @@ import aiomqtt
 from pydantic import BaseModel, ConfigDict, Field
 
 from andon.connect.base import Health, Manifest
-from andon.connect.net import Backoff, describe_connect_error, mqtt_client, tls_context
 from andon.connect.sparkplug.host import NAMESPACE, SparkplugHost
 from andon.model.types import SampleBatch
+from andon.wire.net import Backoff, describe_connect_error, mqtt_client, tls_context
 
 __all__ = ["MANIFEST", "SparkplugConfig", "SparkplugConnector"]
 

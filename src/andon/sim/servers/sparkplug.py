@@ -15,7 +15,6 @@ from collections.abc import Callable, Mapping, Sequence
 
 import aiomqtt
 
-from andon.connect.net import mqtt_client
 from andon.connect.sparkplug.host import NAMESPACE
 from andon.connect.sparkplug.payload import (
     BOOLEAN,
@@ -26,6 +25,7 @@ from andon.connect.sparkplug.payload import (
     decode_payload,
     encode_payload,
 )
+from andon.wire.net import mqtt_client
 
 __all__ = ["SparkplugEdgeNode"]
 

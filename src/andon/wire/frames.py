@@ -28,16 +28,19 @@ import numpy as np
 from andon.model.types import Micros, SampleBatch
 
 __all__ = [
+    "ACK_PREFIX",
     "ACK_STATUSES",
     "FRAME_CONTENT_TYPE",
     "HEADER",
     "KEY_PREFIX",
     "MAGIC",
+    "UP_PREFIX",
     "Ack",
     "Frame",
     "FrameError",
     "ack_for",
     "ack_mac",
+    "ack_topic",
     "batch_from_parts",
     "body_of",
     "decode_acks",
@@ -46,6 +49,7 @@ __all__ = [
     "encode_frame",
     "frame_from_parts",
     "key_parts",
+    "up_topic",
 ]
 
 MAGIC: Final = b"ANDN"
@@ -58,6 +62,10 @@ KEY_PREFIX: Final = "andon_"
 _HISTORICAL: Final = 1
 _POINT_BYTES: Final = 8 + 8 + 4 + 1
 ACK_STATUSES: Final = ("ok", "rejected", "refused")
+UP_PREFIX: Final = "andon/v1/up/"
+"""MQTT topic prefix an edge publishes its frames under (then its platform key's id)."""
+ACK_PREFIX: Final = "andon/v1/ack/"
+"""MQTT topic prefix the platform acknowledges an edge key's frames under."""
 
 
 class FrameError(ValueError):
@@ -313,3 +321,13 @@ def decode_acks(data: bytes) -> list[Ack]:
             raise ValueError(f"bad ack entry {i}: {item!r:.80}")
         out.append(Ack(stream, seq, status, reason, mac))
     return out
+
+
+def up_topic(key_id: str) -> str:
+    """Topic an edge publishes its frames on: its platform key's id."""
+    return f"{UP_PREFIX}{key_id}"
+
+
+def ack_topic(key_id: str) -> str:
+    """Topic the platform acknowledges an edge key's frames on."""
+    return f"{ACK_PREFIX}{key_id}"
