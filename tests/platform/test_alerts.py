@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 
+from andon.bus import AlertChanged, InProcessBus, alerts_topic
+from andon.bus.base import Subscription
 from andon.floor.alerts import (
     LOOKBACK_US,
     AlertEvaluator,
+    AlertEvents,
     AlertRules,
     FloorRecords,
     WantedAlert,
@@ -221,5 +224,75 @@ def test_evaluator_runs_in_the_background_and_stops(db_url: str) -> None:
             off.start()
             await off.stop()
             assert off.passes == 0
+
+    asyncio.run(go())
+
+
+def test_alert_changes_reach_a_live_bus_subscriber(db_url: str) -> None:
+    """The evaluator's opened alerts, an acknowledgement, a shelving and the close all arrive
+    on the site's alerts topic (its plant key) of the bus; a publish that fails (bus closed)
+    is counted and leaves the alert's change in the database."""
+    plant = demo_plant()
+    ms = machine_paths(plant)
+
+    async def next_events(sub: Subscription, n: int) -> list[AlertChanged]:
+        got: list[AlertChanged] = []
+        deadline = asyncio.get_running_loop().time() + 10
+        while len(got) < n:
+            left = deadline - asyncio.get_running_loop().time()
+            assert left > 0, f"only {len(got)} of {n} alert events arrived"
+            msg = await sub.next(timeout=left)
+            assert msg is not None
+            assert msg.topic == alerts_topic("tc1")
+            assert isinstance(msg.payload, AlertChanged)
+            got.append(msg.payload)
+        return got
+
+    async def go() -> None:
+        async with metadata_db(db_url, {"t1": "s-t1"}) as db:
+            store = DuckDBStore.open(None)
+            bus = InProcessBus()
+            events = AlertEvents(bus)
+            records = FloorRecords(db, lambda: NOW, events)
+
+            async def plant_of(tenant: str, site: str) -> Plant:
+                return plant
+
+            ev = AlertEvaluator(records, plant_of, store, Monitoring(), lambda: NOW)
+            try:
+                async with bus.subscribe("t1", alerts_topic("*")) as sub:
+                    # nothing ever heard from any machine: each gets an offline alert
+                    assert await ev.step_site("t1", "s-t1") == len(ms)
+                    opened = await next_events(sub, len(ms))
+                    assert {(e.machine, e.status, e.ts) for e in opened} == {
+                        (m, "opened", NOW) for m in ms
+                    }
+                    rows = await records.alerts("t1", "s-t1", open_only=True)
+                    assert {e.alert_id for e in opened} == {r["id"] for r in rows}
+                    first = rows[0]
+                    assert await records.ack("t1", "s-t1", first["id"], "op") is not None
+                    assert await records.shelve("t1", "s-t1", first["id"], "op", NOW + 1, "x")
+                    acked, shelved = await next_events(sub, 2)
+                    assert (acked.alert_id, acked.status) == (first["id"], "acknowledged")
+                    assert (shelved.alert_id, shelved.status) == (first["id"], "shelved")
+                    # the machine reports: its offline alert closes
+                    await store.append_states(
+                        "t1",
+                        StateBatch.build([first["machine"]], [0], [NOW - MIN], [NOW], [RUN], [""]),
+                    )
+                    assert await ev.step_site("t1", "s-t1") == 1
+                    (closed,) = await next_events(sub, 1)
+                    assert (closed.alert_id, closed.status) == (first["id"], "closed")
+                    assert sub.pending() == 0
+                assert (events.published, events.failed) == (len(ms) + 3, 0)
+                await bus.close()
+                second = rows[1]
+                assert await records.ack("t1", "s-t1", second["id"], "op") is not None
+                assert events.failed == 1
+                got = await records.get_alert("t1", "s-t1", second["id"])
+                assert got is not None and got["acked_by"] == "op"
+            finally:
+                await bus.close()
+                await store.close()
 
     asyncio.run(go())

@@ -39,7 +39,7 @@ from andon.api.gateway import build_gateway, build_receiver
 from andon.api.middleware import BodyLimit, SecurityHeaders
 from andon.api.params import api
 from andon.bus import LiveBus, open_bus
-from andon.floor.alerts import AlertEvaluator, FloorRecords
+from andon.floor.alerts import AlertEvaluator, AlertEvents, FloorRecords
 from andon.ingest import Ingestor
 from andon.ingest.live import LivePublisher
 from andon.model.plant import Plant
@@ -128,7 +128,7 @@ def _alert_evaluator(svc: Services) -> AlertEvaluator:
     async def plant_of(tenant: str, site_id: str) -> Plant:
         return (await platform.site_model(tenant, site_id))[1]
 
-    records = FloorRecords(platform.db, svc.clock)
+    records = FloorRecords(platform.db, svc.clock, svc.alert_events)
     return AlertEvaluator(records, plant_of, svc.store, svc.settings.monitoring, svc.clock)
 
 
@@ -243,6 +243,7 @@ def create_app(
             )
             app.state.services.clock_rate = clock_rate
             app.state.services.bus = live_bus
+            app.state.services.alert_events = AlertEvents(live_bus)
             app.state.services.ingestor.live = LivePublisher(live_bus)
             gateway = build_gateway(app.state.services)
             app.state.services.gateway = gateway

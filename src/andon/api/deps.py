@@ -24,7 +24,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from andon.api.anonymous import AnonymousAudit
 from andon.api.endpoints import Endpoint
 from andon.bus import InProcessBus, LiveBus
-from andon.floor.alerts import AlertEvaluator
+from andon.floor.alerts import AlertEvaluator, AlertEvents
 from andon.ingest import Ingestor
 from andon.model.clock import wall_clock
 from andon.model.plant import Plant
@@ -170,6 +170,8 @@ class Services:
     """Each site's current machine states, read once per 0.2 s for every board and feed."""
     alerts: AlertEvaluator | None = None
     """The alert evaluator (``andon.floor.alerts``); set by the lifespan."""
+    alert_events: AlertEvents | None = None
+    """Publishes alert changes on ``bus`` (``AlertChanged``); set by the lifespan."""
     twin_jobs: TwinJobs | None = None
     """Twin scenario jobs (``andon.twin.jobs``); set by the lifespan."""
     gateway: IngestGateway | None = None

@@ -8,6 +8,7 @@ Current machine states come from ``andon.floor.alerts.floor_snapshot``, read onc
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -37,14 +38,13 @@ from andon.floor.alerts import (
     floor_snapshot,
     reason_tree,
 )
+from andon.floor.board import assemble_board, clip_states, line_bottlenecks, today_kpis
 from andon.kpi.api import read_states_live
 from andon.kpi.reasons import ReasonTree, apply_entries, downtime
-from andon.kpi.summary import plant_summary
 from andon.model.plant import Plant
 from andon.model.types import MachineState, Micros, StateBatch
 from andon.platform.permissions import Permission
 from andon.platform.service import NotFound
-from andon.twin.bottleneck import analyse
 
 __all__ = ["FloorFeed", "api"]
 
@@ -58,7 +58,8 @@ _ALERT_MARGIN_US = 60 * 1_000_000
 
 
 def _records(ctx: Access) -> FloorRecords:
-    return FloorRecords(ctx.services.platform.db, ctx.services.clock)
+    svc = ctx.services
+    return FloorRecords(svc.platform.db, svc.clock, svc.alert_events)
 
 
 def _site_key(ctx: Access, part: str = "") -> tuple[str, str, int]:
@@ -93,20 +94,6 @@ def _alert(a: dict[str, Any]) -> AlertOut:
     return AlertOut(**a)
 
 
-def _clip(b: StateBatch, start: Micros, end: Micros) -> StateBatch:
-    a = np.maximum(b.start, start)
-    e = np.minimum(b.end, end)
-    keep = e > a
-    return StateBatch(
-        b.names,
-        b.index[keep],
-        a[keep],
-        e[keep],
-        b.state[keep],
-        tuple(r for r, k in zip(b.reason, keep.tolist(), strict=True) if k),
-    )
-
-
 def _machines_of_line(plant: Plant, line: str | None) -> list[str] | None:
     if line is None:
         return None
@@ -117,19 +104,6 @@ def _machines_of_line(plant: Plant, line: str | None) -> list[str] | None:
 
 
 # ---- the board -------------------------------------------------------------------------------
-
-
-def _bottlenecks(plant: Plant, snap: FloorSnapshot, end: Micros) -> dict[str, str | None]:
-    start = end - BOTTLENECK_WINDOW_US
-    window = _clip(snap.states, start, end)
-    out: dict[str, str | None] = {}
-    for a, ln in plant.lines():
-        path = f"{plant.site.id}/{a.id}/{ln.id}"
-        order = [plant.machine_path(a, ln, m) for m in ln.machines]
-        rep = analyse(window, start, end, order) if len(window) else None
-        best = None if rep is None else rep.average_bottleneck
-        out[path] = best if rep is not None and best is not None and rep.active[best] > 0 else None
-    return out
 
 
 @api.route("GET", "/sites/{site_id}/board", name="board.get", permission=P.KPI_READ, scope="site")
@@ -153,71 +127,29 @@ async def board(site_id: str, ctx: Ctx) -> BoardOut:
     # bound now: ``end`` is rebound below to the step the cache answered with, and the
     # computation runs later (a late-bound ``end`` computed the stale step over and over)
     async def summary(start: Micros = start, end: Micros = end) -> dict[str, Any]:
-        if end <= start:
-            return {"machines": [], "lines": [], "meters": [], "start": start, "end": end}
-        return {**await plant_summary(svc.store, plant, start, end), "start": start, "end": end}
+        return await today_kpis(svc.store, plant, start, end)
 
     async def lines_now() -> dict[str, Any]:
-        return {"bottleneck": _bottlenecks(plant, snap, snap.now)}
+        return {"bottleneck": line_bottlenecks(plant, snap, snap.now)}
 
     if step > 0:
         # the previous step's figures while this step's are computed: the board never waits
         s = await svc.kpi_cache.get(_site_key(ctx, "|board"), end, summary, stale_ok=True)
         bn = await svc.kpi_cache.get(_site_key(ctx, "|bottleneck"), end, lines_now, stale_ok=True)
-        start, end = int(s["start"]), int(s["end"])
     else:
         s, bn = await summary(), await lines_now()
-    bottleneck: dict[str, str | None] = bn["bottleneck"]
-    records = _records(ctx)
-    open_alerts = await records.alerts(ctx.tenant, ctx.site_id, open_only=True, shelved=False)
-    shelved = await records.count_shelved(ctx.tenant, ctx.site_id)
-    per_machine: dict[str | None, int] = {}
-    for al in open_alerts:
-        per_machine[al["machine"]] = per_machine.get(al["machine"], 0) + 1
-    kpi = {r["machine"]: r for r in s["machines"]}
-    thr = {r["line"]: r["throughput_per_h"] for r in s["lines"]}
-    machines = []
-    lines = []
-    for a, ln in plant.lines():
-        lpath = f"{plant.site.id}/{a.id}/{ln.id}"
-        lines.append(
-            BoardLineOut(
-                line=lpath,
-                name=ln.name or ln.id,
-                name_i18n=dict(ln.name_i18n),
-                throughput_per_h=thr.get(lpath),
-                bottleneck=bottleneck.get(lpath),
-            )
-        )
-        for m in ln.machines:
-            path = plant.machine_path(a, ln, m)
-            st = snap.status[path]
-            k = kpi.get(path, {})
-            parts = k.get("parts", {})
-            machines.append(
-                BoardMachineOut(
-                    machine=path,
-                    name=m.name or m.id,
-                    name_i18n=dict(m.name_i18n),
-                    area=a.id,
-                    line=lpath,
-                    state=st.state,
-                    since=st.since,
-                    oee=k.get("oee"),
-                    good=int(parts.get("good", 0)),
-                    scrap=int(parts.get("scrap", 0)),
-                    alerts=per_machine.get(path, 0),
-                )
-            )
+    b = await assemble_board(
+        _records(ctx), ctx.tenant, ctx.site_id, plant, snap, s, bn["bottleneck"], now
+    )
     return BoardOut(
-        now=now,
-        kpi_start=start,
-        kpi_end=end,
+        now=b.now,
+        kpi_start=b.kpi_start,
+        kpi_end=b.kpi_end,
         clock_rate=svc.clock_rate,
-        machines=machines,
-        lines=lines,
-        alerts=[_alert(x) for x in open_alerts],
-        shelved_alerts=shelved,
+        machines=[BoardMachineOut(**dataclasses.asdict(m)) for m in b.machines],
+        lines=[BoardLineOut(**dataclasses.asdict(ln)) for ln in b.lines],
+        alerts=[_alert(x) for x in b.alerts],
+        shelved_alerts=b.shelved_alerts,
     )
 
 
@@ -486,7 +418,7 @@ async def downtime_pareto(
     states = await read_states_live(svc.store, ctx.tenant, machines, start - LOOKBACK_US, end)
     entries = await _records(ctx).reason_entries(ctx.tenant, ctx.site_id, start - LOOKBACK_US, end)
     filled, _acks = apply_entries(states, entries)
-    d = downtime(_clip(filled, start, end), reason_tree(model.plant))
+    d = downtime(clip_states(filled, start, end), reason_tree(model.plant))
     return DowntimeOut(
         rows=[
             DowntimeRowOut(

@@ -31,6 +31,7 @@ import numpy as np
 from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from andon.bus import AlertChanged, LiveBus, alerts_topic
 from andon.floor.alarms import SEVERITY, Carry, Transition, evaluate, kinds_of
 from andon.kpi.api import read_states_live
 from andon.kpi.reasons import ReasonEntry, ReasonTree
@@ -53,6 +54,7 @@ __all__ = [
     "UNKNOWN",
     "AlarmPoint",
     "AlertEvaluator",
+    "AlertEvents",
     "AlertRules",
     "FloorRecords",
     "FloorSnapshot",
@@ -429,13 +431,75 @@ def _open_key(site_id: str, machine: str | None, kind: str) -> str:
     return f"{site_id}|{machine or ''}|{kind}"
 
 
+class AlertEvents:
+    """Publishes ``AlertChanged`` on the live bus (topic ``alerts_topic(site_key)``, the
+    site's plant key like every live event of the site) after an alert's change is
+    committed. A failed publish never undoes the change: it is counted in ``failed`` and
+    logged; ``published`` counts the rest."""
+
+    def __init__(self, bus: LiveBus) -> None:
+        self.bus = bus
+        self.published = 0
+        self.failed = 0
+
+    async def send(
+        self,
+        tenant: str,
+        site_key: str,
+        alert_id: str,
+        status: str,
+        ts: Micros,
+        machine: str | None,
+    ) -> None:
+        event = AlertChanged(alert_id, status, int(ts), machine)
+        try:
+            await self.bus.publish(tenant, alerts_topic(site_key), event)
+        except Exception as exc:
+            self.failed += 1
+            log.warning(
+                "alert %s of tenant %r site %r (%s) not published on the live bus: %r",
+                alert_id,
+                tenant,
+                site_key,
+                status,
+                exc,
+            )
+        else:
+            self.published += 1
+
+
 class FloorRecords:
     """Reason entries and alerts of one metadata database. Every method takes the tenant and
-    the site and puts both in the ``WHERE`` clause."""
+    the site and puts both in the ``WHERE`` clause. With ``events``, every alert opened,
+    acknowledged, shelved, unshelved or closed is published on the live bus once committed
+    (statuses ``opened``, ``acknowledged``, ``shelved``, ``unshelved``, ``closed``)."""
 
-    def __init__(self, db: Database, clock: Callable[[], Micros]) -> None:
+    def __init__(
+        self, db: Database, clock: Callable[[], Micros], events: AlertEvents | None = None
+    ) -> None:
         self.db = db
         self.clock = clock
+        self.events = events
+
+    async def _changed(
+        self,
+        tenant: str,
+        site_id: str,
+        changed: Sequence[tuple[str, str, Micros, str | None]],
+    ) -> None:
+        """Publish ``(alert_id, status, ts, machine)`` changes (nothing without ``events``)."""
+        if self.events is None or not changed:
+            return
+        async with self.db.begin() as conn:
+            key = (
+                await conn.execute(
+                    select(sites.c.key).where(sites.c.tenant_id == tenant, sites.c.id == site_id)
+                )
+            ).scalar_one_or_none()
+        if key is None:  # the site went away since: no one can subscribe to its alerts
+            return
+        for alert_id, status, ts, machine in changed:
+            await self.events.send(tenant, str(key), alert_id, status, ts, machine)
 
     # -- reason entries
 
@@ -598,6 +662,10 @@ class FloorRecords:
                     .values(acked_by=actor, acked_at=now, changed_at=now)
                 )
         after = await self.get_alert(tenant, site_id, alert_id)
+        if before["acked_at"] is None and after is not None and after["acked_at"] == now:
+            await self._changed(
+                tenant, site_id, [(alert_id, "acknowledged", now, after["machine"])]
+            )
         return before, after or before
 
     async def sync_alerts(
@@ -616,7 +684,9 @@ class FloorRecords:
         rows = await self._open_rows(tenant, site_id, False, c.id, c.machine, c.kind)
         have = {(r.machine, r.kind): r.id for r in rows}
         changes = 0
+        changed: list[tuple[str, str, Micros, str | None]] = []
         stale = [aid for k, aid in have.items() if k not in wanted]
+        changed += [(aid, "closed", now, k[0]) for k, aid in have.items() if k not in wanted]
         if stale:
             async with self.db.begin() as conn:
                 res = await conn.execute(
@@ -631,13 +701,14 @@ class FloorRecords:
         for k, w in wanted.items():
             if k in have:
                 continue
+            alert_id = new_id()
             try:
                 async with self.db.begin() as conn:
                     await self._insert_open(
                         conn,
                         tenant,
                         site_id,
-                        new_id(),
+                        alert_id,
                         machine=w.machine,
                         signal=None,
                         kind=w.kind,
@@ -647,8 +718,10 @@ class FloorRecords:
                         changed_at=now,
                     )
                 changes += 1
+                changed.append((alert_id, "opened", now, w.machine))
             except IntegrityError:
                 continue  # another evaluator opened it first
+        await self._changed(tenant, site_id, changed)
         return changes
 
     async def _insert_open(
@@ -734,16 +807,18 @@ class FloorRecords:
         c = alerts.c
         now = self.clock()
         changes = 0
+        changed: list[tuple[str, str, Micros, str | None]] = []
         for t in transitions:
             p = points.get(t.signal)
             if t.raised:
+                alert_id = _alarm_id(tenant, site_id, t)
                 try:
                     async with self.db.begin() as conn:
                         await self._insert_open(
                             conn,
                             tenant,
                             site_id,
-                            _alarm_id(tenant, site_id, t),
+                            alert_id,
                             machine=None if p is None else p.machine,
                             signal=t.signal,
                             kind=t.kind,
@@ -755,10 +830,22 @@ class FloorRecords:
                             threshold=t.limit,
                         )
                     changes += 1
+                    changed.append((alert_id, "opened", t.at, None if p is None else p.machine))
                 except IntegrityError:
                     continue  # open already, or this very raise written by another evaluator
             else:
                 async with self.db.begin() as conn:
+                    closing = (
+                        await conn.execute(
+                            select(c.id, c.machine).where(
+                                c.tenant_id == tenant,
+                                c.site_id == site_id,
+                                c.signal == t.signal,
+                                c.kind == t.kind,
+                                c.closed_at.is_(None),
+                            )
+                        )
+                    ).all()
                     res = await conn.execute(
                         update(alerts)
                         .where(
@@ -771,6 +858,8 @@ class FloorRecords:
                         .values(closed_at=max(t.at, 0), changed_at=now, open_key=None)
                     )
                     changes += int(res.rowcount or 0)
+                changed += [(r.id, "closed", max(t.at, 0), r.machine) for r in closing]
+        await self._changed(tenant, site_id, changed)
         return changes
 
     async def open_alarms(self, tenant: str, site_id: str) -> dict[tuple[str, str], int]:
@@ -837,6 +926,8 @@ class FloorRecords:
                 .values(**values, changed_at=now)
             )
         after = await self.get_alert(tenant, site_id, alert_id)
+        status = "shelved" if until is not None else "unshelved"
+        await self._changed(tenant, site_id, [(alert_id, status, now, before["machine"])])
         return before, after or before
 
     async def count_shelved(self, tenant: str, site_id: str) -> int:
