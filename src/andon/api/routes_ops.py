@@ -51,8 +51,6 @@ __all__ = ["FloorFeed", "api"]
 P = Permission
 FLOOR_STEP_US = 200_000
 """Current states are read at most once per this step per site (all boards and feeds)."""
-BOTTLENECK_WINDOW_US = 3600 * 1_000_000
-"""The board's bottleneck is the active-period bottleneck of the last hour."""
 _ALERT_MARGIN_US = 60 * 1_000_000
 """The live feed re-reads alerts changed this long before its previous tick (commit lag)."""
 
