@@ -5,13 +5,18 @@ them."""
 
 from __future__ import annotations
 
-from andon.api.routes_edge import EdgeHealthTable, StoredHealth
-from andon.wire.health import EdgeHealthIn
+from dataclasses import asdict, fields
+
+from andon.edge.buffer import BufferStats
+from andon.edge.uplink import UplinkStats
+from andon.ingest.edge_health import EdgeHealthTable, StoredHealth
+from andon.platform.tables import edge_health
+from andon.wire.health import BufferHealth, EdgeHealth, UplinkHealth
 from tests.api.world import World
 
 
 def _h(edge: str, t: int) -> StoredHealth:
-    return StoredHealth(EdgeHealthIn(edge=edge, time_us=t), t + 5, "key:k")
+    return StoredHealth(EdgeHealth(edge=edge, time_us=t), t + 5, "key:k")
 
 
 def test_newest_report_wins_and_edges_are_bounded(world: World) -> None:
@@ -19,9 +24,9 @@ def test_newest_report_wins_and_edges_are_bounded(world: World) -> None:
     tenant, site = world.a.id, world.a.site_id
     prefix = world.unique("e")
     a, b, c = f"{prefix}-a", f"{prefix}-b", f"{prefix}-c"
-    table = EdgeHealthTable(db)
+    table = EdgeHealthTable(db, edge_health)
     before = len(world.run(table.site, tenant, site))
-    small = EdgeHealthTable(db, max_edges_per_site=before + 2)
+    small = EdgeHealthTable(db, edge_health, max_edges_per_site=before + 2)
     assert world.run(small.put, tenant, site, _h(a, 200))
     assert world.run(small.put, tenant, site, _h(a, 100))  # late and older: kept out
     mine = {h.report.edge: h for h in world.run(table.site, tenant, site)}
@@ -29,8 +34,40 @@ def test_newest_report_wins_and_edges_are_bounded(world: World) -> None:
     assert world.run(small.put, tenant, site, _h(b, 1))
     assert not world.run(small.put, tenant, site, _h(c, 1))  # the site is full
     assert world.run(small.put, tenant, site, _h(b, 2))  # a known edge still reports
-    again = {h.report.edge: h for h in world.run(EdgeHealthTable(db).site, tenant, site)}
+    again = {
+        h.report.edge: h for h in world.run(EdgeHealthTable(db, edge_health).site, tenant, site)
+    }
     assert {a, b} <= set(again) and c not in again and again[b].report.time_us == 2
     assert world.run(table.site, world.b.id, world.b.site_id) == [] or all(
         h.report.edge not in (a, b) for h in world.run(table.site, world.b.id, world.b.site_id)
     )
+
+
+def test_the_api_answers_every_counter_the_edge_reports(world: World) -> None:
+    """The report the agent builds from its own counters (uplink and buffer stats) comes
+    back from the API whole: acks ignored by reason, points dropped for a full disk, short
+    sessions, every counter (``last_ack_monotonic`` is this process's clock, not sent)."""
+    w = world
+    edge = w.unique("edge-all-")
+    uplink = UplinkStats(connected=True, acks=9, acks_ignored={"forged_ack": 2}, short_sessions=4)
+    buffer = BufferStats(*range(1, 1 + len(fields(BufferStats))))
+    report = EdgeHealth.model_construct(
+        edge=edge,
+        time_us=w.clock.now,
+        pid=42,
+        interval_s=10.0,
+        uplink=UplinkHealth.model_construct(**asdict(uplink)),
+        buffer=BufferHealth.model_construct(**asdict(buffer)),
+        connectors=[],
+    )
+    path = f"/sites/{w.a.site_id}/edge/health"
+    sent = w.call("POST", path, w.a.edge, report.model_dump(mode="json"))
+    assert sent.status_code == 202, sent.text
+    got = [e for e in w.call("GET", path, w.a.admin).json()["edges"] if e["edge"] == edge]
+    assert len(got) == 1
+    want_uplink = {k: v for k, v in asdict(uplink).items() if k != "last_ack_monotonic"}
+    assert got[0]["uplink"] == want_uplink
+    assert got[0]["buffer"] == asdict(buffer)
+    assert got[0]["uplink"]["acks_ignored"] == {"forged_ack": 2}
+    assert got[0]["buffer"]["dropped_disk_full_points"] == buffer.dropped_disk_full_points
+    assert (got[0]["pid"], got[0]["time_us"], got[0]["stale"]) == (42, w.clock.now, False)

@@ -8,7 +8,7 @@ samples, states, open states, parts) from simple clients.
 
 ``POST /sites/{site_id}/edge/health``: an edge agent (an edge API key, ``ingest:write`` at
 the site) reports its connection health; the platform keeps the latest snapshot per
-``(tenant, site, edge)`` in the metadata database (table ``edge_health``), so a restart or a
+``(tenant, site, edge)`` in the metadata database (``andon.ingest.edge_health``), so a restart or a
 second API process sees the same. ``GET`` (``edge:read``) returns them with their staleness.
 Reports are ordered, and their age measured, by the platform's time of receipt, never by the
 edge's own clock, so an edge whose clock steps back is not left stale (decision 0312).
@@ -20,111 +20,28 @@ refused frame and point counted by reason, and the MQTT receiver's connection st
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Body, HTTPException, Request
-from sqlalchemy import and_, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
 
 from andon.api.deps import Access, Ctx
 from andon.api.params import api
 from andon.api.schemas import IngestIn, IngestOut
+from andon.ingest.edge_health import (
+    MAX_EDGES_PER_SITE,
+    STALE_INTERVALS,
+    EdgeHealthTable,
+    StoredHealth,
+)
 from andon.ingest.gateway import EdgeIdentity, IngestGateway, OutsideSite, SiteRef
 from andon.model.types import PartBatch, SampleBatch, StateBatch
-from andon.platform.database import Database
 from andon.platform.permissions import Permission
 from andon.platform.service import Invalid
 from andon.platform.tables import edge_health
 from andon.wire.frames import FRAME_CONTENT_TYPE, HEADER
-from andon.wire.health import (
-    ConnectorHealthOut,
-    DeviceHealthOut,
-    EdgeHealthAck,
-    EdgeHealthIn,
-    EdgeSnapshotOut,
-    SiteEdgeHealthOut,
-)
+from andon.wire.health import EdgeHealth, EdgeHealthAck, EdgeSnapshot, SiteEdgeHealth
 
-__all__ = ["EdgeHealthTable", "StoredHealth", "api"]
-
-MAX_EDGES_PER_SITE = 1_000
-STALE_INTERVALS = 3
-
-
-@dataclass(frozen=True)
-class StoredHealth:
-    """One edge's latest report as received."""
-
-    report: EdgeHealthIn
-    received_us: int
-    reporter: str
-    """Who sent it (the API key, as the audit log names it)."""
-
-
-class EdgeHealthTable:
-    """The latest health report of each edge, in the metadata database: one row per
-    ``(tenant, site, edge)``, replaced by a report received later (by the platform's clock:
-    an edge clock stepping back must not freeze it), at most ``max_edges`` edges per site."""
-
-    def __init__(self, db: Database, max_edges_per_site: int = MAX_EDGES_PER_SITE) -> None:
-        self.db = db
-        self.max_edges = max_edges_per_site
-
-    async def put(self, tenant: str, site_id: str, health: StoredHealth) -> bool:
-        """Keep ``health`` as its edge's latest; False when the site has no room for
-        another edge."""
-        t = edge_health.c
-        key = and_(t.tenant_id == tenant, t.site_id == site_id, t.edge == health.report.edge)
-        values = {
-            "reported_us": health.report.time_us,
-            "received_us": health.received_us,
-            "reporter": health.reporter,
-            "body": health.report.model_dump_json(),
-        }
-        async with self.db.begin() as conn:
-            known = (await conn.execute(select(t.received_us).where(key))).first()
-            if known is not None:
-                await conn.execute(
-                    update(edge_health)
-                    .where(key, t.received_us <= health.received_us)
-                    .values(**values)
-                )
-                return True
-            count = await conn.scalar(
-                select(func.count()).where(t.tenant_id == tenant, t.site_id == site_id)
-            )
-            if int(count or 0) >= self.max_edges:
-                return False
-        try:
-            async with self.db.begin() as conn:
-                await conn.execute(
-                    insert(edge_health).values(
-                        tenant_id=tenant, site_id=site_id, edge=health.report.edge, **values
-                    )
-                )
-        except IntegrityError:  # the same edge's first two reports raced: keep the newer
-            async with self.db.begin() as conn:
-                await conn.execute(
-                    update(edge_health)
-                    .where(key, t.received_us <= health.received_us)
-                    .values(**values)
-                )
-        return True
-
-    async def site(self, tenant: str, site_id: str) -> list[StoredHealth]:
-        """Every edge's latest snapshot at a site, by edge id."""
-        t = edge_health.c
-        async with self.db.begin() as conn:
-            rows = await conn.execute(
-                select(t.body, t.received_us, t.reporter)
-                .where(t.tenant_id == tenant, t.site_id == site_id)
-                .order_by(t.edge)
-            )
-            return [
-                StoredHealth(EdgeHealthIn.model_validate_json(r.body), r.received_us, r.reporter)
-                for r in rows
-            ]
+__all__ = ["api"]
 
 
 @api.route(
@@ -135,12 +52,12 @@ class EdgeHealthTable:
     scope="site",
     status_code=202,
 )
-async def report_health(site_id: str, body: EdgeHealthIn, ctx: Ctx) -> EdgeHealthAck:
+async def report_health(site_id: str, body: EdgeHealth, ctx: Ctx) -> EdgeHealthAck:
     """An edge agent's connection health: per connector and device, last success, error
     counts, latency, reconnects; its buffer and uplink. The latest report per edge is kept."""
     now = ctx.services.clock()
     stored = StoredHealth(body, now, ctx.principal.actor)
-    if not await EdgeHealthTable(ctx.services.platform.db).put(ctx.tenant, ctx.site_id, stored):
+    if not await _table(ctx).put(ctx.tenant, ctx.site_id, stored):
         raise HTTPException(
             409, f"site has {MAX_EDGES_PER_SITE} edges reporting health; no room for another"
         )
@@ -154,51 +71,18 @@ async def report_health(site_id: str, body: EdgeHealthIn, ctx: Ctx) -> EdgeHealt
     permission=Permission.EDGE_READ,
     scope="site",
 )
-async def read_health(site_id: str, ctx: Ctx) -> SiteEdgeHealthOut:
+async def read_health(site_id: str, ctx: Ctx) -> SiteEdgeHealth:
     """The latest health of every edge at the site, with staleness: ``age_s`` since the
     report arrived (``stale`` after three of the edge's intervals without one) and, per
     device, ``since_success_s`` from its last good read to the edge's snapshot."""
     now = ctx.services.clock()
-    stored = await EdgeHealthTable(ctx.services.platform.db).site(ctx.tenant, ctx.site_id)
-    edges = [_snapshot(h, now) for h in stored]
-    return SiteEdgeHealthOut(site_id=ctx.site_id, edges=edges)
+    stored = await _table(ctx).site(ctx.tenant, ctx.site_id)
+    edges = [EdgeSnapshot.of(h.report, h.received_us, now, STALE_INTERVALS) for h in stored]
+    return SiteEdgeHealth(site_id=ctx.site_id, edges=edges)
 
 
-def _snapshot(h: StoredHealth, now: int) -> EdgeSnapshotOut:
-    r = h.report
-    age = max(0.0, (now - h.received_us) / 1e6)
-    return EdgeSnapshotOut(
-        edge=r.edge,
-        reported_us=r.time_us,
-        received_us=h.received_us,
-        age_s=round(age, 3),
-        stale=age > STALE_INTERVALS * r.interval_s,
-        uplink=r.uplink,
-        buffer=r.buffer,
-        connectors=[
-            ConnectorHealthOut(
-                connector=c.connector,
-                devices=[
-                    DeviceHealthOut(
-                        device=d.device,
-                        connected=d.connected,
-                        last_success_us=d.last_success_us,
-                        since_success_s=None
-                        if d.last_success_us is None
-                        else round(max(0.0, (r.time_us - d.last_success_us) / 1e6), 3),
-                        last_error=d.last_error,
-                        errors=d.errors,
-                        reconnects=d.reconnects,
-                        points=d.points,
-                        latency_ms=d.latency_ms,
-                        rejected=dict(d.rejected),
-                    )
-                    for d in c.devices
-                ],
-            )
-            for c in r.connectors
-        ],
-    )
+def _table(ctx: Access) -> EdgeHealthTable:
+    return EdgeHealthTable(ctx.services.platform.db, edge_health)
 
 
 # ---- ingest --------------------------------------------------------------------------------------

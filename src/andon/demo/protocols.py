@@ -207,7 +207,7 @@ async def _drain(demo: ProtocolDemo, tasks: list[asyncio.Task[None]], timeout: f
 
 async def _summary(demo: ProtocolDemo, drained: bool) -> dict[str, Any]:
     agent, run = demo.agent, demo.run
-    status = await agent.status()
+    status = (await agent.status()).model_dump(mode="json")
     per_protocol = {
         c.name: sum(d.points for d in c.health.devices.values()) for c in agent.connectors
     }

@@ -25,6 +25,13 @@ from andon.edge.https_uplink import HealthReporter, HttpsUplink, HttpsUplinkConf
 from andon.edge.uplink import Uplink, UplinkConfig
 from andon.model.clock import wall_clock
 from andon.model.types import Micros, SampleBatch
+from andon.wire.health import (
+    BufferHealth,
+    ConnectorHealth,
+    DeviceHealth,
+    EdgeHealth,
+    UplinkHealth,
+)
 
 __all__ = ["EdgeAgent", "make_uplink", "read_status"]
 
@@ -137,24 +144,35 @@ class EdgeAgent:
             self.status,
         )
 
-    async def status(self) -> dict[str, Any]:
+    async def status(self) -> EdgeHealth:
+        """The agent's health report (the status file, the report posted to the platform).
+        Built from its own counters without validation: a long error text must not stop
+        the agent; the platform validates what it receives."""
         assert self.buffer is not None and self.uplink is not None
         stats = await self.buffer.stats()
-        return {
-            "edge": self.config.edge.id,
-            "time_us": int(self.clock()),
-            "pid": os.getpid(),
-            "interval_s": self.config.health_interval_s,
-            "uplink": asdict(self.uplink.stats),
-            "buffer": asdict(stats),
-            "connectors": [c.health.as_dict() for c in self.connectors],
-        }
+        return EdgeHealth.model_construct(
+            edge=self.config.edge.id,
+            time_us=int(self.clock()),
+            pid=os.getpid(),
+            interval_s=self.config.health_interval_s,
+            uplink=UplinkHealth.model_construct(**asdict(self.uplink.stats)),
+            buffer=BufferHealth.model_construct(**asdict(stats)),
+            connectors=[
+                ConnectorHealth.model_construct(
+                    connector=c.health.connector,
+                    devices=[
+                        DeviceHealth.model_construct(**asdict(d)) for d in c.health.devices.values()
+                    ],
+                )
+                for c in self.connectors
+            ],
+        )
 
     async def _write_status(self) -> None:
         doc = await self.status()
         path = self.config.data_dir / STATUS_FILE
         tmp = path.with_suffix(".tmp")
-        text = json.dumps(doc, indent=1)
+        text = doc.model_dump_json(indent=1)
         await asyncio.to_thread(_replace, tmp, path, text)
 
     async def _status_loop(self) -> None:
@@ -175,7 +193,7 @@ class EdgeAgent:
 def make_uplink(
     buffer: EdgeBuffer,
     cfg: EdgeConfig,
-    health: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+    health: Callable[[], Awaitable[EdgeHealth]] | None = None,
 ) -> Uplink | HttpsUplink:
     """The uplink the site file asks for (``health``: what an HTTPS uplink reports)."""
     u = cfg.uplink
@@ -217,6 +235,7 @@ def _replace(tmp: Path, path: Path, text: str) -> None:
 
 
 def read_status(data_dir: Path) -> dict[str, Any]:
-    """The status an agent last wrote in ``data_dir`` (raises ``FileNotFoundError``)."""
+    """The status an agent last wrote in ``data_dir``, an ``EdgeHealth`` as JSON (raises
+    ``FileNotFoundError``)."""
     doc: dict[str, Any] = json.loads((data_dir / STATUS_FILE).read_text(encoding="utf-8"))
     return doc

@@ -45,6 +45,7 @@ from andon.connect.base import within
 from andon.edge.buffer import BufferWriteError, EdgeBuffer, StoredBatch
 from andon.edge.uplink import UplinkHalted, UplinkStats
 from andon.wire.frames import FRAME_CONTENT_TYPE, batch_from_parts, frame_from_parts
+from andon.wire.health import EdgeHealth
 from andon.wire.net import Backoff, describe_connect_error
 
 __all__ = [
@@ -155,7 +156,7 @@ class HealthReporter:
     def __init__(
         self,
         config: HttpsUplinkConfig,
-        health: Callable[[], Awaitable[dict[str, Any]]],
+        health: Callable[[], Awaitable[EdgeHealth]],
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.config = config
@@ -173,7 +174,7 @@ class HealthReporter:
         while True:
             try:
                 doc = await self.health()
-                r = await client.post(self.config.health_url, json=doc)
+                r = await client.post(self.config.health_url, json=doc.model_dump(mode="json"))
                 if 200 <= r.status_code < 300:
                     self.posts += 1
                 else:
@@ -192,7 +193,7 @@ class HttpsUplink:
         self,
         buffer: EdgeBuffer,
         config: HttpsUplinkConfig,
-        health: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+        health: Callable[[], Awaitable[EdgeHealth]] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.buffer = buffer
