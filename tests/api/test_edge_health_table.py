@@ -71,3 +71,16 @@ def test_the_api_answers_every_counter_the_edge_reports(world: World) -> None:
     assert got[0]["uplink"]["acks_ignored"] == {"forged_ack": 2}
     assert got[0]["buffer"]["dropped_disk_full_points"] == buffer.dropped_disk_full_points
     assert (got[0]["pid"], got[0]["time_us"], got[0]["stale"]) == (42, w.clock.now, False)
+
+
+def test_a_long_error_text_is_cut_not_refused(world: World) -> None:
+    """An edge's last error is its own exception text, of any length: the platform keeps
+    the report with the text cut to 300 characters instead of refusing the whole report."""
+    w = world
+    edge = w.unique("edge-long-")
+    path = f"/sites/{w.a.site_id}/edge/health"
+    body = {"edge": edge, "time_us": w.clock.now, "uplink": {"last_error": "x" * 5_000}}
+    sent = w.call("POST", path, w.a.edge, body)
+    assert sent.status_code == 202, sent.text
+    got = [e for e in w.call("GET", path, w.a.admin).json()["edges"] if e["edge"] == edge]
+    assert got[0]["uplink"]["last_error"] == "x" * 300

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 __all__ = [
     "BufferHealth",
@@ -36,7 +36,8 @@ __all__ = [
 
 Count = Annotated[int, Field(ge=0, lt=2**63)]
 Micros = Annotated[int, Field(ge=0, lt=2**62)]
-Text = Annotated[str, Field(max_length=300)]
+Text = Annotated[str, AfterValidator(lambda s: s[:300])]
+"""Free text (an error message): cut to 300 characters rather than refusing the report."""
 Name = Annotated[str, Field(min_length=1, max_length=300)]
 Reasons = Annotated[dict[Annotated[str, Field(max_length=100)], Count], Field(max_length=50)]
 """Counts by reason (bounded: at most 50 reasons)."""
