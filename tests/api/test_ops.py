@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from andon.bus import AlertChanged, alerts_topic
 from andon.model.types import MachineState, StateBatch
 from andon.platform import Role
 from tests.api.floor import (
@@ -418,3 +419,40 @@ def test_live_feed_sends_state_changes_and_alert_changes_on_the_next_tick(
     assert [(a["machine"], a["kind"]) for a in changed] == [(m2, "down")]
     assert changed[0]["closed_at"] == end + S
     assert m1 in first_states
+
+
+def test_alert_changes_of_the_app_reach_its_live_bus(world: World, end: int) -> None:
+    """The app's own evaluator and an acknowledgement through the API publish on the
+    services' bus, on the site's alerts topic (its plant key)."""
+    site = new_site(world, "alertbus")
+    key = site.machines[0].partition("/")[0]
+    bus = world.app.state.services.bus
+    cm = bus.subscribe(world.a.id, alerts_topic(key))
+    sub = world.run(cm.__aenter__)
+
+    def events(n: int) -> list[AlertChanged]:
+        got: list[AlertChanged] = []
+        for _ in range(n):
+            m = world.run(sub.next, 10.0)
+            assert m is not None, f"only {len(got)} of {n} alert events within 10 s"
+            assert isinstance(m.payload, AlertChanged), m
+            got.append(m.payload)
+        return got
+
+    try:
+        # nothing ever heard from the new site's machines: an offline alert each
+        assert world.run(evaluator(world).step_site, world.a.id, site.id) == len(site.machines)
+        opened = events(len(site.machines))
+        assert {(e.machine, e.status) for e in opened} == {(m, "opened") for m in site.machines}
+        _, operator = world.user(world.a.id, [(Role.OPERATOR, site.id)])
+        first = opened[0]
+        r = world.call("POST", f"/sites/{site.id}/alerts/{first.alert_id}/ack", operator)
+        assert r.status_code == 200, r.text
+        (acked,) = events(1)
+        assert (acked.alert_id, acked.status, acked.ts) == (
+            first.alert_id,
+            "acknowledged",
+            world.clock.now,
+        )
+    finally:
+        world.run(cm.__aexit__, None, None, None)
