@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 
 from andon.model.loader import ModelError, parse_plant
 from andon.model.plant import Plant
+from andon.model.process import die_with_parent
 from andon.model.types import Micros
 from andon.platform.audit import AuditLog
 from andon.platform.database import Database
@@ -113,8 +114,19 @@ def _parser() -> ProcessPoolExecutor:
     """The process that parses plant models (spawned on first use, replaced if it dies)."""
     if not _PARSER:
         ctx = multiprocessing.get_context("spawn")  # never fork a process with threads
-        _PARSER.append(ProcessPoolExecutor(PARSE_SLOTS, mp_context=ctx, initializer=_in_background))
+        _PARSER.append(
+            ProcessPoolExecutor(
+                PARSE_SLOTS, mp_context=ctx, initializer=_parser_init, initargs=(os.getpid(),)
+            )
+        )
     return _PARSER[0]
+
+
+def _parser_init(parent: int) -> None:
+    """The parser process dies with the service (even by ``kill -9``, as the twin's job
+    workers do) and runs at the background priority."""
+    die_with_parent(parent)
+    _in_background()
 
 
 class PlatformError(Exception):

@@ -23,15 +23,11 @@ progress is persisted and what "interrupted" means.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
 import math
 import multiprocessing
 import os
 import secrets
-import signal
-import sys
-import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
@@ -43,6 +39,7 @@ from pydantic import ValidationError
 
 from andon.kpi.ranges import line_outputs, planned_production_s
 from andon.model.plant import Area, Line, Machine, Plant
+from andon.model.process import die_with_parent
 from andon.model.types import Micros
 from andon.store.base import TelemetryStore
 from andon.twin.bottleneck import analyse, timeline_batch
@@ -363,31 +360,7 @@ class JobStore(Protocol):
 
 # ---- worker processes -----------------------------------------------------------------------
 
-_PR_SET_PDEATHSIG = 1
 _log = logging.getLogger(__name__)
-
-
-def _die_with_parent(parent: int) -> None:
-    """Worker initializer: the worker ends when ``andon serve`` (pid ``parent``) dies, even by
-    ``kill -9``. Left alone, a worker blocks forever on its task queue (it holds both ends of
-    the pipe itself) and keeps its 300-400 MB.
-
-    Linux: ``prctl(PR_SET_PDEATHSIG, SIGKILL)``, the kernel kills it the moment its parent
-    thread ends (workers are started from the event loop's thread, which lives as long as the
-    service). Elsewhere, and as a second guard, a thread checks the parent pid every second.
-    """
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-    if os.getppid() != parent:  # the parent died before the signal was asked for
-        os._exit(1)
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="andon-parent-watch", daemon=True).start()
 
 
 def _wall_us() -> Micros:
@@ -447,7 +420,7 @@ class TwinJobs:
             self._pool = ProcessPoolExecutor(
                 self.workers,
                 mp_context=ctx,
-                initializer=_die_with_parent,
+                initializer=die_with_parent,
                 initargs=(os.getpid(),),
             )
         return self._pool
