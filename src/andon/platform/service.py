@@ -124,8 +124,10 @@ def _parser() -> ProcessPoolExecutor:
 
 def _parser_init(parent: int) -> None:
     """The parser process dies with the service (even by ``kill -9``, as the twin's job
-    workers do) and runs at the background priority."""
-    die_with_parent(parent)
+    workers do) and runs at the background priority. The pool is process-wide and may be
+    started from any thread (an app's event loop, a test client's portal), so only the
+    parent-pid watch ends it, not the signal bound to the starting thread."""
+    die_with_parent(parent, with_thread=False)
     _in_background()
 
 
