@@ -28,7 +28,6 @@ import math
 import multiprocessing
 import os
 import secrets
-import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from andon.kpi.ranges import line_outputs, planned_production_s
+from andon.model.clock import wall_clock
 from andon.model.plant import Area, Line, Machine, Plant
 from andon.model.process import die_with_parent
 from andon.model.types import Micros
@@ -363,10 +363,6 @@ class JobStore(Protocol):
 _log = logging.getLogger(__name__)
 
 
-def _wall_us() -> Micros:
-    return Micros(time.time_ns() // 1000)
-
-
 # ---- the runner -----------------------------------------------------------------------------
 
 
@@ -392,7 +388,7 @@ class TwinJobs:
         max_per_tenant: int = 2,
         history_days: float = 7.0,
         heartbeat_s: float = 5.0,
-        wall: Callable[[], Micros] = _wall_us,
+        wall: Callable[[], Micros] = wall_clock,
     ) -> None:
         self.store = store
         self.instance = secrets.token_hex(16)
