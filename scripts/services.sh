@@ -7,6 +7,17 @@ as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo -n "$@"; fi
 }
 
+# --- bubblewrap (the app sandbox, andon.apps.sandbox) ------------------------------------------
+# Every app instance runs under bwrap; the sandbox and misbehaving-app tests need it.
+if ! command -v bwrap >/dev/null 2>&1; then
+    echo "services: installing bubblewrap"
+    export DEBIAN_FRONTEND=noninteractive
+    if ! as_root apt-get install -y -q --no-install-recommends bubblewrap >/dev/null 2>&1; then
+        as_root apt-get update -q >/dev/null
+        as_root apt-get install -y -q --no-install-recommends bubblewrap >/dev/null
+    fi
+fi
+
 # --- Mosquitto (MQTT broker) on 127.0.0.1:1883 ------------------------------------------------
 # The edge uplink, the MQTT/Sparkplug connectors and their tests need a real broker. Fault tests
 # start their own `mosquitto` on a free loopback port (so they can kill and restart it); the
