@@ -8,6 +8,7 @@ from andon.model.types import (
     Quality,
     SampleBatch,
     StateBatch,
+    TextBatch,
     from_micros,
     to_micros,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "Quality",
     "SampleBatch",
     "StateBatch",
+    "TextBatch",
     "from_micros",
     "to_micros",
 ]

@@ -96,8 +96,111 @@ def _check_index(kind: str, index: I32, names: tuple[str, ...]) -> None:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
+class TextBatch:
+    """Non-numeric values ``(signal, ts, value, quality, code)`` as columns: strings,
+    enumeration labels, events (an MTConnect ``Execution`` of ``ACTIVE``, a program name).
+    ``code`` is an enumeration's numeric code where the protocol gives one, NaN otherwise
+    (decision 0202). Booleans stay numeric samples (0/1).
+
+    >>> t = TextBatch.build(["s/a/l/m/execution"], [0, 0], [1, 2], ["READY", "ACTIVE"])
+    >>> len(t), t.value[1], t.signal_at(1)
+    (2, 'ACTIVE', 's/a/l/m/execution')
+    """
+
+    names: tuple[str, ...]
+    index: I32
+    ts: I64
+    value: tuple[str, ...]
+    quality: U8
+    code: F64
+
+    def __post_init__(self) -> None:
+        n = _check_lengths(
+            "TextBatch", index=self.index, ts=self.ts, quality=self.quality, code=self.code
+        )
+        if len(self.value) != n:
+            raise ValueError("TextBatch: value column length differs")
+        _check_index("TextBatch", self.index, self.names)
+
+    @classmethod
+    def build(
+        cls,
+        names: Sequence[str],
+        index: Sequence[int] | npt.NDArray[Any],
+        ts: Sequence[int] | npt.NDArray[Any],
+        value: Sequence[str],
+        quality: Sequence[int] | npt.NDArray[Any] | None = None,
+        code: Sequence[float] | npt.NDArray[Any] | None = None,
+    ) -> TextBatch:
+        idx = _codes(index)
+        return cls(
+            tuple(names),
+            idx,
+            np.ascontiguousarray(ts, dtype=np.int64),
+            tuple(value),
+            (
+                np.zeros(len(idx), dtype=np.uint8)
+                if quality is None
+                else np.ascontiguousarray(quality, dtype=np.uint8)
+            ),
+            (
+                np.full(len(idx), np.nan)
+                if code is None
+                else np.ascontiguousarray(code, dtype=np.float64)
+            ),
+        )
+
+    @classmethod
+    def empty(cls) -> TextBatch:
+        return cls.build((), [], [], [])
+
+    @classmethod
+    def concat(cls, batches: Sequence[TextBatch]) -> TextBatch:
+        """One batch of many; the name dictionaries are merged."""
+        batches = [b for b in batches if len(b)]
+        if len(batches) == 1:
+            return batches[0]
+        if not batches:
+            return cls.empty()
+        names: dict[str, int] = {}
+        parts = []
+        for b in batches:
+            remap = np.array([names.setdefault(n, len(names)) for n in b.names], dtype=np.int32)
+            parts.append(remap[b.index])
+        return cls(
+            tuple(names),
+            np.concatenate(parts),
+            np.concatenate([b.ts for b in batches]),
+            tuple(v for b in batches for v in b.value),
+            np.concatenate([b.quality for b in batches]),
+            np.concatenate([b.code for b in batches]),
+        )
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    def signal_at(self, i: int) -> str:
+        return self.names[int(self.index[i])]
+
+    def take(self, mask_or_idx: npt.NDArray[Any]) -> TextBatch:
+        rows = np.arange(len(self))[mask_or_idx]
+        return TextBatch(
+            self.names,
+            self.index[rows],
+            self.ts[rows],
+            tuple(self.value[i] for i in rows.tolist()),
+            self.quality[rows],
+            self.code[rows],
+        )
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class SampleBatch:
     """Samples ``(signal, ts, value, quality)`` as columns.
+
+    ``text``: non-numeric values read in the same go (``TextBatch``, its own name
+    dictionary), carried beside the numeric columns on the same path (connector, edge
+    buffer, frame, ingest) and stored apart; ``len`` counts the numeric samples only.
 
     >>> b = SampleBatch.build(["s/a/l/m/x"], [0, 0], [1, 2], [1.5, 2.5])
     >>> len(b), b.signal_at(1)
@@ -109,6 +212,7 @@ class SampleBatch:
     ts: I64
     value: F64
     quality: U8
+    text: TextBatch | None = None
 
     def __post_init__(self) -> None:
         _check_lengths(
@@ -124,6 +228,7 @@ class SampleBatch:
         ts: Sequence[int] | npt.NDArray[Any],
         value: Sequence[float] | npt.NDArray[Any],
         quality: Sequence[int] | npt.NDArray[Any] | None = None,
+        text: TextBatch | None = None,
     ) -> SampleBatch:
         idx = _codes(index)
         q = (
@@ -137,6 +242,7 @@ class SampleBatch:
             np.ascontiguousarray(ts, dtype=np.int64),
             np.ascontiguousarray(value, dtype=np.float64),
             q,
+            text if text is not None and len(text) else None,
         )
 
     @classmethod
@@ -145,10 +251,12 @@ class SampleBatch:
 
     @classmethod
     def concat(cls, batches: Sequence[SampleBatch]) -> SampleBatch:
-        """One batch of many; the name dictionaries are merged."""
+        """One batch of many; the name dictionaries are merged (text parts too)."""
+        texts = [b.text for b in batches if b.text is not None and len(b.text)]
+        text = TextBatch.concat(texts) if texts else None
         batches = [b for b in batches if len(b)]
         if not batches:
-            return cls.empty()
+            return cls.empty() if text is None else cls.build((), [], [], [], text=text)
         names: dict[str, int] = {}
         parts = []
         for b in batches:
@@ -160,7 +268,19 @@ class SampleBatch:
             np.concatenate([b.ts for b in batches]),
             np.concatenate([b.value for b in batches]),
             np.concatenate([b.quality for b in batches]),
+            text,
         )
+
+    @property
+    def text_points(self) -> int:
+        """How many text values ride with the batch."""
+        return 0 if self.text is None else len(self.text)
+
+    def numeric(self) -> SampleBatch:
+        """The batch without its text part (the same arrays)."""
+        if self.text is None:
+            return self
+        return SampleBatch(self.names, self.index, self.ts, self.value, self.quality)
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -169,12 +289,14 @@ class SampleBatch:
         return self.names[int(self.index[i])]
 
     def take(self, mask_or_idx: npt.NDArray[Any]) -> SampleBatch:
+        """The numeric rows selected; the text part, if any, is kept whole."""
         return SampleBatch(
             self.names,
             self.index[mask_or_idx],
             self.ts[mask_or_idx],
             self.value[mask_or_idx],
             self.quality[mask_or_idx],
+            self.text,
         )
 
 
