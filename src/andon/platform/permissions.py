@@ -46,6 +46,10 @@ class Permission(StrEnum):
     APIKEY_READ = "apikey:read"
     APIKEY_WRITE = "apikey:write"
     AUDIT_READ = "audit:read"
+    APP_MANAGE = "app:manage"
+    """Install, configure, upgrade, roll back and uninstall apps; read their status and logs."""
+    FINDING_REVIEW = "finding:review"
+    """Confirm or reject an app's finding with a comment (the decision goes back to the app)."""
     PLATFORM_ADMIN = "platform:admin"
 
 
@@ -78,8 +82,9 @@ _VIEW = frozenset(
     }
 )
 
-_FLOOR = frozenset({Permission.REASON_WRITE, Permission.ALERT_ACK})
-"""What an operator adds to a viewer: entering downtime reasons and acknowledging alerts."""
+_FLOOR = frozenset({Permission.REASON_WRITE, Permission.ALERT_ACK, Permission.FINDING_REVIEW})
+"""What an operator adds to a viewer: entering downtime reasons, acknowledging alerts and
+confirming or rejecting apps' findings."""
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.VIEWER: _VIEW,
@@ -109,6 +114,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         Permission.APIKEY_WRITE,
         Permission.AUDIT_READ,
         Permission.BOARD_MANAGE,
+        Permission.APP_MANAGE,
     },
     Role.PLATFORM_ADMIN: frozenset({Permission.PLATFORM_ADMIN}),
 }
@@ -131,6 +137,7 @@ TENANT_ONLY: frozenset[Permission] = frozenset(
         Permission.APIKEY_READ,
         Permission.APIKEY_WRITE,
         Permission.AUDIT_READ,
+        Permission.APP_MANAGE,
     }
 )
 """Permissions that only a tenant-wide grant (not a single-site grant) confers."""

@@ -25,6 +25,12 @@ __all__ = [
     "alarm_limits",
     "alerts",
     "api_keys",
+    "app_feedback",
+    "app_findings",
+    "app_installations",
+    "app_state",
+    "app_work_orders",
+    "apps",
     "audit_head",
     "audit_log",
     "edge_health",
@@ -302,3 +308,122 @@ line_targets = Table(
 """A manager's goals for one line (migration 0004): target OEE (0–1), good output per hour
 and per shift; NULL = no goal. Board devices need no table: they are API keys of kind
 ``board`` (see docs/decisions/0613-*)."""
+
+apps = Table(
+    "apps",
+    metadata,
+    Column("app_id", String(64), primary_key=True),
+    Column("version", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("vendor", String(200), nullable=False),
+    Column("category", String(64), nullable=False),
+    Column("source_dir", Text, nullable=False),
+    Column("manifest", Text, nullable=False),
+    Column("report", Text, nullable=False),
+    Column("figures", Text, nullable=False),
+    Column("passed", Boolean, nullable=False),
+    Column("published_by", String(200), nullable=False),
+    Column("published_at", BigInteger, nullable=False),
+)
+"""The app catalog (migration 0008): one row per published app version, shared by every
+tenant. ``manifest``, ``report`` (the test harness's report) and ``figures`` (the claims it
+measured) are JSON text; ``source_dir`` is the app's directory the supervisor runs."""
+
+app_installations = Table(
+    "app_installations",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("tenant_id", String(64), ForeignKey("tenants.id"), nullable=False),
+    Column("app_id", String(64), nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("site_ids", Text, nullable=False),
+    Column("settings", Text, nullable=False),
+    Column("permissions", Text, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("previous_version", String(64), nullable=True),
+    Column("previous_settings", Text, nullable=True),
+    Column("previous_permissions", Text, nullable=True),
+    Column("installed_by", String(200), nullable=False),
+    Column("installed_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("uninstalled_at", BigInteger, nullable=True),
+    Index("ix_app_installations_tenant", "tenant_id", "state"),
+)
+"""An app instance of one tenant on chosen sites (JSON lists ``site_ids`` and the granted
+``permissions``, JSON ``settings``); ``state`` is ``installed`` or ``uninstalled`` (the row
+stays, the grant is gone). ``previous_*`` is what a rollback returns to."""
+
+app_findings = Table(
+    "app_findings",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("tenant_id", String(64), ForeignKey("tenants.id"), nullable=False),
+    Column("site_id", String(32), ForeignKey("sites.id", ondelete="CASCADE"), nullable=False),
+    Column("installation_id", String(32), nullable=False),
+    Column("app_id", String(64), nullable=False),
+    Column("type", String(100), nullable=False),
+    Column("machine", String(300), nullable=True),
+    Column("start_us", BigInteger, nullable=False),
+    Column("end_us", BigInteger, nullable=False),
+    Column("score", Float, nullable=False),
+    Column("title", String(300), nullable=False),
+    Column("explanation", Text, nullable=False),
+    Column("signals", Text, nullable=False),
+    Column("evidence", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_app_findings_site_created", "tenant_id", "site_id", "created_at"),
+    Index("ix_app_findings_installation", "installation_id", "created_at"),
+)
+"""What apps found (``andon.sdk.Finding``): ``signals`` (JSON list) are drawn as evidence
+over ``start_us``..``end_us``; ``evidence`` is the app's small JSON."""
+
+app_feedback = Table(
+    "app_feedback",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("tenant_id", String(64), ForeignKey("tenants.id"), nullable=False),
+    Column(
+        "finding_id",
+        String(32),
+        ForeignKey("app_findings.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("installation_id", String(32), nullable=False),
+    Column("decision", String(16), nullable=False),
+    Column("comment", Text, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Index("ix_app_feedback_installation_at", "installation_id", "at"),
+    Index("ix_app_feedback_finding", "finding_id"),
+)
+"""A person's ``confirm`` or ``reject`` of a finding, with a comment; appended, the latest
+one per finding stands. The app reads them back (``feedback.list``)."""
+
+app_work_orders = Table(
+    "app_work_orders",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("tenant_id", String(64), ForeignKey("tenants.id"), nullable=False),
+    Column("site_id", String(32), ForeignKey("sites.id", ondelete="CASCADE"), nullable=False),
+    Column("installation_id", String(32), nullable=False),
+    Column("machine", String(300), nullable=True),
+    Column("title", String(300), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("due_us", BigInteger, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_app_work_orders_site_created", "tenant_id", "site_id", "created_at"),
+)
+"""Work orders an app proposes (``workorders.propose``); people decide on them."""
+
+app_state = Table(
+    "app_state",
+    metadata,
+    Column("installation_id", String(32), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("tenant_id", String(64), ForeignKey("tenants.id"), nullable=False),
+    Column("value", Text, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+"""An instance's small key/value state (JSON ``value``; the sizes add up to at most the
+cap, 1 MiB per instance)."""
