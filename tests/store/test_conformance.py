@@ -28,7 +28,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from andon.model.types import PartBatch, Quality, SampleBatch, StateBatch
+from andon.model.types import PartBatch, Quality, SampleBatch, StateBatch, TextBatch
 from andon.store import DuckDBStore, TelemetryStore, open_store
 from andon.store.base import Aggregates
 
@@ -924,3 +924,81 @@ def test_duckdb_read_threads_must_be_a_count() -> None:
     for bad in (-1, 1.5, True, "2"):
         with pytest.raises(ValueError, match="read_threads"):
             DuckDBStore.open(None, read_threads=bad)  # type: ignore[arg-type]
+
+
+# --- text values (decision 0202) ---------------------------------------------------------------
+
+TEXT_SIGNALS = ["acme/s1/a1/l1/m1/execution", "acme/s1/a1/l1/m1/program"]
+
+
+def text_rows(b: TextBatch) -> list[tuple[str, int, str, int, float | None]]:
+    return [
+        (b.names[int(i)], int(t), v, int(q), None if np.isnan(c) else float(c))
+        for i, t, v, q, c in zip(b.index, b.ts, b.value, b.quality, b.code, strict=True)
+    ]
+
+
+def test_text_values_round_trip_exactly_and_in_order(impl: Impl) -> None:
+    odd = ["ACTIVE", "", "O1234 (ROUGH) — Ø12 ✓", "a\x00b", "x" * 5000, "READY"]
+    batch = TextBatch.build(
+        TEXT_SIGNALS,
+        [1, 0, 1, 0, 1, 0],
+        [T0 + 5 * S, T0 + 2 * S, T0 + 1 * S, T0 + 1 * S, T0 + 3 * S, T0 + 9 * S],
+        odd,
+        [0, 0, 1, 2, 0, 0],
+        [3, np.nan, np.nan, np.nan, np.nan, 2],
+    )
+
+    async def scenario(store: TelemetryStore) -> TextBatch:
+        result = await store.append_text("acme", batch)
+        assert (result.written, result.duplicates, result.conflicts) == (6, 0, 0)
+        return await store.read_text(
+            "acme", [TEXT_SIGNALS[0], "acme/none", TEXT_SIGNALS[1]], T0, T0 + 9 * S
+        )
+
+    got = run(impl, scenario)
+    assert got.names == (TEXT_SIGNALS[0], "acme/none", TEXT_SIGNALS[1])
+    assert text_rows(got) == [
+        (TEXT_SIGNALS[0], T0 + 1 * S, "a\x00b", 2, None),
+        (TEXT_SIGNALS[0], T0 + 2 * S, "", 0, None),
+        (TEXT_SIGNALS[1], T0 + 1 * S, "O1234 (ROUGH) — Ø12 ✓", 1, None),
+        (TEXT_SIGNALS[1], T0 + 3 * S, "x" * 5000, 0, None),
+        (TEXT_SIGNALS[1], T0 + 5 * S, "ACTIVE", 0, 3.0),
+    ]  # [start, end): the READY at T0 + 9 s is outside
+
+
+def test_text_first_write_wins_and_conflicts_are_counted(impl: Impl) -> None:
+    sig = TEXT_SIGNALS[0]
+    first = TextBatch.build([sig], [0, 0, 0], [T0, T0 + S, T0 + S], ["READY", "ACTIVE", "STOP"])
+    again = TextBatch.build([sig], [0, 0, 0], [T0, T0 + S, T0 + 2 * S], ["READY", "X", "ACTIVE"])
+
+    async def scenario(store: TelemetryStore) -> TextBatch:
+        r1 = await store.append_text("acme", first)
+        assert (r1.written, r1.duplicates, r1.conflicts) == (2, 1, 1)  # in-batch STOP
+        r2 = await store.append_text("acme", again)
+        assert (r2.written, r2.duplicates, r2.conflicts) == (1, 2, 1)  # stored ACTIVE vs X
+        assert len(await store.read_text("other", [sig], T0, T0 + 10 * S)) == 0
+        return await store.read_text("acme", [sig], T0, T0 + 10 * S)
+
+    got = run(impl, scenario)
+    assert got.value == ("READY", "ACTIVE", "ACTIVE")
+    assert got.ts.tolist() == [T0, T0 + S, T0 + 2 * S]
+
+
+def test_text_values_persist_and_retention_deletes_them(impl: Impl) -> None:
+    sig = TEXT_SIGNALS[1]
+    batch = TextBatch.build([sig], [0, 0], [T0, T0 + 10 * S], ["P1", "P2"])
+
+    async def write(store: TelemetryStore) -> None:
+        await store.append_text("acme", batch)
+        await store.append("acme", SampleBatch.build([sig], [0], [T0], [1.0]))
+
+    async def reopen(store: TelemetryStore) -> TextBatch:
+        r = await store.append_text("acme", batch)
+        assert (r.written, r.duplicates) == ((0, 2) if impl.persistent else (2, 0))
+        await store.delete_before("acme", T0 + 5 * S)
+        return await store.read_text("acme", [sig], T0, T0 + 20 * S)
+
+    run(impl, write, key="text-persist")
+    got = run(impl, reopen, key="text-persist")
+    assert got.value == ("P2",)

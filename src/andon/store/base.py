@@ -23,8 +23,12 @@ Semantics every implementation must honour (checked by the conformance suite in
 * **States** are intervals ``[start, end)`` per machine; reads return the intervals that
   overlap the range, clipped to it, ordered by (machine, start).
 * **Parts** are counter events; reads return events with ``start <= ts < end``.
-* **Retention** deletes samples (``ts < cutoff``), states (``end <= cutoff``) and parts
-  (``ts < cutoff``).
+* **Text values** (``TextBatch``: strings, enumeration labels, events; decision 0202) are
+  kept apart from samples, under the same signal dictionary and the same rule: the first
+  write of each ``(tenant, signal, ts)`` wins, a repeat is a duplicate, one with another
+  value or quality a conflict too. ``read_text`` returns them like ``read``.
+* **Retention** deletes samples and text values (``ts < cutoff``), states
+  (``end <= cutoff``) and parts (``ts < cutoff``).
 * **Quality** is 0 good, 1 uncertain, 2 bad (``Quality``). Ingest admits a NaN value only
   with bad quality, so NaN never reaches an aggregate.
 * **Result shape**: ``read`` and ``aggregate`` return ``names`` equal to the requested
@@ -40,7 +44,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from andon.model.types import F64, I32, I64, Micros, PartBatch, SampleBatch, StateBatch
+from andon.model.types import (
+    F64,
+    I32,
+    I64,
+    Micros,
+    PartBatch,
+    SampleBatch,
+    StateBatch,
+    TextBatch,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +117,16 @@ class TelemetryStore(Protocol):
     async def last_values(
         self, tenant: str, signals: Sequence[str] | None = None
     ) -> dict[str, LastValue]: ...
+
+    async def append_text(self, tenant: str, batch: TextBatch) -> AppendResult:
+        """Store text values; duplicates, conflicts and refusals as for ``append``."""
+        ...
+
+    async def read_text(
+        self, tenant: str, signals: Sequence[str], start: Micros, end: Micros
+    ) -> TextBatch:
+        """Text values ``[start, end)``; ``names`` and order as for ``read``."""
+        ...
 
     async def append_states(self, tenant: str, batch: StateBatch) -> int: ...
 

@@ -35,6 +35,10 @@ Design, chosen for batched-ingest throughput and low query latency on small mach
   excluded.
   Note that DuckDB orders NaN above +inf, so a NaN value is the ``max`` of its bucket and
   never its ``min``; ``mean`` of a bucket holding NaN is NaN.
+* **Text values** (decision 0202) live in ``texts(tenant_id, signal_id, ts, value VARCHAR,
+  code DOUBLE, quality)``, ids from the same signal dictionary; a NaN code is ``NULL``. They
+  change rarely (a state, a program name), so every append is checked against the stored
+  rows of its signals and ts range, without a high-water mark; the rule is the samples'.
 * **States and parts** are small tables keyed by machine name (``VARCHAR``); a state's empty
   reason ``''`` is stored as ``NULL`` and read back as ``''``.
 
@@ -74,6 +78,7 @@ from andon.model.types import (
     Quality,
     SampleBatch,
     StateBatch,
+    TextBatch,
 )
 from andon.store.base import Aggregates, AppendResult, LastValue
 
@@ -100,6 +105,10 @@ CREATE TABLE IF NOT EXISTS samples (
 CREATE TABLE IF NOT EXISTS latest (
     signal_id INTEGER PRIMARY KEY, tenant_id INTEGER NOT NULL, ts BIGINT NOT NULL,
     value DOUBLE NOT NULL, quality UTINYINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS texts (
+    tenant_id INTEGER NOT NULL, signal_id INTEGER NOT NULL, ts BIGINT NOT NULL,
+    value VARCHAR NOT NULL, code DOUBLE, quality UTINYINT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS states (
     tenant_id INTEGER NOT NULL, machine VARCHAR NOT NULL, start_ts BIGINT NOT NULL,
@@ -532,6 +541,103 @@ class _Engine:
             if h
         }
 
+    # -- text values ----------------------------------------------------------------------
+
+    def append_text(self, tenant: str, batch: TextBatch) -> AppendResult:
+        n = len(batch)
+        if n == 0:
+            return AppendResult(0, 0)
+        if int(batch.quality.max()) > Quality.BAD:
+            raise ValueError(f"quality must be 0..{int(Quality.BAD)}, got {batch.quality.max()}")
+        tid = self.tenant_id(tenant, create=True)
+        assert tid is not None
+        used = np.flatnonzero(np.bincount(batch.index, minlength=len(batch.names)))
+        lut = np.full(len(batch.names), -1, dtype=np.int32)
+        lut[used] = self.signal_ids(tid, [batch.names[i] for i in used])
+        sig = lut[batch.index]
+        rows = np.flatnonzero(sig >= 0)
+        refused = n - len(rows)
+        if len(rows) == 0:
+            return AppendResult(0, 0, 0, refused)
+        order = _order_by_index(sig[rows], batch.ts[rows])
+        if order is not None:
+            rows = rows[order]
+        sig, ts = sig[rows], batch.ts[rows]
+        value = [batch.value[i] for i in rows.tolist()]
+        quality, code = batch.quality[rows], batch.code[rows]
+        m = len(rows)
+        dup = np.zeros(m, dtype=bool)
+        np.logical_and(sig[1:] == sig[:-1], ts[1:] == ts[:-1], out=dup[1:])
+        conflicts = 0
+        if dup.any():  # compared with the first of their run, the one kept
+            first = np.maximum.accumulate(np.where(dup, 0, np.arange(m))).tolist()
+            for i in np.flatnonzero(dup).tolist():
+                j = first[i]
+                conflicts += value[i] != value[j] or quality[i] != quality[j]
+        cand = np.flatnonzero(~dup)
+        table = pa.table({"i": cand.astype(np.int64), "sid": sig[cand], "ts": ts[cand]})
+        self.con.register("_cand", table)
+        try:
+            found = self.con.execute(
+                "SELECT c.i, t.value, t.quality FROM _cand AS c JOIN ("
+                "  SELECT signal_id, ts, value, quality FROM texts"
+                "  WHERE tenant_id = ? AND ts >= ? AND ts <= ?"
+                ") AS t ON t.signal_id = c.sid AND t.ts = c.ts",
+                [tid, int(ts[cand].min()), int(ts[cand].max())],
+            ).fetchall()
+        finally:
+            self.con.unregister("_cand")
+        for i, old_value, old_quality in found:
+            dup[i] = True
+            conflicts += value[i] != old_value or int(quality[i]) != int(old_quality)
+        keep = np.flatnonzero(~dup)
+        duplicates = m - len(keep)
+        if len(keep) == 0:
+            return AppendResult(0, duplicates, conflicts, refused)
+        kept_code = code[keep]
+        out = pa.table(
+            {
+                "sid": sig[keep],
+                "ts": ts[keep],
+                "value": pa.array([value[i] for i in keep.tolist()], pa.string()),
+                "code": pa.array(kept_code, pa.float64(), mask=np.isnan(kept_code)),
+                "quality": quality[keep],
+            }
+        )
+        self.con.register("_texts", out)
+        try:
+            self.con.execute(
+                "INSERT INTO texts SELECT ?, sid, ts, value, code, quality FROM _texts", [tid]
+            )
+        finally:
+            self.con.unregister("_texts")
+        return AppendResult(len(keep), duplicates, conflicts, refused)
+
+    def read_text(self, tenant: str, names: tuple[str, ...], start: int, end: int) -> TextBatch:
+        found = self.lookup(tenant, names)
+        if found is None:
+            return TextBatch.build(names, [], [], [])
+        tid, ids, pos = found
+        con = self.reader()
+        con.register("_tsignals", pa.table({"sid": ids, "pos": pos}))
+        try:
+            got = con.execute(
+                "SELECT s.pos, t.ts, t.value, coalesce(t.code, 'NaN'::DOUBLE) AS code, "
+                "t.quality FROM texts AS t JOIN _tsignals AS s ON t.signal_id = s.sid "
+                "WHERE t.tenant_id = ? AND t.ts >= ? AND t.ts < ? ORDER BY s.pos, t.ts",
+                [tid, start, end],
+            ).fetchnumpy()
+        finally:
+            con.unregister("_tsignals")
+        return TextBatch(
+            names,
+            np.asarray(got["pos"], dtype=np.int32),
+            np.asarray(got["ts"], dtype=np.int64),
+            tuple(str(v) for v in got["value"].tolist()),
+            np.asarray(got["quality"], dtype=np.uint8),
+            np.asarray(got["code"], dtype=np.float64),
+        )
+
     # -- states and parts -----------------------------------------------------------------
 
     @staticmethod
@@ -740,6 +846,7 @@ class _Engine:
         try:
             for sql in (
                 f"DELETE FROM samples WHERE ts < ?{scope}",
+                f"DELETE FROM texts WHERE ts < ?{scope}",
                 f"DELETE FROM states WHERE end_ts <= ?{scope}",
                 f"DELETE FROM open_states WHERE end_ts < ?{scope}",
                 f"DELETE FROM parts WHERE ts < ?{scope}",
@@ -898,6 +1005,15 @@ class DuckDBStore:
         # in memory, under the engine's lock for microseconds: answered here, on the loop,
         # rather than queued behind the SQL reads for a thread that would hold the GIL anyway
         return self._engine.last_values(_tenant(tenant), names)
+
+    async def append_text(self, tenant: str, batch: TextBatch) -> AppendResult:
+        return await self._run(self._engine.append_text, _tenant(tenant), batch)
+
+    async def read_text(
+        self, tenant: str, signals: Sequence[str], start: Micros, end: Micros
+    ) -> TextBatch:
+        names = _names("signals", signals)
+        return await self._read(self._engine.read_text, _tenant(tenant), names, *_range(start, end))
 
     async def append_states(self, tenant: str, batch: StateBatch) -> int:
         return await self._run(self._engine.append_states, _tenant(tenant), batch)

@@ -7,6 +7,13 @@ columns back to back: ``ts`` (int64), ``value`` (float64), ``index`` (int32), ``
 zero-copy (``numpy.frombuffer``) and checks every length, so a truncated or padded frame is
 refused with a reason instead of being half read.
 
+A batch with text values (``SampleBatch.text``, decision 0202) adds a *text block* after
+the numeric columns and sets flag bit 1: ``TXT1``, the count ``m``, the byte lengths of its
+name dictionary (JSON) and of its UTF-8 values (uint32 each), the name JSON, then ``ts``
+(int64), ``code`` (float64), ``index`` (int32), ``quality`` (uint8), the end offset of each
+value in the value bytes (uint32), and the value bytes. A frame without text is unchanged,
+byte for byte; a decoder that does not know the block refuses the frame by its length.
+
 >>> from andon.model.types import SampleBatch
 >>> b = SampleBatch.build(["s/a/l/m/x"], [0, 0], [10, 20], [1.5, 2.5])
 >>> f = decode_frame(encode_frame("e1", "tok", "m1", 7, 123, False, b))
@@ -25,7 +32,7 @@ from typing import Final
 
 import numpy as np
 
-from andon.model.types import Micros, SampleBatch
+from andon.model.types import Micros, SampleBatch, TextBatch
 
 __all__ = [
     "ACK_PREFIX",
@@ -45,10 +52,12 @@ __all__ = [
     "body_of",
     "decode_acks",
     "decode_frame",
+    "decode_text",
     "encode_acks",
     "encode_frame",
     "frame_from_parts",
     "key_parts",
+    "text_block",
     "up_topic",
 ]
 
@@ -60,7 +69,12 @@ FRAME_CONTENT_TYPE: Final = "application/vnd.andon.frame"
 """The media type of one frame POSTed to the platform's ingest route."""
 KEY_PREFIX: Final = "andon_"
 _HISTORICAL: Final = 1
+_TEXT: Final = 2
 _POINT_BYTES: Final = 8 + 8 + 4 + 1
+TEXT_HEAD: Final = struct.Struct("<4sIII")
+"""Text block header: magic ``TXT1``, values, name JSON bytes, value bytes."""
+_TEXT_MAGIC: Final = b"TXT1"
+_TEXT_POINT_BYTES: Final = 8 + 8 + 4 + 1 + 4
 ACK_STATUSES: Final = ("ok", "rejected", "refused")
 UP_PREFIX: Final = "andon/v1/up/"
 """MQTT topic prefix an edge publishes its frames under (then its platform key's id)."""
@@ -125,15 +139,85 @@ def ack_for(token: str, stream: str, seq: int, status: str, reason: str = "") ->
 
 
 def body_of(batch: SampleBatch) -> bytes:
-    """The column block of a batch (what the edge buffer stores)."""
+    """The column block of a batch (what the edge buffer stores), its text block after it."""
+    parts = [
+        batch.ts.astype("<i8", copy=False).tobytes(),
+        batch.value.astype("<f8", copy=False).tobytes(),
+        batch.index.astype("<i4", copy=False).tobytes(),
+        batch.quality.astype("u1", copy=False).tobytes(),
+    ]
+    if batch.text is not None and len(batch.text):
+        parts.append(text_block(batch.text))
+    return b"".join(parts)
+
+
+def text_block(text: TextBatch) -> bytes:
+    """The text block of a batch's text values (see the module).
+
+    >>> t = TextBatch.build(["a/x"], [0, 0], [10, 20], ["READY", "ACTIVE ✓"], code=[1, 2])
+    >>> back = decode_text(text_block(t))
+    >>> back.value, back.code.tolist(), back.signal_at(1)
+    (('READY', 'ACTIVE ✓'), [1.0, 2.0], 'a/x')
+    """
+    encoded = [v.encode() for v in text.value]
+    ends = np.cumsum([len(b) for b in encoded], dtype=np.int64)
+    blob = b"".join(encoded)
+    if len(blob) >= 2**32:
+        raise ValueError(f"text values of {len(blob)} bytes do not fit one frame")
+    names = json.dumps(list(text.names)).encode()
     return b"".join(
         (
-            batch.ts.astype("<i8", copy=False).tobytes(),
-            batch.value.astype("<f8", copy=False).tobytes(),
-            batch.index.astype("<i4", copy=False).tobytes(),
-            batch.quality.astype("u1", copy=False).tobytes(),
+            TEXT_HEAD.pack(_TEXT_MAGIC, len(text), len(names), len(blob)),
+            names,
+            text.ts.astype("<i8", copy=False).tobytes(),
+            text.code.astype("<f8", copy=False).tobytes(),
+            text.index.astype("<i4", copy=False).tobytes(),
+            text.quality.astype("u1", copy=False).tobytes(),
+            ends.astype("<u4").tobytes(),
+            blob,
         )
     )
+
+
+def decode_text(data: bytes | memoryview) -> TextBatch:
+    """A text block back into a ``TextBatch``; ``FrameError`` when it is malformed (every
+    length is checked: the block must be exactly as long as its header says)."""
+    buf = memoryview(data)
+    if len(buf) < TEXT_HEAD.size:
+        raise FrameError("malformed_frame", f"text block of {len(buf)} bytes")
+    magic, m, names_len, blob_len = TEXT_HEAD.unpack_from(buf)
+    if magic != _TEXT_MAGIC:
+        raise FrameError("malformed_frame", "bad text block magic")
+    o = TEXT_HEAD.size
+    want = o + names_len + m * _TEXT_POINT_BYTES + blob_len
+    if len(buf) != want:
+        raise FrameError(
+            "malformed_frame", f"text block of {len(buf)} bytes, expected {want} for {m} values"
+        )
+    try:
+        names = json.loads(bytes(buf[o : o + names_len]))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise FrameError("malformed_frame", f"text names JSON: {exc}") from None
+    if not isinstance(names, list) or not all(isinstance(x, str) for x in names):
+        raise FrameError("malformed_frame", "text names must be a list of strings")
+    o += names_len
+    ts = np.frombuffer(buf, "<i8", m, o).astype(np.int64)
+    code = np.frombuffer(buf, "<f8", m, o + 8 * m).astype(np.float64)
+    index = np.frombuffer(buf, "<i4", m, o + 16 * m).astype(np.int32)
+    quality = np.frombuffer(buf, "u1", m, o + 20 * m).copy()
+    ends = np.frombuffer(buf, "<u4", m, o + 21 * m).astype(np.int64)
+    blob = bytes(buf[o + 25 * m :])
+    if m and (ends[-1] != blob_len or bool(np.any(np.diff(ends) < 0))):
+        raise FrameError("malformed_frame", "text value offsets do not fit the value bytes")
+    starts = [0, *ends[:-1].tolist()]
+    try:
+        values = tuple(blob[a:b].decode() for a, b in zip(starts, ends.tolist(), strict=True))
+    except UnicodeDecodeError as exc:
+        raise FrameError("malformed_frame", f"text value is not UTF-8: {exc}") from None
+    try:
+        return TextBatch(tuple(names), index, ts, values, quality, code)
+    except ValueError as exc:
+        raise FrameError("malformed_frame", str(exc)) from None
 
 
 def frame_from_parts(
@@ -155,6 +239,8 @@ def frame_from_parts(
     ).encode()
     meta += b" " * (-len(meta) % 8)
     flags = _HISTORICAL if historical else 0
+    if len(body) != points * _POINT_BYTES:  # a text block follows the columns
+        flags |= _TEXT
     head = HEADER.pack(MAGIC, VERSION, flags, seq, created_us, points, len(meta))
     return b"".join((head, meta, body))
 
@@ -199,10 +285,11 @@ def decode_frame(data: bytes) -> Frame:
     if version != VERSION:
         raise FrameError("unsupported_version", f"frame version {version}")
     end_meta = HEADER.size + meta_len
-    if len(data) != end_meta + n * _POINT_BYTES:
+    end_columns = end_meta + n * _POINT_BYTES
+    if len(data) != end_columns and not (flags & _TEXT and len(data) > end_columns):
         raise FrameError(
             "malformed_frame",
-            f"{len(data)} bytes, expected {end_meta + n * _POINT_BYTES} for {n} points",
+            f"{len(data)} bytes, expected {end_columns} for {n} points",
         )
     try:
         meta = json.loads(data[HEADER.size : end_meta])
@@ -219,6 +306,7 @@ def decode_frame(data: bytes) -> Frame:
     value = np.frombuffer(buf, "<f8", n, o + 8 * n)
     index = np.frombuffer(buf, "<i4", n, o + 16 * n)
     quality = np.frombuffer(buf, "u1", n, o + 20 * n)
+    text = decode_text(buf[end_columns:]) if flags & _TEXT else None
     try:
         batch = SampleBatch(
             tuple(names),
@@ -226,6 +314,7 @@ def decode_frame(data: bytes) -> Frame:
             ts.astype(np.int64),
             value.astype(np.float64),
             quality,
+            text,
         )
     except ValueError as exc:
         raise FrameError("malformed_frame", str(exc)) from None
@@ -249,16 +338,18 @@ def batch_from_parts(points: int, names_json: str, body: bytes) -> SampleBatch:
     [1.5, 2.5]
     """
     n = points
-    if len(body) != n * _POINT_BYTES:
+    if len(body) < n * _POINT_BYTES:
         raise FrameError("malformed_frame", f"{len(body)} body bytes for {n} points")
     names = json.loads(names_json)
     buf = memoryview(body)
+    text = decode_text(buf[n * _POINT_BYTES :]) if len(body) > n * _POINT_BYTES else None
     return SampleBatch(
         tuple(names),
         np.frombuffer(buf, "<i4", n, 16 * n).astype(np.int32),
         np.frombuffer(buf, "<i8", n, 0).astype(np.int64),
         np.frombuffer(buf, "<f8", n, 8 * n).astype(np.float64),
         np.frombuffer(buf, "u1", n, 20 * n).copy(),
+        text,
     )
 
 
