@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 
 from andon.api.deps import Access, Ctx, SiteModel, Svc, client_address
 from andon.api.feeds import event_stream, sse
-from andon.api.live import BusFeed
+from andon.api.live import FloorFeed, SiteFeed
 from andon.api.params import (
     _LABELS,
     _MAX_ROWS,
@@ -23,7 +23,6 @@ from andon.api.params import (
     _range,
     api,
 )
-from andon.api.routes_ops import FloorFeed
 from andon.api.schemas import (
     AggregatesOut,
     ApiKeyCreate,
@@ -80,7 +79,7 @@ async def login(body: LoginIn, request: Request, svc: Svc) -> TokenOut:
     source = client_address(request, svc.settings.trust_proxy_headers)
     audit = svc.platform.audit
     try:
-        tenant, uid, pair = await svc.platform.login(body.email, body.password, source)
+        tenant, uid, pair = await svc.platform.login(body.email, body.password, source, body.tenant)
     except LoginFailed as exc:
         if exc.tenant_id is None or exc.reason == "throttled":
             # unknown emails and throttled repeats: one row per source per window
@@ -642,26 +641,25 @@ async def live(
     signals = [s for s in model.signals if s.startswith(want)]
     svc, tenant = ctx.services, ctx.tenant
     floor = FloorFeed(ctx, model, want)
-    feed = BusFeed(
+    feed = SiteFeed(
         svc.bus,
         tenant,
         model.plant.site.id,
         signals,
-        floor.machines,
+        floor,
         max_queue=svc.settings.bus.max_queue,
-        on_state=lambda m, state, since: floor.sent_states.__setitem__(m, (state, since)),
     )
 
     async def tick(n: int) -> list[str]:
         if n > 0:  # values come from the bus (``feed``), subscribed before this snapshot
-            return await floor.tick()
+            return await feed.tick()
         got = await svc.store.last_values(tenant, signals) if signals else {}
         feed.sent_ts.update((s, v.ts) for s, v in got.items())
         snapshot = [
             {"signal": s, "ts": v.ts, "value": _f(v.value), "quality": v.quality}
             for s, v in sorted(got.items())
         ]
-        return [sse("values", snapshot), *await floor.tick()]
+        return [sse("values", snapshot), *await feed.tick()]
 
     return event_stream(
         ctx,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import urllib.parse
 from typing import Any
 
 import httpx
@@ -62,43 +63,53 @@ async def change_password(body: PasswordChangeIn, ctx: Ctx) -> Response:
     return Response(status_code=204)
 
 
-async def _mail_reset(svc: Services, email: str, source: str) -> None:
-    """Make a reset token and mail its link; the outcome goes to the audit log."""
+async def _mail_reset(svc: Services, email: str, tenant: str | None, source: str) -> None:
+    """Make a reset token per account of ``email`` (one address may have an account in
+    several tenants) and mail each its own link; every outcome goes to the audit log, under
+    the account's tenant."""
     sec = svc.settings.security
     assert sec.smtp is not None
     pf = svc.platform
-    got = await pf.request_reset(email)
-    if got is None:
-        await pf.audit.record(
-            tenant_id=None,
-            actor=f"email:{email[:100]}",
+    got = await pf.request_reset(email, tenant)
+    if not got:
+        await svc.anonymous.record(
+            pf.audit,
             source=source,
             action="auth.reset.request",
             obj="password",
+            detail={"why": "no such enabled account", "email": email[:100]},
             result="failed",
-            detail={"why": "no such enabled account"},
         )
         return
     base = sec.public_url or f"http://{svc.settings.host}:{svc.settings.port}"
-    # the token rides in the fragment: browsers send it to no server, nor in a Referer
-    link = f"{base.rstrip('/')}/reset#token={got.token}"
-    result = "ok"
-    detail: dict[str, Any] = {"expires_at": got.expires_at}
-    try:
-        msg = reset_message(sec.smtp.from_addr, got.email, link, sec.reset_ttl_s // 60)
-        await send(sec.smtp, msg)
-    except MailError as exc:
-        _log.error("password reset mail not sent: %s", exc)
-        result, detail = "failed", {"why": str(exc)[:300]}
-    await pf.audit.record(
-        tenant_id=got.tenant_id,
-        actor=f"user:{got.user_id}",
-        source=source,
-        action="auth.reset.request",
-        obj="password",
-        result=result,
-        detail=detail,
-    )
+    for reset in got:
+        # the token rides in the fragment (the dashboard's #/reset page): browsers send it to
+        # no server, nor in a Referer
+        query = urllib.parse.urlencode({"token": reset.token, "tenant": reset.tenant_id})
+        link = f"{base.rstrip('/')}/#/reset?{query}"
+        result = "ok"
+        detail: dict[str, Any] = {"expires_at": reset.expires_at}
+        try:
+            msg = reset_message(
+                sec.smtp.from_addr,
+                reset.email,
+                link,
+                sec.reset_ttl_s // 60,
+                f"{reset.tenant_name} ({reset.tenant_id})",
+            )
+            await send(sec.smtp, msg)
+        except MailError as exc:
+            _log.error("password reset mail not sent: %s", exc)
+            result, detail = "failed", {"why": str(exc)[:300]}
+        await pf.audit.record(
+            tenant_id=reset.tenant_id,
+            actor=f"user:{reset.user_id}",
+            source=source,
+            action="auth.reset.request",
+            obj="password",
+            result=result,
+            detail=detail,
+        )
 
 
 @api.route(
@@ -110,12 +121,13 @@ async def _mail_reset(svc: Services, email: str, source: str) -> None:
     status_code=202,
 )
 async def request_reset(body: ResetRequestIn, request: Request, svc: Svc) -> dict[str, str]:
-    """Mail a one-time reset link to the account's address. The answer is the same whether
-    the account exists or not, and comes before the mail is sent (its time says nothing)."""
+    """Mail a one-time reset link to the address, one per account it has (in ``tenant``
+    only, when given). The answer is the same whether any account exists or not, and comes
+    before the mail is sent (its time says nothing)."""
     if svc.settings.security.smtp is None:
         raise Invalid("password reset by mail is not configured (security.smtp)")
     source = client_address(request, svc.settings.trust_proxy_headers)
-    task = asyncio.create_task(_mail_reset(svc, body.email, source))
+    task = asyncio.create_task(_mail_reset(svc, body.email, body.tenant, source))
     _mailing.add(task)
     task.add_done_callback(_mailing.discard)
     return {"detail": "if the account exists, a reset link is on its way"}
@@ -177,7 +189,7 @@ def _oidc(svc: Services) -> OidcLogin:
     if cfg is None:
         raise Invalid("single sign-on is not configured (security.oidc)")
     if svc.oidc is None:
-        svc.oidc = OidcLogin(cfg)
+        svc.oidc = OidcLogin(cfg, svc.platform.db, svc.platform.clock)
     return svc.oidc
 
 

@@ -140,6 +140,9 @@ class ApiKeyCreated(BaseModel):
 class LoginIn(_In):
     email: Annotated[str, Field(min_length=1, max_length=254)]
     password: Annotated[str, Field(min_length=1, max_length=256)]
+    tenant: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")] | None = Field(
+        None, description="the tenant's id, when the email has accounts in several tenants"
+    )
 
 
 class RefreshIn(_In):

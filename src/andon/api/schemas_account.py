@@ -29,6 +29,9 @@ class PasswordChangeIn(_In):
 
 class ResetRequestIn(_In):
     email: Email
+    tenant: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")] | None = Field(
+        None, description="only this tenant's account (else one link per account of the email)"
+    )
 
 
 class ResetIn(_In):

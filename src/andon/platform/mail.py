@@ -21,13 +21,18 @@ class MailError(Exception):
     """The relay could not take the message; the text names the relay and the reason."""
 
 
-def reset_message(sender: str, to: str, link: str, valid_min: int) -> EmailMessage:
+def reset_message(
+    sender: str, to: str, link: str, valid_min: int, account: str = ""
+) -> EmailMessage:
+    """The reset mail; ``account`` names the tenant (one address may have an account in
+    several, and each gets a mail of its own)."""
     msg = EmailMessage()
     msg["From"] = sender
     msg["To"] = to
-    msg["Subject"] = "andon: reset your password"
+    msg["Subject"] = f"andon: reset your password{f' ({account})' if account else ''}"
+    which = f"andon account in {account}" if account else "andon account"
     msg.set_content(
-        "Someone (hopefully you) asked to reset the password of this andon account.\n\n"
+        f"Someone (hopefully you) asked to reset the password of this {which}.\n\n"
         f"Open this link within {valid_min} minutes to choose a new one (it works once):\n\n"
         f"{link}\n\n"
         "If it was not you, ignore this mail: your password stays as it is.\n"

@@ -1,12 +1,14 @@
 """Single sign-on with OpenID Connect: the authorization code flow with PKCE.
 
-``start`` makes a one-time ``state`` (with its nonce and PKCE verifier, kept in memory for
-``PENDING_S``) and the provider's authorization URL; ``finish`` takes the code and state the
-provider sent back, exchanges the code at the token endpoint (client secret and verifier),
-and checks the ID token: signature against the provider's JWKS, issuer, audience, expiry,
-nonce, and a verified email (from the ID token, else from userinfo for the same subject).
-The caller then signs in the andon user with that email, in the configured tenant only;
-nobody is created by a sign-in.
+``start`` makes a one-time ``state`` (with its nonce and PKCE verifier, kept in the
+metadata database's ``oidc_states`` for ``PENDING_S``, so the callback may reach any worker
+sharing that database, or one restarted meanwhile) and the provider's authorization URL;
+``finish`` takes the code and state the provider sent back (the state is taken from the
+database once: a replay finds nothing), exchanges the code at the token endpoint (client
+secret and verifier), and checks the ID token: signature against the provider's JWKS,
+issuer, audience, expiry, nonce, and a verified email (from the ID token, else from
+userinfo for the same subject). The caller then signs in the andon user with that email,
+in the configured tenant only; nobody is created by a sign-in.
 """
 
 from __future__ import annotations
@@ -14,20 +16,27 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import jwt
+from sqlalchemy import delete, func, insert, select
 
+from andon.model.types import Micros
 from andon.platform.config import Oidc
+from andon.platform.database import Database
+from andon.platform.security import sha256_hex
+from andon.platform.tables import oidc_states
 
-__all__ = ["PENDING_S", "OidcError", "OidcIdentity", "OidcLogin"]
+__all__ = ["MAX_PENDING", "PENDING_S", "OidcError", "OidcIdentity", "OidcLogin", "SignInStates"]
 
-PENDING_S = 600.0
-"""How long a started sign-in may take before its state is forgotten."""
+PENDING_S = 600
+"""How long a started sign-in may take before its state is refused (seconds)."""
+MAX_PENDING = 10_000
+"""Sign-ins in progress at most (unexpired states); beyond, ``start`` refuses."""
 _ALGS = ["RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA"]
 
 
@@ -41,13 +50,70 @@ class OidcIdentity:
     email: str
 
 
-class OidcLogin:
-    """One provider's sign-ins (one per app)."""
+class SignInStates:
+    """Sign-ins in progress, in the metadata database: each state's nonce and PKCE verifier,
+    stored under the state's SHA-256 (a copy of the database cannot name a live state), taken
+    at most once and refused after ``PENDING_S``. ``clock``: ``Micros`` (injectable)."""
 
-    def __init__(self, cfg: Oidc, *, timeout_s: float = 10.0) -> None:
+    def __init__(self, db: Database, clock: Callable[[], Micros]) -> None:
+        self.db = db
+        self.clock = clock
+
+    async def put(self, state: str, nonce: str, verifier: str) -> None:
+        """Keep a new sign-in's secrets; expired ones are deleted on the way. Raises
+        ``OidcError`` when ``MAX_PENDING`` sign-ins are already in progress."""
+        now = self.clock()
+        async with self.db.begin() as conn:
+            await conn.execute(delete(oidc_states).where(oidc_states.c.expires_at <= now))
+            live = (await conn.execute(select(func.count()).select_from(oidc_states))).scalar()
+            if int(live or 0) >= MAX_PENDING:
+                raise OidcError("too many sign-ins in progress")
+            await conn.execute(
+                insert(oidc_states).values(
+                    state_hash=sha256_hex(state),
+                    nonce=nonce,
+                    verifier=verifier,
+                    created_at=now,
+                    expires_at=now + PENDING_S * 1_000_000,
+                )
+            )
+
+    async def take(self, state: str) -> tuple[str, str]:
+        """``(nonce, verifier)`` of a live sign-in, deleted in the same statement, so two
+        callbacks with one state (a replay, or two workers at once) get it once. Raises
+        ``OidcError`` for a state never issued, already taken or expired."""
+        now = self.clock()
+        async with self.db.begin() as conn:
+            row = (
+                await conn.execute(
+                    delete(oidc_states)
+                    .where(oidc_states.c.state_hash == sha256_hex(state))
+                    .returning(
+                        oidc_states.c.nonce, oidc_states.c.verifier, oidc_states.c.expires_at
+                    )
+                )
+            ).one_or_none()
+        if row is None:
+            raise OidcError("unknown or already used sign-in state")
+        if int(row.expires_at) <= now:
+            raise OidcError("expired sign-in state")
+        return str(row.nonce), str(row.verifier)
+
+
+class OidcLogin:
+    """One provider's sign-ins (one per app; its states are shared through ``db``)."""
+
+    def __init__(
+        self,
+        cfg: Oidc,
+        db: Database,
+        clock: Callable[[], Micros],
+        *,
+        timeout_s: float = 10.0,
+    ) -> None:
         self.cfg = cfg
         self.timeout_s = timeout_s
-        self._pending: dict[str, tuple[str, str, float]] = {}
+        self.states = SignInStates(db, clock)
         self._meta: dict[str, Any] | None = None
 
     async def _get(self, url: str) -> dict[str, Any]:
@@ -73,12 +139,8 @@ class OidcLogin:
     async def start(self) -> str:
         """The provider's authorization URL for a new sign-in."""
         meta = await self.metadata()
-        now = time.monotonic()
-        self._pending = {s: p for s, p in self._pending.items() if p[2] > now}
-        if len(self._pending) >= 10_000:
-            raise OidcError("too many sign-ins in progress")
         state, nonce, verifier = (secrets.token_urlsafe(32) for _ in range(3))
-        self._pending[state] = (nonce, verifier, now + PENDING_S)
+        await self.states.put(state, nonce, verifier)
         challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
         query = {
             "response_type": "code",
@@ -103,11 +165,9 @@ class OidcLogin:
         return info
 
     async def finish(self, code: str, state: str) -> OidcIdentity:
-        """Redeem the code of a sign-in this process started (``state``, used once)."""
-        pending = self._pending.pop(state, None)
-        if pending is None or pending[2] <= time.monotonic():
-            raise OidcError("unknown or expired sign-in state")
-        nonce, verifier, _ = pending
+        """Redeem the code of a sign-in started by any worker on this database (``state``,
+        used once)."""
+        nonce, verifier = await self.states.take(state)
         meta = await self.metadata()
         async with httpx.AsyncClient(timeout=self.timeout_s) as client:
             r = await client.post(

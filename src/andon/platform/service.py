@@ -385,7 +385,8 @@ class Platform:
                     )
                 )
         except IntegrityError as exc:
-            raise Conflict("a user with this email already exists") from exc
+            # only this tenant's users are compared: another tenant's are none of its business
+            raise Conflict("a user with this email already exists in this tenant") from exc
         for role, site in roles:
             await self.grant_role(tenant_id, uid, role, site)
         return await self.get_user(tenant_id, uid)
@@ -808,39 +809,47 @@ class Platform:
         )
 
     async def login(
-        self, email: str, password: str, source: str = "unknown"
+        self, email: str, password: str, source: str = "unknown", tenant: str | None = None
     ) -> tuple[str, str, TokenPair]:
-        """``(tenant, user id, tokens)``. Every attempt verifies exactly one argon2 hash (a
-        dummy one for an unknown, disabled or throttled account), so the answer's time says
-        nothing about the account. A ``source`` that failed ``max_failed_logins`` times on
-        this account, or ``max_failed_logins_per_source`` times on any, within
-        ``lockout_s`` is throttled (refused even the right password) until its failures
-        age out; other sources are not affected: there is no account lockout.
+        """``(tenant, user id, tokens)``. One email may have accounts in several tenants:
+        ``tenant`` (its id) picks one; without it the oldest account of that email is the
+        one tried, so a tenant that adds an address another tenant already uses changes
+        nothing for the older account's logins. Every attempt verifies exactly one argon2
+        hash (a dummy one for an unknown, disabled or throttled account, or an unknown
+        tenant), so neither the answer nor its time says whether an email exists in a tenant.
+        A ``source`` that failed ``max_failed_logins`` times on this account, or
+        ``max_failed_logins_per_source`` times on any, within ``lockout_s`` is throttled
+        (refused even the right password) until its failures age out; other sources are not
+        affected: there is no account lockout.
         Raises ``LoginFailed`` with a reason for the audit log (the caller shows one message)."""
         email = email.lower()
-        allowed = self.throttle.allowed(email, source)
+        q = select(users.c.id, users.c.tenant_id, users.c.password_hash, users.c.disabled)
+        q = q.where(users.c.email == email)
+        if tenant is not None:
+            q = q.where(users.c.tenant_id == tenant.lower())
         async with self.db.begin() as conn:
             u = (
-                (await conn.execute(select(users).where(users.c.email == email)))
-                .mappings()
-                .one_or_none()
-            )
+                await conn.execute(q.order_by(users.c.created_at, users.c.id).limit(1))
+            ).one_or_none()
+        # throttled per account (the same one however it is named), else per name tried
+        account = f"user:{u.id}" if u is not None else f"{tenant or ''}/{email}"
+        allowed = self.throttle.allowed(account, source)
         digest = _DUMMY_HASH
         tid = uid = None
         if u is not None:
-            tid, uid = str(u["tenant_id"]), str(u["id"])
-            if allowed and not u["disabled"]:
-                digest = str(u["password_hash"])
+            tid, uid = str(u.tenant_id), str(u.id)
+            if allowed and not u.disabled:
+                digest = str(u.password_hash)
         ok = await self.verify_password(password, digest)
         if not allowed:
             raise LoginFailed("throttled", tid, uid)
         if tid is None or uid is None or digest is _DUMMY_HASH or not ok:
-            self.throttle.failed(email, source)
+            self.throttle.failed(account, source)
             why = "unknown user" if uid is None else "wrong password"
             raise LoginFailed(
                 "account disabled" if uid and digest is _DUMMY_HASH else why, tid, uid
             )
-        self.throttle.succeeded(email, source)
+        self.throttle.succeeded(account, source)
         return tid, uid, await self._issue(uid, tid)
 
     async def refresh(self, token: str) -> tuple[str, str, TokenPair]:
@@ -925,9 +934,10 @@ class Platform:
             raise LoginFailed("account disabled", tenant_id, str(u.id))
         return str(u.id), await self._issue(str(u.id), tenant_id)
 
-    async def request_reset(self, email: str) -> ResetToken | None:
-        """A one-time reset token for ``email``'s account (``None`` if there is none)."""
-        return await self.sessions.new_reset(email)
+    async def request_reset(self, email: str, tenant: str | None = None) -> list[ResetToken]:
+        """A one-time reset token for each enabled account of ``email`` (in ``tenant`` only,
+        when given): one link per account, since one address may have several."""
+        return await self.sessions.new_reset(email, tenant)
 
     async def reset_password(self, token: str, new: str) -> tuple[str, str]:
         """Spend a reset token and set the password: ``(tenant, user id)``. Every session of

@@ -26,11 +26,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from andon.model.types import Micros
 from andon.platform.database import Database
 from andon.platform.security import new_id, new_token, sha256_hex
-from andon.platform.tables import password_resets, refresh_tokens, sessions, users
+from andon.platform.tables import password_resets, refresh_tokens, sessions, tenants, users
 
 __all__ = ["RefreshRefused", "ResetToken", "Sessions"]
 
 _CACHE_MAX = 50_000
+_RESETS_PER_EMAIL = 20
+"""Reset links mailed for one request at most (one per account of the address)."""
 
 
 class RefreshRefused(Exception):
@@ -51,6 +53,8 @@ class ResetToken:
     email: str
     token: str
     expires_at: Micros
+    tenant_name: str = ""
+    """The tenant's display name, for the mail (one address may have several accounts)."""
 
 
 class Sessions:
@@ -219,39 +223,46 @@ class Sessions:
 
     # ---- password resets -------------------------------------------------------------------
 
-    async def new_reset(self, email: str) -> ResetToken | None:
-        """A one-time reset token for the (enabled) account of ``email``, else ``None``. Only
-        its SHA-256 is stored; earlier unused tokens of the account are voided."""
+    async def new_reset(self, email: str, tenant: str | None = None) -> list[ResetToken]:
+        """A one-time reset token for each enabled account of ``email`` (of ``tenant`` only,
+        when given; at most ``_RESETS_PER_EMAIL``, oldest first). Only their SHA-256 is
+        stored; earlier unused tokens of those accounts are voided."""
         now = self.clock()
+        q = (
+            select(users.c.id, users.c.tenant_id, users.c.email, tenants.c.name)
+            .join(tenants, tenants.c.id == users.c.tenant_id)
+            .where(users.c.email == email.lower(), users.c.disabled.is_(False))
+        )
+        if tenant is not None:
+            q = q.where(users.c.tenant_id == tenant.lower())
+        q = q.order_by(users.c.created_at, users.c.id).limit(_RESETS_PER_EMAIL)
+        out: list[ResetToken] = []
         async with self.db.begin() as conn:
-            u = (
+            for u in (await conn.execute(q)).all():
                 await conn.execute(
-                    select(users.c.id, users.c.tenant_id, users.c.email, users.c.disabled).where(
-                        users.c.email == email.lower()
+                    update(password_resets)
+                    .where(password_resets.c.user_id == u.id, password_resets.c.used_at.is_(None))
+                    .values(used_at=now)
+                )
+                token = new_token()
+                expires = now + self.reset_ttl_s * 1_000_000
+                await conn.execute(
+                    insert(password_resets).values(
+                        id=new_id(),
+                        tenant_id=u.tenant_id,
+                        user_id=u.id,
+                        token_hash=sha256_hex(token),
+                        created_at=now,
+                        expires_at=expires,
+                        used_at=None,
                     )
                 )
-            ).one_or_none()
-            if u is None or u.disabled:
-                return None
-            await conn.execute(
-                update(password_resets)
-                .where(password_resets.c.user_id == u.id, password_resets.c.used_at.is_(None))
-                .values(used_at=now)
-            )
-            token = new_token()
-            expires = now + self.reset_ttl_s * 1_000_000
-            await conn.execute(
-                insert(password_resets).values(
-                    id=new_id(),
-                    tenant_id=u.tenant_id,
-                    user_id=u.id,
-                    token_hash=sha256_hex(token),
-                    created_at=now,
-                    expires_at=expires,
-                    used_at=None,
+                out.append(
+                    ResetToken(
+                        str(u.tenant_id), str(u.id), str(u.email), token, expires, str(u.name)
+                    )
                 )
-            )
-        return ResetToken(str(u.tenant_id), str(u.id), str(u.email), token, expires)
+        return out
 
     async def use_reset(self, token: str, conn: AsyncConnection) -> tuple[str, str]:
         """Spend a reset token inside ``conn``'s transaction: ``(tenant, user id)``; raises

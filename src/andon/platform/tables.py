@@ -36,6 +36,7 @@ __all__ = [
     "edge_health",
     "line_targets",
     "metadata",
+    "oidc_states",
     "password_resets",
     "reason_entries",
     "refresh_tokens",
@@ -83,14 +84,18 @@ users = Table(
     metadata,
     Column("id", String(32), primary_key=True),
     Column("tenant_id", String(64), ForeignKey("tenants.id"), nullable=False),
-    Column("email", String(254), nullable=False, unique=True),
+    Column("email", String(254), nullable=False),
     Column("password_hash", String(200), nullable=False),
     Column("failed_logins", Integer, nullable=False, default=0),
     Column("locked_until", BigInteger, nullable=False, default=0),
     Column("disabled", Boolean, nullable=False, default=False),
     Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("tenant_id", "email", name="uq_users_tenant_email"),
     Index("ix_users_tenant", "tenant_id"),
+    Index("ix_users_email", "email"),
 )
+"""An email is unique within its tenant only (migration 0007): one address may hold an
+account in several tenants, and no tenant learns of the others' (docs/security.md)."""
 
 role_grants = Table(
     "role_grants",
@@ -157,6 +162,20 @@ password_resets = Table(
     Column("used_at", BigInteger, nullable=True),
 )
 """One-time password-reset links: SHA-256 of the token, single use, expiring."""
+
+oidc_states = Table(
+    "oidc_states",
+    metadata,
+    Column("state_hash", String(64), primary_key=True),
+    Column("nonce", String(100), nullable=False),
+    Column("verifier", String(100), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Index("ix_oidc_states_expires", "expires_at"),
+)
+"""Single sign-ons in progress (migration 0007): the SHA-256 of the ``state`` sent to the
+provider, with the nonce and PKCE verifier it needs back; taken (deleted) once, by whichever
+worker receives the callback, and refused after ``expires_at``."""
 
 audit_log = Table(
     "audit_log",
@@ -362,7 +381,7 @@ app_findings = Table(
     Column("installation_id", String(32), nullable=False),
     Column("app_id", String(64), nullable=False),
     Column("type", String(100), nullable=False),
-    Column("machine", String(300), nullable=True),
+    Column("machine", String(500), nullable=True),
     Column("start_us", BigInteger, nullable=False),
     Column("end_us", BigInteger, nullable=False),
     Column("score", Float, nullable=False),
@@ -389,15 +408,15 @@ app_feedback = Table(
         nullable=False,
     ),
     Column("installation_id", String(32), nullable=False),
-    Column("decision", String(16), nullable=False),
+    Column("verdict", String(16), nullable=False),
     Column("comment", Text, nullable=False),
     Column("actor", String(200), nullable=False),
     Column("at", BigInteger, nullable=False),
     Index("ix_app_feedback_installation_at", "installation_id", "at"),
     Index("ix_app_feedback_finding", "finding_id"),
 )
-"""A person's ``confirm`` or ``reject`` of a finding, with a comment; appended, the latest
-one per finding stands. The app reads them back (``feedback.list``)."""
+"""A person's verdict on a finding, ``confirmed`` or ``rejected``, with a comment;
+appended, the latest one per finding stands. The app reads them back (``feedback.list``)."""
 
 app_work_orders = Table(
     "app_work_orders",
@@ -406,7 +425,7 @@ app_work_orders = Table(
     Column("tenant_id", String(64), ForeignKey("tenants.id"), nullable=False),
     Column("site_id", String(32), ForeignKey("sites.id", ondelete="CASCADE"), nullable=False),
     Column("installation_id", String(32), nullable=False),
-    Column("machine", String(300), nullable=True),
+    Column("machine", String(500), nullable=False),
     Column("title", String(300), nullable=False),
     Column("detail", Text, nullable=False),
     Column("due_us", BigInteger, nullable=True),
