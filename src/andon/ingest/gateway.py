@@ -46,6 +46,7 @@ from typing import Protocol
 
 from andon.ingest import Ingestor
 from andon.ingest.ratelog import RateLimitedLog
+from andon.ingest.texts import ingest_text
 from andon.model.types import PartBatch, SampleBatch, StateBatch
 from andon.wire.frames import (
     HEADER,
@@ -209,6 +210,10 @@ class GatewayStats:
     on_stored_failed: int = 0
     """Store writes after which the ``on_stored`` hook raised (the frames were stored and
     are acknowledged all the same)."""
+    texts_stored: int = 0
+    """Text values stored (decision 0202; refused ones are counted with the points)."""
+    texts_duplicate: int = 0
+    texts_conflict: int = 0
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -222,6 +227,9 @@ class GatewayStats:
             "on_stored_failed": self.on_stored_failed,
             "points_historical": self.points_historical,
             "points_acknowledged": self.points_acknowledged,
+            "texts_stored": self.texts_stored,
+            "texts_duplicate": self.texts_duplicate,
+            "texts_conflict": self.texts_conflict,
         }
 
 
@@ -285,6 +293,9 @@ class FrameResult:
     """Points refused by validation, by reason (their frames are acknowledged)."""
     refused: list[str] = field(default_factory=list)
     """The reason of each frame refused whole (not stored, not acknowledged ``ok``)."""
+    texts_accepted: int = 0
+    """Text values stored (decision 0202); their refusals are in ``rejected``."""
+    texts_duplicate: int = 0
 
 
 class IngestGateway:
@@ -338,7 +349,8 @@ class IngestGateway:
     async def _report(self, tenant: str | None, key_id: str, reason: str, frame: Frame) -> None:
         if self.on_refused is not None and tenant is not None:
             try:
-                await self.on_refused(Refusal(tenant, key_id, frame.edge, reason, len(frame.batch)))
+                n = len(frame.batch) + frame.batch.text_points
+                await self.on_refused(Refusal(tenant, key_id, frame.edge, reason, n))
             except Exception as exc:  # the refusal stands and is counted; its audit row is lost
                 self.stats.audit_failed += 1
                 self.refusal_log.note((f"key {key_id}", "audit_failed"), repr(exc))
@@ -348,7 +360,7 @@ class IngestGateway:
     ) -> None:
         into.append(reason)
         self.stats.frames_refused[reason] += 1
-        n = len(frame.batch) if frame is not None else 1
+        n = len(frame.batch) + frame.batch.text_points if frame is not None else 1
         self.ingestor.stats.reject(reason, n, detail)
         if not who:
             kp = key_parts(frame.token) if frame is not None else None
@@ -451,10 +463,12 @@ class IngestGateway:
                 detail = f"key on another edge's topic {topic_key}"
                 self._refuse(refused, "topic_mismatch", frame, detail, who)
                 return None
-        if len(frame.batch) == 0:  # nothing to store, nothing to refuse
+        text = frame.batch.text
+        if len(frame.batch) == 0 and text is None:  # nothing to store, nothing to refuse
             acks[identity.key_id].append(ack_for(frame.token, frame.stream, frame.seq, "ok"))
             return None
-        site = await self.site_of(identity, frame.batch.names)
+        names = frame.batch.names if text is None else frame.batch.names + text.names
+        site = await self.site_of(identity, names)
         if isinstance(site, str):
             self._refuse(refused, site, frame, f"edge {frame.edge!r}: {frame.batch.names[:2]}")
             acks[identity.key_id].append(
@@ -464,7 +478,7 @@ class IngestGateway:
                 await self._report(identity.tenant, identity.key_id, site, frame)
             return None
         admit = self.admit if bearer is None else None
-        if admit is not None and admit(identity.tenant, len(frame.batch)):
+        if admit is not None and admit(identity.tenant, len(frame.batch) + len(text or ())):
             self.stats.frames_refused["rate_limited"] += 1
             refused.append("rate_limited")
             return None
@@ -483,7 +497,15 @@ class IngestGateway:
             frames = [f for _, f in items]
             batch = SampleBatch.concat([f.batch for f in frames])
             try:
-                rep = await self.ingestor.samples(tenant, batch)
+                rep = await self.ingestor.samples(tenant, batch.numeric())
+                if batch.text is not None:
+                    texts = await ingest_text(self.ingestor, tenant, batch.text)
+                    out.texts_accepted += texts.accepted
+                    out.texts_duplicate += texts.duplicates
+                    rejected.update(texts.rejected)
+                    self.stats.texts_stored += texts.accepted
+                    self.stats.texts_duplicate += texts.duplicates
+                    self.stats.texts_conflict += texts.conflicts
             except PermissionError as exc:
                 for kid, f in items:
                     self._refuse(refused, "tenant_not_registered", f, str(exc))
