@@ -3,7 +3,7 @@ tenant's installations, the findings apps emit and people's feedback on them, pr
 orders and each instance's small key/value state.
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-02
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 __all__: list[str] = []
 
 revision = "0008"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
@@ -73,7 +73,7 @@ def upgrade() -> None:
         sa.Column("installation_id", sa.String(32), nullable=False),
         sa.Column("app_id", sa.String(64), nullable=False),
         sa.Column("type", sa.String(100), nullable=False),
-        sa.Column("machine", sa.String(300), nullable=True),
+        sa.Column("machine", sa.String(500), nullable=True),
         sa.Column("start_us", sa.BigInteger, nullable=False),
         sa.Column("end_us", sa.BigInteger, nullable=False),
         sa.Column("score", sa.Float, nullable=False),
@@ -100,7 +100,7 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("installation_id", sa.String(32), nullable=False),
-        sa.Column("decision", sa.String(16), nullable=False),
+        sa.Column("verdict", sa.String(16), nullable=False),
         sa.Column("comment", sa.Text, nullable=False),
         sa.Column("actor", sa.String(200), nullable=False),
         sa.Column("at", sa.BigInteger, nullable=False),
@@ -113,7 +113,7 @@ def upgrade() -> None:
         _tenant(),
         _site(),
         sa.Column("installation_id", sa.String(32), nullable=False),
-        sa.Column("machine", sa.String(300), nullable=True),
+        sa.Column("machine", sa.String(500), nullable=False),
         sa.Column("title", sa.String(300), nullable=False),
         sa.Column("detail", sa.Text, nullable=False),
         sa.Column("due_us", sa.BigInteger, nullable=True),
