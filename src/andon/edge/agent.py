@@ -99,7 +99,7 @@ class EdgeAgent:
 
         async def read() -> None:
             async for item in connector.batches(cursor):
-                if len(item[0]):
+                if len(item[0]) or item[0].text is not None:  # text values ride along (0202)
                     await queue.put(item)
 
         linger, cap = self.config.linger_s, self.config.max_batch_points
