@@ -264,6 +264,8 @@ def build_argv(
         "--ro-bind",
         str(spec.socket_path),
         SOCKET_PATH,
+        "--remount-ro",
+        "/",
         "--chdir",
         DATA_DIR,
     ]
