@@ -125,7 +125,8 @@ def status(
         why = ", ".join(f"{k} {v}" for k, v in sorted(up["acks_ignored"].items()))
         _out.print(f"uplink: acknowledgements ignored: {why}", highlight=False, soft_wrap=True)
     t = Table()
-    for col in ("connector", "device", "ok", "last success", "errors", "reconnects", "latency ms"):
+    cols = ("connector", "device", "ok", "last success", "points", "text", "errors", "reconnects")
+    for col in (*cols, "latency ms"):
         t.add_column(col)
     for c in doc["connectors"]:
         for d in c["devices"]:
@@ -135,6 +136,8 @@ def status(
                 d["device"],
                 "yes" if d["connected"] else "no",
                 "never" if last is None else f"{(time.time() * 1e6 - last) / 1e6:.1f} s ago",
+                str(d.get("points", 0)),
+                str(d.get("text_points", 0)),  # of the points, text values (decision 0202)
                 str(d["errors"]),
                 str(d["reconnects"]),
                 "" if d["latency_ms"] is None else f"{d['latency_ms']:.1f}",

@@ -69,6 +69,8 @@ class DeviceHealth:
     reconnects: int = 0
     reads: int = 0
     points: int = 0
+    text_points: int = 0
+    """Of ``points``, text values (strings, enumeration labels, events; decision 0202)."""
     latency_ms: float | None = None
     rejected: dict[str, int] = field(default_factory=dict)
     """Refused messages or values by reason (malformed, wrong type, bad timestamp...)."""
@@ -84,11 +86,13 @@ class Health:
     def device(self, name: str) -> DeviceHealth:
         return self.devices.setdefault(name, DeviceHealth(name))
 
-    def success(self, device: str, points: int, latency_s: float) -> None:
+    def success(self, device: str, points: int, latency_s: float, text_points: int = 0) -> None:
+        """A completed read of ``points`` values, ``text_points`` of them text."""
         d = self.device(device)
         d.connected = True
         d.reads += 1
         d.points += points
+        d.text_points += text_points
         d.latency_ms = round(latency_s * 1000.0, 3)
         d.last_success_us = int(time.time() * 1_000_000)
 

@@ -58,6 +58,8 @@ class DeviceHealth(_Tolerant):
     reconnects: Count = 0
     reads: Count = 0
     points: Count = 0
+    text_points: Count = 0
+    """Of ``points``, text values (decision 0202)."""
     latency_ms: Annotated[float, Field(ge=0, le=1e9)] | None = None
     rejected: Reasons = Field(default_factory=dict)
     """Refused messages or values by reason (malformed, wrong type, bad timestamp...)."""
