@@ -142,7 +142,10 @@ FOREIGN = b"""<?xml version="1.0"?>
 def test_non_numeric_observations_map_or_are_refused_with_a_reason() -> None:
     doc = parse_streams(FOREIGN)
     got = {(o.item, o.component): o.value for o in doc.observations}
+    texts = {o.item: o.text for o in doc.observations if o.text is not None}
+    assert texts == {"ex": "ACTIVE"}  # an event's text travels as text (decision 0202)
     assert got == {
+        ("ex", None): None,
         ("pos", "x"): 1.5,
         ("pos", "y"): -2.0,
         ("pos", "z"): 3.0,
@@ -156,38 +159,65 @@ def test_non_numeric_observations_map_or_are_refused_with_a_reason() -> None:
     assert [(i, r) for i, r, _ in doc.refused] == [
         ("ts", "time_series"),
         ("load", "bad_timestamp"),
-        ("ex", "non_numeric"),
     ]
 
 
-def test_categories_through_the_connector_are_counted_per_reason() -> None:
+def test_categories_through_the_connector_events_as_text_conditions_as_levels() -> None:
     async def go() -> None:
         items = [
             ("ex", "execution", "EVENT", "EXECUTION"),
+            ("pg", "program", "EVENT", "PROGRAM"),
+            ("pc", "part_count", "EVENT", "PART_COUNT"),
             ("sys", "system", "CONDITION", "SYSTEM"),
+            ("ld", "load", "SAMPLE", "LOAD"),
         ]
         agent = MTConnectAgent("vmc1", items)
         await agent.start()
         cfg = MTConnectConfig(
             name="m",
             url=f"http://127.0.0.1:{agent.port}",
-            items={"ex": "s/ex", "sys": "s/sys"},
+            items={"ex": "s/ex", "pg": "s/pg", "pc": "s/pc", "sys": "s/sys", "ld": "s/ld"},
             poll_s=0.01,
         )
         c = MTConnectConnector(cfg)
         it = c.batches(None).__aiter__()
         try:
             agent.observe("ex", "ACTIVE")
+            agent.observe("pg", "O1234 (ROUGH) Ø12")
+            agent.observe("pc", 7)
             agent.observe("sys", "NORMAL")
+            agent.observe("ld", "HIGH")  # text in a sample: refused, counted
             ((b, _),) = await _take(it, 1)
-            assert (b.names, b.value.tolist(), b.quality.tolist()) == (("s/sys",), [0.0], [0])
-            agent.observe("sys", None)
-            got: list[tuple[str, int]] = []
-            while not got:
+            assert sorted(zip([b.names[i] for i in b.index], b.value.tolist(), strict=True)) == [
+                ("s/pc", 7.0),
+                ("s/sys", 0.0),
+            ]
+            assert b.text is not None
+            assert dict(
+                zip([b.text.names[i] for i in b.text.index], b.text.value, strict=True)
+            ) == {
+                "s/ex": "ACTIVE",
+                "s/pg": "O1234 (ROUGH) Ø12",
+            }
+            for item in ("sys", "ex", "pc"):
+                agent.observe(item, None)
+            nums: list[tuple[str, int]] = []
+            texts: list[tuple[str, str, int]] = []
+            while len(nums) + len(texts) < 3:
                 ((b, _),) = await _take(it, 1)
-                got += [(b.names[i], int(q)) for i, q in zip(b.index, b.quality, strict=True)]
-            assert got == [("s/sys", Quality.BAD)]
-            assert c.health.device(cfg.url).rejected == {"non_numeric": 1}
+                nums += [(b.names[i], int(q)) for i, q in zip(b.index, b.quality, strict=True)]
+                if b.text is not None:
+                    t = b.text
+                    texts += [
+                        (t.names[i], v, int(q))
+                        for i, v, q in zip(t.index, t.value, t.quality, strict=True)
+                    ]
+            # an event's UNAVAILABLE is a bad text value, unless it was numeric (a count)
+            assert sorted(nums) == [("s/pc", Quality.BAD), ("s/sys", Quality.BAD)]
+            assert texts == [("s/ex", "UNAVAILABLE", Quality.BAD)]
+            health = c.health.device(cfg.url)
+            assert health.rejected == {"non_numeric": 1}
+            assert health.text_points == 3
         finally:
             await it.aclose()  # type: ignore[attr-defined]
             await agent.stop()

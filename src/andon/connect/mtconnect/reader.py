@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from andon.connect.base import Health, Manifest
-from andon.model.types import Quality, SampleBatch, to_micros
+from andon.model.types import Quality, SampleBatch, TextBatch, to_micros
 from andon.wire.net import Backoff, tls_context
 
 __all__ = [
@@ -66,8 +66,12 @@ class Observation:
     item: str
     sequence: int
     ts_us: int
-    value: float | None  # None: UNAVAILABLE
+    value: float | None  # None: UNAVAILABLE (or text)
     component: str | None = None  # "x", "y", "z" (or "0", "1"...) of a vector value
+    text: str | None = None
+    """An event's text (``Execution`` ``ACTIVE``, a program name), travelling as text."""
+    event: bool = False
+    """From the ``Events`` category."""
 
 
 @dataclass(frozen=True)
@@ -104,15 +108,20 @@ def _observe(
         if level is None:
             return [], ("unknown_condition", f"condition <{tag}>")
         return [Observation(item, seq, ts, level)], None
+    event = group == "Events"
     if text == "UNAVAILABLE":
-        return [Observation(item, seq, ts, None)], None
+        return [Observation(item, seq, ts, None, event=event)], None
     if tag.endswith("TimeSeries") or e.get("sampleCount") is not None:
         return [], ("time_series", f"<{tag}> with {e.get('sampleCount')} samples")
     parts = text.split()
     try:
         numbers = [float(x) for x in parts]
     except ValueError:
+        if event:  # ACTIVE, AUTOMATIC, O1234 ...: an event's value is text (decision 0202)
+            return [Observation(item, seq, ts, None, text=text, event=True)], None
         return [], ("non_numeric", f"<{tag}> {text[:40]!r}")
+    if event and len(numbers) == 1 and math.isfinite(numbers[0]):
+        return [Observation(item, seq, ts, numbers[0], event=True)], None
     if not numbers:
         return [], ("non_numeric", f"<{tag}> is empty")
     if not all(math.isfinite(n) for n in numbers):
@@ -139,9 +148,10 @@ def parse_streams(xml: bytes) -> StreamsDoc:
     (7, 3, 1200.5)
 
     Numbers, ``UNAVAILABLE`` (``None``: a bad sample), condition levels
-    (``CONDITION_LEVELS``) and vectors (one observation per component) become
-    observations; text, time series and observations with a bad timestamp or sequence are
-    listed in ``refused`` with the reason, and the rest of the document is kept.
+    (``CONDITION_LEVELS``), vectors (one observation per component) and the text of events
+    (``Observation.text``) become observations; text in a sample, time series and
+    observations with a bad timestamp or sequence are listed in ``refused`` with the
+    reason, and the rest of the document is kept.
     """
     root = ET.fromstring(xml)
     header = next((e for e in root.iter() if _local(e.tag) == "Header"), None)
@@ -196,6 +206,9 @@ class MTConnectConnector:
         self.lost = 0
         """Observations the agent dropped before this reader could fetch them (gaps)."""
         self.tls = tls_context(config.ca_file) if config.url.startswith("https://") else None
+        self._numeric_events: set[str] = set()
+        """Events seen with a number (a part count): their ``UNAVAILABLE`` is a bad sample;
+        any other event's is a bad text value ``UNAVAILABLE`` (decision 0202)."""
 
     def _batch(self, doc: StreamsDoc, device: str) -> SampleBatch:
         items = self.config.items
@@ -203,7 +216,19 @@ class MTConnectConnector:
             if item in items:
                 self.health.reject(device, reason)
                 log.warning("mtconnect %s: %s: %s: %s", self.name, item, reason, detail)
-        keep = [o for o in doc.observations if o.item in items]
+        keep: list[Observation] = []
+        texts: list[Observation] = []
+        for o in doc.observations:
+            if o.item not in items:
+                continue
+            if o.event and o.value is not None:
+                self._numeric_events.add(o.item)
+            if o.text is not None or (
+                o.event and o.value is None and o.item not in self._numeric_events
+            ):
+                texts.append(o)
+            else:
+                keep.append(o)
         paths = [
             items[o.item] if o.component is None else f"{items[o.item]}/{o.component}" for o in keep
         ]
@@ -215,6 +240,19 @@ class MTConnectConnector:
             [o.ts_us for o in keep],
             [math.nan if o.value is None else o.value for o in keep],
             [Quality.BAD if o.value is None else Quality.GOOD for o in keep],
+            text=self._texts(texts) if texts else None,
+        )
+
+    def _texts(self, obs: list[Observation]) -> TextBatch:
+        items = self.config.items
+        names = list(dict.fromkeys(items[o.item] for o in obs))
+        code = {n: i for i, n in enumerate(names)}
+        return TextBatch.build(
+            names,
+            [code[items[o.item]] for o in obs],
+            [o.ts_us for o in obs],
+            ["UNAVAILABLE" if o.text is None else o.text for o in obs],
+            [Quality.BAD if o.text is None else Quality.GOOD for o in obs],
         )
 
     async def _get(self, client: httpx.AsyncClient, url: str) -> tuple[int, bytes]:
@@ -283,7 +321,8 @@ class MTConnectConnector:
                 if failing:
                     self.health.reconnected(device)
                 failing = False
-                self.health.success(device, len(batch), time.monotonic() - t0)
+                read = len(batch) + batch.text_points
+                self.health.success(device, read, time.monotonic() - t0, batch.text_points)
                 yield batch, f"{instance}:{nxt}"
             except (httpx.HTTPError, OSError, ValueError, ET.ParseError) as exc:
                 why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
