@@ -11,6 +11,7 @@ import socket
 import stat
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes
@@ -210,12 +211,17 @@ def test_one_principal_holds_at_most_the_configured_number_of_feeds(env: Env) ->
             f.close()
 
 
-def _link_token(msg: Message) -> str:
+def _link(msg: Message) -> dict[str, str]:
+    """The reset link's fragment parameters (token, tenant): ``<public url>/#/reset?...``."""
     body = msg.get_payload(decode=True)
     assert isinstance(body, bytes)
-    m = re.search(r"https://andon\.example/reset#token=(\S+)", body.decode())
+    m = re.search(r"https://andon\.example/#/reset\?(\S+)", body.decode())
     assert m, body
-    return m.group(1)
+    return dict(urllib.parse.parse_qsl(m.group(1)))
+
+
+def _link_token(msg: Message) -> str:
+    return _link(msg)["token"]
 
 
 def test_a_password_is_reset_through_a_mailed_one_time_link(env: Env) -> None:
