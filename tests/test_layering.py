@@ -19,7 +19,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 ROOT = SRC / "andon"
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("model",),
+    ("model", "sdk"),
     ("wire",),
     ("connect", "store", "bus"),
     ("edge", "ingest", "kpi", "twin"),
@@ -35,9 +35,14 @@ SIDEWAYS: frozenset[tuple[str, str]] = frozenset(
         ("twin", "kpi"),  # the twin calibrates from and reports in the KPI definitions
         ("commands", "demo"),  # ``andon demo`` is the command line of the demo package
         ("floor", "platform"),  # floor records live in the platform's metadata database
+        ("apps", "platform"),  # one authorisation code; installs live in the metadata DB (0900)
     }
 )
 """Imports between two packages of one layer that the doc allows (importer, imported)."""
+
+STANDALONE: frozenset[str] = frozenset({"sdk"})
+"""Packages that import no other andon package at all: ``andon.sdk`` ships to app vendors
+as its own wheel (decision 0900)."""
 
 ONLY_FOR: dict[str, frozenset[str]] = {
     "sim": frozenset({"demo"}),  # the virtual factory is no production code path's
@@ -205,6 +210,19 @@ def test_every_allowed_exception_is_still_needed() -> None:
     found = violations()
     stale = [f"{a} -> {b}" for a, b in ALLOWED if (a, b) not in found]
     assert not stale, "no longer needed, remove from ALLOWED:\n" + "\n".join(stale)
+
+
+def test_standalone_packages_import_only_themselves() -> None:
+    """``andon.sdk`` imports the standard library and pyarrow, nothing of andon."""
+    bad = [
+        f"{m} imports {t}"
+        for m, targets in imports().items()
+        if package(m) in STANDALONE
+        for t in sorted(targets)
+        if package(t) != package(m)
+    ]
+    assert not bad, "a standalone package imports andon:\n" + "\n".join(bad)
+    assert all(any(package(m) == p for m in modules()) for p in STANDALONE)
 
 
 def test_no_module_cycle() -> None:
