@@ -28,7 +28,7 @@ from andon.edge.agent import read_status
 from tests.edge.broker import Broker
 from tests.edge.helpers import KEY, Platform, signals, spawn_edge, until
 
-__all__ = ["NAMES", "START", "AclBroker", "Run", "Verdict", "edge_config"]
+__all__ = ["NAMES", "START", "AclBroker", "Run", "Verdict", "edge_config", "report"]
 
 NAMES = signals(6)
 START = 1_767_225_600_000_000
@@ -113,6 +113,14 @@ class Verdict:
         )
 
 
+def report(v: Verdict) -> None:
+    """Print a scenario's line and append it to ``REPORT`` (pytest -n hides prints)."""
+    print(v.line())
+    REPORT.parent.mkdir(exist_ok=True)
+    with REPORT.open("a", encoding="utf-8") as f:
+        f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {v.line()}\n")
+
+
 class Run:
     """One scenario: the platform (in this process), the edge process and its files."""
 
@@ -174,10 +182,7 @@ class Run:
         dropped = int(b["dropped_points"])
         lost = total - distinct - dropped
         out = Verdict(self.name, total, distinct, lost, dup, dropped, recovery, st)
-        print(out.line())
-        REPORT.parent.mkdir(exist_ok=True)
-        with REPORT.open("a", encoding="utf-8") as f:  # readable after a parallel run, too
-            f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {out.line()}\n")
+        report(out)
         assert (lost, dup) == (0, 0), out.line()
         assert b["acked_points"] == distinct, out.line()  # acknowledged ⇔ stored
         assert recovery <= bound_s

@@ -29,6 +29,7 @@ from andon.api import (  # noqa: F401  (register routes)
     routes_account,
     routes_alarms,
     routes_analytics,
+    routes_apps,
     routes_edge,
     routes_kiosk,
     routes_ops,
@@ -168,18 +169,26 @@ def create_app(
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     clock_rate: float = 1.0,
     bus: LiveBus | None = None,
+    monotonic: Callable[[], float] | None = None,
 ) -> FastAPI:
     """The API app. ``store``: a telemetry store the caller owns (else one is opened from
     ``settings.telemetry_url`` and closed at shutdown); ``clock``: µs since the epoch
     (``clock_rate``: how many of its seconds pass per wall second, e.g. a demo's plant clock);
     ``sleep``: how live feeds wait between polls (tests pass one that moves their clock).
     ``bus``: a live bus the caller owns (else one is opened from ``settings.bus`` and closed
-    at shutdown): the ingestor publishes on it and live feeds subscribe to it."""
+    at shutdown): the ingestor publishes on it and live feeds subscribe to it.
+    ``monotonic`` (seconds, never stepped): what buckets, throttles and the ingest future
+    bound measure elapsed time on; default ``time.monotonic`` with the wall clock, else the
+    given clock's seconds (a test that steps its wall clock passes its own)."""
 
     # Buckets and throttles run on a monotonic clock, so a wall clock stepped back cannot
     # freeze them; a test's own clock drives them (its steps back are ignored by the bucket).
-    monotonic: Callable[[], float] = (
-        time.monotonic if clock is wall_clock else (lambda: clock() / 1e6)
+    mono: Callable[[], float] = (
+        monotonic
+        if monotonic is not None
+        else time.monotonic
+        if clock is wall_clock
+        else (lambda: clock() / 1e6)
     )
 
     @asynccontextmanager
@@ -197,7 +206,7 @@ def create_app(
             max_failed_logins=settings.max_failed_logins,
             max_failed_logins_per_source=settings.max_failed_logins_per_source,
             lockout_s=settings.lockout_s,
-            monotonic=monotonic,
+            monotonic=mono,
         )
         own_store = store is None
         live_bus: LiveBus | None = bus
@@ -216,7 +225,7 @@ def create_app(
                 "principal": (lim.principal_rps, lim.principal_burst),
                 "anonymous": (lim.anonymous_per_s, lim.anonymous_burst),
             },
-            monotonic,
+            mono,
         )
         jobs: TwinJobs | None = None
         evaluator: AlertEvaluator | None = None
@@ -236,6 +245,12 @@ def create_app(
                     clock=clock,
                     future_tolerance_s=ing.future_tolerance_s,
                     log_interval_s=ing.log_interval_s,
+                    # never stepped back (a test's clock-derived seconds would be: none then)
+                    monotonic=monotonic
+                    if monotonic is not None
+                    else time.monotonic
+                    if clock is wall_clock
+                    else None,
                 ),
                 limiter,
                 clock,

@@ -54,8 +54,10 @@ __all__ = ["api"]
 )
 async def report_health(site_id: str, body: EdgeHealth, ctx: Ctx) -> EdgeHealthAck:
     """An edge agent's connection health: per connector and device, last success, error
-    counts, latency, reconnects; its buffer and uplink. The latest report per edge is kept."""
-    now = ctx.services.clock()
+    counts, latency, reconnects; its buffer and uplink. The latest report per edge is kept.
+    Receipt is stamped by ingest's clock, which a platform clock stepped back does not move
+    back (else every later report would look older than the kept one)."""
+    now = ctx.services.ingestor.now()
     stored = StoredHealth(body, now, ctx.principal.actor)
     if not await _table(ctx).put(ctx.tenant, ctx.site_id, stored):
         raise HTTPException(
@@ -75,7 +77,7 @@ async def read_health(site_id: str, ctx: Ctx) -> SiteEdgeHealth:
     """The latest health of every edge at the site, with staleness: ``age_s`` since the
     report arrived (``stale`` after three of the edge's intervals without one) and, per
     device, ``since_success_s`` from its last good read to the edge's snapshot."""
-    now = ctx.services.clock()
+    now = ctx.services.ingestor.now()
     stored = await _table(ctx).site(ctx.tenant, ctx.site_id)
     edges = [EdgeSnapshot.of(h.report, h.received_us, now, STALE_INTERVALS) for h in stored]
     return SiteEdgeHealth(site_id=ctx.site_id, edges=edges)

@@ -10,7 +10,9 @@ Refusals that need a clock or the store (decision 0312):
 
 * ``future``: a sample stamped more than ``future_tolerance_s`` after the platform's clock
   (when the ingestor is given one) is refused, so one edge whose clock jumped ahead cannot
-  freeze a signal's "last value" at a moment that has not come yet;
+  freeze a signal's "last value" at a moment that has not come yet. With a ``monotonic``
+  clock too, that bound never steps back: a platform clock stepped back (an NTP step) would
+  otherwise refuse every correct edge's samples for as long as the step;
 * ``conflict``: a sample at an instant the store already holds for the signal, with another
   value or quality, is not stored (the first write wins, as for any duplicate) but counted
   apart from harmless resends (``IngestStats.conflicts``) and logged, rate-limited;
@@ -86,7 +88,11 @@ class Ingestor:
 
     ``clock`` (µs, the platform's): with it, samples stamped more than ``future_tolerance_s``
     after it are refused (``future``); without it (the in-process demo, whose plant clock is
-    its own) there is no such check."""
+    its own) there is no such check. ``monotonic`` (seconds, never stepped): with it, the
+    bound is the later of the clock and where the clock would be had it not stepped back
+    (the last bound plus the monotonic time since), so a platform clock stepped back refuses
+    nothing it accepted before. The price: after a forward step is undone, the bound stays
+    ahead by that step until the clock catches up."""
 
     def __init__(
         self,
@@ -96,12 +102,16 @@ class Ingestor:
         future_tolerance_s: float = 300.0,
         log_interval_s: float = 10.0,
         bus: LiveBus | None = None,
+        monotonic: Callable[[], float] | None = None,
     ) -> None:
         if future_tolerance_s < 0:
             raise ValueError(f"future_tolerance_s must be >= 0, got {future_tolerance_s}")
         self.store = store
         self.stats = IngestStats()
         self.clock = clock
+        self.monotonic = monotonic
+        self._bound: tuple[Micros, float] | None = None
+        """The last ``now`` of the future bound and the monotonic time it was taken at."""
         self.future_tolerance_us = int(future_tolerance_s * 1e6)
         self.conflict_log = RateLimitedLog(
             log_interval_s, emit=log.warning, what=("point", "points")
@@ -130,6 +140,21 @@ class Ingestor:
             self.stats.reject(f"unknown_{kind}", int((~ok).sum()), ", ".join(bad[:3]))
         return ok
 
+    def now(self) -> Micros:
+        """The platform's clock as ingest reads it (the future bound, edge health's
+        receipt): with ``monotonic``, never before the last answer plus the monotonic time
+        since, so a clock stepped back does not move it back. Needs ``clock``."""
+        if self.clock is None:
+            raise RuntimeError("this ingestor has no clock")
+        now = self.clock()
+        if self.monotonic is not None:
+            mono = self.monotonic()
+            if self._bound is not None:
+                last, at = self._bound
+                now = max(now, last + int((mono - at) * 1e6))
+            self._bound = (now, mono)
+        return now
+
     def _ts_ok(self, ts: np.ndarray, what: str) -> np.ndarray:
         ok = (ts >= _MIN_TS) & (ts < _MAX_TS)
         if not ok.all():
@@ -141,7 +166,7 @@ class Ingestor:
         ok = self._known("signal", tenant, batch.names, batch.index)
         ok &= self._ts_ok(batch.ts, "sample")
         if self.clock is not None:
-            now = self.clock()
+            now = self.now()
             ahead = ok & (batch.ts > now + self.future_tolerance_us)
             if ahead.any():
                 worst = int(batch.ts[ahead].max())

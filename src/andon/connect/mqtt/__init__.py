@@ -12,7 +12,10 @@
           timestamp_unit: ms                 # s | ms | us | iso
 
 A message that is not JSON, lacks the field, carries a non-number, NaN or a timestamp far in
-the future or past is refused, counted by reason in the connector's health and logged.
+the future or past is refused, counted by reason in the connector's health and logged. "Far in
+the future" is ``future_tolerance_s`` (default 12 h) ahead of the edge's clock: enough for an
+edge clock that runs slow, not for a timestamp in the wrong unit; the platform refuses samples
+more than 5 minutes ahead of its own clock (decision 0312).
 """
 
 from __future__ import annotations

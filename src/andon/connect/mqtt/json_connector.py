@@ -7,7 +7,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Literal
 
@@ -15,7 +15,8 @@ import aiomqtt
 from pydantic import BaseModel, ConfigDict, Field
 
 from andon.connect.base import Health, Manifest
-from andon.model.types import Quality, SampleBatch, to_micros
+from andon.model.clock import wall_clock
+from andon.model.types import Micros, Quality, SampleBatch, to_micros
 from andon.wire.net import Backoff, describe_connect_error, mqtt_client, tls_context
 
 __all__ = ["MANIFEST", "MqttJsonConfig", "MqttJsonConnector", "TopicMap", "extract"]
@@ -31,7 +32,6 @@ MANIFEST = Manifest(
 )
 
 _MAX_PAST_US = 366 * 86_400 * 1_000_000
-_MAX_FUTURE_US = 300 * 1_000_000
 _UNIT = {"s": 1_000_000, "ms": 1_000, "us": 1}
 
 
@@ -56,6 +56,12 @@ class MqttJsonConfig(BaseModel):
     cert_file: str | None = None
     key_file: str | None = None
     topics: list[TopicMap] = Field(min_length=1)
+    future_tolerance_s: float = Field(
+        43_200.0,
+        ge=0,
+        description="refuse a device timestamp this far ahead of the edge's clock (a wrong "
+        "unit, not a slow edge clock: the platform bounds the future by its own clock)",
+    )
 
 
 class _Refused(Exception):
@@ -94,8 +100,10 @@ def _matches(filt: str, topic: str) -> bool:
 class MqttJsonConnector:
     manifest = MANIFEST
 
-    def __init__(self, config: MqttJsonConfig) -> None:
+    def __init__(self, config: MqttJsonConfig, clock: Callable[[], Micros] = wall_clock) -> None:
         self.config = config
+        self.clock = clock
+        """The edge's clock (µs): the stamp of a sample without its own timestamp."""
         self.name = config.name
         self.health = Health(config.name)
         self.tls = (
@@ -126,7 +134,8 @@ class MqttJsonConnector:
                     raise ValueError(t)
             except (ValueError, OverflowError):
                 raise _Refused("bad_timestamp", f"{topic}: {t!r}") from None
-            if not now_us - _MAX_PAST_US <= ts <= now_us + _MAX_FUTURE_US:
+            ahead_us = int(self.config.future_tolerance_s * 1e6)
+            if not now_us - _MAX_PAST_US <= ts <= now_us + ahead_us:
                 raise _Refused("bad_timestamp", f"{topic}: {t!r} is too far from now")
         levels = topic.split("/")
         try:
@@ -176,7 +185,7 @@ class MqttJsonConnector:
             if not _matches(m.filter, topic):
                 continue
             try:
-                signal, ts, value = self.sample(m, topic, data, time.time_ns() // 1000)
+                signal, ts, value = self.sample(m, topic, data, self.clock())
             except _Refused as exc:
                 self.health.reject(device, exc.reason)
                 log.warning("mqtt %s: %s: %s", self.name, exc.reason, exc)
