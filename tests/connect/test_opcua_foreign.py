@@ -98,9 +98,13 @@ def _connector(url: str, nodes: dict[str, str], **kw: Any) -> OpcUaConnector:
 
 
 async def _collect(
-    c: OpcUaConnector, done: Any, deadline_s: float = 10.0
+    c: OpcUaConnector,
+    done: Any,
+    deadline_s: float = 10.0,
+    texts: dict[str, list[tuple[str, float, int]]] | None = None,
 ) -> dict[str, list[tuple[float, int]]]:
-    """Samples per signal until ``done(samples)`` or the deadline."""
+    """Samples per signal until ``done(samples)`` or the deadline; text values (with their
+    enumeration codes) into ``texts``."""
     seen: dict[str, list[tuple[float, int]]] = {}
     agen: Any = c.batches(None)
     end = time.monotonic() + deadline_s
@@ -112,6 +116,10 @@ async def _collect(
                 break
             for i, v, q in zip(batch.index, batch.value, batch.quality, strict=True):
                 seen.setdefault(batch.names[i], []).append((float(v), int(q)))
+            t = batch.text
+            if t is not None and texts is not None:
+                for i, s, c_, q in zip(t.index, t.value, t.code, t.quality, strict=True):
+                    texts.setdefault(t.names[i], []).append((s, float(c_), int(q)))
     finally:
         await agen.aclose()
     return seen
@@ -139,7 +147,7 @@ def test_node_ids_in_any_valid_spelling_get_data_in_subscription_mode(server: st
     assert c.sessions == 1
 
 
-def test_unknown_nodes_arrays_and_strings_are_counted_and_the_rest_subscribed(
+def test_unknown_nodes_and_arrays_are_counted_strings_read_as_text_the_rest_subscribed(
     server: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level("INFO", logger="andon.connect.opcua")
@@ -149,20 +157,29 @@ def test_unknown_nodes_arrays_and_strings_are_counted_and_the_rest_subscribed(
         "s/a/l/m/elsewhere": "nsu=urn:nobody;s=speed",
         "s/a/l/m/profile": "ns=2;s=profile",
         "s/a/l/m/program": "ns=2;s=program",
+        "s/a/l/m/state": "ns=2;s=state",
     }
     c = _connector(server, nodes)
-    seen = asyncio.run(_collect(c, lambda s: _good(s.get("s/a/l/m/speed", [])) >= 5))
+    texts: dict[str, list[tuple[str, float, int]]] = {}
+    seen = asyncio.run(
+        _collect(
+            c,
+            lambda s: _good(s.get("s/a/l/m/speed", [])) >= 5 and len(texts) == 2,
+            texts=texts,
+        )
+    )
     assert _good(seen["s/a/l/m/speed"]) >= 5
     for bad in ("s/a/l/m/missing", "s/a/l/m/elsewhere"):
         assert seen[bad] and all(q == Quality.BAD for _, q in seen[bad]), seen.get(bad)
-    assert "s/a/l/m/profile" not in seen and "s/a/l/m/program" not in seen
+    assert not {"s/a/l/m/profile", "s/a/l/m/program", "s/a/l/m/state"} & set(seen)
+    # a String variable travels unchanged as text; an enumeration as its label and code
+    (program,) = texts["s/a/l/m/program"]
+    assert (program[0], program[2]) == ("O1234 (ROUGH) Ø12", Quality.GOOD)
+    assert math.isnan(program[1])
+    assert texts["s/a/l/m/state"] == [("Failed", 1.0, Quality.GOOD)]
     d = c.health.devices[server]
-    assert d.rejected == {
-        "unknown node": 1,
-        "unknown namespace": 1,
-        "array value": 1,
-        "string value": 1,
-    }
+    assert d.rejected == {"unknown node": 1, "unknown namespace": 1, "array value": 1}
+    assert d.text_points == 2
     text = caplog.text
     assert "polling" not in text and "subscription refused" not in text
     assert "urn:nobody" in text and "ns=2;s=no_such_node" in text and "ns=2;s=profile" in text

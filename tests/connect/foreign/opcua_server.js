@@ -20,7 +20,11 @@ const { Variant, DataType, VariantArrayType } = require("node-opcua-variant");
   const count = scalar("Count", "i=1001");
   ns.addVariable({
     componentOf: machine, browseName: "Program", nodeId: "s=program", dataType: "String",
-    value: { dataType: DataType.String, value: "O1234" },
+    value: { dataType: DataType.String, value: "O1234 (ROUGH) Ø12" },
+  });
+  ns.addVariable({  // an enumeration (ServerState: EnumStrings Running, Failed, ...)
+    componentOf: machine, browseName: "State", nodeId: "s=state", dataType: "ServerState",
+    value: { dataType: DataType.Int32, value: 1 },
   });
   ns.addVariable({
     componentOf: machine, browseName: "Profile", nodeId: "s=profile", dataType: "Double",

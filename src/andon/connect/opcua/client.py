@@ -21,7 +21,7 @@ from asyncua.ua.uaerrors import UaError, UaStatusCodeError, UaStringParsingError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from andon.connect.base import Health, Manifest, within
-from andon.model.types import Quality, SampleBatch, to_micros
+from andon.model.types import Quality, SampleBatch, TextBatch, to_micros
 from andon.wire.net import Backoff
 
 __all__ = [
@@ -159,30 +159,62 @@ _NO_SUBSCRIPTIONS = frozenset(
 )
 
 
+Labels = dict[int, str]
+"""An enumeration's labels by code; empty for a String variable."""
+
+
 class _Handler:
     """Receives data changes on asyncua's task and queues samples."""
 
-    def __init__(self, queue: asyncio.Queue[SampleBatch], signals: dict[ua.NodeId, str]) -> None:
+    def __init__(
+        self,
+        queue: asyncio.Queue[SampleBatch],
+        signals: dict[ua.NodeId, str],
+        texts: dict[str, Labels] | None = None,
+    ) -> None:
         self.queue = queue
         self.signals = signals
         """Signal of each node, by the parsed node id (any spelling of it compares equal)."""
+        self.texts = texts or {}
+        """Signals whose values travel as text (strings, enumerations: their labels)."""
 
     def datachange_notification(self, node: Node, val: Any, data: Any) -> None:
         dv = data.monitored_item.Value
         signal = self.signals.get(node.nodeid)
         if signal is None:
             return
-        self.queue.put_nowait(_sample(signal, dv))
+        self.queue.put_nowait(_sample(signal, dv, self.texts.get(signal)))
 
 
-def _sample(signal: str, dv: ua.DataValue) -> SampleBatch:
+def _sample(signal: str, dv: ua.DataValue, labels: Labels | None = None) -> SampleBatch:
+    """One value as a sample, or as a text value when ``labels`` is given (a String
+    variable: ``{}``; an enumeration: its labels, the code kept beside the label)."""
     q = quality_of(dv.StatusCode)
-    value = _number(dv.Value.Value if dv.Value is not None else None)
-    if not math.isfinite(value):
-        q = Quality.BAD
+    raw = dv.Value.Value if dv.Value is not None else None
     stamp: datetime | None = dv.SourceTimestamp or dv.ServerTimestamp
     ts = to_micros(stamp) if stamp is not None else time.time_ns() // 1000
+    if labels is not None:
+        text, code = _text(raw, labels)
+        if text is None:
+            text, q = "", Quality.BAD
+        t = TextBatch.build([signal], [0], [ts], [text], [q], [code])
+        return SampleBatch.build([], [], [], [], text=t)
+    value = _number(raw)
+    if not math.isfinite(value):
+        q = Quality.BAD
     return SampleBatch.build([signal], [0], [ts], [value], [q])
+
+
+def _text(raw: Any, labels: Labels) -> tuple[str | None, float]:
+    """``(text, code)`` of a String, LocalizedText or enumeration value (an unknown code
+    travels as its number, so nothing is lost)."""
+    if isinstance(raw, str):
+        return raw, math.nan
+    if isinstance(raw, ua.LocalizedText):
+        return raw.Text or "", math.nan
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return labels.get(raw, str(raw)), float(raw)
+    return None, math.nan
 
 
 class Endpoint(Protocol):
@@ -241,6 +273,9 @@ class OpcUaConnector:
         self.sessions = 0
         self._refused: dict[str, str] = {}
         """Why each left-out signal was left out (logged once, not per session)."""
+        self.texts: dict[str, Labels] = {}
+        """Signals read as text (String, LocalizedText, enumerations), found at each connect
+        from the value's type (decision 0202)."""
 
     async def _client(self) -> Client:
         return await open_client(self.config)
@@ -277,7 +312,7 @@ class OpcUaConnector:
                 if not polling and nodes:
                     signals = {n.nodeid: spec.signal for spec, n in zip(specs, nodes, strict=True)}
                     try:
-                        await self._subscribe(client, specs, nodes, queue, signals)
+                        await self._subscribe(client, specs, nodes, queue, signals, self.texts)
                     except UaStatusCodeError as exc:
                         if exc.code not in _NO_SUBSCRIPTIONS:
                             raise
@@ -313,12 +348,14 @@ class OpcUaConnector:
             log.warning("opcua %s: %s", self.config.name, why)
 
     async def _resolve(self, client: Client) -> tuple[list[OpcUaNode], list[Node], SampleBatch]:
-        """The configured nodes this server can serve as numbers, as canonical node ids.
+        """The configured nodes this server can serve, as canonical node ids.
 
         ``nsu=`` ids get their namespace index from the server's namespace array; a node
         the server does not know (or in a namespace it lacks) gets one BAD sample and a
-        counted reason; arrays and strings are left out with a counted reason (the data model
-        carries numbers); the rest are returned for subscription or polling."""
+        counted reason; arrays and byte strings are left out with a counted reason; strings,
+        localized text and enumerations are read as text values (``self.texts``, decision
+        0202); the rest are returned for subscription or polling."""
+        self.texts.clear()
         specs: list[OpcUaNode] = []
         nodes: list[Node] = []
         bad: list[str] = []
@@ -357,10 +394,16 @@ class OpcUaConnector:
             elif isinstance(value, list | tuple) or (variant is not None and variant.is_array):
                 why = f"{spec.node_id} ({spec.signal}): an array value, not read (numbers only)"
                 self._refuse(spec, "array value", why)
-            elif isinstance(value, str | bytes):
-                why = f"{spec.node_id} ({spec.signal}): a string value, not read (numbers only)"
-                self._refuse(spec, "string value", why)
+            elif isinstance(value, bytes):
+                why = f"{spec.node_id} ({spec.signal}): a byte string value, not read"
+                self._refuse(spec, "bytes value", why)
             else:
+                if isinstance(value, str | ua.LocalizedText):
+                    self.texts[spec.signal] = {}
+                elif isinstance(value, int) and not isinstance(value, bool):
+                    labels = await _enum_labels(client, node)
+                    if labels is not None:
+                        self.texts[spec.signal] = labels
                 keep_specs.append(spec)
                 keep.append(node)
         ts = time.time_ns() // 1000
@@ -380,8 +423,10 @@ class OpcUaConnector:
         nodes: list[Node],
         queue: asyncio.Queue[SampleBatch],
         signals: dict[ua.NodeId, str],
+        texts: dict[str, Labels] | None = None,
     ) -> None:
-        sub = await client.create_subscription(self.config.publishing_ms, _Handler(queue, signals))
+        handler = _Handler(queue, signals, texts)
+        sub = await client.create_subscription(self.config.publishing_ms, handler)
         for spec, node in zip(specs, nodes, strict=True):
             if spec.deadband is not None:
                 await sub.deadband_monitor(node, ua.Double(spec.deadband), ua.UInt32(1))
@@ -406,9 +451,12 @@ class OpcUaConnector:
             if polling and now >= next_poll:
                 t0 = time.monotonic()
                 dvs = await client.read_attributes(nodes)
-                parts = [_sample(n, dv) for n, dv in zip(names, dvs, strict=True)]
+                parts = [
+                    _sample(n, dv, self.texts.get(n)) for n, dv in zip(names, dvs, strict=True)
+                ]
                 batch = SampleBatch.concat(parts)
-                self.health.success(cfg.url, len(batch), time.monotonic() - t0)
+                read = len(batch) + batch.text_points
+                self.health.success(cfg.url, read, time.monotonic() - t0, batch.text_points)
                 next_poll = now + cfg.poll_s
                 yield batch
                 continue
@@ -424,5 +472,31 @@ class OpcUaConnector:
             while not queue.empty():
                 parts.append(queue.get_nowait())
             batch = SampleBatch.concat(parts)
-            self.health.success(cfg.url, len(batch), 0.0)
+            self.health.success(cfg.url, len(batch) + batch.text_points, 0.0, batch.text_points)
             yield batch
+
+
+_BUILTIN_NUMERIC = frozenset(range(1, 12))
+"""ns=0 ids of Boolean, SByte ... Double: integers that are numbers, not enumerations."""
+
+
+async def _enum_labels(client: Client, node: Node) -> Labels | None:
+    """The labels of an integer variable whose data type is an enumeration (its
+    ``EnumStrings`` or ``EnumValues``), ``None`` for a plain integer."""
+    try:
+        dt = await node.read_data_type()
+        if dt.NamespaceIndex == 0 and dt.Identifier in _BUILTIN_NUMERIC:
+            return None
+        dt_node = client.get_node(dt)
+        for prop in ("0:EnumStrings", "0:EnumValues"):
+            try:
+                child = await dt_node.get_child(prop)
+            except UaError:
+                continue
+            got = await child.read_value()
+            if prop == "0:EnumStrings":
+                return {i: (t.Text or str(i)) for i, t in enumerate(got)}
+            return {int(v.Value): (v.DisplayName.Text or str(v.Value)) for v in got}
+    except (UaError, OSError, TimeoutError, AttributeError, TypeError, ValueError) as exc:
+        log.debug("opcua: no enumeration labels for %s: %s", node.nodeid, exc)
+    return None
