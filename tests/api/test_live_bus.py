@@ -159,3 +159,96 @@ def test_a_state_and_a_value_reach_the_feed_within_a_second_with_no_store_read(
         time.sleep(0.05)
     assert time.monotonic() - deadline < -3
     assert f'"machine": "{machine}"' in states and '"state": "down"' in states
+
+
+def test_the_kiosk_feed_gets_a_state_and_an_alert_change_within_a_second_with_no_store_read(
+    served: tuple[LiveServer, CountingStore],
+) -> None:
+    """The kiosk's feed and the floor events of ``/live`` are pushed by the bus too: after
+    the first tick's snapshot, a state ingested over HTTPS and an alert acknowledged through
+    the API reach an open kiosk feed (ticking every 60 s) within a second, with no store
+    read between."""
+    live, store = served
+    pf: Platform = live.app.state.services.platform
+    live.run(pf.create_tenant("tk", "TK"))
+    live.run(pf.create_user("tk", "admin@tk.example", PASSWORD, [(Role.TENANT_ADMIN, None)]))
+    site = live.run(pf.create_site("tk", demo_yaml()))
+    plant = parse_plant(demo_yaml())
+    machines = [plant.machine_path(a, ln, m) for a, ln, m in plant.machines()]
+    api = live.url + PREFIX
+    with httpx.Client(base_url=api, timeout=10) as client:
+        r = client.post("/auth/login", json={"email": "admin@tk.example", "password": PASSWORD})
+        admin = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        r = client.post(
+            "/api-keys",
+            headers=admin,
+            json={"name": "edge", "kind": "edge", "permissions": ["ingest:write", "site:read"]},
+        )
+        assert r.status_code == 201, r.text
+        edge = {"Authorization": f"Bearer {r.json()['secret']}"}
+        r = client.post(f"/sites/{site['id']}/board-devices", headers=admin, json={"name": "tv"})
+        assert r.status_code == 201, r.text
+        tv = {"Authorization": f"Bearer {r.json()['secret']}"}
+        now = time.time_ns() // 1000
+        hour = 3600 * 1_000_000
+        # a stop an hour long without a reason, an hour ago: an unexplained_stop alert
+        r = client.post(
+            f"/sites/{site['id']}/ingest",
+            headers=edge,
+            json={
+                "states": {
+                    "names": [machines[0]],
+                    "index": [0],
+                    "start": [now - 2 * hour],
+                    "end": [now - hour],
+                    "state": [3],
+                    "reason": [""],
+                }
+            },
+        )
+        assert r.status_code == 200, r.text
+        assert live.run(live.app.state.services.alerts.step_site("tk", site["id"])) >= 1
+        r = client.get(f"/sites/{site['id']}/alerts", headers=admin)
+        alert = next(a for a in r.json() if a["kind"] == "unexplained_stop")
+        assert alert["machine"] == machines[0]
+        machine = machines[1]
+        with client.stream(
+            "GET",
+            f"/sites/{site['id']}/kiosk/feed",
+            headers=tv,
+            params={"interval_s": 60, "max_ticks": 2},
+        ) as feed:
+            lines = feed.iter_lines()
+            _, first = _next(lines, "states")
+            _, opened = _next(lines, "alerts")  # the first tick is complete
+            assert all(f'"machine": "{m}"' in first for m in machines)
+            assert alert["id"] in opened
+            reads = sum(store.reads.values())
+            t0 = time.monotonic()
+            r = client.post(f"/sites/{site['id']}/alerts/{alert['id']}/ack", headers=admin)
+            assert r.status_code == 200, r.text
+            at_alerts, acked = _next(lines, "alerts")
+            t1 = time.monotonic()
+            r = client.post(
+                f"/sites/{site['id']}/ingest",
+                headers=edge,
+                json={
+                    "open_states": {
+                        "names": [machine],
+                        "index": [0],
+                        "start": [now - 1_000_000],
+                        "end": [now],
+                        "state": [3],
+                        "reason": ["jam"],
+                    }
+                },
+            )
+            assert r.status_code == 200, r.text
+            at_states, states = _next(lines, "states")
+            assert sum(store.reads.values()) == reads, store.reads  # no store read since
+            assert at_alerts - t0 < 1.0 and at_states - t1 < 1.0, (at_alerts - t0, at_states - t1)
+    assert f'"id": "{alert["id"]}"' in acked and '"acked_by": "user:' in acked
+    # only the machine that changed, with the state and since it was ingested with
+    assert states.count('"machine"') == 1
+    assert f'"machine": "{machine}"' in states and '"state": "down"' in states
+    assert f'"since": {now - 1_000_000}' in states

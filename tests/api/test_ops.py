@@ -389,12 +389,13 @@ def test_live_feed_sends_state_changes_and_alert_changes_on_the_next_tick(
     ticks: list[int] = []
 
     async def sleep(seconds: float) -> None:
-        """Between the first and second tick, m2 runs again (stored like any ingest) and an
-        alert pass runs; the clock moves by the interval."""
+        """Between the first and second tick, m2 runs again (ingested, so published on the
+        live bus the feed listens to) and an alert pass runs; the clock moves by the
+        interval."""
         ticks.append(world.clock.now)
         if len(ticks) == 1:
             batch = StateBatch.build([m2], [0], [end], [end + 500_000], [RUN])
-            await svc.store.append_states(world.a.id, batch)
+            assert await svc.ingestor.states(world.a.id, batch) == 1
             world.clock.now += int(seconds * S)
             await ev.step_site(world.a.id, site.id)
         else:

@@ -41,7 +41,7 @@ class LiveSource(Protocol):
 
     def ready(self) -> bool: ...
 
-    def take(self) -> list[str]:
+    async def take(self) -> list[str]:
         """The ready events (``event: ...`` blocks), forgetting them."""
         ...
 
@@ -136,7 +136,7 @@ def event_stream(
                 sleeper = asyncio.ensure_future(svc.sleep(interval_s))
                 try:
                     while (got := await wait(sleeper)) == "live" and live is not None:
-                        for event in live.take():
+                        for event in await live.take():
                             yield event
                 finally:
                     sleeper.cancel()

@@ -1,11 +1,17 @@
-"""The live bus side of ``/sites/{id}/live``: a feed subscribes to its site's values and
-states on the services' bus (``andon.bus``) and sends what arrives between ticks, without
-reading the store (the first tick's snapshot is the feed's only store read for values).
+"""The live bus side of the feeds (``/sites/{id}/live``, ``/sites/{id}/kiosk/feed``): a feed
+subscribes to its site's events on the services' bus (``andon.bus``) and sends what arrives
+between ticks without reading the store. The first tick's snapshot (last values, and the
+floor's one ``floor_snapshot``) is the feed's only store read, but for the one case
+``andon.floor.watch`` describes (a machine silent on the bus, confirmed once).
 
-Events are coalesced over ``window_s`` (default 0.1 s): within a window only the newest
-value of each signal and the newest state of each machine are sent, so a busy site costs a
-client at most one ``values`` and one ``states`` event per window. A value not newer than
-the one the feed already sent for its signal (the snapshot included) is not sent again.
+* ``values`` (``/live`` only): the newest value of each signal, coalesced over ``window_s``
+  (default 0.1 s); a value not newer than the one the feed already sent is not sent again.
+* ``states``: machines whose status (state and since) changed, from ``FloorWatch``: pushed
+  when a state arrives, and at every tick for what time alone changes (offline when silent,
+  not scheduled).
+* ``alerts``: alerts opened, acknowledged, shelved, unshelved or closed, pushed when the
+  bus says so (``AlertChanged``; the alert's row is then read from the metadata database).
+
 A feed that falls ``max_queue`` messages behind loses the oldest of them, counted in the
 bus's statistics (``BusStats.subscribers``), never slowing ingest.
 """
@@ -13,41 +19,159 @@ bus's statistics (``BusStats.subscribers``), never slowing ingest.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from contextlib import AbstractAsyncContextManager
+from typing import Any
 
+from andon.api.deps import Access, SiteModel
 from andon.api.feeds import sse
+from andon.api.schemas_ops import AlertOut
 from andon.bus import (
     DEFAULT_MAX_QUEUE,
+    AlertChanged,
     LiveBus,
     Message,
-    StateChanged,
+    Payload,
     Subscription,
     ValuesChanged,
-    states_topic,
-    values_topic,
 )
-from andon.model.types import MachineState, Micros
+from andon.floor.alerts import FloorRecords, FloorSnapshot, floor_snapshot
+from andon.floor.watch import AlertMarks, FloorWatch
+from andon.model.types import Micros
 
-__all__ = ["WINDOW_S", "BusFeed"]
+__all__ = [
+    "FLOOR_STEP_US",
+    "WINDOW_S",
+    "FloorFeed",
+    "SiteFeed",
+    "floor_now",
+    "floor_records",
+    "site_cache_key",
+]
 
 WINDOW_S = 0.1
-"""Seconds over which a feed coalesces bus events into one ``values``/``states`` event."""
-
-_LABELS = {int(s): s.label for s in MachineState}
+"""Seconds over which a feed coalesces bus events into one event of each kind."""
+FLOOR_STEP_US = 200_000
+"""Current states are read at most once per this step per site (all boards and feeds)."""
 
 
 def _f(x: float) -> float | None:
     return None if math.isnan(x) else x
 
 
-class BusFeed:
-    """One feed's subscription: values of ``signals`` and states of ``machines`` of the
-    site whose plant key is ``site_key``. ``sent_ts`` holds the newest ts sent per signal
-    (the snapshot fills it); ``on_state`` hears each state sent, as ``(machine, label,
-    since)`` (the floor part of the feed then does not send it again)."""
+def floor_records(ctx: Access) -> FloorRecords:
+    """The floor's records in the services' metadata database, publishing alert changes."""
+    svc = ctx.services
+    return FloorRecords(svc.platform.db, svc.clock, svc.alert_events)
+
+
+def site_cache_key(ctx: Access, part: str = "") -> tuple[str, str, int]:
+    """A cache key of the caller's site (and ``part``), changing with the site's model."""
+    site = ctx.site or {}
+    return (ctx.tenant, ctx.site_id + part, int(site.get("updated_at", 0)))
+
+
+async def floor_now(ctx: Access, model: SiteModel) -> FloorSnapshot:
+    """The site's floor snapshot at now rounded down to ``FLOOR_STEP_US``, shared by every
+    caller in that step."""
+    svc = ctx.services
+    now = svc.clock()
+    step = now - now % FLOOR_STEP_US
+    stale = svc.settings.monitoring.stale_after_s
+
+    async def compute() -> dict[str, Any]:
+        return {"snap": await floor_snapshot(svc.store, ctx.tenant, model.plant, step, stale)}
+
+    got = await svc.floor_cache.get(site_cache_key(ctx), step, compute)
+    snap: FloorSnapshot = got["snap"]
+    return snap
+
+
+class FloorFeed:
+    """The ``states`` and ``alerts`` events of one feed connection, for the machines under
+    ``want`` (a path prefix ending in ``/``): all machines' states and every open alert at
+    the first tick, then what changed (:meth:`fold` takes the bus's events)."""
+
+    def __init__(self, ctx: Access, model: SiteModel, want: str) -> None:
+        self.ctx = ctx
+        self.model = model
+        self.want = want
+        self.machines = [m for m in model.machines if (m + "/").startswith(want)]
+        self.watch: FloorWatch | None = None
+        self.marks = AlertMarks()
+        self._alerts: set[str] = set()
+        self.confirmed = 0
+        """Store snapshots asked for because a machine fell silent on the bus."""
+
+    def _mine(self, machine: str | None) -> bool:
+        return machine is None or (machine + "/").startswith(self.want)
+
+    def fold(self, payload: Payload) -> bool:
+        """Take one bus event in; whether it may bring an event to send."""
+        if isinstance(payload, AlertChanged):
+            if not self._mine(payload.machine):
+                return False
+            self._alerts.add(payload.alert_id)
+            return True
+        if self.watch is None:
+            return False
+        return self.watch.fold(payload)
+
+    async def tick(self) -> list[str]:
+        """The events of a tick: at the first, every machine's status and the open alerts
+        (one store snapshot); later, what changed, the statuses time alone changes included
+        (a store snapshot only for a machine silent on the bus, ``FloorWatch.to_confirm``)."""
+        ctx = self.ctx
+        svc = ctx.services
+        if self.watch is None:
+            snap = await floor_now(ctx, self.model)
+            self.watch = FloorWatch(
+                self.model.plant, self.machines, snap, svc.settings.monitoring.stale_after_s
+            )
+            states = self.watch.changed(self.watch.status(snap.now))
+            rows = await floor_records(ctx).alerts_touched(ctx.tenant, ctx.site_id, snap.now)
+            self._alerts.clear()
+            first = self.marks.first(a for a in rows if self._mine(a["machine"]))
+            return [
+                sse("states", [self._state(s) for s in states]),
+                sse("alerts", [AlertOut(**a).model_dump() for a in first]),
+            ]
+        now = svc.clock()
+        if self.watch.to_confirm(now):
+            self.confirmed += 1
+            self.watch.confirm(await floor_now(ctx, self.model))
+        return await self.changes(now)
+
+    async def changes(self, now: Micros | None = None) -> list[str]:
+        """The states and alerts changed since they were last sent (no store read)."""
+        out: list[str] = []
+        watch = self.watch
+        if watch is None:
+            return out
+        ctx = self.ctx
+        at = ctx.services.clock() if now is None else now
+        states = watch.changed(watch.status(at))
+        if states:
+            out.append(sse("states", [self._state(s) for s in states]))
+        if self._alerts:
+            ids, self._alerts = sorted(self._alerts), set()
+            rows = await floor_records(ctx).alerts_by_id(ctx.tenant, ctx.site_id, ids)
+            changed = self.marks.changed(rows)
+            if changed:
+                out.append(sse("alerts", [AlertOut(**a).model_dump() for a in changed]))
+        return out
+
+    @staticmethod
+    def _state(s: Any) -> dict[str, Any]:
+        return {"machine": s.machine, "state": s.state, "since": s.since}
+
+
+class SiteFeed:
+    """One feed's subscription to its site's events (pattern ``("site", site_key, ">")``):
+    values of ``signals`` (none for the kiosk), and whatever ``floor`` takes. ``sent_ts``
+    holds the newest ts sent per signal (the snapshot fills it). A ``LiveSource`` of
+    ``andon.api.feeds.event_stream``."""
 
     def __init__(
         self,
@@ -55,42 +179,40 @@ class BusFeed:
         tenant: str,
         site_key: str,
         signals: Iterable[str],
-        machines: Iterable[str],
+        floor: FloorFeed,
         *,
         window_s: float = WINDOW_S,
         max_queue: int = DEFAULT_MAX_QUEUE,
-        on_state: Callable[[str, str, Micros], None] | None = None,
     ) -> None:
         self.bus = bus
         self.tenant = tenant
         self.site_key = site_key
         self.signals = frozenset(signals)
-        self.machines = frozenset(machines)
+        self.floor = floor
         self.window_s = window_s
         self.max_queue = max_queue
-        self.on_state = on_state
         self.sent_ts: dict[str, Micros] = {}
         self._values: dict[str, tuple[Micros, float, int]] = {}
-        self._states: dict[str, StateChanged] = {}
-        self._subs: list[tuple[AbstractAsyncContextManager[Subscription], Subscription]] = []
+        self._floor = False
+        """Whether the floor took an event since its changes were last sent."""
+        self._sub: tuple[AbstractAsyncContextManager[Subscription], Subscription] | None = None
         self._first: float | None = None
         """Loop time of the oldest event not yet taken: its window ends ``window_s`` later."""
 
     async def start(self) -> None:
-        for topic in (values_topic(self.site_key), states_topic(self.site_key)):
-            cm = self.bus.subscribe(self.tenant, topic, max_queue=self.max_queue)
-            self._subs.append((cm, await cm.__aenter__()))
+        cm = self.bus.subscribe(self.tenant, ("site", self.site_key, ">"), max_queue=self.max_queue)
+        self._sub = (cm, await cm.__aenter__())
 
     async def stop(self) -> None:
-        subs, self._subs = self._subs, []
-        for cm, _ in subs:
-            await cm.__aexit__(None, None, None)
+        sub, self._sub = self._sub, None
+        if sub is not None:
+            await sub[0].__aexit__(None, None, None)
 
     def _add(self, msg: Message) -> bool:
         """Fold ``msg`` in; whether it brought something to send."""
         p = msg.payload
         added = False
-        if isinstance(p, ValuesChanged):
+        if isinstance(p, ValuesChanged) and self.signals:
             for v in p.values:
                 if v.signal not in self.signals or self.sent_ts.get(v.signal, -1) >= v.ts:
                     continue
@@ -98,21 +220,25 @@ class BusFeed:
                 if old is None or old[0] < v.ts:
                     self._values[v.signal] = (v.ts, v.value, v.quality)
                     added = True
-        elif isinstance(p, StateChanged) and p.end is None and p.machine in self.machines:
-            self._states[p.machine] = p
-            added = True
+        if self.floor.fold(p):
+            self._floor = added = True
         return added
 
-    def _drain(self) -> None:
-        loop = asyncio.get_running_loop()
-        for _, sub in self._subs:
-            while (msg := sub.get_nowait()) is not None:
-                if self._add(msg) and self._first is None:
-                    self._first = loop.time()
+    def _fold(self, msg: Message | None) -> None:
+        if msg is not None and self._add(msg) and self._first is None:
+            self._first = asyncio.get_running_loop().time()
+
+    def drain(self) -> None:
+        """Fold in every message waiting (the floor's snapshot must exist: its first tick)."""
+        if self._sub is None or self.floor.watch is None:
+            return
+        sub = self._sub[1]
+        while (msg := sub.get_nowait()) is not None:
+            self._fold(msg)
 
     def ready(self) -> bool:
         """Whether events wait and their window has passed."""
-        self._drain()
+        self.drain()
         if self._first is None:
             return False
         return asyncio.get_running_loop().time() >= self._first + self.window_s
@@ -128,28 +254,16 @@ class BusFeed:
                     return
                 continue
             left = deadline - now
-            if left <= 0 or not self._subs:
+            if left <= 0 or self._sub is None:
                 return
-            if all(sub.closed for _, sub in self._subs):  # the bus closed: nothing will come
+            sub = self._sub[1]
+            if sub.closed or self.floor.watch is None:  # nothing will come, or not yet taken
                 await asyncio.sleep(left)
                 return
-            # the first message of any subscription, or the deadline
-            getters = [asyncio.ensure_future(sub.next(left)) for _, sub in self._subs]
-            try:
-                await asyncio.wait(getters, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for g in getters:
-                    if not g.done():
-                        g.cancel()
-                        with contextlib.suppress(asyncio.CancelledError):
-                            await g
-                for g in getters:
-                    msg = g.result() if g.done() and not g.cancelled() else None
-                    if msg is not None and self._add(msg) and self._first is None:
-                        self._first = loop.time()
+            self._fold(await sub.next(left))  # the first message, or None at the deadline
 
-    def take(self) -> list[str]:
-        self._drain()
+    async def take(self) -> list[str]:
+        self.drain()
         out = []
         if self._values:
             values = sorted(self._values.items())
@@ -163,15 +277,18 @@ class BusFeed:
                 )
             )
             self.sent_ts.update((s, t) for s, (t, _, _) in values)
-        if self._states:
-            states = []
-            for m, st in sorted(self._states.items()):
-                label = _LABELS.get(st.state, str(st.state))
-                states.append({"machine": m, "state": label, "since": st.start})
-                if self.on_state is not None:
-                    self.on_state(m, label, st.start)
-            out.append(sse("states", states))
+        if self._floor:
+            out += await self.floor.changes()
         self._values.clear()
-        self._states.clear()
+        self._floor = False
         self._first = None
         return out
+
+    async def tick(self) -> list[str]:
+        """The floor's events of a tick, the bus's waiting events folded in first."""
+        self.drain()
+        got = await self.floor.tick()
+        self._floor = False
+        if not self._values:
+            self._first = None
+        return got

@@ -17,9 +17,10 @@ from fastapi.responses import StreamingResponse
 
 from andon.api.deps import Access, Ctx
 from andon.api.feeds import event_stream
+from andon.api.live import FloorFeed, SiteFeed
 from andon.api.params import _model, api
 from andon.api.routes_analytics import _table
-from andon.api.routes_ops import FloorFeed, board
+from andon.api.routes_ops import board
 from andon.api.schemas_kiosk import (
     BoardDeviceCreated,
     BoardDeviceIn,
@@ -313,9 +314,18 @@ async def kiosk_feed(
     model = await _model(ctx)
     base = model.plant.site.id + "/"
     want = base if line is None else _check_line(model.plant, line, "line") + "/"
-    floor = FloorFeed(ctx, model, want)
+    svc = ctx.services
+    # no values are sent, but the bus's samples tell the floor when a machine was heard
+    feed = SiteFeed(
+        svc.bus,
+        ctx.tenant,
+        model.plant.site.id,
+        (),
+        FloorFeed(ctx, model, want),
+        max_queue=svc.settings.bus.max_queue,
+    )
 
     async def tick(n: int) -> list[str]:
-        return await floor.tick()
+        return await feed.tick()
 
-    return event_stream(ctx, request, tick, interval_s=interval_s, max_ticks=max_ticks)
+    return event_stream(ctx, request, tick, interval_s=interval_s, max_ticks=max_ticks, live=feed)

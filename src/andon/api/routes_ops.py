@@ -15,7 +15,7 @@ import numpy as np
 from fastapi import HTTPException, Path, Query
 
 from andon.api.deps import Access, Ctx, SiteModel
-from andon.api.feeds import sse
+from andon.api.live import floor_now, floor_records, site_cache_key
 from andon.api.params import _LABELS, _MAX_ROWS, End, Start, _model, _range, _today, api
 from andon.api.schemas_ops import (
     AlertOut,
@@ -34,8 +34,6 @@ from andon.api.schemas_ops import (
 from andon.floor.alerts import (
     LOOKBACK_US,
     FloorRecords,
-    FloorSnapshot,
-    floor_snapshot,
     reason_tree,
 )
 from andon.floor.board import assemble_board, clip_states, line_bottlenecks, today_kpis
@@ -46,39 +44,13 @@ from andon.model.types import MachineState, Micros, StateBatch
 from andon.platform.permissions import Permission
 from andon.platform.service import NotFound
 
-__all__ = ["FloorFeed", "api"]
+__all__ = ["api"]
 
 P = Permission
-FLOOR_STEP_US = 200_000
-"""Current states are read at most once per this step per site (all boards and feeds)."""
-_ALERT_MARGIN_US = 60 * 1_000_000
-"""The live feed re-reads alerts changed this long before its previous tick (commit lag)."""
 
 
 def _records(ctx: Access) -> FloorRecords:
-    svc = ctx.services
-    return FloorRecords(svc.platform.db, svc.clock, svc.alert_events)
-
-
-def _site_key(ctx: Access, part: str = "") -> tuple[str, str, int]:
-    site = ctx.site or {}
-    return (ctx.tenant, ctx.site_id + part, int(site.get("updated_at", 0)))
-
-
-async def floor_now(ctx: Access, model: SiteModel) -> FloorSnapshot:
-    """The site's floor snapshot at now rounded down to ``FLOOR_STEP_US``, shared by every
-    caller in that step."""
-    svc = ctx.services
-    now = svc.clock()
-    step = now - now % FLOOR_STEP_US
-    stale = svc.settings.monitoring.stale_after_s
-
-    async def compute() -> dict[str, Any]:
-        return {"snap": await floor_snapshot(svc.store, ctx.tenant, model.plant, step, stale)}
-
-    got = await svc.floor_cache.get(_site_key(ctx), step, compute)
-    snap: FloorSnapshot = got["snap"]
-    return snap
+    return floor_records(ctx)
 
 
 def _invalid(field: str, msg: str, where: str = "body") -> HTTPException:
@@ -132,8 +104,10 @@ async def board(site_id: str, ctx: Ctx) -> BoardOut:
 
     if step > 0:
         # the previous step's figures while this step's are computed: the board never waits
-        s = await svc.kpi_cache.get(_site_key(ctx, "|board"), end, summary, stale_ok=True)
-        bn = await svc.kpi_cache.get(_site_key(ctx, "|bottleneck"), end, lines_now, stale_ok=True)
+        s = await svc.kpi_cache.get(site_cache_key(ctx, "|board"), end, summary, stale_ok=True)
+        bn = await svc.kpi_cache.get(
+            site_cache_key(ctx, "|bottleneck"), end, lines_now, stale_ok=True
+        )
     else:
         s, bn = await summary(), await lines_now()
     b = await assemble_board(
@@ -489,61 +463,3 @@ async def _alert_changed(
     detail.update((k, after[k]) for k in about)
     await ctx.audit(action, f"alert:{alert_id}", detail=detail)
     return _alert(after)
-
-
-# ---- live feed -------------------------------------------------------------------------------
-
-
-class FloorFeed:
-    """The ``states`` and ``alerts`` events of one live-feed connection: machines whose
-    current state changed (all on the first tick) and alerts opened, acknowledged, shelved,
-    unshelved or closed since the previous tick (all open ones on the first)."""
-
-    def __init__(self, ctx: Access, model: SiteModel, want: str) -> None:
-        self.ctx = ctx
-        self.model = model
-        self.machines = [m for m in model.machines if (m + "/").startswith(want)]
-        self.want = want
-        self.sent_states: dict[str, tuple[str, int | None]] = {}
-        self.sent_alerts: dict[str, tuple[int | None, int | None, int | None]] = {}
-        self.last_tick: Micros | None = None
-
-    def _mine(self, machine: str | None) -> bool:
-        return machine is None or (machine + "/").startswith(self.want)
-
-    async def tick(self) -> list[str]:
-        """The events of this tick (``event: ...`` blocks)."""
-        ctx = self.ctx
-        first = self.last_tick is None
-        snap = await floor_now(ctx, self.model)
-        states = []
-        for m in self.machines:
-            st = snap.status[m]
-            if self.sent_states.get(m) != (st.state, st.since):
-                states.append({"machine": m, "state": st.state, "since": st.since})
-                self.sent_states[m] = (st.state, st.since)
-        out = []
-        if states or first:
-            out.append(sse("states", states))
-        now = ctx.services.clock()
-        since = (now if self.last_tick is None else self.last_tick) - _ALERT_MARGIN_US
-        self.last_tick = now
-        rows = [
-            a
-            for a in await _records(ctx).alerts_touched(ctx.tenant, ctx.site_id, since)
-            if self._mine(a["machine"])
-        ]
-        changed = []
-        seen: dict[str, tuple[int | None, int | None, int | None]] = {}
-        for a in rows:
-            mark = (a["closed_at"], a["acked_at"], a["shelved_until"])
-            seen[a["id"]] = mark
-            if self.sent_alerts.get(a["id"]) == mark:
-                continue
-            if first and a["closed_at"] is not None:
-                continue
-            changed.append(AlertOut(**a).model_dump())
-        self.sent_alerts = seen
-        if changed or first:
-            out.append(sse("alerts", changed))
-        return out

@@ -24,7 +24,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -58,11 +58,15 @@ __all__ = [
     "AlertRules",
     "FloorRecords",
     "FloorSnapshot",
+    "Interval",
     "MachineStatus",
+    "Plan",
     "WantedAlert",
     "alarm_limits",
     "alarm_points",
     "floor_snapshot",
+    "machine_plans",
+    "machine_status",
     "reason_tree",
     "wanted_alerts",
 ]
@@ -115,7 +119,7 @@ _ON = MachineStatus("", UNKNOWN, None, None)
 
 
 @dataclass(frozen=True, slots=True)
-class _Plan:
+class Plan:
     """Where ``now`` falls in a machine's calendar: planned to work or not, since when (the
     start of the current stretch of either kind), and the start of the newest off-shift
     period at or before now (None when there is none in the lookback)."""
@@ -125,12 +129,12 @@ class _Plan:
     off_since: Micros | None
 
 
-def _plans(plant: Plant, now: Micros) -> dict[str, _Plan]:
-    """Each machine's ``_Plan`` at ``now``, expanding the calendar once per distinct set of
+def machine_plans(plant: Plant, now: Micros) -> dict[str, Plan]:
+    """Each machine's ``Plan`` at ``now``, expanding the calendar once per distinct set of
     maintenance windows (machines without any share one expansion)."""
     cal = plant.site.calendar
-    cache: dict[tuple[int, ...], _Plan] = {}
-    out: dict[str, _Plan] = {}
+    cache: dict[tuple[int, ...], Plan] = {}
+    out: dict[str, Plan] = {}
     for a, ln, m in plant.machines():
         key = tuple(i for i, w in enumerate(cal.maintenance) if m.id in w.machines)
         plan = cache.get(key)
@@ -141,30 +145,43 @@ def _plans(plant: Plant, now: Micros) -> dict[str, _Plan]:
             while j > 0 and on[j - 1] == on[-1]:
                 j -= 1
             off = periods[j].start if not on[-1] else (periods[j - 1].start if j > 0 else None)
-            plan = cache[key] = _Plan(on[-1], periods[j].start, off)
+            plan = cache[key] = Plan(on[-1], periods[j].start, off)
         out[plant.machine_path(a, ln, m)] = plan
     return out
 
 
 @dataclass(frozen=True, slots=True, eq=False)
 class FloorSnapshot:
-    """The floor at ``now``: a status per machine (model order) and the merged state
-    intervals of the window read, ``[now - window, now]``."""
+    """The floor at ``now``: a status per machine (model order), the merged state
+    intervals of the window read, ``[now - window, now]``, and per machine its newest
+    interval ``(state, start, end)`` and when it was last heard (what ``status`` was
+    derived from: ``andon.floor.watch`` carries both forward from live events)."""
 
     now: Micros
     status: dict[str, MachineStatus]
     states: StateBatch
+    newest: dict[str, Interval] = field(default_factory=dict)
+    last_seen: dict[str, Micros] = field(default_factory=dict)
 
 
-def _newest(batch: StateBatch) -> dict[str, tuple[int, int, int]]:
-    """Per machine, its newest interval of a merged batch: (state, start, end)."""
+Interval = tuple[int, int, int, str]
+"""A machine's newest interval: (state code, start, end, reason)."""
+
+
+def _newest(batch: StateBatch) -> dict[str, Interval]:
+    """Per machine, its newest interval of a merged batch: (state, start, end, reason)."""
     if not len(batch):
         return {}
     # rows are sorted by (machine, start): the last row of each machine is its newest
     idx = batch.index
     tail = np.flatnonzero(np.append(idx[1:] != idx[:-1], True)).tolist()
     return {
-        batch.names[int(idx[i])]: (int(batch.state[i]), int(batch.start[i]), int(batch.end[i]))
+        batch.names[int(idx[i])]: (
+            int(batch.state[i]),
+            int(batch.start[i]),
+            int(batch.end[i]),
+            batch.reason[i],
+        )
         for i in tail
     }
 
@@ -203,32 +220,45 @@ async def floor_snapshot(
         older = await read_states_live(store, tenant, again, now - LOOKBACK_US, now + 1)
         newest.update(_newest(older))
     stale_us = int(stale_after_s * 1_000_000)
-    plans = _plans(plant, now)
+    plans = machine_plans(plant, now)
     status: dict[str, MachineStatus] = {}
+    seen_at: dict[str, Micros] = {}
     for m in machines:
         seen = [last[s].ts for s in sigs[m] if s in last]
         got = newest.get(m)
         if got is not None:
             seen.append(got[2])
         last_seen = max(seen) if seen else None
-        plan = plans[m]
-        fresh = last_seen is not None and now - last_seen <= stale_us
-        not_yet = now - plan.since <= stale_us and (last_seen is None or last_seen < plan.since)
-        if not plan.scheduled or not_yet:
-            if fresh and got is not None and got[0] != MachineState.OFFLINE:
-                label = _LABELS[got[0]]
-                status[m] = MachineStatus(m, label, got[1], last_seen, plan.scheduled)
-            else:
-                off = plan.since if not plan.scheduled else plan.off_since
-                status[m] = MachineStatus(m, NOT_SCHEDULED, off, last_seen, plan.scheduled)
-        elif last_seen is None or now - last_seen > stale_us:
-            since = plan.since if last_seen is None else max(last_seen, plan.since)
-            status[m] = MachineStatus(m, OFFLINE, since, last_seen)
-        elif got is None:
-            status[m] = MachineStatus(m, UNKNOWN, None, last_seen)
-        else:
-            status[m] = MachineStatus(m, _LABELS[got[0]], got[1], last_seen)
-    return FloorSnapshot(now, status, batch)
+        if last_seen is not None:
+            seen_at[m] = last_seen
+        status[m] = machine_status(m, got, last_seen, plans[m], now, stale_us)
+    return FloorSnapshot(now, status, batch, newest, seen_at)
+
+
+def machine_status(
+    m: str,
+    got: Interval | None,
+    last_seen: Micros | None,
+    plan: Plan,
+    now: Micros,
+    stale_us: int,
+) -> MachineStatus:
+    """Machine ``m``'s status at ``now`` from its newest interval ``got`` (state, start,
+    end, reason), when it was last heard and where ``now`` falls in its calendar (the rules of
+    :func:`floor_snapshot`)."""
+    fresh = last_seen is not None and now - last_seen <= stale_us
+    not_yet = now - plan.since <= stale_us and (last_seen is None or last_seen < plan.since)
+    if not plan.scheduled or not_yet:
+        if fresh and got is not None and got[0] != MachineState.OFFLINE:
+            return MachineStatus(m, _LABELS[got[0]], got[1], last_seen, plan.scheduled)
+        off = plan.since if not plan.scheduled else plan.off_since
+        return MachineStatus(m, NOT_SCHEDULED, off, last_seen, plan.scheduled)
+    if last_seen is None or now - last_seen > stale_us:
+        since = plan.since if last_seen is None else max(last_seen, plan.since)
+        return MachineStatus(m, OFFLINE, since, last_seen)
+    if got is None:
+        return MachineStatus(m, UNKNOWN, None, last_seen)
+    return MachineStatus(m, _LABELS[got[0]], got[1], last_seen)
 
 
 # ---- alert rules ---------------------------------------------------------------------------
@@ -638,6 +668,20 @@ class FloorRecords:
                 .one_or_none()
             )
         return None if r is None else _alert_out(r)
+
+    async def alerts_by_id(
+        self, tenant: str, site_id: str, ids: Sequence[str]
+    ) -> list[dict[str, Any]]:
+        """The alerts of the site among ``ids`` (unknown ids left out), oldest first."""
+        if not ids:
+            return []
+        c = alerts.c
+        q = select(alerts).where(
+            c.tenant_id == tenant, c.site_id == site_id, c.id.in_(sorted(set(ids)))
+        )
+        async with self.db.begin() as conn:
+            rows = (await conn.execute(q.order_by(c.opened_at, c.id))).mappings().all()
+        return [_alert_out(r) for r in rows]
 
     async def ack(
         self, tenant: str, site_id: str, alert_id: str, actor: str
