@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from andon.apps.manifest import Limits
 from andon.apps.sandbox import (
     APP_DIR,
     DATA_DIR,
@@ -55,6 +56,7 @@ __all__ = [
     "InstanceStatus",
     "LogLine",
     "SandboxUnavailable",
+    "resource_limits",
 ]
 
 MARKER = "andon-sandbox:"
@@ -100,6 +102,18 @@ _PAGE = os.sysconf("SC_PAGE_SIZE")
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
+def resource_limits(limits: Limits, **more: int) -> ResourceLimits:
+    """The sandbox's limits from a manifest's ``limits`` (``more``: the ones a manifest
+    does not set, such as ``data_mb``)."""
+    return ResourceLimits(
+        cpu_s=float(limits.cpu_s),
+        memory_mb=limits.memory_mb,
+        processes=limits.processes,
+        open_files=limits.files,
+        **more,
+    )
+
+
 class SandboxUnavailable(RuntimeError):
     """bubblewrap cannot run here; the message says why."""
 
@@ -136,7 +150,8 @@ class InstanceSpec:
     command: tuple[str, ...] | None = None
     env: Mapping[str, str] = field(default_factory=dict)
     findings_refused: Callable[[], int] | None = None
-    """Count of findings the gateway refused (rate limit); the watchdog stops a flood."""
+    """Count of findings the gateway refused (rate limit); the watchdog stops a flood.
+    Default: the gateway's ``stats()["rate_limited"]`` when it has one."""
 
     def __post_init__(self) -> None:
         if not self.entry and not self.command:
@@ -205,6 +220,7 @@ class _Instance:
         self.usage = _Usage()
         self.proc: asyncio.subprocess.Process | None = None
         self.cgroup: Cgroup | None = None
+        self.process_cap = "watchdog"
         self.kill_reason: str | None = None
         self.markers: list[str] = []
         self.last_stderr: deque[str] = deque(maxlen=20)
@@ -330,16 +346,29 @@ class AppSupervisor:
             sandboxed=self.sandbox_check().ok,
             pid=proc.pid if proc is not None and proc.returncode is None else None,
             crashes_in_row=inst.crashes_in_row,
-            process_cap=inst.cgroup.kind if inst.cgroup is not None else "watchdog",
+            process_cap=inst.process_cap,
         )
 
     def logs(self, instance_id: str, limit: int | None = None) -> list[LogLine]:
-        lines = list(self._get(instance_id).logs)
+        """The newest lines of the app's stdout and stderr, the supervisor's notes and the
+        app's SDK ``log`` calls (those the gateway kept), oldest first."""
+        inst = self._get(instance_id)
+        lines = list(inst.logs)
+        gw_logs = getattr(inst.spec.gateway, "logs", None)
+        if callable(gw_logs):
+            for g in gw_logs():
+                at = getattr(g, "at_us", 0) / 1e6
+                lines.append(LogLine(at, "sdk", str(g.level), str(g.message)))
+            lines.sort(key=lambda line: line.at)
         return lines if limit is None else lines[-limit:]
 
     def log(self, instance_id: str, level: str, message: str) -> None:
         """Record an app's SDK ``log`` call (the gateway calls this)."""
         self._get(instance_id).log("sdk", level, message[:2000])
+
+    def socket_path(self, instance_id: str) -> Path:
+        """The instance's gateway socket on this side of the sandbox."""
+        return self._get(instance_id).socket_path
 
     def instances(self) -> list[str]:
         return list(self._instances)
@@ -487,8 +516,9 @@ class AppSupervisor:
                 inst.cgroup = await asyncio.to_thread(
                     Cgroup.create,
                     f"{spec.instance_id}-{os.getpid()}-{inst.restarts}",
-                    spec.limits.processes,
+                    spec.limits.processes + 2,  # + bubblewrap and its pid-1 init
                 )
+                inst.process_cap = inst.cgroup.kind if inst.cgroup is not None else "watchdog"
             argv, env = self._argv(inst)
             started = time.monotonic()
             try:
@@ -590,7 +620,7 @@ class AppSupervisor:
         lim = inst.spec.limits
         proc = inst.proc
         assert proc is not None
-        refused0 = inst.spec.findings_refused() if inst.spec.findings_refused else 0
+        refused0 = _refused(inst.spec)
         last_du = 0.0
         while proc.returncode is None:
             pids = inst.cgroup.pids() if inst.cgroup is not None else []
@@ -611,8 +641,8 @@ class AppSupervisor:
             elif inst.cgroup is None and usage.processes > lim.processes + 2:
                 # + bubblewrap and its pid-1 init, which are not the app's
                 reason = f"exceeded process limit {lim.processes} ({usage.processes - 2} processes)"
-            elif inst.spec.findings_refused is not None:
-                refused = inst.spec.findings_refused() - refused0
+            elif _refused(inst.spec) - refused0 >= self.flood_refused:
+                refused = _refused(inst.spec) - refused0
                 if refused >= self.flood_refused:
                     reason = f"flooding findings: {refused} refused over the rate limit"
             now = time.monotonic()
@@ -674,6 +704,17 @@ class AppSupervisor:
         return f"crashed (exit status {rc}): {last}"
 
 
+def _refused(spec: InstanceSpec) -> int:
+    if spec.findings_refused is not None:
+        return spec.findings_refused()
+    stats = getattr(spec.gateway, "stats", None)
+    if callable(stats):
+        got = stats()
+        if isinstance(got, dict):
+            return int(got.get("rate_limited", 0))
+    return 0
+
+
 async def _refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     writer.close()
 
@@ -704,6 +745,23 @@ def _tree(root: int) -> list[int]:
     return out
 
 
+def _resident_bytes(pid: int) -> int:
+    """The process's proportional share of resident memory (PSS: pages shared by forked
+    children count once over all of them), or its RSS where smaps_rollup is missing."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as fh:
+            return int(fh.read().split()[1]) * _PAGE
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
 def _usage(pids: list[int]) -> _Usage:
     cpu = 0.0
     rss = 0
@@ -712,14 +770,12 @@ def _usage(pids: list[int]) -> _Usage:
         try:
             with open(f"/proc/{pid}/stat", "rb") as fh:
                 stat = fh.read()
-            with open(f"/proc/{pid}/statm", "rb") as fh:
-                statm = fh.read().split()
         except OSError:
             continue
         fields = stat[stat.rindex(b")") + 2 :].split()
         # fields[0] is state (field 3); utime, stime, cutime, cstime are fields 14-17
         cpu += sum(int(x) for x in fields[11:15]) / _TICK
-        rss += int(statm[1]) * _PAGE
+        rss += _resident_bytes(pid)
         n += 1
     return _Usage(cpu, rss / 2**20, n)
 
