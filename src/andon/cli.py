@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from andon.commands import app as app_commands
 from andon.commands import demo as demo_commands
 from andon.commands import edge as edge_commands
 from andon.commands import kpi as kpi_commands
@@ -25,6 +26,7 @@ app.add_typer(model_app, name="model")
 app.add_typer(kpi_commands.app, name="kpi")
 app.add_typer(twin_commands.app, name="twin")
 app.add_typer(edge_commands.app, name="edge")
+app.add_typer(app_commands.app, name="app")
 platform_commands.register(app)
 demo_commands.register(app)
 
