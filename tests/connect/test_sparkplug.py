@@ -195,9 +195,22 @@ def test_births_and_data_by_alias() -> None:
     h = _host()
     b, cmds = h.handle(f"{G}/DBIRTH/n1/d1", _dbirth(1), NOW_US)
     assert cmds == [] and sorted(b.names) == ["s/a/d1/running", "s/a/d1/speed"]
-    assert h.rejected == {"unsupported_type": 1}  # the string metric is counted, not stored
+    assert h.rejected == {}
+    assert b.text is not None  # the String metric travels as text (decision 0202)
+    assert (b.text.names, b.text.value, b.text.quality.tolist()) == (
+        ("s/a/d1/mode",),
+        ("auto",),
+        [0],
+    )
+    # by alias, without its datatype: still text, unchanged
+    b, _ = h.handle(f"{G}/DDATA/n1/d1", _ddata(2, Metric(alias=2, value="Ø12 manual ✓")), NOW_US)
+    assert len(b) == 0 and b.text is not None and b.text.value == ("Ø12 manual ✓",)
+    b, _ = h.handle(
+        f"{G}/DDATA/n1/d1", _ddata(3, Metric(alias=2, is_null=True, datatype=STRING)), NOW_US
+    )
+    assert b.text is not None and (b.text.value, b.text.quality.tolist()) == (("",), [2])
     b, cmds = h.handle(
-        f"{G}/DDATA/n1/d1", _ddata(2, Metric(alias=1, value=2.5, datatype=DOUBLE)), NOW_US
+        f"{G}/DDATA/n1/d1", _ddata(4, Metric(alias=1, value=2.5, datatype=DOUBLE)), NOW_US
     )
     assert (b.names, b.value.tolist(), b.ts.tolist(), cmds) == (
         ("s/a/d1/speed",),
@@ -229,7 +242,7 @@ def test_seq_wraps_at_256() -> None:
     for s in [*range(2, 256), 0, 1]:
         b, cmds = h.handle(f"{G}/DDATA/n1/d1", _ddata(s, Metric(alias=1, value=s)), NOW_US)
         assert len(b) == 1 and not cmds
-    assert h.rejected == {"unsupported_type": 1}
+    assert h.rejected == {}
 
 
 def test_malformed_and_suspicious_metrics_are_counted_and_the_rest_kept() -> None:
@@ -258,7 +271,6 @@ def test_malformed_and_suspicious_metrics_are_counted_and_the_rest_kept() -> Non
     assert b.quality[~finite].tolist() == [Quality.BAD]  # the null boolean: no value, bad
     assert h.historical == 1
     assert h.rejected == {
-        "unsupported_type": 1,
         "unknown_alias": 1,
         "non_finite_value": 1,
         "bad_timestamp": 2,
@@ -345,7 +357,7 @@ def test_compressed_payloads_are_inflated(algorithm: str | None) -> None:
         outer.metrics.add(name="algorithm", datatype=STRING, string_value=algorithm)
     b, cmds = h.handle(f"{G}/DDATA/n1/d1", outer.SerializeToString(), NOW_US)
     assert (b.names, b.value.tolist(), cmds) == (("s/a/d1/speed",), [2.5], [])
-    assert h.rejected == {"unsupported_type": 1}  # the birth's string metric only
+    assert h.rejected == {}
 
 
 def test_unknown_compression_is_counted_not_a_seq_gap() -> None:
@@ -360,7 +372,7 @@ def test_unknown_compression_is_counted_not_a_seq_gap() -> None:
     # the refused message carried seq 2; seq 3 follows without a gap
     b, cmds = h.handle(f"{G}/DDATA/n1/d1", _ddata(3, Metric(alias=1, value=4.0)), NOW_US)
     assert b.value.tolist() == [4.0] and not cmds
-    assert h.rejected == {"unsupported_type": 1, "unsupported_compression": 1}
+    assert h.rejected == {"unsupported_compression": 1}
 
 
 def test_will_ndeath_is_stamped_after_the_last_data() -> None:

@@ -99,9 +99,14 @@ class SparkplugConnector:
                         )
                         for cmd in commands:
                             await client.publish(cmd.topic, cmd.payload, qos=0)
-                        self.health.success(device, len(batch), time.monotonic() - t0)
+                        self.health.success(
+                            device,
+                            len(batch) + batch.text_points,
+                            time.monotonic() - t0,
+                            batch.text_points,
+                        )
                         self.health.device(device).rejected = dict(self.host.rejected)
-                        if len(batch):
+                        if len(batch) or batch.text is not None:
                             yield batch, None
             except (aiomqtt.MqttError, OSError) as exc:
                 why = describe_connect_error(exc)

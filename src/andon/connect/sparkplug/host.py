@@ -16,7 +16,9 @@ it carries and the commands to publish (rebirth requests). It tracks, per edge n
   last good value;
 * data by alias without a datatype takes the datatype of the birth certificate, so a signed
   integer (sent as two's complement) keeps its sign; DateTime metrics are milliseconds since
-  the epoch, stored as numbers;
+  the epoch, stored as numbers; String and Text metrics (and any string value) travel as
+  text values (decision 0202), Booleans as numbers 0/1; a death gives text metrics a BAD
+  empty text;
 * compressed payloads (``uuid`` ``SPBV1.0_COMPRESSED``, ``algorithm`` ``DEFLATE`` or
   ``GZIP``) are inflated (at most 16 MiB); any other algorithm is refused and counted
   (``unsupported_compression``) and the next ``seq`` is accepted as is, not taken for a gap.
@@ -53,7 +55,7 @@ from andon.connect.sparkplug.payload import (
     decode_payload,
     encode_payload,
 )
-from andon.model.types import Quality, SampleBatch
+from andon.model.types import Quality, SampleBatch, TextBatch
 
 __all__ = ["NAMESPACE", "Command", "SparkplugHost", "rebirth_payload"]
 
@@ -62,7 +64,7 @@ log = logging.getLogger("andon.connect.sparkplug")
 NAMESPACE: Final = "spBv1.0"
 _MAX_PAST_US: Final = 366 * 86_400 * 1_000_000
 _MAX_FUTURE_US: Final = 300 * 1_000_000
-_UNSUPPORTED: Final = (STRING, TEXT)
+_TEXT_TYPES: Final = (STRING, TEXT)
 _SIGNED_BITS: Final = {INT8: 8, INT16: 16, INT32: 32, INT64: 64}
 COMPRESSED_UUID: Final = "SPBV1.0_COMPRESSED"
 _MAX_INFLATED: Final = 16 << 20
@@ -285,15 +287,21 @@ class SparkplugHost:
     def _death(
         self, node_id: str, device: str | None, dev: _Device, ts_ms: int | None, now_us: int
     ) -> SampleBatch:
-        names = [
-            self.signal(node_id, device, n)
-            for n, t in dev.types.items()
-            if t not in _UNSUPPORTED and n != "bdSeq" and not n.startswith("Node Control/")
-        ]
+        names: list[str] = []
+        texts: list[str] = []
+        for n, t in dev.types.items():
+            if n != "bdSeq" and not n.startswith("Node Control/"):
+                (texts if t in _TEXT_TYPES else names).append(self.signal(node_id, device, n))
         ts = now_us if ts_ms is None else ts_ms * 1000
-        k = len(names)
+        k, j = len(names), len(texts)
+        text = TextBatch.build(texts, range(j), [ts] * j, [""] * j, [Quality.BAD] * j)
         return SampleBatch.build(
-            names, np.arange(k), np.full(k, ts), np.full(k, math.nan), np.full(k, Quality.BAD)
+            names,
+            np.arange(k),
+            np.full(k, ts),
+            np.full(k, math.nan),
+            np.full(k, Quality.BAD),
+            text=text,
         )
 
     def _samples(
@@ -304,6 +312,8 @@ class SparkplugHost:
         ts: list[int] = []
         val: list[float] = []
         qual: list[int] = []
+        t_names: dict[str, int] = {}
+        t_rows: list[tuple[int, int, str, int]] = []  # (name code, ts, text, quality)
         for m in payload.metrics:
             name = m.name if m.name is not None else dev.names.get(m.alias or -1)
             if name is None:
@@ -312,7 +322,8 @@ class SparkplugHost:
             if name.startswith("Node Control/") or name.startswith("Properties/"):
                 continue
             dtype = m.datatype if m.datatype is not None else dev.types.get(name)
-            if dtype in _UNSUPPORTED or isinstance(m.value, str | bytes):
+            is_text = dtype in _TEXT_TYPES or isinstance(m.value, str)
+            if isinstance(m.value, bytes):
                 self._reject("unsupported_type", 1, f"{name!r}: datatype {dtype}")
                 continue
             bits = _SIGNED_BITS.get(dtype or 0)
@@ -323,6 +334,18 @@ class SparkplugHost:
             t_us = now_us if t_ms is None else t_ms * 1000
             if not now_us - _MAX_PAST_US <= t_us <= now_us + _MAX_FUTURE_US:
                 self._reject("bad_timestamp", 1, f"{name}: {t_ms} ms")
+                continue
+            if is_text:
+                text = m.value if isinstance(m.value, str) else None
+                if m.is_historical:
+                    self.historical += 1
+                code = t_names.setdefault(self.signal(node_id, device, name), len(t_names))
+                if text is None and not (m.is_null or m.value is None):
+                    self._reject("wrong_type", 1, f"{name!r}: {type(m.value).__name__} as text")
+                    continue
+                t_rows.append(
+                    (code, t_us, text or "", Quality.BAD if text is None else Quality.GOOD)
+                )
                 continue
             if m.is_null or m.value is None:
                 v, q = math.nan, Quality.BAD
@@ -338,6 +361,10 @@ class SparkplugHost:
             ts.append(t_us)
             val.append(v)
             qual.append(q)
-        if not idx:
+        texts = None
+        if t_rows:
+            c, t, v_, q_ = zip(*t_rows, strict=True)
+            texts = TextBatch.build(list(t_names), c, t, v_, q_)
+        if not idx and texts is None:
             return SampleBatch.empty()
-        return SampleBatch.build(list(names), idx, ts, val, qual)
+        return SampleBatch.build(list(names), idx, ts, val, qual, text=texts)
