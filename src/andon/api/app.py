@@ -33,6 +33,7 @@ from andon.api import (  # noqa: F401  (register routes)
     routes_edge,
     routes_kiosk,
     routes_ops,
+    routes_values,
 )
 from andon.api.deps import Access, Services, client_address, wall_clock
 from andon.api.endpoints import Endpoint
