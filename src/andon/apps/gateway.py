@@ -81,6 +81,25 @@ LOG_LEVELS: Final = {
     "warning": logging.WARNING,
     "error": logging.ERROR,
 }
+_RANGE = frozenset({"site", "start_us", "end_us"})
+PARAMS: Final[dict[str, frozenset[str]]] = {
+    "time.now": frozenset(),
+    "sites.list": frozenset(),
+    "machines.list": frozenset({"site"}),
+    "telemetry.read": _RANGE | {"signals"},
+    "states.read": _RANGE | {"machine"},
+    "parts.read": _RANGE | {"machine"},
+    "kpi.read": _RANGE,
+    "live.subscribe": frozenset({"site"}),
+    "live.unsubscribe": frozenset({"sub"}),
+    "state.get": frozenset({"key"}),
+    "state.set": frozenset({"key", "value"}),
+    "settings.get": frozenset(),
+    "feedback.list": frozenset({"since_us"}),
+    "log": frozenset({"level", "message"}),
+}
+"""The parameters each method takes; any other (a ``tenant``, say) is refused. Findings and
+work orders are checked field by field by their own types."""
 SITE_CACHE_S: Final = 30.0
 """How long a resolved site is trusted before it is asked for again."""
 COUNTERS: Final = (
@@ -473,6 +492,9 @@ class AppGateway:
         try:
             if perm is not None and perm not in self.grant.permissions:
                 raise _forbidden(f"{method} needs the permission {perm!r}, not granted")
+            allowed = PARAMS.get(method)
+            if allowed is not None and (extra := sorted(set(params) - allowed)):
+                raise _bad(f"{method} has no parameter {extra[0]!r:.60}")
             result, binary = await handler(conn, params)
             reply = encode_message({"id": rid, "result": result}, binary)
         except _Refused as exc:
