@@ -18,6 +18,7 @@ import json
 import shutil
 import subprocess
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,17 @@ from andon.edge.agent import read_status
 from tests.edge.broker import Broker
 from tests.edge.helpers import KEY, Platform, signals, spawn_edge, until
 
-__all__ = ["NAMES", "START", "AclBroker", "Run", "Verdict", "edge_config", "report"]
+__all__ = [
+    "NAMES",
+    "START",
+    "AclBroker",
+    "Edge",
+    "Run",
+    "Verdict",
+    "edge_config",
+    "judge",
+    "report",
+]
 
 NAMES = signals(6)
 START = 1_767_225_600_000_000
@@ -45,8 +56,11 @@ def edge_config(
     rate: float,
     data_dir: Path | None = None,
     buffer: dict[str, Any] | None = None,
+    names: list[str] | None = None,
+    key: str = KEY,
 ) -> Path:
-    """A site file: one synthetic, sequence-numbered source of ``total`` points."""
+    """A site file: one synthetic, sequence-numbered source of ``total`` points (point ``k``
+    has value ``k``, under ``names[k % len(names)]``; default ``NAMES``)."""
     doc = {
         "edge": {"id": "edge-1"},
         "data_dir": str(data_dir or tmp / "edge"),
@@ -55,7 +69,7 @@ def edge_config(
         "uplink": {
             "host": "127.0.0.1",
             "port": port,
-            "key": KEY,
+            "key": key,
             "window": 8,
             "ack_timeout_s": 1.0,
         },
@@ -63,7 +77,7 @@ def edge_config(
             {
                 "type": "synthetic",
                 "name": "gen",
-                "signals": NAMES,
+                "signals": names or NAMES,
                 "batch_points": 2_000,
                 "total_points": total,
                 "rate_points_s": rate,
@@ -121,18 +135,14 @@ def report(v: Verdict) -> None:
         f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {v.line()}\n")
 
 
-class Run:
-    """One scenario: the platform (in this process), the edge process and its files."""
+class Edge:
+    """The edge agent process of a scenario (``andon edge --config cfg``) and its files."""
 
-    def __init__(
-        self, name: str, tmp: Path, broker: Broker, cfg: Path, login: tuple[str, str] | None = None
-    ) -> None:
-        self.name = name
+    def __init__(self, tmp: Path, cfg: Path) -> None:
         self.tmp = tmp
         self.cfg = cfg
         self.data_dir = Path(json.loads(cfg.read_text())["data_dir"])
         self.log = tmp / "edge.log"
-        self.platform = Platform(tmp, broker.port, NAMES, login=login)
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start_edge(self) -> None:
@@ -147,49 +157,91 @@ class Run:
         except (FileNotFoundError, json.JSONDecodeError):
             return None
 
-    def stored(self) -> int:
-        return self.platform.gateway.stats.points_stored
+    def acked(self) -> int:
+        """Points the edge reports acknowledged (-1 before its first status)."""
+        st = self.status()
+        return -1 if st is None else int(st["buffer"]["acked_points"])
 
     def edge_log(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")
 
-    async def verdict(self, total: int, since: float, bound_s: float) -> Verdict:
-        """Wait until every point of the source is stored or counted dropped (and the edge
-        says so), then check: none lost, none stored twice, recovered within ``bound_s``."""
-
-        def settled() -> bool:
-            st = self.status()
-            if st is None:
-                return False
-            b = st["buffer"]
-            # each point once: acknowledged, or dropped (never stored, or deleted unsent)
-            done = int(b["acked_points"]) + int(b["dropped_points"]) == total
-            return done and int(b["pending_points"]) == 0
-
-        await until(settled, bound_s, f"{self.name}: every point stored or counted dropped")
-        recovery = time.monotonic() - since
-        st = self.status()
-        assert st is not None
-        b = st["buffer"]
-        got = await self.platform.values(START, START + 10**12)
-        values = np.concatenate([v for v in got.values()] or [np.zeros(0)])
-        distinct = len(np.unique(values))
-        dup = len(values) - distinct
-        # every stored value is one the source made, under its own signal
-        for i, name in enumerate(NAMES):
-            v = got.get(name, np.zeros(0)).astype(np.int64)
-            assert np.all(v % len(NAMES) == i) and np.all((v >= 0) & (v < total))
-        dropped = int(b["dropped_points"])
-        lost = total - distinct - dropped
-        out = Verdict(self.name, total, distinct, lost, dup, dropped, recovery, st)
-        report(out)
-        assert (lost, dup) == (0, 0), out.line()
-        assert b["acked_points"] == distinct, out.line()  # acknowledged ⇔ stored
-        assert recovery <= bound_s
-        return out
-
-    async def close(self) -> None:
+    async def stop_edge(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             await asyncio.to_thread(self.proc.wait, 10)
+
+
+async def judge(
+    name: str,
+    edge: Edge,
+    total: int,
+    values: Callable[[], Awaitable[dict[str, np.ndarray]]],
+    since: float,
+    bound_s: float,
+    names: list[str] | None = None,
+    recovery_s: float | None = None,
+) -> Verdict:
+    """Wait until every point of the source is stored or counted dropped (and the edge says
+    so), then check: none lost, none stored twice, recovered within ``bound_s``.
+    ``recovery_s``: the scenario's own measure (default: from ``since`` to settled)."""
+    names = names or NAMES
+
+    def settled() -> bool:
+        st = edge.status()
+        if st is None:
+            return False
+        b = st["buffer"]
+        # each point once: acknowledged, or dropped (never stored, or deleted unsent)
+        done = int(b["acked_points"]) + int(b["dropped_points"]) == total
+        return done and int(b["pending_points"]) == 0
+
+    await until(settled, bound_s, f"{name}: every point stored or counted dropped")
+    recovery = time.monotonic() - since if recovery_s is None else recovery_s
+    st = edge.status()
+    assert st is not None
+    b = st["buffer"]
+    got = await values()
+    stored = np.concatenate([v for v in got.values()] or [np.zeros(0)])
+    distinct = len(np.unique(stored))
+    dup = len(stored) - distinct
+    # every stored value is one the source made, under its own signal
+    for i, n in enumerate(names):
+        v = got.get(n, np.zeros(0)).astype(np.int64)
+        assert np.all(v % len(names) == i) and np.all((v >= 0) & (v < total))
+    dropped = int(b["dropped_points"])
+    lost = total - distinct - dropped
+    out = Verdict(name, total, distinct, lost, dup, dropped, recovery, st)
+    report(out)
+    assert (lost, dup) == (0, 0), out.line()
+    assert b["acked_points"] == distinct, out.line()  # acknowledged ⇔ stored
+    assert recovery <= bound_s, out.line()
+    return out
+
+
+class Run(Edge):
+    """One scenario: the platform (in this process), the edge process and its files."""
+
+    def __init__(
+        self, name: str, tmp: Path, broker: Broker, cfg: Path, login: tuple[str, str] | None = None
+    ) -> None:
+        super().__init__(tmp, cfg)
+        self.name = name
+        self.platform = Platform(tmp, broker.port, NAMES, login=login)
+
+    def stored(self) -> int:
+        return self.platform.gateway.stats.points_stored
+
+    async def verdict(self, total: int, since: float, bound_s: float) -> Verdict:
+        """``judge`` against the in-process platform's store."""
+        return await judge(
+            self.name,
+            self,
+            total,
+            lambda: self.platform.values(START, START + 10**12),
+            since,
+            bound_s,
+        )
+
+    async def close(self) -> None:
+        await self.stop_edge()
         await self.platform.close()
