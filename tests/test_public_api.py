@@ -15,6 +15,7 @@ PUBLIC = {
         "Quality",
         "SampleBatch",
         "StateBatch",
+        "TextBatch",
         "from_micros",
         "to_micros",
     ],

@@ -134,6 +134,11 @@ class Signal(_Model):
     alarms: SignalAlarms | None = None
     """Alarm limits; an engineer may override them through the API (``/alarms/limits``)."""
 
+    @property
+    def kind(self) -> str:
+        """``numeric`` or ``text`` (its type's kind, decision 0202)."""
+        return SIGNAL_TYPES[self.type].kind
+
     @field_validator("type")
     @classmethod
     def _known_type(cls, v: str) -> str:

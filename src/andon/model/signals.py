@@ -19,6 +19,9 @@ class SignalType:
     description: str
     counter: bool = False
     """A monotonically increasing total (energy, part count), not a level."""
+    kind: str = "numeric"
+    """``numeric``: samples; ``text``: strings, enumeration labels and events, stored and
+    served as text values (decision 0202; booleans stay numeric 0/1)."""
 
 
 _TYPES = [
@@ -50,6 +53,13 @@ _TYPES = [
     SignalType("gas_flow", ("sccm", "slm"), "process gas mass flow"),
     SignalType("rf_power", ("W",), "RF generator forward power"),
     SignalType("reject_rate", ("%",), "share of inspected parts rejected (rolling)"),
+    SignalType(
+        "execution", ("",), "what the controller does (ACTIVE, READY, STOPPED...)", kind="text"
+    ),
+    SignalType("availability", ("",), "whether the device reports data", kind="text"),
+    SignalType("controller_mode", ("",), "AUTOMATIC, MANUAL, MDI, EDIT...", kind="text"),
+    SignalType("program", ("",), "the running program's name", kind="text"),
+    SignalType("text", ("",), "any other text value: a state, a message", kind="text"),
 ]
 
 SIGNAL_TYPES: dict[str, SignalType] = {t.name: t for t in _TYPES}
