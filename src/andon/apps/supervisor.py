@@ -366,6 +366,18 @@ class AppSupervisor:
         """Record an app's SDK ``log`` call (the gateway calls this)."""
         self._get(instance_id).log("sdk", level, message[:2000])
 
+    def kill(self, instance_id: str, reason: str) -> bool:
+        """Kill the running process as a crash with ``reason`` (it is restarted like any
+        crash): the test harness's restart probe, an operator's "restart". False when no
+        process runs."""
+        inst = self._get(instance_id)
+        if inst.proc is None or inst.proc.returncode is not None:
+            return False
+        if inst.kill_reason is None:
+            inst.kill_reason = reason
+        self._kill(inst)
+        return True
+
     def socket_path(self, instance_id: str) -> Path:
         """The instance's gateway socket on this side of the sandbox."""
         return self._get(instance_id).socket_path
