@@ -35,6 +35,7 @@ from andon.apps.grant import AppGrant
 from andon.apps.manifest import MANIFEST_FILE, AppManifest, load_manifest
 from andon.apps.sinks import MemorySink
 from andon.bus import InProcessBus
+from andon.commands import app_test
 from andon.commands.common import JsonOpt, PlantOpt, err, fail, plant_or_exit
 from andon.model.loader import ModelError
 from andon.model.plant import Plant
@@ -495,3 +496,7 @@ def run(
             highlight=False,
         )
         raise typer.Exit(1)
+
+
+# --- andon app test: the harness (andon.commands.app_test) ---------------------------------------
+app_test.register(app)
