@@ -261,3 +261,42 @@ def test_secrets_are_0600_files_and_the_audit_head_is_exported(env: Env) -> None
         time.sleep(0.05)
     assert stat.S_IMODE(env.anchor.stat().st_mode) == 0o600
     assert env.live.run(env.platform.audit.verify(anchor_file=env.anchor)).ok
+
+
+def test_one_address_in_two_tenants_gets_a_link_per_account(env: Env) -> None:
+    email = f"r{time.monotonic_ns()}@both.example"
+    if "tb" not in {t["id"] for t in env.live.run(env.platform.list_tenants())}:
+        env.live.run(env.platform.create_tenant("tb", "TB"))
+    ids = {}
+    for t in ("tb", "ta"):  # tb's account is the older one
+        u = env.live.run(env.platform.create_user(t, email, PASSWORD, [(Role.VIEWER, None)]))
+        ids[t] = str(u["id"])
+    n = len(env.inbox.messages)
+    r = httpx.post(env.url("/auth/reset-request"), json={"email": email})
+    assert r.status_code == 202
+    msgs = env.inbox.wait_for(n + 2)[n:]
+    links = [_link(m) for m in msgs]
+    assert [(m["To"], lk["tenant"]) for m, lk in zip(msgs, links, strict=True)] == [
+        (email, "tb"),
+        (email, "ta"),
+    ]
+    assert "(tb)" in str(msgs[0]["Subject"]) and "(ta)" in str(msgs[1]["Subject"])
+    new = "the tb account's new passphrase"
+    ok = httpx.post(env.url("/auth/reset"), json={"token": links[0]["token"], "new_password": new})
+    assert ok.status_code == 204, ok.text
+    # the link reset tb's account only; ta's keeps its password
+    assert _login_in(env, email, new, "tb") == ids["tb"]
+    assert _login_in(env, email, PASSWORD, "ta") == ids["ta"]
+    # naming the tenant mails that account only: ta's link comes first though tb's is older
+    r = httpx.post(env.url("/auth/reset-request"), json={"email": email, "tenant": "ta"})
+    assert r.status_code == 202
+    assert _link(env.inbox.wait_for(n + 3)[n + 2])["tenant"] == "ta"
+
+
+def _login_in(env: Env, email: str, password: str, tenant: str) -> str:
+    body = {"email": email, "password": password, "tenant": tenant}
+    r = httpx.post(env.url("/auth/login"), json=body)
+    assert r.status_code == 200, r.text
+    me = httpx.get(env.url("/auth/me"), headers=_bearer(r.json()))
+    assert me.json()["tenant_id"] == tenant
+    return str(me.json()["id"])
