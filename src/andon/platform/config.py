@@ -215,6 +215,9 @@ class Oidc(_Part):
     client_secret_env: str | None = Field(None, description="environment variable with it")
     redirect_uri: str = Field(min_length=8, description="registered at the provider")
     tenant: str = Field(min_length=1, description="whose users sign in this way (by email)")
+    name: str | None = Field(
+        None, max_length=60, description="the provider on the login page (default: its host)"
+    )
 
     @model_validator(mode="after")
     def _one_secret(self) -> Oidc:
