@@ -65,7 +65,7 @@ class FloorWatch:
         it to the pieces before it)."""
         self.last_seen: dict[str, Micros] = {}
         self._checked: dict[str, Micros] = {}
-        """Per machine, the last-heard time the store confirmed (see :meth:`to_confirm`)."""
+        """Per machine, when the store last answered for it (see :meth:`to_confirm`)."""
         self._sent: dict[str, tuple[str, Micros | None]] = {}
         self.confirm(snapshot)
 
@@ -87,7 +87,7 @@ class FloorWatch:
             seen = snap.last_seen.get(m)
             if seen is not None and seen > self.last_seen.get(m, -1):
                 self.last_seen[m] = seen
-            self._checked[m] = self.last_seen.get(m, -1)
+            self._checked[m] = max(self._checked.get(m, snap.now), snap.now)
 
     def _heard(self, m: str, ts: Micros) -> None:
         if ts > self.last_seen.get(m, -1):
@@ -147,13 +147,15 @@ class FloorWatch:
 
     def to_confirm(self, now: Micros) -> list[str]:
         """Machines the bus alone would call silent at ``now`` whose silence the store has
-        not confirmed since they were last heard: ask it (one snapshot, :meth:`confirm`)."""
+        not confirmed since it began (an open state re-confirmed at the edge is stored, not
+        published): ask it (one snapshot, :meth:`confirm`). Once confirmed silent, a
+        machine is asked about again only after it is heard again."""
         out = []
         for m in self.machines:
             seen = self.last_seen.get(m)
             if seen is None or now - seen <= self.stale_us:
                 continue
-            if self._checked.get(m, -1) < seen:
+            if self._checked.get(m, -1) <= seen + self.stale_us:
                 out.append(m)
         return out
 
