@@ -1,0 +1,223 @@
+"""The app test harness (``andon app test``): a whole run of the command on a small detector
+app written here (JSON and HTML reports checked), a broken manifest, an app that crashes on
+damaged data, and the claim measures on hand-made findings and failures with known answers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from andon.apps.manifest import Claim
+from andon.apps.supervisor import InstanceState, InstanceStatus
+from andon.apps.testing import Dataset, GroundTruthFault, render_html, run_app_test
+from andon.apps.testing.harness import _detector, _Run
+from andon.cli import app as cli
+from andon.commands.app_test import SMALL_LINE, standard_datasets
+from andon.model.loader import parse_plant
+from andon.sdk import Finding
+from andon.store import open_store
+
+MANIFEST = """\
+id: stop_watch
+name: {en: Stop watch, zh-TW: 停機監看}
+vendor: andon tests
+version: 1.2.0
+licence: Apache-2.0
+category: maintenance
+losses: [breakdown]
+permissions: [states:read, findings:write]
+limits: {cpu_s: 30, memory_mb: 256, processes: 4, findings_per_min: 600}
+finding_types:
+  - {id: stop, name: {en: Stop, zh-TW: 停機}}
+claims:
+  - {metric: recall, finding_type: stop, target: 0.9}
+  - {metric: precision, finding_type: stop, target: 0.9}
+price: {model: free}
+entry: stop_watch.app:main
+"""
+
+APP = '''
+"""Reports every time a machine was down: a finding per down interval (after the fact, so
+its recall is high and its warning lead time nil)."""
+
+import math
+
+from andon.sdk import Context, Finding
+
+
+async def main(ctx: Context) -> None:
+    now = await ctx.now()
+    for site in ctx.sites:
+        states = await ctx.states(site, now - 24 * 3_600_000_000, now)
+        for s in states:
+            if s.state == "down" and s.end_us < now:
+                mins = (s.end_us - s.start_us) / 60e6
+                if CRASH_ON_NAN and math.isnan(mins):
+                    raise ValueError("nan")
+                await ctx.emit(Finding("stop", site, s.start_us, s.end_us, 0.9,
+                                       f"{s.machine} down {mins:.0f} min", machine=s.machine))
+'''
+
+
+def _app(root: Path, extra: str = "CRASH_ON_NAN = False\n", manifest: str = MANIFEST) -> Path:
+    d = root / "stop_watch"
+    (d / "stop_watch").mkdir(parents=True)
+    (d / "andon-app.yaml").write_text(manifest)
+    (d / "stop_watch" / "__init__.py").write_text("")
+    (d / "stop_watch" / "app.py").write_text(extra + APP)
+    return d
+
+
+@pytest.mark.slow
+def test_andon_app_test_writes_a_passing_report_with_measured_claims(tmp_path: Path) -> None:
+    app_dir = _app(tmp_path)
+    out_json, out_html = tmp_path / "r.json", tmp_path / "r.html"
+    res = CliRunner().invoke(
+        cli,
+        [
+            "app",
+            "test",
+            str(app_dir),
+            "--json",
+            str(out_json),
+            "--html",
+            str(out_html),
+            "--scale",
+            "0.25",
+        ],
+    )
+    report = json.loads(out_json.read_text())
+    assert res.exit_code == 0, (res.output, [c for c in report["checks"] if not c["ok"]])
+    names = [c["name"] for c in report["checks"]]
+    assert names == [
+        "manifest",
+        "sandbox",
+        "sandbox probes",
+        "permission probes",
+        "runs",
+        "output schema",
+        "determinism",
+        "restart",
+        "faults in the data",
+        "resource use",
+        "claims",
+    ]
+    assert report["ok"] and report["app_id"] == "stop_watch"
+    probes = next(c for c in report["checks"] if c["name"] == "permission probes")["figures"]
+    assert set(probes["probes"].values()) == {"forbidden"} and len(probes["probes"]) >= 5
+    runs = report["runs"]
+    assert [r["label"] for r in runs] == ["clean"] * 3 + ["repeat", "restart"] + ["damaged"] * 3
+    assert all(r["state"] == "finished" for r in runs)
+    assert runs[4]["restarts"] >= 1
+    recall = next(c for c in report["claims"] if c["metric"] == "recall")
+    assert recall["failures"] > 0 and recall["measured"] >= 0.9 and recall["ok"]
+    assert report["figures"]["findings"] == sum(r["findings"] for r in runs[:3]) > 0
+    assert report["duration_s"] < 120
+    page = out_html.read_text()
+    assert "<title>andon app test: stop_watch 1.2.0</title>" in page
+    assert "All checks pass" in page and page.count("<tr>") >= len(names) + len(runs)
+    assert "passed in" in res.output
+
+
+def test_a_broken_manifest_is_one_failed_check_with_its_line(tmp_path: Path) -> None:
+    app_dir = _app(tmp_path, manifest=MANIFEST.replace("states:read", "states:write"))
+
+    async def go() -> None:
+        store = open_store(None)
+        plant = parse_plant(SMALL_LINE, "<small>")
+        try:
+            ds = [Dataset("empty", plant, store, 0, 3_600_000_000)]
+            report = await run_app_test(app_dir, ds)
+        finally:
+            await store.close()
+        assert not report.ok
+        [check] = report.checks
+        assert check.name == "manifest" and not check.ok
+        assert check.detail.startswith(f"{app_dir / 'andon-app.yaml'}:8:")
+        assert "states:write" in check.detail
+        assert "Some checks fail" in render_html(report)
+
+    asyncio.run(go())
+
+
+@pytest.mark.slow
+def test_an_app_crashing_on_damaged_data_fails_that_check(tmp_path: Path) -> None:
+    """Damaged data (NaN values) is given to the app's telemetry reads; this app divides by
+    a value it reads and crashes on NaN, so the faults check fails naming the exit."""
+    manifest = MANIFEST.replace("[states:read, findings:write]", "[telemetry:read, findings:write]")
+    manifest = manifest.replace(
+        "claims:\n  - {metric: recall, finding_type: stop, target: 0.9}\n", "claims:\n"
+    )
+    manifest = manifest.replace("  - {metric: precision, finding_type: stop, target: 0.9}\n", "")
+    manifest = manifest.replace("claims:\n", "")
+    app_dir = tmp_path / "stop_watch"
+    (app_dir / "stop_watch").mkdir(parents=True)
+    (app_dir / "andon-app.yaml").write_text(manifest)
+    (app_dir / "stop_watch" / "__init__.py").write_text("")
+    (app_dir / "stop_watch" / "app.py").write_text(
+        "import math\n"
+        "from andon.sdk import Context\n"
+        "async def main(ctx: Context) -> None:\n"
+        "    now = await ctx.now()\n"
+        "    for site in ctx.sites:\n"
+        "        m = (await ctx.machines(site))[0]\n"
+        "        sig = m.signal_of_type('power')\n"
+        "        t = await ctx.telemetry(site, [sig], now - 3_600_000_000, now)\n"
+        "        vals = t.column('value').to_pylist()\n"
+        "        if any(math.isnan(v) for v in vals):\n"
+        "            raise ValueError(f'{sum(math.isnan(v) for v in vals)} NaN values in {sig}')\n"
+    )
+
+    async def go() -> None:
+        datasets = await standard_datasets(0.1)
+        try:
+            report = await run_app_test(app_dir, datasets[2:], timeout_s=30)
+        finally:
+            for d in datasets:
+                await d.store.close()
+        checks = {c.name: c for c in report.checks}
+        assert checks["runs"].ok and checks["determinism"].ok
+        assert not checks["faults in the data"].ok
+        assert "crashed (exit status 1): ValueError:" in checks["faults in the data"].detail
+        assert not report.ok
+
+    asyncio.run(go())
+
+
+def _status() -> InstanceStatus:
+    return InstanceStatus("i", InstanceState.FINISHED, 0, None, 0.0, 0.0, 0, True, None, 0, "x")
+
+
+def test_claim_measures_on_known_findings_and_failures() -> None:
+    """Two failures on m1, one on m2; three findings: one warns 2 h before m1's first
+    failure, one lands on m1's second, one on m2 a day before its failure (too early: a
+    false alarm). Precision 2/3, recall 2/3, median lead 1 h (2 h and 0 h)."""
+    plant = parse_plant(SMALL_LINE, "<small>")
+    h = 3_600_000_000
+    faults = (
+        GroundTruthFault("small/a/l1/press", 10 * h, 11 * h, "BEARING"),
+        GroundTruthFault("small/a/l1/press", 20 * h, 21 * h, "BEARING"),
+        GroundTruthFault("small/a/l1/weld", 40 * h, 41 * h, "TIP_WEAR"),
+    )
+    d = Dataset("known", plant, open_store(None), 0, 48 * h, faults)
+
+    def f(machine: str, start: int, end: int) -> Finding:
+        return Finding("stop", "small", start, end, 0.5, "x", machine=f"small/a/l1/{machine}")
+
+    findings = [f("press", 7 * h, 8 * h), f("press", 20 * h, 20 * h + 1), f("weld", 10 * h, 11 * h)]
+    run = _Run("clean", d, _status(), findings, 1.0, 1.0, 1.0, {}, [], True)
+    got = _detector(Claim(metric="precision", finding_type="stop"), [run])
+    assert got["precision"] == pytest.approx(2 / 3)
+    assert got["recall"] == pytest.approx(2 / 3)
+    assert got["median_lead_time_s"] == pytest.approx(3600.0)
+    assert (got["findings"], got["true_positives"], got["failures"], got["detected"]) == (
+        3,
+        2,
+        3,
+        2,
+    )
+    asyncio.run(d.store.close())
