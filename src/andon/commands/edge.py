@@ -1,5 +1,6 @@
 """`andon edge ...`: run the edge agent (``andon edge --config site.yaml``), show its
-connection health (``andon edge status``) and browse an OPC UA server (``andon edge browse``)."""
+connection health (``andon edge status``), check a site file's devices before it runs
+(``andon edge doctor site.yaml``) and browse an OPC UA server (``andon edge browse``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 __all__ = ["app"]
 
@@ -31,7 +33,7 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
-def _load(config: Path) -> tuple[Any, list[Any]]:
+def _load(config: Path, need_key: bool = True) -> tuple[Any, list[Any]]:
     from andon.connect.registry import build_connector
     from andon.edge.config import load_edge_config
     from andon.model.loader import ModelError, validation_error
@@ -46,7 +48,8 @@ def _load(config: Path) -> tuple[Any, list[Any]]:
                 raise validation_error(exc, str(config), marks, ("connectors", i)) from None
             except KeyError as exc:
                 raise validation_error_type(str(config), i, marks, str(exc.args[0])) from None
-        cfg.uplink.resolved_key()
+        if need_key:
+            cfg.uplink.resolved_key()
     except (ModelError, ValueError) as exc:
         _fail(str(exc))
         raise  # pragma: no cover
@@ -248,3 +251,43 @@ def browse_cmd(
     _out.print(t)
     mapped = sum(1 for n in nodes if n.signal)
     _out.print(f"{len(nodes)} nodes, {mapped} numeric variables mapped; --yaml prints the entry.")
+
+
+@app.command("doctor")
+def doctor_cmd(
+    site: Annotated[Path, typer.Argument(help="Site file (YAML), as for --config")],
+    timeout: Annotated[
+        float, typer.Option(min=0.1, help="Seconds to wait for a connector's values")
+    ] = 5.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the checks as JSON")] = False,
+) -> None:
+    """Connect to each device of the site file once and show, per signal, the value, type,
+    quality and the exact problem; exit 1 if any signal has one (2: the file is invalid)."""
+    from andon.edge.doctor import check_connectors
+
+    cfg, _ = _load(site, need_key=False)  # validates every connector entry, names the line
+    checks = asyncio.run(check_connectors(cfg.connectors, timeout))
+    bad = [c for c in checks if not c.ok]
+    if as_json:
+        sys.stdout.write(json.dumps([c.as_dict() for c in checks], indent=2) + "\n")
+    else:
+        t = Table()
+        for col in ("connector", "device", "signal", "value", "type", "quality", "problem"):
+            t.add_column(col, overflow="fold")
+        for c in checks:
+            value = (
+                ""
+                if c.value is None
+                else (f"{c.value:g}" if isinstance(c.value, float) else c.value)
+            )
+            cells = (c.connector, c.device, c.signal, value, c.type, c.quality)
+            problem = Text(c.problem, style="red") if c.problem else Text("ok", style="green")
+            t.add_row(*(Text(x) for x in cells), problem)  # Text: no markup in device data
+        _out.print(t)
+        _out.print(
+            f"{len(checks)} signals, {len(bad)} with a problem"
+            + ("" if bad else ": ready to run the agent"),
+            highlight=False,
+        )
+    if bad:
+        raise typer.Exit(1)
