@@ -119,6 +119,13 @@ class Names(_Strict):
     zh_tw: Annotated[str, Field(min_length=1, max_length=120, alias="zh-TW")]
 
 
+class Texts(Names):
+    """A longer text in English and Traditional Chinese."""
+
+    en: Annotated[str, Field(min_length=1, max_length=2000)]
+    zh_tw: Annotated[str, Field(min_length=1, max_length=2000, alias="zh-TW")]
+
+
 class Inputs(_Strict):
     signals: tuple[str, ...] = ()
     """Signal types the app reads (``andon.model.signals``)."""
@@ -203,7 +210,7 @@ class AppManifest(_Strict):
 
     id: str
     name: Names
-    description: Names | None = None
+    description: Texts | None = None
     vendor: Annotated[str, Field(min_length=1, max_length=120)]
     version: str
     licence: Annotated[str, Field(min_length=1, max_length=60)]
