@@ -20,7 +20,15 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+)
 
 from andon.apps.grant import APP_PERMISSIONS
 from andon.model.loader import Loc, ModelError, read_yaml, validation_error
@@ -126,28 +134,32 @@ class Texts(Names):
     zh_tw: Annotated[str, Field(min_length=1, max_length=2000, alias="zh-TW")]
 
 
+def _signal_type(s: str) -> str:
+    if s not in SIGNAL_TYPES:
+        raise ValueError(f"unknown signal type {s!r}; known: {', '.join(SIGNAL_TYPES)}")
+    return s
+
+
+_MACHINE_TYPES = ("any", *(t.value for t in MachineType))
+
+
+def _machine_type(m: str) -> str:
+    if m not in _MACHINE_TYPES:
+        raise ValueError(f"unknown machine type {m!r}; known: {', '.join(_MACHINE_TYPES)}")
+    return m
+
+
+def _loss(loss: str) -> str:
+    if loss not in LOSS_TERMS:
+        raise ValueError(f"unknown loss {loss!r}; expected some of {', '.join(LOSS_TERMS)}")
+    return loss
+
+
 class Inputs(_Strict):
-    signals: tuple[str, ...] = ()
+    signals: tuple[Annotated[str, AfterValidator(_signal_type)], ...] = ()
     """Signal types the app reads (``andon.model.signals``)."""
-    machines: tuple[str, ...] = ("any",)
+    machines: tuple[Annotated[str, AfterValidator(_machine_type)], ...] = ("any",)
     """Machine types it works on, or ``any``."""
-
-    @field_validator("signals")
-    @classmethod
-    def _signal_types(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        for s in v:
-            if s not in SIGNAL_TYPES:
-                raise ValueError(f"unknown signal type {s!r}; known: {', '.join(SIGNAL_TYPES)}")
-        return v
-
-    @field_validator("machines")
-    @classmethod
-    def _machine_types(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        known = ["any", *(t.value for t in MachineType)]
-        for m in v:
-            if m not in known:
-                raise ValueError(f"unknown machine type {m!r}; known: {', '.join(known)}")
-        return v
 
 
 class Limits(_Strict):
@@ -215,7 +227,7 @@ class AppManifest(_Strict):
     version: str
     licence: Annotated[str, Field(min_length=1, max_length=60)]
     category: str
-    losses: tuple[str, ...] = ()
+    losses: tuple[Annotated[str, AfterValidator(_loss)], ...] = ()
     inputs: Inputs = Inputs()
     permissions: tuple[str, ...] = ()
     limits: Limits = Limits()
@@ -246,14 +258,6 @@ class AppManifest(_Strict):
     def _category(cls, v: str) -> str:
         if v not in CATEGORIES:
             raise ValueError(f"unknown category {v!r}; expected one of {', '.join(CATEGORIES)}")
-        return v
-
-    @field_validator("losses")
-    @classmethod
-    def _losses(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        for loss in v:
-            if loss not in LOSS_TERMS:
-                raise ValueError(f"unknown loss {loss!r}; expected some of {', '.join(LOSS_TERMS)}")
         return v
 
     @field_validator("entry")
