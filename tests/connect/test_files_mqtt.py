@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
@@ -105,8 +108,9 @@ NOW = 1_796_301_080_383_000  # fixed, so test ids are the same in every collecti
     [
         (b"{not json", "malformed_json"),
         (b'{"other": 1}', "missing_field"),
-        (b'{"data": {"c": "hot"}}', "wrong_type"),
-        (b'{"data": {"c": true}}', "wrong_type"),
+        (b'{"data": {"c": {"x": 1}}}', "wrong_type"),
+        (b'{"data": {"c": [1]}}', "wrong_type"),
+        (b'{"data": {"c": null}}', "wrong_type"),
         (b'{"data": {"c": NaN}}', "non_finite_value"),
         (json.dumps({"data": {"c": 1}, "ts": NOW // 1000 + 86_400_000}).encode(), "bad_timestamp"),
         (json.dumps({"data": {"c": 1}, "ts": 1000}).encode(), "bad_timestamp"),
@@ -129,3 +133,80 @@ def test_mqtt_json_mapping() -> None:
     assert got == ("s/m1/t", ts_ms * 1000, 21.5)
     m2 = TopicMap(filter="g/#", signal="s/g", value="v")
     assert c.sample(m2, "g/x/y", b'{"v": 3}', NOW) == ("s/g", NOW, 3.0)
+
+
+@pytest.mark.parametrize(
+    ("kind", "raw", "want"),
+    [
+        ("auto", "ACTIVE — Ø12 ✓", "ACTIVE — Ø12 ✓"),  # a string travels as text, unchanged
+        ("auto", "", ""),
+        ("auto", True, 1.0),  # booleans are numbers 0/1
+        ("auto", 2.5, 2.5),
+        ("text", "READY", "READY"),
+        ("text", 12, "12"),  # a number read as text: its JSON text
+        ("number", 3, 3.0),
+    ],
+)
+def test_mqtt_json_kinds(kind: str, raw: object, want: float | str) -> None:
+    m = TopicMap.model_validate({"filter": "f/+/t", "signal": "s/{1}/t", "kind": kind})
+    c = MqttJsonConnector(MqttJsonConfig(name="j", topics=[m]))
+    assert c.sample(m, "f/m1/t", json.dumps({"value": raw}).encode(), NOW) == ("s/m1/t", NOW, want)
+
+
+@pytest.mark.parametrize(("kind", "raw"), [("number", "hot"), ("number", True), ("text", False)])
+def test_mqtt_json_kind_refusals(kind: str, raw: object) -> None:
+    m = TopicMap.model_validate({"filter": "f/+/t", "signal": "s/{1}/t", "kind": kind})
+    c = MqttJsonConnector(MqttJsonConfig(name="j", topics=[m]))
+    with pytest.raises(_Refused) as info:
+        c.sample(m, "f/m1/t", json.dumps({"value": raw}).encode(), NOW)
+    assert info.value.reason == "wrong_type"
+
+
+def test_mqtt_json_text_through_mosquitto(tmp_path: Path) -> None:
+    """A string published on a real broker arrives as a text value, unchanged and counted."""
+    import aiomqtt
+
+    from tests.edge.broker import Broker
+
+    broker = Broker(tmp_path)
+    broker.start()
+    m = TopicMap(filter="plant/+/program", signal="s/{1}/program")
+    c = MqttJsonConnector(MqttJsonConfig(name="j", port=broker.port, topics=[m]))
+    device = f"127.0.0.1:{broker.port}"
+
+    async def go() -> list[tuple[str, str]]:
+        got: list[tuple[str, str]] = []
+
+        async def read() -> None:
+            async for b, _ in c.batches(None):
+                assert b.text is not None and len(b) == 0
+                got.extend((b.text.signal_at(i), b.text.value[i]) for i in range(len(b.text)))
+
+        async def until(what: str, pred: Callable[[], bool]) -> None:
+            deadline = time.monotonic() + 10
+            while not pred():
+                assert time.monotonic() < deadline, what
+                await asyncio.sleep(0.02)
+
+        reader = asyncio.create_task(read())
+        try:
+            await until("the connector connects", lambda: c.health.device(device).connected)
+            async with aiomqtt.Client("127.0.0.1", broker.port) as pub:
+                for v in ("O1234 (ROUGH) Ø12", "O5678"):
+                    await pub.publish("plant/m1/program", json.dumps({"value": v}), qos=1)
+                await pub.publish("plant/m1/program", b'{"value": {"no": 1}}', qos=1)
+            await until("two text values", lambda: len(got) >= 2)
+            await until("the refusal counted", lambda: bool(c.health.device(device).rejected))
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+        return got
+
+    try:
+        got = asyncio.run(go())
+    finally:
+        broker.close()
+    assert got == [("s/m1/program", "O1234 (ROUGH) Ø12"), ("s/m1/program", "O5678")]
+    d = c.health.device(device)
+    assert (d.text_points, d.rejected) == (2, {"wrong_type": 1})

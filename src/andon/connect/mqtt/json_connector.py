@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from andon.connect.base import Health, Manifest
 from andon.model.clock import wall_clock
-from andon.model.types import Micros, Quality, SampleBatch, to_micros
+from andon.model.types import Micros, Quality, SampleBatch, TextBatch, to_micros
 from andon.wire.net import Backoff, describe_connect_error, mqtt_client, tls_context
 
 __all__ = ["MANIFEST", "MqttJsonConfig", "MqttJsonConnector", "TopicMap", "extract"]
@@ -42,6 +42,12 @@ class TopicMap(BaseModel):
     value: str = "value"
     timestamp: str | None = None
     timestamp_unit: Literal["s", "ms", "us", "iso"] = "ms"
+    kind: Literal["auto", "number", "text"] = Field(
+        "auto",
+        description="auto: numbers (booleans as 0/1) are samples, strings text values; "
+        "number: a string is refused (wrong_type); text: strings and numbers are text values "
+        "(decision 0202)",
+    )
 
 
 class MqttJsonConfig(BaseModel):
@@ -110,18 +116,29 @@ class MqttJsonConnector:
             tls_context(config.ca_file, config.cert_file, config.key_file) if config.tls else None
         )
 
-    def sample(self, m: TopicMap, topic: str, data: bytes, now_us: int) -> tuple[str, int, float]:
-        """``(signal, ts, value)`` of one message; raises ``_Refused`` with a reason."""
+    def sample(
+        self, m: TopicMap, topic: str, data: bytes, now_us: int
+    ) -> tuple[str, int, float | str]:
+        """``(signal, ts, value)`` of one message, ``value`` a ``str`` for a text value;
+        raises ``_Refused`` with a reason."""
         try:
             doc = json.loads(data)
         except (UnicodeDecodeError, ValueError):
             raise _Refused("malformed_json", f"{topic}: not JSON") from None
         raw = extract(doc, m.value)
-        if isinstance(raw, bool) or not isinstance(raw, int | float):
+        value: float | str
+        if isinstance(raw, str) and m.kind != "number":
+            value = raw
+        elif m.kind == "text" and isinstance(raw, int | float) and not isinstance(raw, bool):
+            value = json.dumps(raw)  # the number's JSON text, as the device wrote it
+        elif isinstance(raw, bool) and m.kind == "auto":
+            value = float(raw)
+        elif isinstance(raw, bool) or not isinstance(raw, int | float) or m.kind == "text":
             raise _Refused("wrong_type", f"{topic}: {m.value} is {type(raw).__name__}")
-        value = float(raw)
-        if not math.isfinite(value):
-            raise _Refused("non_finite_value", f"{topic}: {raw!r}")
+        else:
+            value = float(raw)
+            if not math.isfinite(value):
+                raise _Refused("non_finite_value", f"{topic}: {raw!r}")
         ts = now_us
         if m.timestamp is not None:
             t = extract(doc, m.timestamp)
@@ -190,6 +207,10 @@ class MqttJsonConnector:
                 self.health.reject(device, exc.reason)
                 log.warning("mqtt %s: %s: %s", self.name, exc.reason, exc)
                 return None
+            if isinstance(value, str):
+                self.health.success(device, 1, time.monotonic() - t0, text_points=1)
+                text = TextBatch.build([signal], [0], [ts], [value], [Quality.GOOD])
+                return SampleBatch.build([], [], [], [], text=text)
             self.health.success(device, 1, time.monotonic() - t0)
             return SampleBatch.build([signal], [0], [ts], [value], [Quality.GOOD])
         return None
