@@ -31,9 +31,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def provider(redirect_uri: str, accounts: dict[str, str]) -> Iterator[str]:
+def provider(redirect_uri: str, accounts: dict[str, str], port: int | None = None) -> Iterator[str]:
     """A running provider whose client ``andon`` may redirect to ``redirect_uri``;
-    ``accounts``: login → verified email. Yields the issuer URL."""
+    ``accounts``: login → verified email; ``port``: where to listen (a free one when
+    ``None``). Yields the issuer URL."""
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
         raise RuntimeError("the single sign-on tests need Node.js and npm on PATH")
@@ -41,7 +42,7 @@ def provider(redirect_uri: str, accounts: dict[str, str]) -> Iterator[str]:
         subprocess.run(
             [npm, "install", "--no-audit", "--no-fund", "--silent"], cwd=HERE, check=True
         )
-    port = free_port()
+    port = port or free_port()
     env = {**os.environ, "ACCOUNTS": json.dumps(accounts)}
     proc = subprocess.Popen(
         [node, "provider.mjs", str(port), CLIENT_ID, CLIENT_SECRET, redirect_uri],

@@ -16,6 +16,7 @@ from andon.api.deps import Ctx, Services, Svc, client_address
 from andon.api.params import P, api
 from andon.api.schemas import TokenOut, UserOut
 from andon.api.schemas_account import (
+    AuthOptionsOut,
     OidcCallbackIn,
     OidcStartOut,
     PasswordChangeIn,
@@ -191,6 +192,17 @@ def _oidc(svc: Services) -> OidcLogin:
     if svc.oidc is None:
         svc.oidc = OidcLogin(cfg, svc.platform.db, svc.platform.clock)
     return svc.oidc
+
+
+@api.route("GET", "/auth/options", name="auth.options", permission=None, scope="public")
+async def auth_options(svc: Svc) -> AuthOptionsOut:
+    """What the login page offers besides a password: a mailed reset link, single sign-on.
+    Says nothing about any account."""
+    sec = svc.settings.security
+    sso = None
+    if sec.oidc is not None:
+        sso = sec.oidc.name or urllib.parse.urlsplit(sec.oidc.issuer).hostname or "single sign-on"
+    return AuthOptionsOut(password_reset=sec.smtp is not None, sso=sso)
 
 
 @api.route("GET", "/auth/oidc/start", name="auth.oidc.start", permission=None, scope="public")

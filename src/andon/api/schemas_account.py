@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from andon.api.schemas import Email, Password
 
 __all__ = [
+    "AuthOptionsOut",
     "OidcCallbackIn",
     "OidcStartOut",
     "PasswordChangeIn",
@@ -50,3 +51,10 @@ class OidcStartOut(BaseModel):
 class OidcCallbackIn(_In):
     code: Annotated[str, Field(min_length=1, max_length=2000)]
     state: Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class AuthOptionsOut(BaseModel):
+    password_reset: bool = Field(description="a reset link can be mailed (security.smtp)")
+    sso: str | None = Field(
+        description="the single sign-on provider's name, when one is configured (security.oidc)"
+    )

@@ -56,14 +56,30 @@ function url(path, query) {
   return u.pathname + u.search;
 }
 
-export async function login(email, password) {
-  const r = await fetch(url('/auth/login'), {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ email, password }),
+/** Sign in; `tenant` (optional): the organisation's id, for an email with accounts in
+ * several (without it the oldest account of the email is the one tried). */
+export async function login(email, password, tenant) {
+  const body = { email, password };
+  if (tenant) body.tenant = tenant;
+  store(await anonymous('/auth/login', { method: 'POST', body }), email);
+}
+
+/** Finish a single sign-on with the code and state the provider sent the browser back with. */
+export async function ssoLogin(code, state) {
+  store(await anonymous('/auth/oidc/callback', { method: 'POST', body: { code, state } }), null);
+}
+
+/** A JSON request without the session's credentials (sign-in options, reset, single
+ * sign-on); throws ApiError on a non-2xx answer. */
+export async function anonymous(path, opts = {}) {
+  const r = await fetch(url(path, opts.query), {
+    method: opts.method || 'GET',
+    headers: opts.body === undefined ? { Accept: 'application/json' }
+      : { Accept: 'application/json', 'Content-Type': 'application/json' },
+    body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
   });
-  if (!r.ok) throw new ApiError(r.status, (await r.json().catch(() => ({}))).detail, '/auth/login');
-  store(await r.json(), email);
+  if (!r.ok) throw new ApiError(r.status, (await r.json().catch(() => ({}))).detail, path);
+  return r.status === 204 ? null : r.json();
 }
 
 export async function logout() {

@@ -11,6 +11,8 @@ import {
 // not wait for the twin or the charts of the line page. index.html preloads the board's.
 const load = {
   login: () => import('./pages/login.js'),
+  reset: () => import('./pages/reset.js'),
+  forgot: () => import('./pages/forgot.js'),
   board: () => import('./pages/board.js'),
   line: () => import('./pages/line.js'),
   machine: () => import('./pages/machine.js'),
@@ -22,6 +24,10 @@ const load = {
   kiosk: () => import('./pages/kiosk.js'),
   report: () => import('./pages/report.js'),
 };
+
+/** Pages for whoever holds the link, signed in or not, without the shell: setting a new
+ * password from a mailed reset link, and asking for one. */
+const PUBLIC = new Set(['reset', 'forgot']);
 
 const SITE_KEY = 'andon.site';
 const PREFETCH_MAX_AGE_MS = 10000; // an older prefetched board is not shown as current
@@ -242,6 +248,10 @@ async function route() {
     renderKiosk(params, null);
     return;
   }
+  if (PUBLIC.has(name)) {
+    renderPublic(name, params);
+    return;
+  }
   if (!loggedIn()) {
     renderLogin();
     return;
@@ -353,6 +363,19 @@ function renderLogin() {
     },
   })).catch((e) => ctx.alive() && fail(sec, e));
   // the hash stays as asked: after signing in, that page opens (deep links survive login)
+}
+
+function renderPublic(name, params) {
+  shell = null;
+  starting = null;
+  setLive(null);
+  clear(root);
+  const sec = pageRoot(name);
+  root.append(h('main', { id: 'main', class: 'login-main' }, sec));
+  const ctx = makeCtx(name, sec);
+  ctx.langSwitcher = langSwitcher;
+  pageModule(name).then((page) => ctx.alive() && page.render(sec, params, ctx))
+    .catch((e) => ctx.alive() && fail(sec, e));
 }
 
 // ---- shell -------------------------------------------------------------------------------
@@ -525,6 +548,10 @@ whenLoggedOut(() => {
 });
 
 onLangChange(() => {
+  if (PUBLIC.has(parseHash().name)) {
+    route();
+    return;
+  }
   if (!loggedIn()) {
     leave();
     renderLogin();
