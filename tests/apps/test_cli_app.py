@@ -112,7 +112,9 @@ def test_energy_idle_measures_idle_energy_and_its_saving(tmp_path: Path) -> None
         truth_idle = sum(float(m["idle_kwh"] or 0.0) for m in kpi["machines"])
         idle = sum(f.evidence["idle_kwh"] for f in found)
         assert truth_idle > 5.0
-        assert idle == pytest.approx(truth_idle, rel=manifest.claims[0].tolerance_pct / 100)
+        tolerance = manifest.claims[0].tolerance_pct
+        assert tolerance is not None
+        assert idle == pytest.approx(truth_idle, rel=tolerance / 100)
         power = {plant.machine_path(a, ln, m): m.sim.power for a, ln, m in plant.machines()}
         waits: dict[str, list[list[int]]] = {}
         waiting = (MachineState.STARVED, MachineState.BLOCKED)
