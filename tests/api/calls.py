@@ -14,6 +14,7 @@ from andon.model.loader import parse_plant
 from andon.platform import KeyKind, Permission, Role
 from andon.platform.boards import register_device
 from andon.platform.service import Principal
+from tests.api import appworld
 from tests.api.world import PASSWORD, Tenant, World, demo_yaml, site_yaml
 
 __all__ = ["BODIES", "NO_TARGET", "QUERIES", "Call", "prepare"]
@@ -85,6 +86,7 @@ QUERIES: dict[str, Callable[[World], dict[str, Any]]] = {
     "machines.kpi": lambda w: {"machine": MACHINE, "bucket_s": 600, **_range(w)},
     "energy.get": _range,
     "twin.scenario": lambda w: {"line": LINE},
+    "findings.list": lambda w: {"verdict": "open", "machine": MACHINE},
 }
 
 BODIES: dict[str, Callable[[World], Any]] = {
@@ -140,6 +142,19 @@ BODIES: dict[str, Callable[[World], Any]] = {
     "auth.oidc.callback": lambda w: {"code": "not a code", "state": "not a state"},
     # enabling an enabled user changes nothing
     "users.status": lambda w: {"disabled": False},
+    "apps.install": lambda w: {
+        "app_id": "probe",
+        "version": "0.1.0",
+        "site_ids": [w.a.site_id],
+        "accepted_permissions": appworld.PERMS["0.1.0"],
+    },
+    "apps.configure": lambda w: {"settings": {"threshold": 3.0}},
+    "apps.upgrade": lambda w: {
+        "version": "0.2.0",
+        "accepted_permissions": appworld.PERMS["0.2.0"],
+    },
+    "apps.rollback": lambda w: None,
+    "findings.feedback": lambda w: {"verdict": "confirmed", "comment": "calls.py"},
 }
 
 NO_TARGET = {
@@ -184,6 +199,8 @@ def _fresh_ids(
             )
         )
         return {"key_id": key["id"]}
+    if ep.name in ("apps.configure", "apps.upgrade", "apps.rollback", "apps.uninstall"):
+        return {"installation_id": str(appworld.install(w, t)["id"])}
     if ep.name == "board.devices.revoke":
         admin = Principal("user", t.admin_id, t.id, tenant_wide=frozenset(Permission))
         key, _ = w.run(lambda: register_device(pf, t.id, t.site_id, admin, w.unique("tv"), 3600))
@@ -212,6 +229,13 @@ def prepare(
         ids["alert_id"] = _alert_id(w, t)
     if "{job_id}" in ep.path:
         ids["job_id"] = _job_id(w, t)
+    if "{installation_id}" in ep.path:
+        ids["installation_id"] = appworld.installation_id(w, t)
+    if "{finding_id}" in ep.path:
+        ids["finding_id"] = appworld.finding_id(w, t)
+    if "{app_id}" in ep.path or ep.name == "apps.install":
+        appworld.publish_probe(w)
+        ids["app_id"] = "probe"
     if fresh:
         ids.update(_fresh_ids(w, ep, t, on_new_site))
     path = ep.path.format(**ids)

@@ -67,7 +67,18 @@ def test_every_endpoint_declares_and_is_covered() -> None:
         needs = set(ep.path.split("{")[1:])
         assert all(
             p.split("}")[0]
-            in {"site_id", "user_id", "grant_id", "key_id", "tenant_id", "alert_id", "job_id"}
+            in {
+                "site_id",
+                "user_id",
+                "grant_id",
+                "key_id",
+                "tenant_id",
+                "alert_id",
+                "job_id",
+                "installation_id",
+                "finding_id",
+                "app_id",
+            }
             for p in needs
         )
         if ep.method in ("POST", "PUT"):

@@ -40,6 +40,7 @@ from andon.store.base import TelemetryStore
 _log = logging.getLogger("andon.api")
 
 if TYPE_CHECKING:
+    from andon.apps.catalog import InstanceRunner
     from andon.ingest.gateway import IngestGateway
     from andon.ingest.mqtt import MqttReceiver
     from andon.twin.jobs import TwinJobs
@@ -187,6 +188,9 @@ class Services:
     """Live feeds open per principal (``actor``); ``andon.api.feeds`` caps them."""
     oidc: OidcLogin | None = None
     """Single sign-on sign-ins in progress (``security.oidc``); made on first use."""
+    app_runner: InstanceRunner | None = None
+    """Runs installed app instances (``andon.apps``); None: installations are only rows and
+    their status is ``not running``."""
     _models: dict[tuple[str, str, int], SiteModel] = field(default_factory=dict)
 
     async def model(self, tenant: str, site: dict[str, Any]) -> SiteModel:
