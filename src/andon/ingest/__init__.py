@@ -126,6 +126,10 @@ class Ingestor:
         self._signals.setdefault(tenant, set()).update(signals)
         self._machines.setdefault(tenant, set()).update(machines)
 
+    def signals_of(self, tenant: str) -> frozenset[str] | set[str] | None:
+        """The signals ``tenant`` may send (``None``: not registered for ingest)."""
+        return self._signals.get(tenant)
+
     def _known(
         self, kind: str, tenant: str, names: tuple[str, ...], index: np.ndarray
     ) -> np.ndarray:

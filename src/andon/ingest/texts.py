@@ -41,7 +41,7 @@ class TextReport:
 
 def _valid(ingestor: Ingestor, tenant: str, text: TextBatch) -> TextBatch:
     stats = ingestor.stats
-    allowed = ingestor._signals.get(tenant)  # the tenant's registered signals
+    allowed = ingestor.signals_of(tenant)
     if allowed is None:
         raise PermissionError(f"tenant {tenant!r} is not registered for ingest")
     known = np.array([n in allowed for n in text.names], dtype=bool)
