@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -126,8 +127,9 @@ class Ingestor:
         self._signals.setdefault(tenant, set()).update(signals)
         self._machines.setdefault(tenant, set()).update(machines)
 
-    def signals_of(self, tenant: str) -> frozenset[str] | set[str] | None:
-        """The signals ``tenant`` may send (``None``: not registered for ingest)."""
+    def signals_of(self, tenant: str) -> AbstractSet[str] | None:
+        """The signals ``tenant`` may send (``None``: not registered for ingest); a view,
+        not a copy."""
         return self._signals.get(tenant)
 
     def _known(
