@@ -10,9 +10,12 @@
           value: data.celsius                # dotted path into the JSON document
           timestamp: ts                      # optional; epoch ms by default
           timestamp_unit: ms                 # s | ms | us | iso
+          kind: auto                         # auto | number | text (decision 0202)
 
-A message that is not JSON, lacks the field, carries a non-number, NaN or a timestamp far in
-the future or past is refused, counted by reason in the connector's health and logged. "Far in
+With ``kind: auto`` a number is a sample (a boolean 0/1) and a string a text value, unchanged;
+``number`` refuses strings, ``text`` reads numbers as their JSON text. A message that is not
+JSON, lacks the field, carries an object, a list, null, NaN or a timestamp far in the future
+or past is refused, counted by reason in the connector's health and logged. "Far in
 the future" is ``future_tolerance_s`` (default 12 h) ahead of the edge's clock: enough for an
 edge clock that runs slow, not for a timestamp in the wrong unit; the platform refuses samples
 more than 5 minutes ahead of its own clock (decision 0312).

@@ -8,7 +8,9 @@ document that has no sequence numbers; the reader then asks ``/current`` where t
 starts, counts the observations lost in between (``sequence_gap``) and reads on from there.
 Numbers and ``UNAVAILABLE`` (a bad sample) are read as such; a condition is its level
 (``Normal`` 0, ``Warning`` 1, ``Fault`` 2, good quality); a vector (a 3-D position) is one
-signal per component (``<path>/x``, ``/y``, ``/z``). Text events, time series and an
+signal per component (``<path>/x``, ``/y``, ``/z``). An event's text (``Execution``
+``ACTIVE``, a program name) is a text value, an event's ``UNAVAILABLE`` a bad text value
+unless the event was numeric (decision 0202). Text in a sample, time series and an
 observation with a bad timestamp or sequence are refused one by one, counted per reason in
 the connector's health, and the rest of the document is kept; an answer that cannot be read
 three times for the same sequence is counted (``unreadable_document``) and the reader
