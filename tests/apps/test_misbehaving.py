@@ -31,7 +31,7 @@ from andon.bus.inprocess import InProcessBus
 from andon.model.loader import parse_plant
 from andon.model.plant import Plant
 from andon.model.types import SampleBatch
-from andon.sdk import Client, Forbidden
+from andon.sdk import BadRequest, Client, Forbidden
 from andon.store import open_store
 from andon.store.base import TelemetryStore
 
@@ -201,7 +201,7 @@ def test_misbehaving_apps_are_stopped_with_reasons_while_a_good_app_is_served(
                     f"i-{name}", lambda s: s.state == InstanceState.CRASH_LOOP, 120
                 )
             await sup.wait_for(
-                "i-forged_ids", lambda s: gateways["forged_ids"].stats()["forbidden"] >= 12, 60
+                "i-forged_ids", lambda s: gateways["forged_ids"].stats()["forbidden"] >= 8, 60
             )
             abuse_s = time.monotonic() - t0
             stop.set()
@@ -234,8 +234,11 @@ def test_misbehaving_apps_are_stopped_with_reasons_while_a_good_app_is_served(
         assert re.search(pattern, st.last_exit_reason or ""), (name, st.last_exit_reason)
     # forged ids: every attempt refused, counted, and nothing of another site or tenant leaked
     assert not [t for t in r["forged_logs"] if t.startswith("LEAK")], r["forged_logs"]
-    assert sum(t.startswith("forbidden") for t in r["forged_logs"]) >= 12
-    assert r["gateways"]["forged_ids"]["forbidden"] >= 12
+    refused = [t for t in r["forged_logs"] if t.startswith("refused")]
+    assert len(refused) >= 12
+    assert {t.split(": ")[0].split()[-1] for t in refused} == {"forbidden", "bad_request"}
+    assert r["gateways"]["forged_ids"]["forbidden"] >= 8
+    assert r["gateways"]["forged_ids"]["bad_request"] >= 4
     # the flood: at most a minute's worth of findings kept
     assert r["gateways"]["flood_findings"]["rate_limited"] >= 50
     assert r["findings"] <= 2 * 60
@@ -284,12 +287,22 @@ def test_forged_ids_are_refused_on_the_raw_protocol(tmp_path: Path) -> None:
                     await client.call(
                         "telemetry.read", {**params, "start_us": T0, "end_us": T0 + 10**9}
                     )
-            # naming another tenant changes nothing: the tenant is the grant's
+            # naming another tenant is refused outright: the tenant is the grant's
+            with pytest.raises(BadRequest, match="no parameter 'tenant'"):
+                await client.call(
+                    "telemetry.read",
+                    {
+                        "site": "s",
+                        "tenant": "t2",
+                        "signals": ["s/a/l/m/power"],
+                        "start_us": T0,
+                        "end_us": T0 + 10**9,
+                    },
+                )
             _, arrow = await client.call(
                 "telemetry.read",
                 {
                     "site": "s",
-                    "tenant": "t2",
                     "signals": ["s/a/l/m/power"],
                     "start_us": T0,
                     "end_us": T0 + 10**9,

@@ -6,7 +6,7 @@ import asyncio
 import json
 import os
 
-from andon.sdk import Context, Forbidden
+from andon.sdk import Context, RemoteError
 
 TARGETS = json.loads(os.environ.get("PROBE_TARGETS", "{}"))
 
@@ -42,6 +42,6 @@ async def main(ctx: Context) -> None:
             try:
                 got, _ = await ctx.client.call(method, params)
                 print("LEAK", method, json.dumps(params), str(got)[:200], flush=True)
-            except Forbidden as e:
-                print("forbidden", method, params["site"], str(e)[:100], flush=True)
+            except RemoteError as e:  # forbidden, or bad_request for a forged tenant parameter
+                print("refused", method, params["site"], str(e)[:100], flush=True)
         await asyncio.sleep(0.2)
