@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from andon.demo.run import DemoRun, default_start, run_headless, run_live
+from andon.demo.run import DemoRun, default_start, demo_gateway, run_headless, run_live
 from andon.demo.terminal import KpiView, Snapshot, render
+from andon.ingest.gateway import KeyRefused, StaticKeys, StaticSites
 from andon.kpi import api as kpi_api
 from andon.kpi.summary import parts_of
 from andon.model.clock import ManualClock
@@ -23,6 +24,7 @@ from andon.model.loader import load_plant
 from andon.model.types import MachineState, StateBatch
 from andon.sim.factory import VirtualFactory
 from andon.store.duckdb_store import DuckDBStore
+from andon.wire.frames import key_parts
 
 DEMO = Path(__file__).resolve().parents[1] / "examples" / "plants" / "demo.yaml"
 
@@ -219,3 +221,45 @@ def test_bad_arguments_exit_2() -> None:
         )
         assert r.returncode == 2, (args, r.stderr)
         assert "Traceback" not in r.stderr
+
+
+def test_the_demo_writes_through_the_gateway_with_an_edge_key_for_its_site() -> None:
+    """``DemoRun`` writes as an edge does: its edge key is checked by the gateway, for the
+    plant's site only. A revoked key, or one for another site of the tenant, stores nothing
+    and is counted by reason; the same factory with its own key stores what it drew."""
+    plant = load_plant(DEMO)
+
+    async def main() -> None:
+        store = DuckDBStore.open(None)
+        try:
+            run = DemoRun.create(plant, store, 7, default_start(plant), window_s=60.0)
+            await run.advance(60.0)
+            stats = run.ingestor.stats
+            assert stats.samples > 0 and stats.states > 0
+            stored = stats.samples
+            assert run.gateway.stats.points_stored == stored  # the gateway's own count
+
+            keys = run.gateway.keys
+            assert isinstance(keys, StaticKeys)
+            kid = key_parts(run.key)
+            assert kid is not None
+            keys.revoke(kid[0])
+            run.gateway.key_cache_s = 0  # else the cached answer holds for two seconds
+            with pytest.raises(KeyRefused, match="revoked_key"):
+                await run.advance(120.0)
+            assert stats.samples == stored and stats.rejected["revoked_key"] > 0
+
+            # a key of the tenant for another site may not write this one
+            other, other_key = demo_gateway(plant, store, site_id="another-site")
+            other.sites = StaticSites({plant.tenant: {plant.site.id: "this-site"}})
+            run2 = DemoRun.create(
+                plant, store, 8, default_start(plant), window_s=60.0, gateway=(other, other_key)
+            )
+            with pytest.raises(KeyRefused, match="site_not_permitted"):
+                await run2.advance(60.0)
+            assert other.stats.frames_refused["site_not_permitted"] == 1
+            assert other.ingestor.stats.samples == 0
+        finally:
+            await store.close()
+
+    asyncio.run(main())

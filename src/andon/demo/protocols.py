@@ -34,7 +34,7 @@ from andon.connect.registry import build_connector
 from andon.demo.run import DemoRun
 from andon.edge.agent import EdgeAgent
 from andon.edge.config import EdgeConfig, EdgeSection, UplinkSection
-from andon.ingest.gateway import EdgeIdentity, IngestGateway, StaticKeys, StaticSites
+from andon.ingest.gateway import IngestGateway
 from andon.ingest.mqtt import MqttReceiver, ReceiverConfig
 from andon.model.plant import Plant
 from andon.model.types import Micros, SampleBatch
@@ -106,9 +106,9 @@ async def run_via_protocols(
     run = DemoRun.create(plant, store, seed, start, window_s=window_s)
     servers = FactoryServers(plant, mqtt_port, period_s=poll_s, mqtt_host=mqtt_host)
     await servers.start()  # node ids and ports are known once the servers run
-    # an edge key of the platform's form, known to this demo's gateway only
-    key_id = secrets.token_hex(16)
-    key = f"andon_{key_id}_{secrets.token_urlsafe(24)}"
+    # the edge uses the demo's edge key (of the platform's form), known to its gateway only;
+    # the factory's direct writes and the edge's frames go through that one gateway
+    key = run.key
     config = EdgeConfig(
         edge=EdgeSection(id=EDGE_ID),
         data_dir=data_dir / "edge",
@@ -121,11 +121,7 @@ async def run_via_protocols(
         await servers.stop()
         raise
     agent = EdgeAgent(config, connectors)
-    gateway = IngestGateway(
-        run.ingestor,
-        StaticKeys({key: EdgeIdentity(key_id, plant.tenant)}),
-        StaticSites({plant.tenant: {plant.site.id: plant.site.id}}),
-    )
+    gateway = run.gateway
     receiver = MqttReceiver(
         gateway,
         ReceiverConfig(
@@ -143,8 +139,8 @@ async def run_via_protocols(
             if keep_drawn:
                 demo.drawn.append(f.samples)
             await servers.publish(f.samples)
-            await run.ingestor.states(plant.tenant, f.states)
-            await run.ingestor.parts(plant.tenant, f.parts)
+            # states and parts have no protocol server: the gateway takes them with the key
+            await gateway.submit(key, states=f.states, parts=f.parts)
 
     try:
         # serve the first window before any client connects: nothing reads placeholder zeros

@@ -8,6 +8,7 @@ seconds per wall second and calls ``on_tick`` after every step, for the terminal
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time
@@ -16,6 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from andon.ingest import Ingestor
+from andon.ingest.gateway import EdgeIdentity, IngestGateway, StaticKeys, StaticSites
 from andon.kpi.summary import plant_summary
 from andon.model.clock import Clock, WallClock
 from andon.model.plant import Plant
@@ -23,7 +25,14 @@ from andon.model.types import Micros, from_micros, to_micros
 from andon.sim.factory import Flush, VirtualFactory
 from andon.store.base import TelemetryStore
 
-__all__ = ["DemoRun", "default_start", "run_headless", "run_live"]
+__all__ = [
+    "DemoRun",
+    "default_start",
+    "demo_gateway",
+    "edge_key",
+    "run_headless",
+    "run_live",
+]
 
 
 def default_start(plant: Plant) -> Micros:
@@ -36,30 +45,72 @@ def _iso(us: Micros) -> str:
     return from_micros(us).isoformat().replace("+00:00", "Z")
 
 
+def edge_key() -> tuple[str, str]:
+    """A new edge key of the platform's form (``andon_<id>_<secret>``) and its id."""
+    key_id = secrets.token_hex(16)
+    return f"andon_{key_id}_{secrets.token_urlsafe(24)}", key_id
+
+
+def demo_gateway(
+    plant: Plant, store: TelemetryStore, site_id: str | None = None
+) -> tuple[IngestGateway, str]:
+    """An ingest gateway on ``store`` that knows one edge key, for ``plant``'s site only
+    (``site_id``, default the plant's site key), and that key: what the demo writes with
+    when no platform runs (headless, the terminal view, ``--via protocols``)."""
+    key, key_id = edge_key()
+    sid = plant.site.id if site_id is None else site_id
+    gateway = IngestGateway(
+        Ingestor(store),
+        StaticKeys({key: EdgeIdentity(key_id, plant.tenant, frozenset({sid}))}),
+        StaticSites({plant.tenant: {plant.site.id: sid}}),
+    )
+    return gateway, key
+
+
 @dataclass
 class DemoRun:
-    """A factory wired to a store through an ingestor."""
+    """A factory writing into a store through the ingest gateway with an edge key, as an
+    edge does: the key's tenant and site are checked, then validation and the store's
+    dedup, in the gateway (``IngestGateway.submit``)."""
 
     plant: Plant
     factory: VirtualFactory
-    ingestor: Ingestor
+    gateway: IngestGateway
+    key: str
+
+    @property
+    def ingestor(self) -> Ingestor:
+        """The gateway's ingestor (its counters are the demo's ``ingest`` summary)."""
+        return self.gateway.ingestor
 
     @classmethod
     def create(
-        cls, plant: Plant, store: TelemetryStore, seed: int, start: Micros, window_s: float = 600.0
+        cls,
+        plant: Plant,
+        store: TelemetryStore,
+        seed: int,
+        start: Micros,
+        window_s: float = 600.0,
+        *,
+        gateway: tuple[IngestGateway, str] | None = None,
     ) -> DemoRun:
+        """``gateway``: a gateway and the edge key to write with (default
+        :func:`demo_gateway`); the factory's signals and machines are registered in its
+        ingestor."""
         factory = VirtualFactory(plant, seed, start, window_s=window_s)
-        ingestor = Ingestor(store)
-        ingestor.register(plant.tenant, factory.signal_names, [m.path for m in factory.machines])
-        return cls(plant, factory, ingestor)
+        gw, key = demo_gateway(plant, store) if gateway is None else gateway
+        gw.ingestor.register(plant.tenant, factory.signal_names, [m.path for m in factory.machines])
+        return cls(plant, factory, gw, key)
 
     async def ingest(self, flushes: list[Flush]) -> None:
-        tenant = self.plant.tenant
         for f in flushes:
-            await self.ingestor.samples(tenant, f.samples)
-            await self.ingestor.states(tenant, f.states)
-            await self.ingestor.parts(tenant, f.parts)
-            await self.ingestor.open_states(tenant, f.open_states)
+            await self.gateway.submit(
+                self.key,
+                samples=f.samples,
+                states=f.states,
+                open_states=f.open_states,
+                parts=f.parts,
+            )
 
     async def advance(self, until_s: float) -> None:
         await self.ingest(self.factory.advance(until_s))

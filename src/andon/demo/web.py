@@ -40,14 +40,19 @@ from rich.table import Table
 from rich.text import Text
 
 from andon.api import create_app
+from andon.api.gateway import PlatformKeys
 from andon.bus import InProcessBus
 from andon.demo.run import DemoRun, default_start
+from andon.ingest import Ingestor
+from andon.ingest.gateway import IngestGateway, StaticSites
 from andon.ingest.live import LivePublisher
 from andon.model.loader import parse_plant
 from andon.model.plant import Plant
 from andon.model.types import MachineState, Micros, from_micros
 from andon.platform import Database, Platform, Role
 from andon.platform.config import Settings
+from andon.platform.permissions import KeyKind, Permission
+from andon.platform.service import Principal
 from andon.store import DuckDBStore
 from andon.web import mount as mount_web
 
@@ -156,6 +161,9 @@ class DemoSite:
     site_id: str
     passwords: dict[str, str]
     """login email → password"""
+    db: Database | None = None
+    """The metadata database the factory's edge key is checked against (closed with the
+    store)."""
 
     @property
     def start(self) -> Micros:
@@ -216,15 +224,35 @@ async def prepare(options: DemoOptions) -> DemoSite:
             pw = secrets.token_urlsafe(12)
             await pf.create_user(plant.tenant, f"{user}@demo.andon", pw, [(role, None)])
             passwords[f"{user}@demo.andon"] = pw
-    finally:
+        # the factory writes as an edge does: with a platform edge key for this site, which
+        # the gateway checks against the metadata database (revoking it stops the factory)
+        setup = Principal("user", "demo", plant.tenant, tenant_wide=frozenset(Permission))
+        _, key = await pf.create_api_key(
+            plant.tenant,
+            setup,
+            name="demo factory",
+            kind=KeyKind.EDGE,
+            permissions=[Permission.INGEST_WRITE],
+            site_ids=[str(site["id"])],
+            ttl_s=10 * 365 * 86_400,
+        )
+    except BaseException:
         await db.close()
+        raise
 
     store = DuckDBStore.open(d / STORE_FILE)
     # Pre-fill in 10-minute windows (drawing a window costs the same whatever its length),
     # then go live in windows of about one wall second of plant time: the factory cuts each
     # window from where the last ended, so changing ``window_s`` between windows is safe.
     try:
-        run = DemoRun.create(plant, store, options.seed, start, window_s=600.0)
+        gateway = IngestGateway(
+            Ingestor(store),
+            PlatformKeys(db, clock),
+            StaticSites({plant.tenant: {plant.site.id: str(site["id"])}}),
+        )
+        run = DemoRun.create(
+            plant, store, options.seed, start, window_s=600.0, gateway=(gateway, key)
+        )
         t = 0.0
         while t < prefill_s:
             t = min(prefill_s, t + 1800.0)
@@ -239,8 +267,9 @@ async def prepare(options: DemoOptions) -> DemoSite:
             mount_web(app)
     except BaseException:
         await store.close()
+        await db.close()
         raise
-    return DemoSite(options, store, run, clock, app, plant.tenant, str(site["id"]), passwords)
+    return DemoSite(options, store, run, clock, app, plant.tenant, str(site["id"]), passwords, db)
 
 
 async def run_factory(site: DemoSite, on_tick: Callable[[DemoSite], None] | None = None) -> None:
@@ -297,6 +326,8 @@ async def serve_demo(
         with suppress(asyncio.CancelledError):
             await factory
         await site.store.close()
+        if site.db is not None:
+            await site.db.close()
 
 
 @dataclass

@@ -42,7 +42,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NoReturn, Protocol
 
 from andon.ingest import Ingestor
 from andon.ingest.ratelog import RateLimitedLog
@@ -67,6 +67,7 @@ __all__ = [
     "IngestGateway",
     "KeyCheck",
     "KeyDirectory",
+    "KeyRefused",
     "OutsideSite",
     "Refusal",
     "SiteDirectory",
@@ -262,6 +263,16 @@ class OutsideSite(ValueError):
     def __init__(self, names: list[str]) -> None:
         super().__init__(f"names outside this site: {', '.join(names[:3])}")
         self.names = names
+
+
+class KeyRefused(PermissionError):
+    """Columns refused whole by ``IngestGateway.submit``: the key, or the site it names.
+    ``reason`` is the counter key (``unknown_key``, ``revoked_key``, ``site_not_permitted``,
+    ``names_outside_site`` ...)."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"ingest refused ({reason}): {detail}")
+        self.reason = reason
 
 
 @dataclass
@@ -541,6 +552,47 @@ class IngestGateway:
         out.rejected = dict(rejected)
         out.refused = refused
         return out
+
+    async def submit(
+        self,
+        key: str,
+        *,
+        samples: SampleBatch | None = None,
+        states: StateBatch | None = None,
+        open_states: StateBatch | None = None,
+        parts: PartBatch | None = None,
+    ) -> ColumnsResult:
+        """Columns from an in-process producer holding an edge key (the demo's factory):
+        the key authenticated through the directory (cached as for frames), every name in
+        one site of its tenant that it may write, then stored as :meth:`columns` stores.
+        Refusals are counted like a frame's and raise :class:`KeyRefused`."""
+        check = await self.authenticate(key)
+        who = f"key {check.key_id}" if check.key_id else "an unknown sender"
+        parts_ = [b for b in (samples, states, open_states, parts) if b is not None and len(b)]
+        points = sum(len(b) for b in parts_)
+        if check.identity is None:
+            self._refuse_columns(check.refusal, points, who)
+        identity = check.identity
+        names = sorted({n for b in parts_ for n in b.names})
+        if not names:
+            return ColumnsResult()
+        site = await self.site_of(identity, names)
+        if isinstance(site, str):
+            self._refuse_columns(site, points, who, f": {names[:2]}")
+        return await self.columns(
+            identity.tenant,
+            site,
+            samples=samples,
+            states=states,
+            open_states=open_states,
+            parts=parts,
+        )
+
+    def _refuse_columns(self, reason: str, points: int, who: str, detail: str = "") -> NoReturn:
+        self.stats.frames_refused[reason] += 1
+        self.ingestor.stats.reject(reason, max(points, 1), f"{who}{detail}")
+        self.refusal_log.note((who, reason), f"{who}{detail}")
+        raise KeyRefused(reason, f"{who}{detail}")
 
     async def columns(
         self,
