@@ -77,7 +77,12 @@ settings:
       default: 24
       minimum: 1
       maximum: 720
-      description: How far back the app looks (hours).
+      description: How far back the first analysis looks (hours).
+    interval_min:
+      type: number
+      default: 15
+      minimum: 1
+      description: How often an installed app analyses the newest data (minutes).
 finding_types:
   - id: long_stop
     name: {{en: Long stop, zh-TW: 長時間停機}}
@@ -97,6 +102,8 @@ _APP = '''\
 """
 
 from __future__ import annotations
+
+import asyncio
 
 from andon.sdk import Context, Finding, State
 
@@ -129,11 +136,14 @@ def finding_for(site: str, stop: State, min_stop_us: int) -> Finding:
     )
 
 
-async def main(ctx: Context) -> None:
+async def analyse(ctx: Context) -> None:
+    """Findings for what came since the last analysis (or the last ``window_h`` hours)."""
     min_stop_us = round(float(ctx.settings["min_stop_min"]) * US_PER_MIN)
     now = await ctx.now()
     since = await ctx.get_state("analysed_until")
     start = since if isinstance(since, int) else now - round(ctx.settings["window_h"] * 3.6e9)
+    if start >= now:  # restarted with nothing new to read
+        return
     for site in ctx.sites:
         states = await ctx.states(site, start, now)
         for stop in long_stops(states, min_stop_us):
@@ -141,6 +151,16 @@ async def main(ctx: Context) -> None:
                 await ctx.emit(finding_for(site, stop, min_stop_us))
     await ctx.set_state("analysed_until", now)
     await ctx.log("info", f"analysed {{start}}..{{now}} on {{len(ctx.sites)}} site(s)")
+
+
+async def main(ctx: Context) -> None:
+    """Analyse; a test or local run (``ctx.once``) stops there, an installation keeps
+    analysing every ``interval_min`` minutes."""
+    while True:
+        await analyse(ctx)
+        if ctx.once:
+            return
+        await asyncio.sleep(60 * float(ctx.settings["interval_min"]))
 '''
 
 _TEST = '''\
@@ -148,9 +168,8 @@ _TEST = '''\
 
 from __future__ import annotations
 
-from {id}.app import finding_for, long_stops
-
 from andon.sdk import State
+from {id}.app import finding_for, long_stops
 
 MIN = 60_000_000
 
