@@ -23,29 +23,34 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from andon.apps.gateway import AppGateway, platform_sites
 from andon.apps.grant import AppGrant
 from andon.apps.manifest import AppManifest, load_manifest
 from andon.apps.repository import SqlAppRepository
+from andon.apps.supervisor import AppSupervisor, InstanceSpec, resource_limits
+from andon.bus import LiveBus
 from andon.model.loader import ModelError
 from andon.model.types import Micros
 from andon.platform.audit import AuditLog
 from andon.platform.database import Database
 from andon.platform.security import new_id
-from andon.platform.service import Conflict, Invalid, NotFound
+from andon.platform.service import Conflict, Invalid, NotFound, Platform
 from andon.platform.tables import app_installations, apps, sites
+from andon.store.base import TelemetryStore
 
 __all__ = [
     "INSTALLED",
     "UNINSTALLED",
     "Catalog",
     "InstanceRunner",
+    "SupervisedRunner",
     "Who",
     "grant_of",
     "version_key",
@@ -83,6 +88,68 @@ class InstanceRunner(Protocol):
     def logs(self, instance_id: str, limit: int) -> list[dict[str, Any]]:
         """The newest ``limit`` log lines (``at``, ``stream``, ``level``, ``text``)."""
         ...
+
+
+class SupervisedRunner:
+    """The ``InstanceRunner`` of ``andon serve``: each instance runs sandboxed under
+    ``supervisor`` beside its own ``AppGateway`` (its grant, the platform's store, bus and
+    sites, ``sink`` for what it writes), its data directory under ``data_root``."""
+
+    def __init__(
+        self,
+        supervisor: AppSupervisor,
+        *,
+        platform: Platform,
+        store: TelemetryStore,
+        bus: LiveBus,
+        sink: SqlAppRepository,
+        clock: Callable[[], Micros],
+        data_root: Path,
+    ) -> None:
+        self.supervisor = supervisor
+        self.platform = platform
+        self.store = store
+        self.bus = bus
+        self.sink = sink
+        self.clock = clock
+        self.data_root = data_root
+
+    async def start(self, grant: AppGrant, app_dir: Path, manifest: AppManifest) -> None:
+        gateway = AppGateway(
+            grant,
+            self.store,
+            self.bus,
+            self.sink,
+            self.clock,
+            manifest=manifest,
+            sites=platform_sites(self.platform),
+        )
+        await self.supervisor.start(
+            InstanceSpec(
+                grant.instance_id,
+                grant.app_id,
+                grant.app_version,
+                app_dir,
+                self.data_root / grant.instance_id,
+                entry=manifest.entry,
+                limits=resource_limits(manifest.limits),
+                gateway=gateway,
+            )
+        )
+
+    async def stop(self, instance_id: str) -> None:
+        if instance_id in self.supervisor.instances():
+            await self.supervisor.stop(instance_id)
+
+    def status(self, instance_id: str) -> dict[str, Any] | None:
+        if instance_id not in self.supervisor.instances():
+            return None
+        return self.supervisor.status(instance_id).as_dict()
+
+    def logs(self, instance_id: str, limit: int) -> list[dict[str, Any]]:
+        if instance_id not in self.supervisor.instances():
+            return []
+        return [asdict(x) for x in self.supervisor.logs(instance_id, limit)]
 
 
 def _loads(text: str | None) -> Any:

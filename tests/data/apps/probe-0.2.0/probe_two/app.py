@@ -14,4 +14,4 @@ async def main(ctx: Context) -> None:
         for fb in await ctx.feedback(since):
             await ctx.log("info", f"{fb.finding_id}: {fb.verdict}")
             since = fb.at_us + 1
-        await asyncio.sleep(5)
+        await asyncio.sleep(0.5)

@@ -1,0 +1,98 @@
+"""An app installed, run and uninstalled through the API with a real supervisor: the
+instance runs under bubblewrap beside its gateway, a person's verdict reaches it through
+the SDK (it logs what it read), and uninstalling stops it at once (issue 14 acceptance)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from andon.apps.catalog import SupervisedRunner
+from andon.apps.supervisor import AppSupervisor
+from tests.api import appworld
+from tests.api.world import World
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def running(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppSupervisor]:
+    """The world's API with a supervisor running installed apps (for this test only)."""
+    svc = world.app.state.services
+    run_dir = Path(tmp_path_factory.mktemp("run"))
+    sup = AppSupervisor(run_dir=run_dir, poll_s=0.1)
+    svc.app_runner = SupervisedRunner(
+        sup,
+        platform=svc.platform,
+        store=svc.store,
+        bus=svc.bus,
+        sink=appworld.repository(world),
+        clock=world.clock,
+        data_root=run_dir / "data",
+    )
+    try:
+        yield sup
+    finally:
+        svc.app_runner = None
+        world.run(sup.close)
+
+
+def _until(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
+    """``check()``'s first truthy answer, polled until ``timeout`` (then fail naming
+    ``what`` and the last answer)."""
+    deadline = time.monotonic() + timeout
+    got = check()
+    while not got:
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: not within {timeout} s; last: {got!r}")
+        time.sleep(0.1)
+        got = check()
+    return got
+
+
+def test_install_run_feedback_and_uninstall(world: World, running: AppSupervisor) -> None:
+    if not running.sandboxed:
+        pytest.fail(f"bubblewrap cannot run here: {running.sandbox_check().reason}")
+    a = world.a
+    appworld.publish_probe(world)
+    body = {
+        "app_id": "probe",
+        "version": "0.1.0",
+        "site_ids": [a.site_id],
+        "accepted_permissions": appworld.PERMS["0.1.0"],
+    }
+    r = world.call("POST", "/apps/installations", a.admin, body)
+    assert r.status_code == 201, r.text
+    iid = r.json()["id"]
+    path = f"/apps/installations/{iid}"
+
+    def status() -> dict[str, Any]:
+        got: dict[str, Any] = world.call("GET", path, a.admin).json()["status"]
+        return got
+
+    st = _until("instance running", lambda: status()["state"] == "running" and status())
+    assert st["sandboxed"] is True
+    fid = appworld.add_finding(world, a, iid)
+    r = world.call(
+        "POST",
+        f"/sites/{a.site_id}/findings/{fid}/feedback",
+        a.admin,
+        {"verdict": "confirmed", "comment": "replaced the bearing"},
+    )
+    assert r.status_code == 200, r.text
+
+    def logged() -> list[str]:
+        lines = world.call("GET", f"{path}/logs", a.admin).json()
+        return [x["text"] for x in lines if f"{fid}: confirmed" in x["text"]]
+
+    _until("the app logs the verdict it read through the SDK", logged)
+    pid = running.status(iid).pid
+    assert pid is not None
+    assert world.call("DELETE", path, a.admin).status_code == 204
+    assert status()["state"] == "not running"
+    assert str(running.status(iid).state) == "stopped"
+    assert not Path(f"/proc/{pid}").exists()
