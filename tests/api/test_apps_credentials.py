@@ -62,7 +62,7 @@ def test_an_instance_reaches_exactly_its_tenant_and_sites(world: World, tmp_path
                             end_us=1,
                             score=0.5,
                             title="forged",
-                        )  # fmt: skip
+                        )
                     )
             fid = await ctx.emit(
                 Finding(
@@ -72,7 +72,7 @@ def test_an_instance_reaches_exactly_its_tenant_and_sites(world: World, tmp_path
                     end_us=world.end,
                     score=0.5,
                     title="B's own",
-                )  # fmt: skip
+                )
             )
             await ctx.set_state("k", "B")
             assert await ctx.feedback(0) == []  # A's verdicts are on A's findings
