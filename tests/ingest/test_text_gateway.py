@@ -99,3 +99,25 @@ def test_text_names_outside_the_keys_site_refuse_the_frame(w: World) -> None:
         assert len(await w.store.read("t1", [S1[2]], 0, 2**62)) == 0
 
     asyncio.run(go())
+
+
+def test_text_ahead_of_the_platform_clock_is_refused_as_future() -> None:
+    from andon.ingest import Ingestor
+    from andon.ingest.texts import ingest_text
+    from andon.store.duckdb_store import DuckDBStore
+
+    async def go() -> None:
+        store = DuckDBStore.open(None)
+        try:
+            ing = Ingestor(store, clock=lambda: T, future_tolerance_s=60)
+            ing.register("t1", [EXE], [])
+            text = TextBatch.build([EXE], [0, 0], [T, T + 61_000_000], ["now", "later"])
+            rep = await ingest_text(ing, "t1", text)
+            assert (rep.accepted, rep.rejected) == (1, {"future": 1})
+            with pytest.raises(PermissionError, match="not registered"):
+                await ingest_text(ing, "t9", text)
+            assert (await store.read_text("t1", [EXE], 0, 2**62)).value == ("now",)
+        finally:
+            await store.close()
+
+    asyncio.run(go())
