@@ -15,22 +15,29 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
 
 from andon.model.clock import wall_clock
 from andon.model.loader import parse_plant
-from andon.platform import Database, KeyKind, Permission, Platform
+from andon.platform import Database, KeyKind, Permission, Platform, Role
 from andon.platform.service import Principal
 from tests.api.world import demo_yaml
 from tests.edge.broker import free_port, wait_port
 
-__all__ = ["SITE_NAMES", "Keys", "Serve", "provision"]
+__all__ = ["HTTPS_NAMES", "ROOT", "SITE_NAMES", "Keys", "Serve", "provision"]
 
 SECRET = "f" * 40
 SITE_NAMES = list(parse_plant(demo_yaml()).signal_paths()[:6])
 """Six signals of the demo site: the fault source's names when it goes through ``andon serve``."""
+HTTPS_NAMES = list(parse_plant(demo_yaml()).signal_paths()[6:12])
+"""Six others, for a second source that posts frames over HTTPS."""
+
+
+ROOT = ("root@platform.example", "a long root password")
+"""A platform administrator (reads ``GET /ingest/stats``)."""
 
 
 @dataclass(frozen=True)
@@ -41,10 +48,13 @@ class Keys:
 
 
 async def provision(db_url: str) -> Keys:
-    """Tenant ``ta`` with the demo site, an edge key (ingest) and an app key (read)."""
+    """Tenant ``ta`` with the demo site, an edge key (ingest) and an app key (read); the
+    platform administrator ``ROOT``."""
     pf = Platform(Database(db_url), wall_clock, secret_key=SECRET)
     await pf.start()
     try:
+        await pf.create_tenant("platform", "Platform")
+        await pf.create_user("platform", *ROOT, [(Role.PLATFORM_ADMIN, None)])
         await pf.create_tenant("ta", "TA")
         site = (await pf.create_site("ta", demo_yaml()))["id"]
         admin = Principal("user", "setup", "ta", tenant_wide=frozenset(Permission))
@@ -112,11 +122,12 @@ class Serve:
             )
         wait_port(self.port, up=True, timeout=60)
 
-    def values(self, start: int, end: int) -> dict[str, np.ndarray]:
-        """Every stored value of ``SITE_NAMES`` in ``[start, end)``, through the API."""
+    def values(self, start: int, end: int, names: list[str] | None = None) -> dict[str, np.ndarray]:
+        """Every stored value of ``names`` (``SITE_NAMES``) in ``[start, end)``, through the
+        API."""
         r = self.api.get(
             f"/sites/{self.keys.site_id}/telemetry/range",
-            params={"signal": SITE_NAMES, "start": start, "end": end},
+            params={"signal": names or SITE_NAMES, "start": start, "end": end},
             headers={"Authorization": f"Bearer {self.keys.app}"},
         )
         assert r.status_code == 200, r.text
@@ -124,6 +135,16 @@ class Serve:
         assert not doc["truncated"]
         index, value = np.array(doc["index"], dtype=int), np.array(doc["value"], dtype=float)
         return {n: value[index == i] for i, n in enumerate(doc["signals"])}
+
+    def ingest_stats(self) -> dict[str, Any]:
+        """``GET /ingest/stats`` as the platform administrator."""
+        r = self.api.post("/auth/login", json={"email": ROOT[0], "password": ROOT[1]})
+        assert r.status_code == 200, r.text
+        auth = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        r = self.api.get("/ingest/stats", headers=auth)
+        assert r.status_code == 200, r.text
+        doc: dict[str, Any] = r.json()
+        return doc
 
     def serve_log(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")

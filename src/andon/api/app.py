@@ -40,6 +40,7 @@ from andon.api.endpoints import Endpoint
 from andon.api.gateway import build_gateway, build_receiver
 from andon.api.middleware import BodyLimit, SecurityHeaders
 from andon.api.params import api
+from andon.api.unavailable import UNAVAILABLE, Unavailable
 from andon.bus import LiveBus, open_bus
 from andon.floor.alerts import AlertEvaluator, AlertEvents, FloorRecords
 from andon.ingest import Ingestor
@@ -313,6 +314,11 @@ def create_app(
     app.add_exception_handler(Invalid, _invalid)
     app.add_exception_handler(BadScenario, _invalid)
     app.add_exception_handler(LoginFailed, _login)
+    # a database restarting is a 503 with Retry-After, counted, not a 500 (issue 17)
+    unavailable = Unavailable()
+    app.state.unavailable = unavailable
+    for exc_type in UNAVAILABLE:
+        app.add_exception_handler(exc_type, unavailable)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

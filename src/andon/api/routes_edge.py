@@ -217,14 +217,15 @@ async def _ingest_frame(
     permission=Permission.PLATFORM_ADMIN,
     scope="platform",
 )
-async def ingest_stats(ctx: Ctx) -> dict[str, Any]:
+async def ingest_stats(ctx: Ctx, request: Request) -> dict[str, Any]:
     """The ingest gateway's totals since the platform started: frames stored and refused by
     reason (``too_large``, ``bad_seq``, ``store_failed``, ``internal_error``, key and site
     refusals...), points stored, duplicate, in conflict (same instant, another value) and
     refused by reason (``unknown_signal``, ``future``, ``dictionary_full``...), and the MQTT
     receiver's connection state; the live bus's totals (``bus``: published, delivered,
     dropped from full subscriber queues, per open subscription too) and what ingest published
-    on it (``live``: published, failed). Every tenant together: platform administrators
+    on it (``live``: published, failed); requests answered 503 because a dependency was
+    down (``unavailable``, per route). Every tenant together: platform administrators
     only."""
     svc = ctx.services
     out: dict[str, Any] = {"ingest": svc.ingestor.stats.as_dict()}
@@ -233,6 +234,9 @@ async def ingest_stats(ctx: Ctx) -> dict[str, Any]:
         out["live"] = svc.ingestor.live.stats.as_dict()
     if svc.gateway is not None:
         out["gateway"] = svc.gateway.stats.as_dict()
+    unavailable = getattr(request.app.state, "unavailable", None)
+    if unavailable is not None:  # requests answered 503 (a dependency down), per route
+        out["unavailable"] = dict(sorted(unavailable.counts.items()))
     r = svc.receiver
     if r is not None:
         out["receiver"] = {
