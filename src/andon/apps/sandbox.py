@@ -26,6 +26,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -415,6 +416,17 @@ class Cgroup:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, 9)
 
-    def remove(self) -> None:
-        with contextlib.suppress(OSError):
+    def remove(self, wait_s: float = 5.0) -> bool:
+        """Kill what is left in the group, wait (up to ``wait_s``) until it is empty and
+        remove it; False when it could not be removed (still busy)."""
+        deadline = time.monotonic() + wait_s
+        while self.pids() and time.monotonic() < deadline:
+            self.kill()
+            time.sleep(0.02)
+        try:
             self.path.rmdir()
+        except FileNotFoundError:
+            return True
+        except OSError:
+            return False
+        return True

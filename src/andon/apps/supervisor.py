@@ -569,7 +569,7 @@ class AppSupervisor:
                 r.cancel()
             if inst.cgroup is not None:
                 inst.cgroup.kill()
-                await asyncio.to_thread(_remove_when_empty, inst.cgroup)
+                await asyncio.to_thread(inst.cgroup.remove)
                 inst.cgroup = None
             ran = time.monotonic() - started
             reason = self._exit_reason(inst, rc)
@@ -799,11 +799,3 @@ def _dir_bytes(path: Path) -> int:
             with contextlib.suppress(OSError):
                 total += os.lstat(os.path.join(dirpath, f)).st_blocks * 512
     return total
-
-
-def _remove_when_empty(cg: Cgroup) -> None:
-    deadline = time.monotonic() + 5.0
-    while cg.pids() and time.monotonic() < deadline:
-        cg.kill()
-        time.sleep(0.02)
-    cg.remove()
