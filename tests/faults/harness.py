@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -127,12 +128,31 @@ class Verdict:
         )
 
 
+JSON_REPORT_ENV = "ANDON_FAULTS_JSON"
+"""When set, a file each scenario's figures are appended to as one JSON object per line
+(``benchmarks/faults.py`` sets it)."""
+
+
 def report(v: Verdict) -> None:
-    """Print a scenario's line and append it to ``REPORT`` (pytest -n hides prints)."""
+    """Print a scenario's line and append it to ``REPORT`` (pytest -n hides prints), and to
+    the JSON file named by ``$ANDON_FAULTS_JSON`` when set."""
     print(v.line())
     REPORT.parent.mkdir(exist_ok=True)
     with REPORT.open("a", encoding="utf-8") as f:
         f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {v.line()}\n")
+    target = os.environ.get(JSON_REPORT_ENV)
+    if target:
+        doc = {
+            "scenario": v.name,
+            "sent": v.sent,
+            "stored": v.stored,
+            "lost": v.lost,
+            "dup": v.dup,
+            "dropped": v.dropped,
+            "recovery_s": round(v.recovery_s, 2),
+        }
+        with open(target, "a", encoding="utf-8") as f:
+            f.write(json.dumps(doc) + "\n")
 
 
 class Edge:
