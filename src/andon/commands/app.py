@@ -23,23 +23,23 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from andon.apps.gateway import AppGateway, LogLine, plant_sites
-from andon.apps.grant import AppGrant
-from andon.apps.manifest import MANIFEST_FILE, AppManifest, load_manifest
-from andon.apps.sinks import MemorySink
-from andon.bus import InProcessBus
 from andon.commands import app_test
 from andon.commands.common import JsonOpt, PlantOpt, err, fail, plant_or_exit
 from andon.model.loader import ModelError
-from andon.model.plant import Plant
 from andon.model.types import Micros, from_micros
+
+if TYPE_CHECKING:  # the app platform is imported when a command runs, not with the CLI
+    from andon.apps.gateway import LogLine
+    from andon.apps.manifest import AppManifest
+    from andon.apps.sinks import MemorySink
+    from andon.model.plant import Plant
 
 __all__ = ["LocalRun", "app", "parse_settings", "run_local", "scaffold"]
 
@@ -220,6 +220,8 @@ def scaffold(name: str, parent: Path, vendor: str = "me") -> Path:
         raise ValueError(
             f"app name {name!r}: 2-40 lowercase letters, digits, '_' or '-', starting with a letter"
         )
+    from andon.apps.manifest import MANIFEST_FILE
+
     root = parent / app_id
     if root.exists():
         raise ValueError(f"{root} already exists")
@@ -237,6 +239,8 @@ def scaffold(name: str, parent: Path, vendor: str = "me") -> Path:
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text.format(**fill), encoding="utf-8")
+    from andon.apps.manifest import load_manifest
+
     load_manifest(root)  # what was written must be a valid app
     return root
 
@@ -323,6 +327,7 @@ async def run_local(
 ) -> LocalRun:
     """Simulate ``hours`` of ``plant``, then run the app at ``app_dir`` on it (see the
     module). ``ModelError`` for a bad manifest; ``ValueError`` for bad settings."""
+    from andon.apps.manifest import load_manifest
     from andon.demo.run import DemoRun, default_start
     from andon.store.duckdb_store import DuckDBStore
 
@@ -370,6 +375,11 @@ async def _run_app(
     timeout_s: float,
     tmp: Path,
 ) -> LocalRun:
+    from andon.apps.gateway import AppGateway, plant_sites
+    from andon.apps.grant import AppGrant
+    from andon.apps.sinks import MemorySink
+    from andon.bus import InProcessBus
+
     grant = AppGrant(
         tenant_id=plant.tenant,
         instance_id=f"local-{manifest.id}",
@@ -490,6 +500,8 @@ def run(
     as_json: JsonOpt = False,
 ) -> None:
     """Run an app on the virtual factory with a local gateway and print its findings."""
+    from andon.apps.manifest import load_manifest
+
     try:
         manifest = load_manifest(path)
     except ModelError as exc:
