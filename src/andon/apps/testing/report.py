@@ -30,6 +30,14 @@ def _fig(v: Any) -> str:
     return str(v)
 
 
+def _claimed(claim: dict[str, Any]) -> str:
+    if claim.get("claimed") is not None:
+        return f"at least {_fig(claim['claimed'])}"
+    if claim.get("tolerance_pct") is not None:
+        return f"within {_fig(claim['tolerance_pct'])} % of the truth"
+    return "(no figure)"
+
+
 def _ok(ok: bool) -> str:
     return '<span class="pass">pass</span>' if ok else '<span class="fail">FAIL</span>'
 
@@ -51,7 +59,7 @@ def render_html(report: AppTestReport) -> str:
     for cl in r.claims:
         claims.append(
             f"<tr><td>{escape(str(cl.get('metric')))}</td><td>{escape(str(cl.get('finding_type')))}</td>"
-            f"<td>{escape(_fig(cl.get('claimed')))}</td><td>{escape(_fig(cl.get('measured')))}</td>"
+            f"<td>{escape(_claimed(cl))}</td><td>{escape(_fig(cl.get('measured')))}</td>"
             f"<td>{_ok(bool(cl.get('ok')))}</td><td>{escape(str(cl.get('verdict', '')))}</td></tr>"
         )
     runs = []
