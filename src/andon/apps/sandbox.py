@@ -6,8 +6,8 @@ and its site-packages, the SDK, the app's directory), a private ``/tmp`` (tmpfs 
 cap), one writable data directory, no network (``--unshare-all``: a network namespace with
 only a loopback), no other user namespace, a new session, a cleared environment, and the
 instance's Unix socket bind-mounted as its only way out. ``prlimit`` sets the rlimits
-(CPU time, address space, open files, file size; processes too, though the kernel does not
-count them for root) and a pids cgroup, when one can be made, caps the processes.
+(CPU time, address space, open files, file size) and a pids cgroup, when one can be made,
+caps the processes (not RLIMIT_NPROC: decision 0901).
 
 ``check_sandbox()`` says whether bubblewrap can run here, and why not.
 
@@ -201,7 +201,6 @@ def _prlimit_args(limits: ResourceLimits) -> list[str]:
         f"--cpu={limits.cpu_rlimit}:{limits.cpu_rlimit + 1}",
         f"--as={limits.address_space_bytes}",
         f"--nofile={limits.open_files}",
-        f"--nproc={limits.processes}",
         f"--fsize={limits.file_mb * 2**20}",
         "--core=0",
     ]
