@@ -18,6 +18,8 @@ const load = {
   machine: () => import('./pages/machine.js'),
   reasons: () => import('./pages/reasons.js'),
   alarms: () => import('./pages/alarms.js'),
+  findings: () => import('./pages/findings.js'),
+  apps: () => import('./pages/apps.js'),
   energy: () => import('./pages/energy.js'),
   twin: () => import('./pages/twin.js'),
   admin: () => import('./pages/admin.js'),
@@ -39,8 +41,10 @@ const PAGES = {
   machine: { nav: true },
   reasons: { nav: true },
   alarms: { nav: true },
+  findings: { nav: true },
   energy: { nav: true },
   twin: { nav: true },
+  apps: { nav: true },
   admin: { nav: true, allowed: (c) => ADMIN_PERMS.some((p) => c.tenantWide(p)) },
   report: { nav: false }, // a line's shift report, linked from the line page
 };

@@ -60,9 +60,10 @@ function xAxis(svg, x0, x1, t0, t1, y, width) {
  * start/end µs. onSelect(t0, t1) is called after a drag selection (zoom). Axis titles:
  * `yTitle` (the quantity and its unit, along the value axis) and `xTitle` (under the time
  * axis). `goals`: [{value, label}] drawn as dashed horizontal lines labelled at their right
- * end (a target: always inside the scale); `yMin`/`yMax`: values the scale includes. */
+ * end (a target: always inside the scale); `yMin`/`yMax`: values the scale includes;
+ * `marks`: [{start, end, label}] time spans shaded behind the series (a finding's window). */
 export function trendChart({ width, height = 180, start, end, series, label, onSelect, yFmt,
-  yTitle, xTitle, goals = [], yMin, yMax }) {
+  yTitle, xTitle, goals = [], yMin, yMax, marks = [] }) {
   const svg = frame(width, height, label);
   const x0 = PAD.l + (yTitle ? 18 : 0);
   const x1 = width - PAD.r;
@@ -100,6 +101,13 @@ export function trendChart({ width, height = 180, start, end, series, label, onS
       yFmt ? yFmt(v) : num(v, digits)));
   }
   xAxis(svg, x0, x1, start, end, yb, width);
+  for (const mk of marks) {
+    const a = sx(Math.max(start, mk.start));
+    const b = sx(Math.min(end, mk.end));
+    svg.append(s('rect', { class: 'mark', 'data-testid': 'chart-mark', x: a.toFixed(1), y: PAD.t,
+      width: Math.max(2, b - a).toFixed(1), height: yb - PAD.t },
+    mk.label ? s('title', null, mk.label) : null));
+  }
   for (const se of series) {
     if (se.lo && se.hi) {
       let d = '';
