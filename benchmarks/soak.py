@@ -335,6 +335,8 @@ class Readers:
     probes_sent: int = 0
     probes_seen: int = 0
     live_reconnects: int = 0
+    live_errors: list[str] = field(default_factory=list)
+    """Why a ``/live`` stream broke (it is opened again)."""
     live_up: asyncio.Event = field(default_factory=asyncio.Event)
     pending: dict[float, float] = field(default_factory=dict)
     """Probe value → monotonic time it was put in the probe's buffer."""
@@ -348,22 +350,27 @@ class Readers:
 
 
 async def _live(client: httpx.AsyncClient, site: str, probe: str, r: Readers) -> None:
-    """Read ``/live`` for ever (reconnecting when a stream ends); note each probe value."""
+    """Read ``/live`` for ever (reconnecting when a stream ends or breaks, counted); note
+    each probe value."""
     while True:
         params = {"interval_s": 1.0, "max_ticks": 86_400}
-        async with client.stream("GET", f"/sites/{site}/live", params=params) as resp:
-            resp.raise_for_status()
-            event = ""
-            async for line in resp.aiter_lines():
-                if line.startswith("event: "):
-                    event = line[7:]
-                elif line.startswith("data: ") and event == "values":
-                    r.live_up.set()
-                    now = time.monotonic()
-                    for v in json.loads(line[6:]):
-                        if v["signal"] == probe and v["value"] in r.pending:
-                            r.live_ms.append((now - r.pending.pop(v["value"])) * 1e3)
-                            r.probes_seen += 1
+        try:
+            async with client.stream("GET", f"/sites/{site}/live", params=params) as resp:
+                resp.raise_for_status()
+                event = ""
+                async for line in resp.aiter_lines():
+                    if line.startswith("event: "):
+                        event = line[7:]
+                    elif line.startswith("data: ") and event == "values":
+                        r.live_up.set()
+                        now = time.monotonic()
+                        for v in json.loads(line[6:]):
+                            if v["signal"] == probe and v["value"] in r.pending:
+                                r.live_ms.append((now - r.pending.pop(v["value"])) * 1e3)
+                                r.probes_seen += 1
+        except httpx.HTTPError as exc:
+            r.live_errors.append(f"{type(exc).__name__}: {exc}"[:200])
+            await asyncio.sleep(1.0)
         r.live_reconnects += 1
 
 
@@ -594,6 +601,7 @@ def figures(rows: list[dict[str, float]], r: Readers, minutes: float, edges: int
     emit("soak.points_acked", acked, "points", pending=pending, dropped=dropped)
     emit("soak.probes", r.probes_seen, "values seen on /live", sent=r.probes_sent)
     emit("soak.board_errors", r.board_errors, "requests")
+    emit("soak.live_reconnects", r.live_reconnects, "streams", errors=r.live_errors[:5])
     problems = []
     serve_g = slope_per_h(rows, "serve_rss_mb")
     if not serve_g < SERVE_RSS_BOUND_MB_H:
@@ -614,6 +622,8 @@ def figures(rows: list[dict[str, float]], r: Readers, minutes: float, edges: int
         problems.append(f"{r.probes_sent - r.probes_seen} probe values not seen on /live")
     if r.board_errors:
         problems.append(f"{r.board_errors} board requests failed")
+    if r.live_errors:
+        problems.append(f"{len(r.live_errors)} /live streams broke")
     emit("soak.bounds_ok", not problems, "", problems=problems)
     return not problems
 
