@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.ipc
 import pytest
 
-from andon.apps.gateway import AppGateway, plant_sites
+from andon.apps.gateway import AppGateway, plant_sites, platform_sites
 from andon.apps.grant import APP_PERMISSIONS, AppGrant
 from andon.apps.manifest import AppManifest, parse_manifest
 from andon.apps.sinks import MemorySink
@@ -179,7 +179,7 @@ async def connect(path: Path, hello: bool = True, app_id: str = "probe") -> Raw:
     _open.append(raw)
     if hello:
         got = await raw.result("hello", {"protocol": 1, "app_id": app_id, "version": "1.0.0"})
-        assert got["tenant"] and got["sites"] == ["tc1"]
+        assert got["tenant"] and got["sites"]
     return raw
 
 
@@ -487,5 +487,50 @@ def test_an_instance_holds_a_few_connections_at_most(
             assert await extra.ended()
             assert gw.stats()["connections_refused"] == 1
             assert (await held[0].result("time.now"))["now_us"] == 20 * S
+
+    asyncio.run(body())
+
+
+def test_platform_sites_are_the_tenants_own_by_their_ids(
+    store: DuckDBStore, plants: dict[tuple[str, str], Plant], tmp_path: Path
+) -> None:
+    """Sites of the metadata database: the app names a site by its id, the gateway reads its
+    stored plant model (key, machines, signals); another tenant's site id resolves to
+    nothing, so the grant's forged site is refused as any other."""
+    from andon.platform import Database
+    from andon.platform.service import Platform
+
+    async def body() -> None:
+        db = Database(f"sqlite:///{tmp_path / 'meta.db'}")
+        platform = Platform(db, lambda: 0)
+        try:
+            await platform.start()
+            yaml = DEMO.read_text(encoding="utf-8")
+            await platform.create_tenant("demo", "Demo")
+            await platform.create_tenant("other", "Other")
+            mine = await platform.create_site("demo", yaml)
+            theirs = await platform.create_site("other", yaml)
+            resolve = platform_sites(platform)
+            info = await resolve("demo", mine["id"])
+            assert info is not None and (info.id, info.key) == (mine["id"], "tc1")
+            assert SIG in info.signals and info.machine(MC) is not None
+            assert await resolve("demo", theirs["id"]) is None
+            assert await resolve("demo", "no-such-site") is None
+            both = frozenset({mine["id"], theirs["id"]})
+            grant = AppGrant("demo", "i", "probe", "1.0.0", both, frozenset(APP_PERMISSIONS))
+            gw = AppGateway(grant, store, InProcessBus(), MemorySink(), lambda: 0, sites=resolve)
+            await gw.serve(tmp_path / "p.sock")
+            try:
+                raw = await connect(tmp_path / "p.sock")
+                table = await raw.table(_read(mine["id"], SIG))
+                assert set(table.column("value").to_pylist()) == {VALUE[("demo", "tc1")]}
+                msg = await raw.ask(TEL, _read(theirs["id"], SIG))  # granted by mistake
+                assert msg["error"]["code"] == "not_found"  # not the tenant's: no such site
+            finally:
+                await gw.close()
+                while _open:
+                    _open.pop().writer.close()
+        finally:
+            await db.close()
 
     asyncio.run(body())
