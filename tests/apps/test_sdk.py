@@ -312,3 +312,33 @@ def test_python_m_andon_sdk_says_what_is_missing(tmp_path: Path) -> None:
     unset = subprocess.run([sys.executable, "-m", "andon.sdk", "ok:main"], capture_output=True,
                            text=True, env=env, cwd=tmp_path)  # fmt: skip
     assert unset.returncode == 1 and "ANDON_APP_SOCKET is not set" in unset.stderr
+
+
+def test_the_guides_example_app_runs(world: tuple[DuckDBStore, Path]) -> None:
+    """The example of docs/apps.md ("The SDK"), run as an app: MC-01 drew 3 kW then 25 kW."""
+    store, tmp = world
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "apps.md").read_text("utf-8")
+    code = guide.split("## The SDK", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "docs/apps.md", "exec"), namespace)
+    plant = load_plant(DEMO)
+    sink = MemorySink()
+    grant = AppGrant("demo", "i1", "probe", "1.0.0", frozenset({"tc1"}),
+                     frozenset({"telemetry:read", "findings:write"}))  # fmt: skip
+
+    async def body() -> None:
+        sig = f"{MC}/power"
+        await store.append("demo", SampleBatch.build([sig], [0], [30 * S], [25.0]))
+        now = 3_600_000_000 + 10 * S
+        gw = AppGateway(grant, store, InProcessBus(), sink, lambda: now, sites=plant_sites([plant]))
+        await gw.serve(tmp / "s.sock")
+        ctx = await connect(str(tmp / "s.sock"), "probe", "1.0.0")
+        try:
+            await namespace["main"](ctx)
+        finally:
+            await ctx.client.close()
+            await gw.close()
+        assert [(f.finding.type, f.finding.machine) for f in sink.findings] == [("overload", MC)]
+        assert gw.stats()["forbidden"] == 0
+
+    asyncio.run(body())
