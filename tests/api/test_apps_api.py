@@ -36,12 +36,13 @@ def test_catalog_shows_claims_beside_measured_figures(world: World) -> None:
         "precision": 0.8,
         "recall": 0.7,
     }
-    assert probe["figures"] == {"precision": pytest.approx(0.7)}
+    assert probe["figures"]["measured"] == {"precision": pytest.approx(0.7), "recall": None}
+    assert probe["figures"]["run"]["datasets"] == 3
     assert "states:read" in probe["manifest"]["permissions"]
     r = world.call("GET", "/apps/catalog/probe", world.a.admin, version="0.1.0")
     assert r.status_code == 200
-    assert r.json()["report"]["checks"] == [{"name": "manifest", "passed": True}]
-    assert r.json()["figures"] == {"precision": pytest.approx(0.8)}
+    assert [c["name"] for c in r.json()["report"]["checks"]] == ["manifest"]
+    assert r.json()["figures"]["measured"]["precision"] == pytest.approx(0.8)
     assert world.call("GET", "/apps/catalog/nothing", world.a.admin).status_code == 404
     assert world.call("GET", "/apps/catalog", world.a.board).status_code == 403
 
@@ -49,8 +50,8 @@ def test_catalog_shows_claims_beside_measured_figures(world: World) -> None:
 def test_publish_refuses_failed_foreign_or_repeated_reports(world: World, tmp_path: Any) -> None:
     cat = appworld.catalog(world)
     d = appworld.APP_DIRS["0.1.0"]
-    failed = {**appworld.report_of(d), "passed": False}
-    failed["checks"] = [{"name": "permission_probes", "passed": False}]
+    failed = {**appworld.report_of(d), "ok": False}
+    failed["checks"] = [{"name": "permission_probes", "ok": False, "detail": "", "figures": {}}]
     with pytest.raises(Invalid, match=r"did not pass.*permission_probes"):
         world.run(cat.publish, d, failed, Who("cli"))
     other = appworld.report_of(appworld.APP_DIRS["0.2.0"])

@@ -49,6 +49,10 @@ def test_install_review_a_finding_and_uninstall(
     ]
     precision = card.locator('[data-testid="claim-row"][data-metric="precision"] td')
     assert [x.strip() for x in precision.all_inner_texts()] == ["Precision", "80%", "70%"]
+    assert (
+        card.locator('[data-testid="claim-row"][data-metric="recall"]').get_attribute("data-ok")
+        == "1"
+    )
     card.get_by_test_id("install").click()
     dialog = page.get_by_test_id("install-dialog")
     assert dialog.get_by_test_id("install-ok").is_disabled()  # until the permissions are accepted

@@ -197,11 +197,24 @@ def version_key(version: str) -> tuple[int, int, int, int, str]:
 
 
 def _figures(report: Mapping[str, Any]) -> dict[str, Any]:
-    """The measured figures of a test report (``andon app test``'s JSON)."""
-    figs = report.get("figures", {})
-    if not isinstance(figs, Mapping):
-        raise Invalid("report.figures: must be an object of measured figures")
-    return dict(figs)
+    """What the catalog shows of a test report (``andon app test``'s JSON,
+    ``andon.apps.testing.AppTestReport``): each claim's measured figure beside the claim
+    (``measured``: metric → value, ``claims``: the rows with their verdicts) and the run's
+    own figures (``run``: duration, datasets, findings, peak memory, CPU)."""
+    claims = report.get("claims", [])
+    run = report.get("figures", {})
+    if not isinstance(claims, list) or not isinstance(run, Mapping):
+        raise Invalid("report: claims must be a list and figures an object (andon app test's)")
+    rows = [
+        {k: c.get(k) for k in ("metric", "finding_type", "claimed", "measured", "ok", "verdict")}
+        for c in claims
+        if isinstance(c, Mapping) and isinstance(c.get("metric"), str)
+    ]
+    return {
+        "measured": {r["metric"]: r["measured"] for r in rows},
+        "claims": rows,
+        "run": dict(run),
+    }
 
 
 class Catalog:
@@ -249,11 +262,11 @@ class Catalog:
                 f"report: is for {rep_app!r:.80} {rep_version!r:.40}, "
                 f"the directory holds {manifest.id} {manifest.version}"
             )
-        if report.get("passed") is not True:
+        if report.get("ok") is not True:
             failed = [
                 str(c.get("name"))
                 for c in report.get("checks", [])
-                if isinstance(c, Mapping) and c.get("passed") is False
+                if isinstance(c, Mapping) and c.get("ok") is False
             ]
             raise Invalid(
                 "report: the app did not pass its test run"

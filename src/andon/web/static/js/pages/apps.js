@@ -36,12 +36,15 @@ function claimsTable(m, figures) {
     h('thead', null, h('tr', null, h('th', null, t('apps.claim')),
       h('th', { class: 'n' }, t('apps.claimed')), h('th', { class: 'n' }, t('apps.measured')))),
     h('tbody', null, claims.map((c) => {
-      const measured = figures ? figures[c.metric] : undefined;
+      const got = ((figures && figures.claims) || []).find((x) => x.metric === c.metric) || {};
       const label = tMaybe(`apps.metric.${c.metric}`) || c.metric;
-      return h('tr', { 'data-testid': 'claim-row', 'data-metric': c.metric },
-        h('td', null, label),
-        h('td', { class: 'n' }, figure(c.metric, c.target)),
-        h('td', { class: 'n', 'data-testid': 'claim-measured' }, figure(c.metric, measured)));
+      allowData(got.verdict);
+      return h('tr', { 'data-testid': 'claim-row', 'data-metric': c.metric,
+        'data-ok': got.ok === true ? '1' : '0' },
+      h('td', null, label),
+      h('td', { class: 'n' }, figure(c.metric, c.target)),
+      h('td', { class: 'n', 'data-testid': 'claim-measured', title: got.verdict || '' },
+        figure(c.metric, got.measured)));
     })));
 }
 
