@@ -149,9 +149,12 @@ async def gateway(
     bus: InProcessBus | None = None,
     sink: MemorySink | None = None,
     monotonic: Any = None,
+    max_samples: int | None = None,
 ) -> AsyncIterator[tuple[AppGateway, Path]]:
     grant = AppGrant(tenant, "inst-1", "probe", "1.0.0", frozenset({"tc1"}), permissions, {"k": 1})
     extra: dict[str, Any] = {} if monotonic is None else {"monotonic": monotonic}
+    if max_samples is not None:
+        extra["max_samples_per_read"] = max_samples
     gw = AppGateway(
         grant, store, bus or InProcessBus(), sink or MemorySink(), lambda: 20 * S,
         manifest=manifest, sites=plant_sites(plants.values()), **extra,
@@ -393,6 +396,22 @@ def test_findings_over_the_manifest_rate_are_refused(
             assert gw.stats()["rate_limited"] == 2 and gw.stats()["findings"] == 4
             assert [f.finding.machine for f in sink.findings] == [MC] * 4
             assert {f.tenant_id for f in sink.findings} == {"demo"}
+
+    asyncio.run(body())
+
+
+def test_a_read_over_the_sample_cap_is_refused_before_it_is_read(
+    store: DuckDBStore, plants: dict[tuple[str, str], Plant], tmp_path: Path
+) -> None:
+    async def body() -> None:
+        async with gateway(store, plants, tmp_path, max_samples=6) as (gw, path):
+            raw = await connect(path)
+            msg = await raw.ask(TEL, _read("tc1", SIG))
+            assert msg["error"]["code"] == "bad_request"
+            assert msg["error"]["message"].startswith("10 samples in the range, over the 6")
+            table = await raw.table({**_read("tc1", SIG), "end_us": 16 * S})
+            assert table.num_rows == 6
+            assert gw.stats()["bad_request"] == 1
 
     asyncio.run(body())
 

@@ -54,6 +54,7 @@ from andon.store.base import TelemetryStore
 __all__ = [
     "MAX_CONNECTIONS",
     "MAX_RANGE_US",
+    "MAX_SAMPLES_PER_READ",
     "MAX_SIGNALS_PER_READ",
     "AppGateway",
     "LogLine",
@@ -67,6 +68,9 @@ __all__ = [
 _log = logging.getLogger(__name__)
 
 MAX_SIGNALS_PER_READ: Final = 1000
+MAX_SAMPLES_PER_READ: Final = 300_000
+"""Samples one ``telemetry.read`` may answer (about 15 MiB as Arrow): counted in the store
+before anything is read, so that no request makes the platform hold more."""
 MAX_RANGE_US: Final = 366 * 86_400 * 1_000_000
 """The longest range one read may ask for (the answer is capped by ``MAX_FRAME`` anyway)."""
 MAX_CONNECTIONS: Final = 4
@@ -316,6 +320,7 @@ class AppGateway:
         once: bool = False,
         monotonic: Callable[[], float] = time.monotonic,
         max_log_lines: int = 1000,
+        max_samples_per_read: int = MAX_SAMPLES_PER_READ,
     ) -> None:
         if manifest is not None and manifest.id != grant.app_id:
             raise ValueError(f"manifest is app {manifest.id!r}, the grant {grant.app_id!r}")
@@ -326,6 +331,7 @@ class AppGateway:
         self.clock = clock
         self.manifest = manifest
         self.once = once
+        self.max_samples_per_read = max_samples_per_read
         self._sites = sites
         self._monotonic = monotonic
         self._principal = grant.principal()
@@ -614,7 +620,15 @@ class AppGateway:
         info = await self._site(params, "telemetry:read")
         signals = self._signals(info, params.get("signals"))
         start, end = _range(params)
-        batch = await self.store.read(self.grant.tenant_id, signals, start, end)
+        tenant = self.grant.tenant_id
+        counts = await self.store.aggregate(tenant, signals, start, end, end - start)
+        n = int(counts.count.sum())
+        if n > self.max_samples_per_read:
+            raise _bad(
+                f"{n:,} samples in the range, over the {self.max_samples_per_read:,} one read "
+                "may answer: read fewer signals or a shorter range"
+            )
+        batch = await self.store.read(tenant, signals, start, end)
         names = pa.array(batch.names, pa.string())
         table = pa.table(
             {
@@ -681,7 +695,7 @@ class AppGateway:
         if plant.tenant != self.grant.tenant_id:
             plant = plant.model_copy(update={"tenant": self.grant.tenant_id})
         summary = await plant_summary(self.store, plant, start, end)
-        return _finite(summary), None
+        return _finite(summary.as_dict()), None
 
     async def _live_subscribe(self, conn: _Connection, params: dict[str, Any]) -> tuple[Any, None]:
         info = await self._site(params, "live:subscribe")
