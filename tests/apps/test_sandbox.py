@@ -29,6 +29,7 @@ from andon.apps.supervisor import (
     AppSupervisor,
     InstanceSpec,
     InstanceState,
+    InstanceStatus,
     SandboxUnavailable,
 )
 
@@ -285,3 +286,65 @@ def test_status_reports_resource_use_and_stop_ends_the_process(
         assert not Path(f"/proc/{pid}").exists()
 
     asyncio.run(go())
+
+
+FORK_BOMB = """
+import os, time
+while True:
+    try:
+        os.fork()
+    except OSError:
+        time.sleep(0.01)
+"""
+
+TWELVE_CHILDREN = """
+import os, time
+for _ in range(12):
+    if os.fork() == 0:
+        time.sleep(60)
+        os._exit(0)
+time.sleep(60)
+"""
+
+
+def _run_forker(tmp_path: Path, code: str, cgroups: bool) -> InstanceStatus:
+    async def go() -> InstanceStatus:
+        sup = AppSupervisor(run_dir=tmp_path, cgroups=cgroups, crash_loop_after=1)
+        spec = InstanceSpec(
+            "forker",
+            "forker",
+            "1.0.0",
+            tmp_path,
+            tmp_path / "data",
+            command=(sys.executable, "-c", code),
+            limits=ResourceLimits(processes=4),
+        )
+        try:
+            await sup.start(spec)
+            return await sup.wait_for("forker", lambda s: s.state == InstanceState.CRASH_LOOP, 60)
+        finally:
+            await sup.close()
+
+    return asyncio.run(go())
+
+
+def test_a_fork_bomb_is_stopped_by_the_pids_cgroup(
+    sandbox_ok: SandboxCheck, tmp_path: Path
+) -> None:
+    """Only where the kernel caps the instance's processes: without a pids cgroup a root
+    platform has nothing that stops an exponential fork bomb before the host's limit
+    (decision 0901), so the bomb itself is not run there."""
+    if sandbox_ok.cgroup == "watchdog":
+        pytest.skip("no pids cgroup can be made here: the watchdog test covers this host")
+    st = _run_forker(tmp_path, FORK_BOMB, cgroups=True)
+    assert st.process_cap == sandbox_ok.cgroup
+    assert st.last_exit_reason == "exceeded process limit 4 (forks refused)", st
+
+
+def test_the_watchdog_stops_an_instance_over_its_process_limit(
+    sandbox_ok: SandboxCheck, tmp_path: Path
+) -> None:
+    st = _run_forker(tmp_path, TWELVE_CHILDREN, cgroups=False)
+    assert st.process_cap == "watchdog"
+    reason = st.last_exit_reason or ""
+    assert reason.startswith("exceeded process limit 4 (") and reason.endswith(" processes)"), st

@@ -255,6 +255,7 @@ class AppSupervisor:
         log_lines: int = 1000,
         python: str | None = None,
         on_event: Callable[[str, str], Awaitable[None] | None] | None = None,
+        cgroups: bool = True,
     ) -> None:
         self._run_dir = run_dir
         self._own_run_dir: Path | None = None
@@ -270,6 +271,8 @@ class AppSupervisor:
         self.log_lines = log_lines
         self.python = python or sys.executable
         self.on_event = on_event
+        self.cgroups = cgroups
+        """False: never a pids cgroup, the watchdog counts processes (tests of that path)."""
         self._instances: dict[str, _Instance] = {}
 
     # --- public -----------------------------------------------------------------------------
@@ -524,7 +527,7 @@ class AppSupervisor:
             inst.markers = []
             inst.last_stderr.clear()
             inst.usage = _Usage()
-            if self.sandbox_check().ok:
+            if self.sandbox_check().ok and self.cgroups:
                 inst.cgroup = await asyncio.to_thread(
                     Cgroup.create,
                     f"{spec.instance_id}-{os.getpid()}-{inst.restarts}",
@@ -629,56 +632,69 @@ class AppSupervisor:
             inst.log(name, "error" if name == "stderr" else "info", text)
 
     async def _watch(self, inst: _Instance) -> None:
-        lim = inst.spec.limits
+        """Every ``poll_s``: the limits, the first one crossed kills the sandbox. The /proc
+        reads run on the event loop (no thread: a fork bomb without a pids cgroup can leave
+        none to start), and a failure of the watch itself stops the instance."""
         proc = inst.proc
         assert proc is not None
         refused0 = _refused(inst.spec)
-        last_du = 0.0
+        last_du = time.monotonic()
         while proc.returncode is None:
-            pids = inst.cgroup.pids() if inst.cgroup is not None else []
-            if not pids:
-                pids = await asyncio.to_thread(_tree, proc.pid)
-            usage = await asyncio.to_thread(_usage, pids)
-            inst.usage = usage
-            reason: str | None = None
-            if usage.rss_mb > lim.memory_mb:
-                reason = (
-                    f"killed: memory limit {lim.memory_mb} MB exceeded "
-                    f"({usage.rss_mb:.0f} MB resident)"
-                )
-            elif usage.cpu_s > lim.cpu_s:
-                reason = f"exceeded CPU time {lim.cpu_s:g} s"
-            elif inst.cgroup is not None and inst.cgroup.pids_max_hits() > 0:
-                reason = f"exceeded process limit {lim.processes} (forks refused)"
-            elif inst.cgroup is None and usage.processes > lim.processes + 2:
-                # + bubblewrap and its pid-1 init, which are not the app's
-                reason = f"exceeded process limit {lim.processes} ({usage.processes - 2} processes)"
-            elif _refused(inst.spec) - refused0 >= self.flood_refused:
-                refused = _refused(inst.spec) - refused0
-                if refused >= self.flood_refused:
-                    reason = f"flooding findings: {refused} refused over the rate limit"
-            now = time.monotonic()
-            if reason is None and now - last_du >= 1.0:
-                last_du = now
-                size = await asyncio.to_thread(_dir_bytes, inst.spec.data_dir)
-                if size > lim.data_mb * 2**20:
-                    reason = f"data directory over {lim.data_mb} MB ({size / 2**20:.0f} MB)"
-            if reason is not None and inst.kill_reason is None:
-                inst.kill_reason = reason
+            try:
+                reason = self._over_limit(inst, proc.pid, refused0)
+                if reason is None and time.monotonic() - last_du >= 1.0:
+                    last_du = time.monotonic()
+                    size = _dir_bytes(inst.spec.data_dir)
+                    if size > inst.spec.limits.data_mb * 2**20:
+                        reason = (
+                            f"data directory over {inst.spec.limits.data_mb} MB "
+                            f"({size / 2**20:.0f} MB)"
+                        )
+            except Exception as e:  # the watch failing must not leave an app unwatched
+                reason = f"stopped: the watchdog failed ({e!r:.200})"
+            if reason is not None:
+                if inst.kill_reason is None:
+                    inst.kill_reason = reason
                 self._kill(inst)
                 return
             inst.changed.set()
             await asyncio.sleep(self.poll_s)
 
-    def _kill(self, inst: _Instance) -> None:
+    def _over_limit(self, inst: _Instance, pid: int, refused0: int) -> str | None:
+        lim = inst.spec.limits
         if inst.cgroup is not None:
-            inst.cgroup.kill()
+            if inst.cgroup.pids_max_hits() > 0:
+                return f"exceeded process limit {lim.processes} (forks refused)"
+            pids = inst.cgroup.pids() or _tree(pid)
+        else:
+            pids = _tree(pid)
+            if len(pids) > lim.processes + 2:  # + bubblewrap and its pid-1 init
+                self._kill(inst)  # first, then count what it was
+                return f"exceeded process limit {lim.processes} ({len(pids) - 2} processes)"
+        usage = _usage(pids)
+        inst.usage = usage
+        if usage.rss_mb > lim.memory_mb:
+            return (
+                f"killed: memory limit {lim.memory_mb} MB exceeded ({usage.rss_mb:.0f} MB resident)"
+            )
+        if usage.cpu_s > lim.cpu_s:
+            return f"exceeded CPU time {lim.cpu_s:g} s"
+        refused = _refused(inst.spec) - refused0
+        if refused >= self.flood_refused:
+            return f"flooding findings: {refused} refused over the rate limit"
+        return None
+
+    def _kill(self, inst: _Instance) -> None:
+        # bubblewrap first: its death takes the sandbox's pid namespace, and every process
+        # in it, down with it (--die-with-parent on the namespace's init)
         proc = inst.proc
         if proc is not None and proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            with contextlib.suppress(ProcessLookupError):
                 proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        if inst.cgroup is not None:
+            inst.cgroup.kill()
 
     async def _terminate(self, inst: _Instance, timeout: float) -> None:
         proc = inst.proc
