@@ -23,6 +23,7 @@ from energy_idle.energy import (
 
 DONE_KEY = "analysed_until"
 PROPOSED_KEY = "proposed"
+READ_SLICE_US = 12 * US_PER_H
 
 
 def _source(m: Machine) -> tuple[str, str] | None:
@@ -37,10 +38,16 @@ def _source(m: Machine) -> tuple[str, str] | None:
 async def _energy(
     ctx: Context, site: str, path: str, kind: str, start: int, end: int
 ) -> tuple[list[int], list[float]]:
-    table = await ctx.telemetry(site, [path], start, end)
-    good = [q == 0 for q in table.column("quality").to_pylist()]
-    ts = [t for t, ok in zip(table.column("ts").to_pylist(), good, strict=True) if ok]
-    vs = [v for v, ok in zip(table.column("value").to_pylist(), good, strict=True) if ok]
+    ts: list[int] = []
+    vs: list[float] = []
+    t = start
+    while t < end:  # in slices: a read answers at most a few hundred thousand samples
+        t1 = min(end, t + READ_SLICE_US)
+        table = await ctx.telemetry(site, [path], t, t1)
+        good = [q == 0 for q in table.column("quality").to_pylist()]
+        ts += [x for x, ok in zip(table.column("ts").to_pylist(), good, strict=True) if ok]
+        vs += [v for v, ok in zip(table.column("value").to_pylist(), good, strict=True) if ok]
+        t = t1
     if kind == "energy":
         return cumulative_from_register(ts, vs)
     return cumulative_from_power(ts, vs)
