@@ -162,6 +162,9 @@ def test_misbehaving_apps_are_stopped_with_reasons_while_a_good_app_is_served(
 ) -> None:
     check = check_sandbox()
     assert check.ok, f"bubblewrap must run here (scripts/services.sh installs it): {check.reason}"
+    # A fork bomb is run only where the kernel caps it (a pids cgroup): the watchdog alone
+    # does not stop an exponential one before the host's limit (decision 0901).
+    expected = {k: v for k, v in EXPECTED.items() if k != "fork_bomb" or check.cgroup != "watchdog"}
 
     async def go() -> dict[str, Any]:
         store = await _store()
@@ -191,12 +194,12 @@ def test_misbehaving_apps_are_stopped_with_reasons_while_a_good_app_is_served(
             measurer = asyncio.create_task(
                 _measure(sup.socket_path("i-good_citizen"), stop, samples, errors)
             )
-            for name in [*EXPECTED, "forged_ids"]:
+            for name in [*expected, "forged_ids"]:
                 env = {"PROBE_TARGETS": targets} if name == "forged_ids" else {}
                 await sup.start(_spec(HERE / name, gateways[name], tmp_path, **env))
             t0 = time.monotonic()
             ended: dict[str, Any] = {}
-            for name in EXPECTED:
+            for name in expected:
                 ended[name] = await sup.wait_for(
                     f"i-{name}", lambda s: s.state == InstanceState.CRASH_LOOP, 120
                 )
@@ -228,7 +231,7 @@ def test_misbehaving_apps_are_stopped_with_reasons_while_a_good_app_is_served(
         }
 
     r = asyncio.run(go())
-    for name, pattern in EXPECTED.items():
+    for name, pattern in expected.items():
         st = r["ended"][name]
         assert st.sandboxed and st.restarts == 1, (name, st)
         assert re.search(pattern, st.last_exit_reason or ""), (name, st.last_exit_reason)
