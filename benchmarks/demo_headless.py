@@ -53,7 +53,7 @@ def main() -> None:
         summary = asyncio.run(run_headless(plant, store, args.seed, args.hours))
         took = time.perf_counter() - t
         asyncio.run(store.close())
-    n = summary["ingest"]["samples"]
+    n = summary.ingest.samples
     emit(f"demo headless {args.hours:g} plant hours, wall time", took, "s")
     emit("demo headless samples generated and stored per second", n / took, "samples/s")
     emit("demo headless speed-up over real time", args.hours * 3600 / took, "x")

@@ -14,7 +14,14 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from andon.demo.run import DemoRun, default_start, demo_gateway, run_headless, run_live
+from andon.demo.run import (
+    DemoRun,
+    HeadlessSummary,
+    default_start,
+    demo_gateway,
+    run_headless,
+    run_live,
+)
 from andon.demo.terminal import KpiView, Snapshot, render
 from andon.ingest.gateway import KeyRefused, StaticKeys, StaticSites
 from andon.kpi import api as kpi_api
@@ -92,7 +99,7 @@ def test_headless_24h_is_fast_and_byte_identical(tmp_path: Path) -> None:
 def test_summary_from_the_store_matches_the_factory(tmp_path: Path) -> None:
     plant = load_plant(DEMO)
 
-    async def go() -> dict[str, Any]:
+    async def go() -> HeadlessSummary:
         store = DuckDBStore.open(tmp_path / "t.duckdb")
         try:
             return await run_headless(plant, store, seed=5, hours=6)
@@ -104,12 +111,10 @@ def test_summary_from_the_store_matches_the_factory(tmp_path: Path) -> None:
     vf = VirtualFactory(plant, 5, default_start(plant))
     vf.advance(6 * 3600.0)
     vf.finish()
-    for rt, m in zip(vf.machines, s["machines"], strict=True):
-        assert m["machine"] == rt.path
-        assert m["parts"] == {"good": rt.good, "scrap": rt.scrap}
-        assert m["states_s"]["running"] == pytest.approx(
-            rt.durations[MachineState.RUNNING], abs=1e-3
-        )
+    for rt, m in zip(vf.machines, s.summary.machines, strict=True):
+        assert m.machine == rt.path
+        assert (m.parts.good, m.parts.scrap) == (rt.good, rt.scrap)
+        assert m.states_s["running"] == pytest.approx(rt.durations[MachineState.RUNNING], abs=1e-3)
 
 
 def test_live_loop_follows_its_clock_and_renders(tmp_path: Path) -> None:

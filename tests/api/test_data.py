@@ -71,7 +71,7 @@ def test_states_and_todays_kpis_match_direct_reads(world: World) -> None:
     assert k.status_code == 200
     body: dict[str, Any] = k.json()
     assert body["end"] == w.clock.now and body["start"] <= w.start
-    want = w.run(plant_summary, _store(w), _plant(a.id), body["start"], body["end"])
+    want = w.run(plant_summary, _store(w), _plant(a.id), body["start"], body["end"]).as_dict()
     assert body["machines"] == want["machines"]
     assert body["lines"] == want["lines"]
     assert any(m["oee"] is not None for m in body["machines"])

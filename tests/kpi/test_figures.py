@@ -17,7 +17,7 @@ import yaml
 
 from andon.kpi import api
 from andon.kpi.ranges import named_range, planned_production_s, this_shift, today
-from andon.kpi.summary import line_rates, parts_of, plant_summary
+from andon.kpi.summary import PartCounts, PlantSummary, line_rates, parts_of, plant_summary
 from andon.model.loader import parse_plant
 from andon.model.plant import Plant
 from andon.model.types import PartBatch, SampleBatch, StateBatch, to_micros
@@ -242,14 +242,14 @@ def store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_board_kwh_equals_the_energy_page_exactly(store_path: Path) -> None:
     plant = _plant(TWO_SHIFTS, TARIFF)
 
-    async def both(store: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    async def both(store: Any) -> tuple[PlantSummary, dict[str, Any]]:
         return await plant_summary(store, plant, A, B), await api.energy_report(store, plant, A, B)
 
     summary, energy = _on_store(store_path, both)
-    board = {m["machine"]: (m["kwh"], m["kwh_per_good_part"]) for m in summary["machines"]}
+    board = {m.machine: (m.kwh, m.kwh_per_good_part) for m in summary.machines}
     page = {m["machine"]: (m["kwh"], m["kwh_per_good_part"]) for m in energy["machines"]}
     assert board == page
-    assert [m["kwh"] for m in summary["meters"]] == [m["kwh"] for m in energy["meters"]]
+    assert [m.kwh for m in summary.meters] == [m["kwh"] for m in energy["meters"]]
     # the range's ends fall between samples: interpolated at the ends, as on the energy page;
     # the register's delta over the samples inside the range (05:31-08:45) is another number
     m1 = 12.0 * (2.75 + 30 / 3600) + 1.0 * 29.5 / 60
@@ -281,17 +281,17 @@ def test_summary_throughput_is_output_per_planned_hour(store_path: Path) -> None
     plant = _plant(TWO_SHIFTS, TARIFF)
     lo, hi = at(3, 5), at(3, 11)
     s = _on_store(store_path, lambda st: plant_summary(st, plant, lo, hi))
-    (line,) = s["lines"]
-    assert line["good_out"] == 98
-    assert line["planned_production_s"] == 4.75 * 3600
-    assert line["throughput_per_h"] == pytest.approx(98 / 4.75)  # not 98 / 6 wall hours
+    (line,) = s.lines
+    assert line.good_out == 98
+    assert line.planned_production_s == 4.75 * 3600
+    assert line.throughput_per_h == pytest.approx(98 / 4.75)  # not 98 / 6 wall hours
     oee = _on_store(store_path, lambda st: api.oee(st, plant, lo, hi))
     rows = {r["machine"]: r for r in oee.rows()}
-    for m in s["machines"]:
-        assert m["oee"] == (
-            None if rows[m["machine"]]["oee"] is None else round(rows[m["machine"]]["oee"], 6)
+    for m in s.machines:
+        assert m.oee == (
+            None if rows[m.machine]["oee"] is None else round(rows[m.machine]["oee"], 6)
         )
-        assert (m["parts"]["good"], m["parts"]["scrap"]) == parts_of(rows[m["machine"]])
+        assert (m.parts.good, m.parts.scrap) == parts_of(rows[m.machine])
 
 
 def test_parts_finished_outside_planned_time_still_count(store_path: Path) -> None:
@@ -300,12 +300,13 @@ def test_parts_finished_outside_planned_time_still_count(store_path: Path) -> No
     short = {"shifts": [{"name": "early", "start": "06:00", "end": "08:00"}]}
     plant = _plant(short, TARIFF)
     s = _on_store(store_path, lambda st: plant_summary(st, plant, T0, T1))
-    m2 = next(m for m in s["machines"] if m["machine"] == "s/a/l/m2")
-    assert m2["parts"] == {"good": 98, "scrap": 2}
-    assert m2["kwh_per_good_part"] == pytest.approx(m2["kwh"] / 98, abs=1e-6)
-    (line,) = s["lines"]
-    assert (line["good_out"], line["planned_production_s"]) == (98, 7200.0)
-    assert line["throughput_per_h"] == pytest.approx(49.0)
+    m2 = next(m for m in s.machines if m.machine == "s/a/l/m2")
+    assert m2.parts == PartCounts(good=98, scrap=2)
+    assert m2.kwh is not None
+    assert m2.kwh_per_good_part == pytest.approx(m2.kwh / 98, abs=1e-6)
+    (line,) = s.lines
+    assert (line.good_out, line.planned_production_s) == (98, 7200.0)
+    assert line.throughput_per_h == pytest.approx(49.0)
 
 
 def test_a_part_finished_at_the_range_end_counts_once_everywhere(store_path: Path) -> None:
@@ -314,7 +315,7 @@ def test_a_part_finished_at_the_range_end_counts_once_everywhere(store_path: Pat
     plant = _plant(TWO_SHIFTS, TARIFF)
     a, b = T0 + 150 * S, T0 + 50 * 100 * S
 
-    async def both(store: Any) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+    async def both(store: Any) -> tuple[PlantSummary, dict[str, Any], list[dict[str, Any]]]:
         return (
             await plant_summary(store, plant, a, b),
             await api.energy_report(store, plant, a, b),
@@ -322,8 +323,8 @@ def test_a_part_finished_at_the_range_end_counts_once_everywhere(store_path: Pat
         )
 
     summary, energy, days = _on_store(store_path, both)
-    board = {m["machine"]: m["parts"]["good"] for m in summary["machines"]}
+    board = {m.machine: m.parts.good for m in summary.machines}
     page = {m["machine"]: m["good_parts"] for m in energy["machines"]}
     assert board == page and board["s/a/l/m1"] == 49  # parts 2..50
-    assert energy["total"]["good_out"] == summary["lines"][0]["good_out"]
-    assert [d["production"] for d in days] == [summary["lines"][0]["good_out"]]
+    assert energy["total"]["good_out"] == summary.lines[0].good_out
+    assert [d["production"] for d in days] == [summary.lines[0].good_out]

@@ -744,7 +744,7 @@ async def kpi_summary(
 
     async def compute() -> dict[str, Any]:
         summary = await plant_summary(svc.store, plant, start_, end_, now=svc.clock())
-        return {**summary, "start": start_, "end": end_}
+        return {**summary.as_dict(), "start": start_, "end": end_}
 
     if cached:
         site = ctx.site or {}

@@ -97,7 +97,7 @@ async def board(site_id: str, ctx: Ctx) -> BoardOut:
     # bound now: ``end`` is rebound below to the step the cache answered with, and the
     # computation runs later (a late-bound ``end`` computed the stale step over and over)
     async def summary(start: Micros = start, end: Micros = end) -> dict[str, Any]:
-        return await today_kpis(svc.store, plant, start, end)
+        return {"kpis": await today_kpis(svc.store, plant, start, end)}
 
     async def lines_now() -> dict[str, Any]:
         return {"bottleneck": line_bottlenecks(plant, snap, snap.now)}
@@ -111,7 +111,7 @@ async def board(site_id: str, ctx: Ctx) -> BoardOut:
     else:
         s, bn = await summary(), await lines_now()
     b = await assemble_board(
-        _records(ctx), ctx.tenant, ctx.site_id, plant, snap, s, bn["bottleneck"], now
+        _records(ctx), ctx.tenant, ctx.site_id, plant, snap, s["kpis"], bn["bottleneck"], now
     )
     return BoardOut(
         now=b.now,

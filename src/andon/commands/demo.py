@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -22,6 +22,9 @@ from andon.commands.common import fail as _fail
 from andon.commands.common import plant_or_exit as _load
 from andon.model.plant import Plant
 from andon.model.types import Micros
+
+if TYPE_CHECKING:  # the demo is imported when it runs: ``andon --help`` stays fast
+    from andon.demo.run import HeadlessSummary
 
 __all__ = ["demo", "register"]
 
@@ -136,7 +139,7 @@ def demo(
                 )
             )
             if as_json:
-                sys.stdout.write(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+                sys.stdout.write(json.dumps(summary.as_dict(), indent=2, ensure_ascii=False) + "\n")
             else:
                 _print_summary(summary)
             return
@@ -270,7 +273,7 @@ async def _headless(
     start: Micros | None,
     show_progress: bool,
     keep_truth: bool,
-) -> dict[str, Any]:
+) -> HeadlessSummary:
     from rich.progress import Progress
 
     from andon.demo.run import run_headless
@@ -294,10 +297,10 @@ async def _headless(
         await store.close()
 
 
-def _print_summary(summary: dict[str, Any]) -> None:
+def _print_summary(run: HeadlessSummary) -> None:
     from rich.table import Table
 
-    t = Table(title=f"{summary['site']}: {summary['start']} → {summary['end']}")
+    t = Table(title=f"{run.site}: {run.start_iso} → {run.end_iso}")
     for c in (
         "machine",
         "running h",
@@ -316,29 +319,27 @@ def _print_summary(summary: dict[str, Any]) -> None:
     def pct(x: float | None) -> str:
         return "–" if x is None else f"{100 * x:.1f}%"
 
-    for m in summary["machines"]:
-        s = m["states_s"]
+    for m in run.summary.machines:
+        s = m.states_s
         t.add_row(
-            m["machine"],
+            m.machine,
             f"{s['running'] / 3600:.2f}",
             f"{s['down'] / 3600:.2f}",
-            str(m["parts"]["good"]),
-            str(m["parts"]["scrap"]),
-            pct(m["availability"]),
-            pct(m["performance"]),
-            pct(m["quality"]),
-            pct(m["oee"]),
-            f"{m['kwh'] or 0:.1f}",
-            f"{m['kwh_per_good_part'] or 0:.3f}",
+            str(m.parts.good),
+            str(m.parts.scrap),
+            pct(m.availability),
+            pct(m.performance),
+            pct(m.quality),
+            pct(m.oee),
+            f"{m.kwh or 0:.1f}",
+            f"{m.kwh_per_good_part or 0:.3f}",
         )
     out.print(t)
-    for ln in summary["lines"]:
-        rate = ln["throughput_per_h"]
+    for ln in run.summary.lines:
+        rate = ln.throughput_per_h
         per_h = "–" if rate is None else f"{rate:.1f}"
-        out.print(f"{ln['line']}: {ln['good_out']} good parts out, {per_h}/planned h")
-    out.print(
-        f"{len(summary['faults'])} faults injected (ground truth); ingest: {summary['ingest']}"
-    )
+        out.print(f"{ln.line}: {ln.good_out} good parts out, {per_h}/planned h")
+    out.print(f"{len(run.faults)} faults injected (ground truth); ingest: {run.ingest.as_dict()}")
 
 
 def register(app: typer.Typer) -> None:

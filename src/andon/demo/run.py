@@ -7,6 +7,7 @@ seconds per wall second and calls ``on_tick`` after every step, for the terminal
 
 from __future__ import annotations
 
+import copy
 import json
 import secrets
 from collections.abc import Awaitable, Callable
@@ -16,9 +17,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from andon.ingest import Ingestor
+from andon.ingest import Ingestor, IngestStats
 from andon.ingest.gateway import EdgeIdentity, IngestGateway, StaticKeys, StaticSites
-from andon.kpi.summary import plant_summary
+from andon.kpi.summary import PlantSummary, plant_summary
 from andon.model.clock import Clock, WallClock
 from andon.model.plant import Plant
 from andon.model.types import Micros, from_micros, to_micros
@@ -27,6 +28,7 @@ from andon.store.base import TelemetryStore
 
 __all__ = [
     "DemoRun",
+    "HeadlessSummary",
     "default_start",
     "demo_gateway",
     "edge_key",
@@ -119,6 +121,45 @@ class DemoRun:
         await self.ingest([self.factory.finish()])
 
 
+@dataclass(frozen=True, slots=True)
+class HeadlessSummary:
+    """What ``run_headless`` returns: the run (tenant, site, seed, span), the figures read
+    back from the store (``plant_summary``), the injected faults (the factory's ground-truth
+    records) and the ingest counters."""
+
+    tenant: str
+    site: str
+    seed: int
+    start: Micros
+    end: Micros
+    hours: float
+    summary: PlantSummary
+    faults: tuple[dict[str, Any], ...]
+    ingest: IngestStats
+
+    @property
+    def start_iso(self) -> str:
+        return _iso(self.start)
+
+    @property
+    def end_iso(self) -> str:
+        return _iso(self.end)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON object ``andon demo --headless --json`` prints (same seed, same bytes)."""
+        return {
+            "tenant": self.tenant,
+            "site": self.site,
+            "seed": self.seed,
+            "start": self.start_iso,
+            "end": self.end_iso,
+            "hours": self.hours,
+            **self.summary.as_dict(),
+            "faults": list(self.faults),
+            "ingest": self.ingest.as_dict(),
+        }
+
+
 async def run_headless(
     plant: Plant,
     store: TelemetryStore,
@@ -127,7 +168,7 @@ async def run_headless(
     start: Micros | None = None,
     progress: Callable[[float], None] | None = None,
     ground_truth_file: Path | None = None,
-) -> dict[str, Any]:
+) -> HeadlessSummary:
     """Simulate ``hours`` of plant time and summarise it from the store."""
     if hours <= 0:
         raise ValueError("hours must be positive")
@@ -144,22 +185,22 @@ async def run_headless(
     await run.finish()
     end = start + round(total * 1e6)
     summary = await plant_summary(store, plant, start, end)
-    faults = [g for g in run.factory.ground_truth if g["kind"] == "fault"]
+    faults = tuple(g for g in run.factory.ground_truth if g["kind"] == "fault")
     if ground_truth_file is not None:
         with ground_truth_file.open("w", encoding="utf-8") as fh:
             for g in run.factory.ground_truth:
                 fh.write(json.dumps(g, sort_keys=True) + "\n")
-    return {
-        "tenant": plant.tenant,
-        "site": plant.site.id,
-        "seed": seed,
-        "start": _iso(start),
-        "end": _iso(end),
-        "hours": hours,
-        **summary,
-        "faults": faults,
-        "ingest": run.ingestor.stats.as_dict(),
-    }
+    return HeadlessSummary(
+        plant.tenant,
+        plant.site.id,
+        seed,
+        start,
+        end,
+        hours,
+        summary,
+        faults,
+        copy.deepcopy(run.ingestor.stats),
+    )
 
 
 async def run_live(

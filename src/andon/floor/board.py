@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from andon.floor.alerts import FloorRecords, FloorSnapshot
-from andon.kpi.summary import plant_summary
+from andon.kpi.summary import PlantSummary, plant_summary
 from andon.model.plant import Plant
 from andon.model.types import Micros, StateBatch
 from andon.store.base import TelemetryStore
@@ -26,6 +26,7 @@ __all__ = [
     "Board",
     "BoardLine",
     "BoardMachine",
+    "RangeKpis",
     "assemble_board",
     "clip_states",
     "line_bottlenecks",
@@ -109,14 +110,21 @@ def line_bottlenecks(plant: Plant, snap: FloorSnapshot, end: Micros) -> dict[str
     return out
 
 
-async def today_kpis(
-    store: TelemetryStore, plant: Plant, start: Micros, end: Micros
-) -> dict[str, Any]:
-    """The figures of ``plant_summary`` over ``[start, end)`` with the range itself (empty
-    lists when the range is empty)."""
+@dataclass(frozen=True, slots=True)
+class RangeKpis:
+    """The figures of ``plant_summary`` over ``[start, end)``."""
+
+    start: Micros
+    end: Micros
+    summary: PlantSummary
+
+
+async def today_kpis(store: TelemetryStore, plant: Plant, start: Micros, end: Micros) -> RangeKpis:
+    """The figures of ``plant_summary`` over ``[start, end)`` with the range itself (no rows
+    when the range is empty)."""
     if end <= start:
-        return {"machines": [], "lines": [], "meters": [], "start": start, "end": end}
-    return {**await plant_summary(store, plant, start, end), "start": start, "end": end}
+        return RangeKpis(start, end, PlantSummary((), (), ()))
+    return RangeKpis(start, end, await plant_summary(store, plant, start, end))
 
 
 async def assemble_board(
@@ -125,7 +133,7 @@ async def assemble_board(
     site_id: str,
     plant: Plant,
     snap: FloorSnapshot,
-    kpis: Mapping[str, Any],
+    kpis: RangeKpis,
     bottlenecks: Mapping[str, str | None],
     now: Micros,
 ) -> Board:
@@ -136,8 +144,8 @@ async def assemble_board(
     per_machine: dict[str | None, int] = {}
     for al in open_alerts:
         per_machine[al["machine"]] = per_machine.get(al["machine"], 0) + 1
-    kpi = {r["machine"]: r for r in kpis["machines"]}
-    thr = {r["line"]: r["throughput_per_h"] for r in kpis["lines"]}
+    kpi = {r.machine: r for r in kpis.summary.machines}
+    thr = {r.line: r.throughput_per_h for r in kpis.summary.lines}
     machines: list[BoardMachine] = []
     lines: list[BoardLine] = []
     for a, ln in plant.lines():
@@ -154,8 +162,7 @@ async def assemble_board(
         for m in ln.machines:
             path = plant.machine_path(a, ln, m)
             st = snap.status[path]
-            k = kpi.get(path, {})
-            parts = k.get("parts", {})
+            k = kpi.get(path)
             machines.append(
                 BoardMachine(
                     machine=path,
@@ -165,16 +172,16 @@ async def assemble_board(
                     line=lpath,
                     state=st.state,
                     since=st.since,
-                    oee=k.get("oee"),
-                    good=int(parts.get("good", 0)),
-                    scrap=int(parts.get("scrap", 0)),
+                    oee=None if k is None else k.oee,
+                    good=0 if k is None else k.parts.good,
+                    scrap=0 if k is None else k.parts.scrap,
                     alerts=per_machine.get(path, 0),
                 )
             )
     return Board(
         now=now,
-        kpi_start=int(kpis["start"]),
-        kpi_end=int(kpis["end"]),
+        kpi_start=kpis.start,
+        kpi_end=kpis.end,
         machines=machines,
         lines=lines,
         alerts=list(open_alerts),

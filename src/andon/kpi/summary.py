@@ -11,6 +11,7 @@ hour of planned production time (``andon.kpi.ranges``)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,98 @@ from andon.model.plant import Plant
 from andon.model.types import MachineState, Micros
 from andon.store.base import TelemetryStore
 
-__all__ = ["line_rate", "line_rates", "parts_of", "plant_summary"]
+__all__ = [
+    "LineRate",
+    "MachineSummary",
+    "MeterKwh",
+    "PartCounts",
+    "PlantSummary",
+    "line_rate",
+    "line_rates",
+    "parts_of",
+    "plant_summary",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class PartCounts:
+    good: int
+    scrap: int
+
+
+@dataclass(frozen=True, slots=True)
+class MachineSummary:
+    """One machine over a range: seconds per state (label), parts, A/P/Q/OEE, kWh."""
+
+    machine: str
+    states_s: dict[str, float]
+    parts: PartCounts
+    availability: float | None
+    performance: float | None
+    quality: float | None
+    oee: float | None
+    performance_flag: bool
+    kwh: float | None
+    kwh_per_good_part: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON object (``/kpi/summary``'s and ``andon demo --json``'s machine rows)."""
+        return {
+            "machine": self.machine,
+            "states_s": dict(self.states_s),
+            "parts": {"good": self.parts.good, "scrap": self.parts.scrap},
+            "availability": self.availability,
+            "performance": self.performance,
+            "quality": self.quality,
+            "oee": self.oee,
+            "performance_flag": self.performance_flag,
+            "kwh": self.kwh,
+            "kwh_per_good_part": self.kwh_per_good_part,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class LineRate:
+    """A line's output over a range (``line_rates``' row)."""
+
+    line: str
+    good_out: int
+    planned_production_s: float
+    throughput_per_h: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "line": self.line,
+            "good_out": self.good_out,
+            "planned_production_s": self.planned_production_s,
+            "throughput_per_h": self.throughput_per_h,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class MeterKwh:
+    meter: str
+    kwh: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"meter": self.meter, "kwh": self.kwh}
+
+
+@dataclass(frozen=True, slots=True)
+class PlantSummary:
+    """``plant_summary``'s figures: per machine, per line and per site meter."""
+
+    machines: tuple[MachineSummary, ...]
+    lines: tuple[LineRate, ...]
+    meters: tuple[MeterKwh, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON object, in the order ``/kpi/summary`` and the demo print it."""
+        return {
+            "machines": [m.as_dict() for m in self.machines],
+            "lines": [ln.as_dict() for ln in self.lines],
+            "meters": [m.as_dict() for m in self.meters],
+        }
 
 
 def _r(x: float | None, nd: int = 6) -> float | None:
@@ -102,7 +194,7 @@ async def line_rate(
 
 async def plant_summary(
     store: TelemetryStore, plant: Plant, start: Micros, end: Micros, now: Micros | None = None
-) -> dict[str, Any]:
+) -> PlantSummary:
     """The board's and ``/kpi/summary``'s figures for ``[start, end)``; with ``now`` (a
     range that ends in the future) time from ``now`` on is neither OEE time nor planned
     production time."""
@@ -114,7 +206,7 @@ async def plant_summary(
     states = await read_states_live(store, plant.tenant, machines, start, end)
     st_pos = {n: i for i, n in enumerate(states.names)}
     st_dur = (states.end - states.start).astype(np.float64) / 1e6
-    machines_out: list[dict[str, Any]] = []
+    machines_out: list[MachineSummary] = []
     good_by: dict[str, int] = {}
     for path in machines:
         durations = {s.label: 0.0 for s in MachineState}
@@ -126,22 +218,21 @@ async def plant_summary(
         good_by[path], scrap = parts_of(row)
         e = kwh_rows.get(path)
         machines_out.append(
-            {
-                "machine": path,
-                "states_s": {k: round(v, 3) for k, v in durations.items()},
-                "parts": {"good": good_by[path], "scrap": scrap},
-                "availability": _r(row.get("availability")),
-                "performance": _r(row.get("performance")),
-                "quality": _r(row.get("quality")),
-                "oee": _r(row.get("oee")),
-                "performance_flag": bool(row.get("performance_flag", False)),
-                "kwh": None if e is None else e["kwh"],
-                "kwh_per_good_part": None if e is None else e["kwh_per_good_part"],
-            }
+            MachineSummary(
+                machine=path,
+                states_s={k: round(v, 3) for k, v in durations.items()},
+                parts=PartCounts(good_by[path], scrap),
+                availability=_r(row.get("availability")),
+                performance=_r(row.get("performance")),
+                quality=_r(row.get("quality")),
+                oee=_r(row.get("oee")),
+                performance_flag=bool(row.get("performance_flag", False)),
+                kwh=None if e is None else e["kwh"],
+                kwh_per_good_part=None if e is None else e["kwh_per_good_part"],
+            )
         )
-    meters_out = [{"meter": m["meter"], "kwh": m["kwh"]} for m in energy["meters"]]
-    return {
-        "machines": machines_out,
-        "lines": line_rates(plant, good_by, start, end, now),
-        "meters": meters_out,
-    }
+    return PlantSummary(
+        tuple(machines_out),
+        tuple(LineRate(**r) for r in line_rates(plant, good_by, start, end, now)),
+        tuple(MeterKwh(m["meter"], m["kwh"]) for m in energy["meters"]),
+    )
