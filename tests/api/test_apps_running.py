@@ -16,8 +16,6 @@ from andon.apps.supervisor import AppSupervisor
 from tests.api import appworld
 from tests.api.world import World
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture
 def running(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppSupervisor]:
