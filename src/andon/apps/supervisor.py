@@ -34,10 +34,7 @@ from typing import Any, Protocol
 
 from andon.apps.manifest import Limits
 from andon.apps.sandbox import (
-    APP_DIR,
     DATA_DIR,
-    SDK_DIR,
-    SOCKET_PATH,
     Cgroup,
     ResourceLimits,
     SandboxCheck,
@@ -517,7 +514,6 @@ class AppSupervisor:
             if shutil.which("prlimit")
             else []
         )
-        _ = (APP_DIR, SDK_DIR, SOCKET_PATH)
         return [*pre, *command], env
 
     async def _run(self, inst: _Instance) -> None:
