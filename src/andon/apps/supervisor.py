@@ -682,11 +682,13 @@ class AppSupervisor:
 
     def _kill(self, inst: _Instance) -> None:
         # bubblewrap first: its death takes the sandbox's pid namespace, and every process
-        # in it, down with it (--die-with-parent on the namespace's init)
+        # in it, down with it (--die-with-parent on the namespace's init). os.kill, not
+        # proc.kill(): Popen.send_signal polls first and would reap a process that has just
+        # exited, so asyncio's child watcher would report it as exit status 255.
         proc = inst.proc
         if proc is not None and proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
-                proc.kill()
+                os.kill(proc.pid, signal.SIGKILL)
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
         if inst.cgroup is not None:
@@ -697,7 +699,7 @@ class AppSupervisor:
         if proc is None or proc.returncode is not None:
             return
         with contextlib.suppress(ProcessLookupError):
-            proc.terminate()
+            os.kill(proc.pid, signal.SIGTERM)  # not proc.terminate(): see _kill
         try:
             await asyncio.wait_for(proc.wait(), timeout)
         except TimeoutError:
