@@ -5,6 +5,8 @@ bad manifests, settings and apps reported in one line or by their exit."""
 from __future__ import annotations
 
 import asyncio
+import importlib
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -136,5 +138,69 @@ def test_energy_idle_measures_idle_energy_and_its_saving(tmp_path: Path) -> None
         saving = sum(f.evidence["saving_kwh"] for f in found)
         assert truth_saving > 1.0
         assert saving == pytest.approx(truth_saving, rel=0.05)
+
+    asyncio.run(body())
+
+
+def test_energy_idle_takes_no_for_an_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Human in the loop: after someone rejects a machine's finding, the next run proposes no
+    auto-standby for that machine, and says why in its log. The app runs in-process on 8 h
+    of the demo plant, the first run up to 4 h, the second to 8 h."""
+    from andon.apps.gateway import AppGateway, plant_sites
+    from andon.apps.grant import AppGrant
+    from andon.apps.sinks import MemorySink
+    from andon.bus import InProcessBus
+    from andon.demo.run import DemoRun, default_start
+    from andon.sdk import Feedback
+    from andon.sdk.runner import connect
+
+    monkeypatch.syspath_prepend(str(ROOT / "apps" / "energy_idle"))
+    main = importlib.import_module("energy_idle.app").main
+
+    plant = plant_or_exit(None)
+    manifest = load_manifest(ROOT / "apps" / "energy_idle")
+    sink = MemorySink()
+
+    async def run_until(store: DuckDBStore, now: int, propose_kwh: float) -> AppGateway:
+        settings = {**manifest.settings_defaults(), "propose_kwh": propose_kwh, "min_idle_min": 5}
+        grant = AppGrant(plant.tenant, "i1", "energy_idle", "1.0.0", frozenset({plant.site.id}),
+                         frozenset(manifest.permissions), settings)  # fmt: skip
+        gw = AppGateway(grant, store, InProcessBus(), sink, lambda: now, manifest=manifest,
+                        sites=plant_sites([plant]), once=True)  # fmt: skip
+        await gw.serve(tmp_path / "s.sock")
+        ctx = await connect(str(tmp_path / "s.sock"), "energy_idle", "1.0.0")
+        try:
+            await main(ctx)
+        finally:
+            await ctx.client.close()
+            await gw.close()
+        return gw
+
+    async def body() -> None:
+        store = DuckDBStore.open(tmp_path / "t.duckdb")
+        try:
+            start = default_start(plant)
+            run = DemoRun.create(plant, store, 1, start)
+            await run.advance(8 * 3600.0)
+            await run.finish()
+            await run_until(store, start + 4 * 3600 * 10**6, propose_kwh=1e9)
+            assert sink.findings and not sink.work_orders
+            rejected = sink.findings[0]
+            machine = rejected.finding.machine
+            sink.add_feedback("i1", Feedback(rejected.id, "rejected", "must stay warm", "op:7", 1))
+            first = len(sink.findings)
+            gw = await run_until(store, start + 8 * 3600 * 10**6, propose_kwh=0.0)
+            saving = {
+                f.finding.machine: f.finding.evidence["saving_kwh"] for f in sink.findings[first:]
+            }
+            assert saving.get(machine, 0.0) > 0.0, "without the no it would have been proposed"
+            proposed = {w.order.machine for w in sink.work_orders}
+            assert proposed == {m for m, kwh in saving.items() if kwh > 0.0} - {machine}
+            assert any("must stay warm" in x.message for x in gw.logs())
+            assert await sink.get_state("i1", "declined") == json.dumps([machine])
+        finally:
+            await store.close()
 
     asyncio.run(body())

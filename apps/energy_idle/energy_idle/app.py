@@ -23,6 +23,11 @@ from energy_idle.energy import (
 
 DONE_KEY = "analysed_until"
 PROPOSED_KEY = "proposed"
+EMITTED_KEY = "emitted"
+"""Finding id → machine, for the newest ``MAX_REMEMBERED`` findings (to read feedback)."""
+DECLINED_KEY = "declined"
+"""Machines whose finding someone rejected: no auto-standby proposals for them."""
+MAX_REMEMBERED = 500
 READ_SLICE_US = 12 * US_PER_H
 
 
@@ -100,6 +105,8 @@ async def analyse_range(ctx: Context, start: int, end: int) -> int:
     min_idle_us = round(float(s["min_idle_min"]) * 60e6)
     piece_us = round(float(s["report_h"]) * US_PER_H)
     proposed: list[str] = list(await ctx.get_state(PROPOSED_KEY, []))
+    emitted: dict[str, str] = dict(await ctx.get_state(EMITTED_KEY, {}))
+    declined = await _declined(ctx, emitted)
     savings: dict[str, tuple[str, Machine, float, float]] = {}
     t = start
     while t < end:
@@ -118,17 +125,19 @@ async def analyse_range(ctx: Context, start: int, end: int) -> int:
                 if r.idle_kwh <= 0.0005:
                     continue
                 try:
-                    await ctx.emit(_finding(site, m, src[0], t, t1, r, s))
+                    fid = await ctx.emit(_finding(site, m, src[0], t, t1, r, s))
                 except RateLimited as exc:
                     await ctx.log("warning", f"stopped at {t}: {exc.message}")
+                    await _remember(ctx, emitted)
                     return t
+                emitted[fid] = m.path
                 _, _, kwh, cost = savings.get(m.path, (site, m, 0.0, 0.0))
                 price = float(s["price_per_kwh"])
                 savings[m.path] = (site, m, kwh + r.saving_kwh, cost + r.saving_kwh * price)
         t = t1
     if "workorders:propose" in ctx.permissions:
         for path, (site, m, kwh, cost) in sorted(savings.items()):
-            if kwh >= float(s["propose_kwh"]) and path not in proposed:
+            if kwh >= float(s["propose_kwh"]) and path not in proposed and path not in declined:
                 await ctx.propose_work_order(
                     site,
                     path,
@@ -138,7 +147,32 @@ async def analyse_range(ctx: Context, start: int, end: int) -> int:
                 )
                 proposed.append(path)
         await ctx.set_state(PROPOSED_KEY, proposed)
+    await _remember(ctx, emitted)
     return end
+
+
+async def _remember(ctx: Context, emitted: dict[str, str]) -> None:
+    newest = list(emitted.items())[-MAX_REMEMBERED:]
+    await ctx.set_state(EMITTED_KEY, dict(newest))
+
+
+async def _declined(ctx: Context, emitted: dict[str, str]) -> set[str]:
+    """Machines people said no to: a rejected finding of this app (with the comment kept in
+    the log), read once through the feedback since the last run."""
+    declined = set(await ctx.get_state(DECLINED_KEY, []))
+    if "feedback:read" not in ctx.permissions:
+        return declined
+    since = await ctx.get_state("feedback_until", 0)
+    last = since
+    for fb in await ctx.feedback(since):
+        last = max(last, fb.at_us + 1)
+        machine = emitted.get(fb.finding_id)
+        if fb.verdict == "rejected" and machine is not None and machine not in declined:
+            declined.add(machine)
+            await ctx.log("info", f"no standby proposals for {machine}: {fb.comment or 'rejected'}")
+    await ctx.set_state(DECLINED_KEY, sorted(declined))
+    await ctx.set_state("feedback_until", last)
+    return declined
 
 
 async def main(ctx: Context) -> None:
