@@ -4,17 +4,24 @@ the SDK (it logs what it read), and uninstalling stops it at once (issue 14 acce
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
-from andon.apps.catalog import SupervisedRunner
+from andon.api import create_app
+from andon.api.deps import Services
+from andon.apps.catalog import Catalog, SupervisedRunner, Who
+from andon.apps.repository import SqlAppRepository
 from andon.apps.supervisor import AppSupervisor
+from andon.platform.config import Settings
+from andon.store import DuckDBStore
 from tests.api import appworld
-from tests.api.world import World
+from tests.api.world import World, demo_yaml
 
 
 @pytest.fixture
@@ -94,3 +101,55 @@ def test_install_run_feedback_and_uninstall(world: World, running: AppSupervisor
     assert status()["state"] == "not running"
     assert str(running.status(iid).state) == "stopped"
     assert not Path(f"/proc/{pid}").exists()
+
+
+def test_installed_instances_start_with_the_api_and_stop_with_it(tmp_path: Path) -> None:
+    """``create_app(app_runner=...)``: the lifespan starts every installed instance, and
+    shutting down stops them; the next start runs them again."""
+    store = DuckDBStore.open(None)
+    sups: list[AppSupervisor] = []
+
+    def runner(svc: Services) -> SupervisedRunner:
+        sups.append(AppSupervisor(poll_s=0.1))  # its own short run dir: socket paths
+        return SupervisedRunner(
+            sups[-1],
+            platform=svc.platform,
+            store=svc.store,
+            bus=svc.bus,
+            sink=SqlAppRepository(svc.platform.db, svc.clock),
+            clock=svc.clock,
+            data_root=tmp_path / "data",
+        )
+
+    cfg = Settings(database_url=f"sqlite:///{tmp_path / 'meta.db'}")
+    try:
+        with TestClient(create_app(cfg, store=store, app_runner=runner)) as client:
+            svc = client.app.state.services  # type: ignore[attr-defined]
+            pf = svc.platform
+
+            async def install() -> str:
+                await pf.create_tenant("t1", "T1")
+                site = await pf.create_site("t1", demo_yaml())
+                cat = Catalog(pf.db, pf.audit, SqlAppRepository(pf.db, svc.clock), svc.clock,
+                              runner=svc.app_runner)  # fmt: skip
+                d = appworld.APP_DIRS["0.1.0"]
+                await cat.publish(d, appworld.report_of(d), Who("cli"))
+                inst = await cat.install(
+                    "t1", Who("cli"), "probe", site_ids=[site["id"]],
+                    accepted_permissions=appworld.PERMS["0.1.0"],
+                )  # fmt: skip
+                return str(inst["id"])
+
+            portal = client.portal
+            assert portal is not None
+            iid = portal.call(install)
+            first = sups[0]
+            portal.call(first.wait_for, iid, lambda s: str(s.state) == "running", 30.0)
+        assert str(first.status(iid).state) == "stopped"  # shut down with the API
+        with TestClient(create_app(cfg, store=store, app_runner=runner)) as client:
+            portal = client.portal
+            assert portal is not None
+            st = portal.call(sups[1].wait_for, iid, lambda s: str(s.state) == "running", 30.0)
+            assert st.sandboxed and st.pid is not None
+    finally:
+        asyncio.run(store.close())

@@ -41,6 +41,8 @@ from andon.api.gateway import build_gateway, build_receiver
 from andon.api.middleware import BodyLimit, SecurityHeaders
 from andon.api.params import api
 from andon.api.unavailable import UNAVAILABLE, Unavailable
+from andon.apps.catalog import Catalog, InstanceRunner
+from andon.apps.repository import SqlAppRepository
 from andon.bus import LiveBus, open_bus
 from andon.floor.alerts import AlertEvaluator, AlertEvents, FloorRecords
 from andon.ingest import Ingestor
@@ -172,6 +174,7 @@ def create_app(
     clock_rate: float = 1.0,
     bus: LiveBus | None = None,
     monotonic: Callable[[], float] | None = None,
+    app_runner: Callable[[Services], InstanceRunner] | None = None,
 ) -> FastAPI:
     """The API app. ``store``: a telemetry store the caller owns (else one is opened from
     ``settings.telemetry_url`` and closed at shutdown); ``clock``: µs since the epoch
@@ -181,7 +184,10 @@ def create_app(
     at shutdown): the ingestor publishes on it and live feeds subscribe to it.
     ``monotonic`` (seconds, never stepped): what buckets, throttles and the ingest future
     bound measure elapsed time on; default ``time.monotonic`` with the wall clock, else the
-    given clock's seconds (a test that steps its wall clock passes its own)."""
+    given clock's seconds (a test that steps its wall clock passes its own).
+    ``app_runner``: builds, from the services, what runs installed app instances (e.g. an
+    ``andon.apps.catalog.SupervisedRunner``); the lifespan starts every installed instance
+    with it and closes it at shutdown. None: installations are rows only (decision 0902)."""
 
     # Buckets and throttles run on a monotonic clock, so a wall clock stepped back cannot
     # freeze them; a test's own clock drives them (its steps back are ignored by the bucket).
@@ -233,6 +239,7 @@ def create_app(
         evaluator: AlertEvaluator | None = None
         receiving: asyncio.Task[None] | None = None
         anchoring: asyncio.Task[None] | None = None
+        runner: InstanceRunner | None = None
         try:
             await platform.start()
             if live_bus is None:
@@ -275,6 +282,11 @@ def create_app(
             evaluator = _alert_evaluator(app.state.services)
             app.state.services.alerts = evaluator
             evaluator.start()
+            if app_runner is not None:
+                runner = app_runner(app.state.services)
+                app.state.services.app_runner = runner
+                sink = SqlAppRepository(db, clock)
+                await Catalog(db, platform.audit, sink, clock, runner=runner).start_installed()
             anchoring = _start_anchoring(settings, platform)
             yield
         finally:
@@ -291,6 +303,8 @@ def create_app(
                 await services.anonymous.flush(platform.audit)
             if evaluator is not None:
                 await evaluator.stop()
+            if runner is not None:
+                await runner.close()
             if jobs is not None:
                 await jobs.stop()
             if bus is None and live_bus is not None:

@@ -89,6 +89,10 @@ class InstanceRunner(Protocol):
         """The newest ``limit`` log lines (``at``, ``stream``, ``level``, ``text``)."""
         ...
 
+    async def close(self) -> None:
+        """Stop every instance (the platform shutting down; they start again with it)."""
+        ...
+
 
 class SupervisedRunner:
     """The ``InstanceRunner`` of ``andon serve``: each instance runs sandboxed under
@@ -150,6 +154,9 @@ class SupervisedRunner:
         if instance_id not in self.supervisor.instances():
             return []
         return [asdict(x) for x in self.supervisor.logs(instance_id, limit)]
+
+    async def close(self) -> None:
+        await self.supervisor.close()
 
 
 def _loads(text: str | None) -> Any:
@@ -426,6 +433,31 @@ class Catalog:
         except ValueError as exc:
             raise Invalid(f"settings: {exc}") from None
         return valid
+
+    async def start_installed(self) -> dict[str, str]:
+        """Start every installed instance of every tenant (the platform starting up); per
+        instance that could not start, why (a missing app directory, no sandbox...). One
+        failure does not keep the others from starting."""
+        if self.runner is None:
+            return {}
+        async with self.db.begin() as conn:
+            rows = (
+                (
+                    await conn.execute(
+                        select(app_installations).where(app_installations.c.state == INSTALLED)
+                    )
+                )
+                .mappings()
+                .all()
+            )
+        failed: dict[str, str] = {}
+        for r in rows:
+            try:
+                await self._start(_installation_out(r))
+            except Exception as exc:  # each instance on its own: say why, go on
+                log.warning("app instance %s (%s) not started: %s", r["id"], r["app_id"], exc)
+                failed[str(r["id"])] = str(exc)[:500]
+        return failed
 
     async def _start(self, inst: dict[str, Any]) -> None:
         if self.runner is None:
