@@ -321,7 +321,10 @@ def _run_forker(tmp_path: Path, code: str, cgroups: bool) -> InstanceStatus:
         )
         try:
             await sup.start(spec)
-            return await sup.wait_for("forker", lambda s: s.state == InstanceState.CRASH_LOOP, 60)
+            st = await sup.wait_for("forker", lambda s: s.state == InstanceState.CRASH_LOOP, 60)
+            warned = any("capped by the watchdog only" in ln.text for ln in sup.logs("forker"))
+            assert warned == (st.process_cap == "watchdog")
+            return st
         finally:
             await sup.close()
 

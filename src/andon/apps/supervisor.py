@@ -530,6 +530,12 @@ class AppSupervisor:
                     spec.limits.processes + 2,  # + bubblewrap and its pid-1 init
                 )
                 inst.process_cap = inst.cgroup.kind if inst.cgroup is not None else "watchdog"
+            if inst.process_cap == "watchdog" and inst.restarts == 0:
+                inst.log(
+                    "supervisor",
+                    "warning",
+                    "no pids cgroup: processes are capped by the watchdog only (decision 0901)",
+                )
             argv, env = self._argv(inst)
             started = time.monotonic()
             try:
