@@ -142,6 +142,7 @@ def test_energy_idle_measures_idle_energy_and_its_saving(tmp_path: Path) -> None
     asyncio.run(body())
 
 
+@pytest.mark.slow
 def test_energy_idle_takes_no_for_an_answer(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -204,3 +205,15 @@ def test_energy_idle_takes_no_for_an_answer(
             await store.close()
 
     asyncio.run(body())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("which", ["scaffold", "energy_idle"])
+def test_the_scaffold_and_energy_idle_pass_the_test_run(tmp_path: Path, which: str) -> None:
+    """``andon app test`` (the harness of andon.commands.app_test) on shortened datasets."""
+    from andon.commands.app_test import run_test
+
+    root = scaffold("fresh_app", tmp_path) if which == "scaffold" else ROOT / "apps" / which
+    report = asyncio.run(run_test(root, scale=0.25, quiet=True))
+    failed = [f"{c.name}: {c.detail}" for c in report.checks if not c.ok]
+    assert report.ok and not failed, failed
