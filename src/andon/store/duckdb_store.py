@@ -89,6 +89,11 @@ _T = TypeVar("_T")
 SCHEMA_VERSION: Final = "1"
 DEFAULT_READ_THREADS: Final = min(4, max(2, os.cpu_count() or 2))
 """Reader threads of a store by default: 2 to 4 (each read is itself parallel inside DuckDB)."""
+DEFAULT_MEMORY_LIMIT: Final = "256MB"
+"""DuckDB's memory limit for a file store by default. DuckDB's own default (80 % of the
+machine's RAM) lets its buffer pool keep every block of the file it has written or read:
+a process that stores all day grows with its file (the web demo: about 3 MB a minute at
+60x). Over the limit, DuckDB evicts cached blocks and spills to ``<file>.tmp``."""
 _NO_TS: Final = np.iinfo(np.int64).min
 """High-water mark of a signal with no stored samples."""
 
@@ -212,14 +217,21 @@ class _Engine:
     reader while it looks them up (never while SQL runs)."""
 
     def __init__(
-        self, database: str, max_signals_per_tenant: int | None = None, readers: int = 0
+        self,
+        database: str,
+        max_signals_per_tenant: int | None = None,
+        readers: int = 0,
+        memory_limit: str | None = None,
     ) -> None:
         self.max_signals = max_signals_per_tenant
         """Cap of each tenant's signal dictionary (``None``: none); rows of a new signal
         beyond it are refused and counted (``AppendResult.refused``)."""
         self.lock = threading.Lock()
         self._local = threading.local()
-        self.con = duckdb.connect(database)
+        config: dict[str, str | bool | int | float | list[str]] = {}
+        if memory_limit is not None:
+            config["memory_limit"] = memory_limit
+        self.con = duckdb.connect(database, config=config)
         self._cursors: list[duckdb.DuckDBPyConnection] = []
         self._free: queue.SimpleQueue[duckdb.DuckDBPyConnection] = queue.SimpleQueue()
         try:
@@ -905,13 +917,16 @@ class DuckDBStore:
         *,
         max_signals_per_tenant: int | None = None,
         read_threads: int = DEFAULT_READ_THREADS,
+        memory_limit: str | None = DEFAULT_MEMORY_LIMIT,
     ) -> DuckDBStore:
         """Open (creating if needed) the store at ``path``; ``None`` or ``":memory:"`` gives a
         private in-memory store. The parent directory of a file is created.
         ``max_signals_per_tenant`` caps each tenant's signal dictionary (rows of new signals
         beyond it are refused and counted in ``AppendResult.refused``). ``read_threads``
         reader threads (each with its own cursor) serve reads while a write is in progress;
-        ``0`` runs reads on the writer thread, queued behind writes.
+        ``0`` runs reads on the writer thread, queued behind writes. ``memory_limit`` bounds
+        DuckDB's memory for a file store (``DEFAULT_MEMORY_LIMIT``; ``None``: DuckDB's own
+        default, 80 % of RAM); an in-memory store holds all its data in memory and has none.
 
         Opening is synchronous: it connects on the writer thread and waits for it, loading only
         the small dictionaries and the ``latest`` table, never the samples.
@@ -920,6 +935,7 @@ class DuckDBStore:
             raise ValueError(f"read_threads must be an integer >= 0, got {read_threads!r}")
         if path is None or str(path) == ":memory:":
             database = ":memory:"
+            memory_limit = None
         else:
             p = Path(path).expanduser()
             p.parent.mkdir(parents=True, exist_ok=True)
@@ -927,7 +943,7 @@ class DuckDBStore:
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="andon-duckdb")
         try:
             engine = executor.submit(
-                _Engine, database, max_signals_per_tenant, read_threads
+                _Engine, database, max_signals_per_tenant, read_threads, memory_limit
             ).result()
         except BaseException:
             executor.shutdown(wait=False)
@@ -944,6 +960,20 @@ class DuckDBStore:
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         return f"DuckDBStore({self.database!r}, {state})"
+
+    async def memory_bytes(self) -> int:
+        """The bytes DuckDB holds now (``duckdb_memory()``): its buffer pool, the rows not
+        yet checkpointed and its indexes; at most about the store's ``memory_limit``."""
+
+        def go() -> int:
+            row = (
+                self._engine.reader()
+                .execute("SELECT sum(memory_usage_bytes) FROM duckdb_memory()")
+                .fetchone()
+            )
+            return int(row[0] or 0) if row else 0
+
+        return await self._read(go)
 
     async def _run(self, fn: Callable[..., _T], *args: object) -> _T:
         """Run a write on the writer thread (in arrival order)."""
