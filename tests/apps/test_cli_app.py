@@ -217,3 +217,20 @@ def test_the_scaffold_and_energy_idle_pass_the_test_run(tmp_path: Path, which: s
     report = asyncio.run(run_test(root, scale=0.25, quiet=True))
     failed = [f"{c.name}: {c.detail}" for c in report.checks if not c.ok]
     assert report.ok and not failed, failed
+
+
+APPS = sorted(p.parent for p in (ROOT / "apps").glob("*/andon-app.yaml"))
+
+
+@pytest.mark.parametrize("app_dir", APPS, ids=[p.name for p in APPS])
+def test_each_repository_apps_own_tests_pass(app_dir: Path) -> None:
+    """Every app under apps/ brings its own tests (run where the app is, as its vendor
+    would); the suite runs them, since apps/ is not among its test paths."""
+    assert (app_dir / "tests").is_dir(), f"{app_dir.name} has no tests"
+    got = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+         "--rootdir", str(app_dir), "-c", "/dev/null", "--doctest-modules", "."],
+        cwd=app_dir, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert got.returncode == 0, got.stdout[-3000:] + got.stderr[-2000:]
+    assert " passed" in got.stdout
