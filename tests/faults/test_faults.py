@@ -5,6 +5,7 @@ not counted, nothing stored twice, every drop counted once, recovery within its 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -101,7 +102,8 @@ def test_reject_new_drops_counted_once_across_a_restart(tmp_path: Path, broker: 
 def test_disk_full_below_the_cap(tmp_path: Path, broker: Broker) -> None:
     """The edge's disk (a 2 MiB tmpfs) fills while the platform is away: the agent keeps
     running and reading its source, drops what cannot be stored (drop_oldest, reason
-    disk_full), and once space is back and the platform returns, everything else arrives."""
+    disk_full) and keeps its status file fresh; once space is back and the platform returns,
+    everything else arrives and the buffer's file shrinks again."""
     if os.geteuid() != 0:
         pytest.skip("a small tmpfs needs root (mount -t tmpfs)")
     disk = tmp_path / "disk"
@@ -133,11 +135,34 @@ def test_disk_full_below_the_cap(tmp_path: Path, broker: Broker) -> None:
                 "a status attempt",
             )
             assert run.alive(), run.edge_log()[-2000:]
+            # the status stays fresh while the disk is full to the last byte (it went stale
+            # before: each write needed a new file), and shows the drops as they happen
+            rest = disk / "more-logs"
+            with rest.open("wb", buffering=0) as f, contextlib.suppress(OSError):
+                while True:  # until ENOSPC: nothing left
+                    f.write(bytes(4096))
+            assert os.statvfs(disk).f_bavail < 2
+            st = run.status()
+            t_full = -1 if st is None else int(st["time_us"])
+
+            def fresh() -> bool:
+                now = run.status()
+                return now is not None and int(now["time_us"]) > t_full + 300_000
+
+            await until(fresh, 10, "a status written while the disk is full")
+            st = run.status()
+            assert st is not None and st["buffer"]["dropped_disk_full_points"] > 0
+            assert "disk space is back" not in run.edge_log()  # still full
+            db = run.data_dir / "buffer.db"
+            peak = db.stat().st_size
+            rest.unlink()
             filler.unlink()  # the operator makes room, the platform comes back
             run.platform.start()
             v = await run.verdict(total, time.monotonic(), RECOVERY_S)
             assert v.dropped > 0
             assert v.status["buffer"]["dropped_disk_full_points"] == v.dropped
+            # the acknowledged space goes back to the file system (it was kept as free pages)
+            await until(lambda: db.stat().st_size <= peak // 4, 20, "the buffer file to shrink")
             assert f"{v.dropped} of the dropped points because the disk was full" in (
                 _edge_status(run)
             )

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 import os
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict
@@ -33,7 +35,7 @@ from andon.wire.health import (
     UplinkHealth,
 )
 
-__all__ = ["EdgeAgent", "make_uplink", "read_status"]
+__all__ = ["EdgeAgent", "make_uplink", "read_status", "write_status_file"]
 
 log = logging.getLogger("andon.edge.agent")
 
@@ -169,11 +171,15 @@ class EdgeAgent:
         )
 
     async def _write_status(self) -> None:
+        assert self.buffer is not None
+        try:
+            await self.buffer.maintain()  # leave disk-full, give free pages back
+        except sqlite3.Error as exc:
+            self._log_limited("maintain", "buffer housekeeping failed: %s", exc)
         doc = await self.status()
         path = self.config.data_dir / STATUS_FILE
-        tmp = path.with_suffix(".tmp")
         text = doc.model_dump_json(indent=1)
-        await asyncio.to_thread(_replace, tmp, path, text)
+        await asyncio.to_thread(write_status_file, path, text)
 
     async def _status_loop(self) -> None:
         while True:
@@ -229,13 +235,49 @@ def make_uplink(
     )
 
 
-def _replace(tmp: Path, path: Path, text: str) -> None:
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+STATUS_SLACK = 4096
+"""Room to grow the status file keeps (trailing spaces): a disk-full rewrite in place fits."""
+
+
+def write_status_file(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` atomically (a new file renamed over it), padded with
+    spaces to whole 4 KiB blocks and ``STATUS_SLACK`` more. On a full disk (``ENOSPC``) the
+    new file cannot be made: the text is written over the old file's own, already allocated
+    bytes instead, so the status stays fresh while the disk is full (decision 0311 left it
+    stale). Readers may then catch a write half done: ``read_status`` reads again."""
+    data = text.encode("utf-8")
+    size = (len(data) + STATUS_SLACK + 4095) // 4096 * 4096
+    tmp = path.with_suffix(".tmp")
+    try:
+        with tmp.open("wb") as f:
+            f.write(data + b" " * (size - len(data)))
+        os.replace(tmp, path)
+        return
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.errno != errno.ENOSPC:
+            raise
+        full = exc
+    try:
+        old = path.open("r+b")
+    except FileNotFoundError:
+        raise full from None
+    with old:
+        room = os.fstat(old.fileno()).st_size
+        if len(data) > room:
+            raise OSError(errno.ENOSPC, f"status ({len(data)} bytes) outgrew its file") from full
+        old.write(data + b" " * (room - len(data)))
 
 
 def read_status(data_dir: Path) -> dict[str, Any]:
     """The status an agent last wrote in ``data_dir``, an ``EdgeHealth`` as JSON (raises
-    ``FileNotFoundError``)."""
-    doc: dict[str, Any] = json.loads((data_dir / STATUS_FILE).read_text(encoding="utf-8"))
+    ``FileNotFoundError``). A status being rewritten in place (a full disk) is read again."""
+    path = data_dir / STATUS_FILE
+    for _ in range(4):
+        try:
+            doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+            return doc
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            time.sleep(0.01)  # the writer is between two writes of one small file
+    doc = json.loads(path.read_text(encoding="utf-8"))
     return doc

@@ -25,6 +25,12 @@ dictionary as JSON, keyed by a global insertion id and by ``(stream, seq)``.
   transaction that succeeds (until then the cursor has not moved either, so a crash re-reads,
   never loses). An acknowledgement whose commit fails is rolled back (``BufferWriteError``)
   and its batches are sent again.
+* **Shrinking**: a new database uses ``auto_vacuum=INCREMENTAL``. Acknowledged batches leave
+  free pages, which later batches reuse; once the free pages are at least half the file and
+  twice the reserve (``SHRINK_MIN_BYTES`` without one) and the disk is not full, they are
+  given back to the file system (``incremental_vacuum``, then a WAL checkpoint), so a backlog
+  that filled the disk does not keep it full after it drained. (A database made before this
+  stays its size: ``auto_vacuum`` can only be set on an empty one.)
 * **Live ahead of backlog**: ``mark_backlog`` makes every batch held now *backlog*; batches put
   later are *live*. ``next_unsent`` hands out live batches first (oldest first), then backlog,
   skipping the ones in flight.
@@ -100,6 +106,8 @@ _COUNTERS: Final = (
     "dropped_batches",
     "dropped_disk_full_points",
 )
+SHRINK_MIN_BYTES: Final = 1 << 20
+"""Free pages worth giving back to the file system when the buffer holds no reserve."""
 RESERVE_RETRY_S: Final = 5.0
 _SQLITE_FULL: Final = 13
 _SQLITE_IOERR: Final = 10
@@ -182,6 +190,8 @@ class _Engine:
         self.disk_full = False
         self._ensure_reserve()
         self.con = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        # before anything is written: only an empty database takes it
+        self.con.execute("PRAGMA auto_vacuum=INCREMENTAL")
         self.con.execute("PRAGMA journal_mode=WAL")
         self.con.execute("PRAGMA synchronous=FULL")
         # deleting an acknowledged batch must not write its pages again (some SQLite builds
@@ -195,6 +205,9 @@ class _Engine:
             self.con.execute(f"PRAGMA wal_autocheckpoint={max(16, reserve_bytes // 4 // page)}")
             self.con.execute(f"PRAGMA journal_size_limit={reserve_bytes // 4}")
         self.con.executescript(_SCHEMA)
+        (vacuum,) = self.con.execute("PRAGMA auto_vacuum").fetchone()
+        self.shrinkable = int(vacuum) == 2  # incremental
+        self.shrink_min_bytes = 2 * reserve_bytes if reserve_bytes > 0 else SHRINK_MIN_BYTES
         self.max_bytes = max_bytes
         self.policy = policy
         self.counters = dict.fromkeys(_COUNTERS, 0)
@@ -558,7 +571,33 @@ class _Engine:
             self.used -= row.nbytes
             self.inflight.discard(rid)
         self._after_write()
+        self._shrink()
         return points
+
+    def maintain(self) -> None:
+        if self.disk_full and self._ensure_reserve():  # checked at most every 5 s
+            self.disk_full = False
+            log.warning("edge buffer: disk space is back, storing again")
+        self._shrink()
+
+    def _shrink(self) -> None:
+        """Give the free pages back to the file system once they are many (see the module
+        docstring); never while the disk is full (the reserve is not back yet)."""
+        if not self.shrinkable or self.disk_full:
+            return
+        (free,) = self.con.execute("PRAGMA freelist_count").fetchone()
+        (pages,) = self.con.execute("PRAGMA page_count").fetchone()
+        (size,) = self.con.execute("PRAGMA page_size").fetchone()
+        if int(free) * int(size) < self.shrink_min_bytes or 2 * int(free) < int(pages):
+            return
+        try:
+            # executescript steps the pragma to its end (execute frees one page per step)
+            self.con.executescript("PRAGMA incremental_vacuum;")
+        except sqlite3.Error as exc:
+            log.warning("edge buffer: giving free space back failed: %s", exc)
+            return
+        self._checkpoint()  # the file is cut when the WAL is checkpointed
+        log.info("edge buffer: %d free bytes given back to the file system", free * size)
 
     def stats(self) -> BufferStats:
         rows = [*self.backlog.values(), *self.live.values()]
@@ -678,6 +717,13 @@ class EdgeBuffer:
 
     async def stats(self) -> BufferStats:
         return await self._run(self._engine.stats)
+
+    async def maintain(self) -> None:
+        """Housekeeping for quiet times (the agent calls it with each status write): leave
+        the disk-full state once the reserve can be taken again, and give free pages back to
+        the file system once they are many. Acknowledgements do both too, but a drained
+        buffer gets no more of them."""
+        await self._run(self._engine.maintain)
 
     async def close(self) -> None:
         await self._run(self._engine.close)
