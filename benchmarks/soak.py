@@ -3,7 +3,9 @@ for ``--minutes``, sampled every ``--interval`` seconds for growth (issue 17's a
 
 Real processes, as a plant runs them: a private Mosquitto (its own port, a password file with
 every edge's platform edge key and the ``andon broker`` ACL); ``andon serve`` (SQLite metadata,
-DuckDB telemetry, the MQTT receiver, the alert evaluator); ``--edges`` ``andon edge``
+DuckDB telemetry with ``--store-memory-limit``, default 32MB: below the store's own default of
+256MB so that DuckDB's block cache reaches its bound within the run, the MQTT receiver, the
+alert evaluator); ``--edges`` ``andon edge``
 processes, each a synthetic source on its share of the demo plant's signals (``--rate``
 points/s per edge), uplink over MQTT with its own edge key, health reports to the API. This
 process adds a probe edge (an ``EdgeBuffer`` and ``Uplink`` with its own key) that stores one
@@ -195,8 +197,7 @@ async def _provision(db_url: str, edges: int) -> Setup:
 
 
 @contextlib.contextmanager
-def _broker(work: Path, keys: list[str]) -> Iterator[int]:
-    port = _free_port()
+def _broker(work: Path, keys: list[str], port: int) -> Iterator[int]:
     lines = [mosquitto_password_line(BROKER_USER, BROKER_PASSWORD)]
     (work / "passwd").write_text("\n".join(lines + [edge_password_line(k) for k in keys]) + "\n")
     (work / "acl").write_text(mosquitto_acl(BROKER_USER))
@@ -218,13 +219,15 @@ def _broker(work: Path, keys: list[str]) -> Iterator[int]:
 
 
 @contextlib.contextmanager
-def _serve(work: Path, db_url: str, broker_port: int) -> Iterator[tuple[int, int]]:
+def _serve(
+    work: Path, db_url: str, broker_port: int, memory_limit: str
+) -> Iterator[tuple[int, int]]:
     port = _free_port()
     config = work / "andon.yaml"
     doc = {
         "port": port,
         "database_url": db_url,
-        "telemetry_url": f"duckdb://{work / 'telemetry.duckdb'}",
+        "telemetry_url": f"duckdb://{work / 'telemetry.duckdb'}?memory_limit={memory_limit}",
         "secret_key": SECRET,
         "web": False,
         "limits": {"api_rps": 0, "principal_rps": 0, "ingest_points_per_s": 0},
@@ -432,6 +435,7 @@ COLUMNS = (
     "board_p50_ms",
     "board_p99_ms",
     "points_acked",
+    "store_mb",
     "load1",
 )
 
@@ -471,6 +475,7 @@ def sample(
     live: list[float],
     board: list[float],
     acked: int,
+    store_mb: float,
 ) -> dict[str, float]:
     tree = _tree(serve_pid)
     e_rss = [rss_mb(p.pid) for p in edges]
@@ -490,6 +495,7 @@ def sample(
         "board_p50_ms": _pct(board, 50),
         "board_p99_ms": _pct(board, 99),
         "points_acked": acked,
+        "store_mb": round(store_mb, 2),
         "load1": round(os.getloadavg()[0], 2),
     }
 
@@ -537,7 +543,8 @@ async def _soak(
                         live, board = r.take()
                         now = time.monotonic() - t0
                         acked = _edge_acked(work, len(edges))[0]
-                        row = sample(now, serve_pid, edges, live, board, acked)
+                        store = sum(f.stat().st_size for f in work.glob("telemetry.duckdb*"))
+                        row = sample(now, serve_pid, edges, live, board, acked, store / 1e6)
                         rows.append(row)
                         w.writerow(row)
                         f.flush()
@@ -580,6 +587,7 @@ SERIES = (
     ("edges_rss_max", "edges_rss_max_mb", "MB"),
     ("edges_fds_sum", "edges_fds_sum", "fds"),
     ("edges_fds_max", "edges_fds_max", "fds"),
+    ("store_file", "store_mb", "MB"),
 )
 
 
@@ -643,6 +651,7 @@ def svg(rows: list[dict[str, float]], path: Path, title: str) -> None:
         ("edges open fds: sum", ("edges_fds_sum",)),
         ("live latency (ms): p50, p99", ("live_p50_ms", "live_p99_ms")),
         ("board latency (ms): p50, p99", ("board_p50_ms", "board_p99_ms")),
+        ("telemetry store file (MB)", ("store_mb",)),
         ("load average (1 min)", ("load1",)),
     )
     w, h, pad, cols = 420, 180, 40, 2
@@ -694,6 +703,12 @@ def main() -> None:
     p.add_argument("--rate", type=float, default=50.0, help="points/s per edge")
     p.add_argument("--interval", type=float, default=10.0, help="seconds between samples")
     p.add_argument("--board-rps", type=float, default=2.0, help="board requests per second")
+    p.add_argument(
+        "--store-memory-limit",
+        default="32MB",
+        help="DuckDB memory limit of andon serve's store (below the default 256MB so that "
+        "the cache reaches its bound within a short run)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     a = p.parse_args()
     if a.edges < 1 or a.minutes <= 0 or a.interval <= 0:
@@ -704,7 +719,8 @@ def main() -> None:
         db_url = f"sqlite:///{work / 'platform.db'}"
         s = asyncio.run(_provision(db_url, a.edges))
         keys = [*s.edge_keys, s.probe_key]
-        with _broker(work, keys) as broker_port, _serve(work, db_url, broker_port) as served:
+        serve = _serve(work, db_url, broker_port := _free_port(), a.store_memory_limit)
+        with _broker(work, keys, broker_port), serve as served:
             rows, r = asyncio.run(_soak(a, work, s, broker_port, *served))
         svg(
             rows,
