@@ -60,11 +60,11 @@ def test_line_kpi_matches_the_kpi_engine(world: World) -> None:
     plant = _plant(w.a.id)
     sel = kpi.select(plant, line=LINE)
     table = w.run(lambda: kpi.oee(_store(w), plant, w.start, w.end, selection=sel, by_product=True))
-    direct = next(x for x in kpi.line_oee(table, plant) if x["line"] == LINE)
-    assert body["oee_bottleneck"] == pytest.approx(direct["oee_bottleneck"], abs=1e-6)
-    assert body["bottleneck"] == direct["bottleneck"]
-    assert body["good_out"] == direct["good_out"] > 0
-    assert body["throughput_per_h"] == pytest.approx(direct["good_out"] / 2.0)
+    direct = next(x for x in kpi.line_oee(table, plant) if x.line == LINE)
+    assert body["oee_bottleneck"] == pytest.approx(direct.oee_bottleneck, abs=1e-6)
+    assert body["bottleneck"] == list(direct.bottleneck)
+    assert body["good_out"] == direct.good_out > 0
+    assert body["throughput_per_h"] == pytest.approx(direct.good_out / 2.0)
     steps = {s["loss"]: s["seconds"] for s in body["waterfall"]}
     assert [*steps][:: len(steps) - 1] == ["planned_busy", "fully_productive"]
     assert sum(v for k, v in steps.items() if k != "planned_busy") == pytest.approx(
@@ -149,7 +149,7 @@ def test_machine_kpi_trend_reliability_and_energy(world: World) -> None:
     plant = _plant(w.a.id)
     sel = kpi.Selection((MACHINE,))
     rel = w.run(lambda: kpi.reliability_report(_store(w), plant, w.start, w.end, selection=sel))
-    mine = next(r for r in rel if r["reason"] == "")
+    mine = next(r.as_dict() for r in rel if r.reason == "")
     assert body["failures"] == mine["failures"]
     assert body["mtbf_s"] == mine["mtbf_s"] and body["mttr_s"] == mine["mttr_s"]
     assert body["kwh"] > 0 and body["good"] > 0

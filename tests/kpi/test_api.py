@@ -131,7 +131,7 @@ def test_reason_entries_explain_stops_and_give_mtta(data_dir: Path, tmp_path: Pa
     plant = _plant()
     tree = ReasonTree.default().with_failure_modes(plant).with_codes({"JAM": "jam"})
     before = _with_store(data_dir, lambda s: api.downtime_report(s, plant, T0, T1, tree=tree))
-    assert before["unexplained_s"] == 600.0 and before["downtime_s"] == 720.0
+    assert before.unexplained_s == 600.0 and before.downtime_s == 720.0
     with ReasonLog(tmp_path / "reasons.duckdb") as log:
         with pytest.raises(ValueError, match="unknown reason"):
             log.record(plant.tenant, ReasonEntry(M, STOP1, "gremlins", "ana", T1), tree)
@@ -148,12 +148,12 @@ def test_reason_entries_explain_stops_and_give_mtta(data_dir: Path, tmp_path: Pa
         rel = _with_store(
             data_dir, lambda s: api.reliability_report(s, plant, T0, T1, reason_log=log)
         )
-    assert after["unexplained_s"] == 0.0
-    top = after["pareto"][0]
-    assert (top["category"], top["reason"], top["duration_s"]) == ("equipment", "mechanical", 600.0)
-    total = next(r for r in rel if r["reason"] == "")
-    assert (total["failures"], total["acknowledged"], total["mtta_s"]) == (2, 1, 180.0)
-    assert total["mtbf_s"] == RUNNING_S / 2 and total["mttr_s"] == 360.0
+    assert after.unexplained_s == 0.0
+    top = after.pareto[0]
+    assert (top.category, top.reason, top.duration_s) == ("equipment", "mechanical", 600.0)
+    total = next(r for r in rel if r.reason == "")
+    assert (total.failures, total.acknowledged, total.mtta_s) == (2, 1, 180.0)
+    assert total.mtbf_s == RUNNING_S / 2 and total.mttr_s == 360.0
 
 
 def test_energy_by_state_idle_and_co2e(data_dir: Path) -> None:
@@ -292,10 +292,11 @@ def test_line_oee_average_and_bottleneck() -> None:
     ideal = api.ideal_cycles(plant)
     t = oee_table(st, pt, ideal, Buckets.single(0, 3600 * S), by_product=True)
     (line,) = api.line_oee(t, plant)
-    assert line["bottleneck"] == ["s/a/l/m2"]
-    assert line["oee_bottleneck"] == pytest.approx(0.9)
-    assert line["oee_average"] == pytest.approx((3000 / 3600 + 0.9) / 2)
-    assert line["good_out"] == 54
+    assert line.bottleneck == ("s/a/l/m2",)
+    assert line.oee_bottleneck == pytest.approx(0.9)
+    assert line.oee_average == pytest.approx((3000 / 3600 + 0.9) / 2)
+    assert line.good_out == 54
+    assert line.as_dict()["bottleneck"] == ["s/a/l/m2"]  # the JSON row keeps a list
 
 
 def test_time_of_a_machine_without_parts_has_no_product() -> None:

@@ -63,7 +63,7 @@ def test_kpis_from_the_store_match_the_ground_truth(tmp_path: Path) -> None:
                 await run.advance(h * 3600.0)
             await run.finish()
             table = await api.oee(store, plant, start, end)
-            rel = await api.reliability_report(store, plant, start, end)
+            rel = [r.as_dict() for r in await api.reliability_report(store, plant, start, end)]
             energy = await api.energy_report(store, plant, start, end)
             return run, table.rows(), rel, energy
         finally:

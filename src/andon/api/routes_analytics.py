@@ -204,7 +204,7 @@ async def line_kpi(
     table = await _table(ctx, plant, machines, start, end, Buckets.single(start, end), True)
     per_machine = table.group(lambda m, b, p: (m, b, ""))
     whole = per_machine.group(lambda m, b, p: ("line", b, ""))
-    lines = [x for x in kpi.line_oee(table, plant) if x["line"] == ref.path]
+    lines = [x for x in kpi.line_oee(table, plant) if x.line == ref.path]
     rows = {r["machine"]: r for r in per_machine.rows()}
     has = len(whole) > 0
     steps = whole.waterfall(0) if has else [(k, 0.0) for k in ("planned_busy_s", *LOSSES)]
@@ -228,8 +228,8 @@ async def line_kpi(
                 "quality": _r(whole.quality[0]) if has else None,
                 "oee": _r(whole.oee[0]) if has else None,
             },
-            "oee_bottleneck": _r(lines[0]["oee_bottleneck"]) if lines else None,
-            "bottleneck": lines[0]["bottleneck"] if lines else [],
+            "oee_bottleneck": _r(lines[0].oee_bottleneck) if lines else None,
+            "bottleneck": list(lines[0].bottleneck) if lines else [],
             "waterfall": [{"loss": k.removesuffix("_s"), "seconds": round(v, 3)} for k, v in steps],
             "machines": [
                 {

@@ -202,7 +202,7 @@ def oee_cmd(
             )
         )
     if lines:
-        rows = api.line_oee(table, plant)
+        rows = [x.as_dict() for x in api.line_oee(table, plant)]
         cols = ["line", "bucket", "oee_average", "oee_bottleneck", "good_out"]
     else:
         rows = table.rows()
@@ -246,11 +246,12 @@ def downtime_cmd(
         with _store(data_dir) as store:
             _require_data(store, plant, sel, a, b, data_dir)
             if reliability:
-                rows = _run(
+                rel = _run(
                     lambda: api.reliability_report(
                         store, plant, a, b, selection=sel, reason_log=log
                     )
                 )
+                rows = [r.as_dict() for r in rel]
                 cols = ["machine", "reason", "failures", "mtbf_s", "mttr_s", "mtta_s"]
                 _emit(rows, as_json, as_csv, "Reliability", cols)
                 return
@@ -271,10 +272,10 @@ def downtime_cmd(
         if log is not None:
             log.close()
     if as_json:
-        sys.stdout.write(json.dumps(rep, indent=2, ensure_ascii=False) + "\n")
+        sys.stdout.write(json.dumps(rep.as_dict(), indent=2, ensure_ascii=False) + "\n")
         return
     _emit(
-        rep["pareto"],
+        [r.as_dict() for r in rep.pareto],
         False,
         as_csv,
         "Downtime",
@@ -282,8 +283,7 @@ def downtime_cmd(
     )
     if not as_csv:
         out.print(
-            f"downtime {rep['downtime_s'] / 3600:.2f} h, unexplained "
-            f"{rep['unexplained_s'] / 3600:.2f} h"
+            f"downtime {rep.downtime_s / 3600:.2f} h, unexplained {rep.unexplained_s / 3600:.2f} h"
         )
 
 

@@ -39,13 +39,17 @@ from andon.kpi.oee import OEETable, oee_table
 from andon.kpi.periods import Period, buckets
 from andon.kpi.ranges import line_outputs
 from andon.kpi.reasons import ReasonLog, ReasonTree, apply_entries, downtime
-from andon.kpi.reliability import reliability
+from andon.kpi.reliability import ReliabilityRow, reliability
 from andon.kpi.timeline import Buckets, Plan, TimeModel, merge_touching
 from andon.model.plant import Plant, Signal
 from andon.model.types import F64, I64, Micros, PartBatch, StateBatch
 from andon.store.base import TelemetryStore
 
 __all__ = [
+    "DowntimeReport",
+    "DowntimeRow",
+    "LineOEE",
+    "ReliabilityRow",
     "Selection",
     "downtime_report",
     "energy_baseline",
@@ -236,7 +240,34 @@ async def oee(
     )
 
 
-def line_oee(table: OEETable, plant: Plant) -> list[dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class LineOEE:
+    """A line's OEE in one bucket: ``oee_average`` (machines' OEE weighted by planned busy
+    time), ``oee_bottleneck`` (output valued at the bottleneck stage's ideal cycle), the
+    bottleneck stage's machines, the line's good output and planned busy time."""
+
+    line: str
+    bucket: str
+    oee_average: float
+    oee_bottleneck: float | None
+    bottleneck: tuple[str, ...]
+    good_out: int
+    planned_busy_s: float
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON row (``andon kpi oee --lines``, the report's ``lines`` sheet)."""
+        return {
+            "line": self.line,
+            "bucket": self.bucket,
+            "oee_average": self.oee_average,
+            "oee_bottleneck": self.oee_bottleneck,
+            "bottleneck": list(self.bottleneck),
+            "good_out": self.good_out,
+            "planned_busy_s": self.planned_busy_s,
+        }
+
+
+def line_oee(table: OEETable, plant: Plant) -> list[LineOEE]:
     """Line OEE per line and bucket, average and bottleneck-based, from a table split by
     product (``oee(..., by_product=True)``)."""
     c = table.columns
@@ -250,7 +281,7 @@ def line_oee(table: OEETable, plant: Plant) -> list[dict[str, Any]]:
         pbt = float(machines.columns["planned_busy_s"][i])
         tot[mb] = (pbt, float(oee_m[i]) * pbt if np.isfinite(oee_m[i]) else 0.0)
     labels = list(dict.fromkeys(table.bucket))
-    out: list[dict[str, Any]] = []
+    out: list[LineOEE] = []
     for a, ln in plant.lines():
         paths = {m.id: plant.machine_path(a, ln, m) for m in ln.machines}
         ins = {mid: frozenset(b.id for b in ln.buffers if mid in b.to) for mid in paths}
@@ -292,15 +323,15 @@ def line_oee(table: OEETable, plant: Plant) -> list[dict[str, Any]]:
             bn_pbt /= len(members)
             valued = sum(out_good[p] * cyc.get(p, 0.0) for p in products)
             out.append(
-                {
-                    "line": f"{plant.site.id}/{a.id}/{ln.id}",
-                    "bucket": label,
-                    "oee_average": round(weighted / pbt, 9),
-                    "oee_bottleneck": round(valued / bn_pbt, 9) if bn_pbt > 0 else None,
-                    "bottleneck": [paths[mid] for mid in members],
-                    "good_out": int(sum(out_good.values())),
-                    "planned_busy_s": round(pbt, 6),
-                }
+                LineOEE(
+                    line=f"{plant.site.id}/{a.id}/{ln.id}",
+                    bucket=label,
+                    oee_average=round(weighted / pbt, 9),
+                    oee_bottleneck=round(valued / bn_pbt, 9) if bn_pbt > 0 else None,
+                    bottleneck=tuple(paths[mid] for mid in members),
+                    good_out=int(sum(out_good.values())),
+                    planned_busy_s=round(pbt, 6),
+                )
             )
     return out
 
@@ -315,12 +346,51 @@ async def reliability_report(
     reason_log: ReasonLog | None = None,
     exclude: Sequence[str] = (),
     min_down_s: float = 0.0,
-) -> list[dict[str, Any]]:
-    """MTBF, MTTR, MTTA and failure counts per machine and per reason."""
+) -> list[ReliabilityRow]:
+    """MTBF, MTTR, MTTA and failure counts per machine and per reason (``as_dict()``: the
+    JSON row)."""
     sel = selection or select(plant)
     states, _, acked = await read_timeline(store, plant, start, end, sel.machines, reason_log)
-    rows = reliability(states, exclude=exclude, min_down_s=min_down_s, acknowledged=acked)
-    return [r.as_dict() for r in rows]
+    return reliability(states, exclude=exclude, min_down_s=min_down_s, acknowledged=acked)
+
+
+@dataclass(frozen=True, slots=True)
+class DowntimeRow:
+    """One reason of the downtime Pareto: its stops, their time and share of all downtime."""
+
+    category: str
+    reason: str
+    stops: int
+    duration_s: float
+    share: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "category": self.category,
+            "reason": self.reason,
+            "stops": self.stops,
+            "duration_s": self.duration_s,
+            "share": self.share,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DowntimeReport:
+    """The downtime Pareto (largest first) and the downtime no reason explains."""
+
+    pareto: tuple[DowntimeRow, ...]
+    downtime_s: float
+    unexplained_s: float
+    unexplained_share: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON object ``andon kpi downtime --json`` prints."""
+        return {
+            "pareto": [r.as_dict() for r in self.pareto],
+            "downtime_s": self.downtime_s,
+            "unexplained_s": self.unexplained_s,
+            "unexplained_share": self.unexplained_share,
+        }
 
 
 async def downtime_report(
@@ -333,11 +403,20 @@ async def downtime_report(
     selection: Selection | None = None,
     reason_log: ReasonLog | None = None,
     include_planned: bool = False,
-) -> dict[str, Any]:
+) -> DowntimeReport:
     """The downtime Pareto (category › reason) and unexplained downtime."""
     sel = selection or select(plant)
     states, _, _ = await read_timeline(store, plant, start, end, sel.machines, reason_log)
-    return downtime(states, tree or ReasonTree.default(), include_planned=include_planned)
+    d = downtime(states, tree or ReasonTree.default(), include_planned=include_planned)
+    return DowntimeReport(
+        tuple(
+            DowntimeRow(r["category"], r["reason"], r["stops"], r["duration_s"], r["share"])
+            for r in d["pareto"]
+        ),
+        d["downtime_s"],
+        d["unexplained_s"],
+        d["unexplained_share"],
+    )
 
 
 _MARGIN_US = 15 * 60 * 1_000_000

@@ -109,11 +109,12 @@ async def build_report(
     energy = await api.energy_report(store, plant, start, end)
     sheets: dict[str, Rows] = {
         "oee": table.rows(),
-        "lines": api.line_oee(by_product, plant),
-        "reliability": await api.reliability_report(
-            store, plant, start, end, reason_log=reason_log
-        ),
-        "downtime": down["pareto"],
+        "lines": [x.as_dict() for x in api.line_oee(by_product, plant)],
+        "reliability": [
+            r.as_dict()
+            for r in await api.reliability_report(store, plant, start, end, reason_log=reason_log)
+        ],
+        "downtime": [r.as_dict() for r in down.pareto],
         "energy": energy["machines"] + energy["meters"],
     }
     if prices is not None:
