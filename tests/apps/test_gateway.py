@@ -344,6 +344,8 @@ def test_hello_comes_first_and_names_this_app(
 
 BROKEN: list[tuple[str, bytes]] = [
     ("a frame over 16 MiB announced", struct.pack(">I", 16 * 1024 * 1024 + 1)),
+    ("a request frame over 2 MiB announced", struct.pack(">I", 2 * 1024 * 1024 + 1)),
+    ("a request with a binary part", encode_message({"id": 1, "method": "log"}, b"x")),
     ("not JSON", struct.pack(">I", 5) + b"hello"),
     ("not UTF-8", struct.pack(">I", 2) + b"\xff\xfe"),
     ("a JSON list", struct.pack(">I", 2) + b"[]"),

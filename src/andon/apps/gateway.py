@@ -54,6 +54,7 @@ from andon.store.base import TelemetryStore
 __all__ = [
     "MAX_CONNECTIONS",
     "MAX_RANGE_US",
+    "MAX_REQUEST_FRAME",
     "MAX_SAMPLES_PER_READ",
     "MAX_SIGNALS_PER_READ",
     "AppGateway",
@@ -73,6 +74,8 @@ MAX_SAMPLES_PER_READ: Final = 300_000
 before anything is read, so that no request makes the platform hold more."""
 MAX_RANGE_US: Final = 366 * 86_400 * 1_000_000
 """The longest range one read may ask for (the answer is capped by ``MAX_FRAME`` anyway)."""
+MAX_REQUEST_FRAME: Final = 2 * 1024 * 1024
+"""Bytes of one request frame: the largest request is a ``state.set`` of 1 MiB of JSON."""
 MAX_CONNECTIONS: Final = 4
 """Connections one instance may hold at once."""
 MAX_SUBSCRIPTIONS: Final = 8
@@ -447,7 +450,7 @@ class AppGateway:
     async def _serve_connection(self, conn: _Connection) -> None:
         while True:
             try:
-                got = await read_message(conn.reader)
+                got = await read_message(conn.reader, MAX_REQUEST_FRAME)
             except ProtocolError as exc:
                 self._counts["protocol_errors"] += 1
                 with contextlib.suppress(OSError, ProtocolError):
@@ -456,11 +459,16 @@ class AppGateway:
                 return
             if got is None:
                 return
-            msg, _ = got
+            msg, blob = got
             rid = msg.get("id")
             if not isinstance(rid, int) or isinstance(rid, bool):
                 self._counts["protocol_errors"] += 1
                 err = {"code": "bad_request", "message": "a request has an integer 'id'"}
+                await conn.send({"id": None, "error": err})
+                return
+            if blob is not None:
+                self._counts["protocol_errors"] += 1
+                err = {"code": "bad_request", "message": "requests carry no binary part"}
                 await conn.send({"id": None, "error": err})
                 return
             keep_going = await self._request(conn, rid, msg)
@@ -474,7 +482,8 @@ class AppGateway:
         params = msg.get("params", {})
         if not isinstance(method, str):
             return await self._reply_error(conn, rid, _bad("a request has a string 'method'"))
-        self._by_method[method[:40]] = self._by_method.get(method[:40], 0) + 1
+        counted = method if method in self._handlers or method == "hello" else "(unknown)"
+        self._by_method[counted] = self._by_method.get(counted, 0) + 1
         if not isinstance(params, dict):
             return await self._reply_error(conn, rid, _bad("'params' must be a JSON object"))
         if not conn.hello:

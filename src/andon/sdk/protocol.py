@@ -110,11 +110,11 @@ def error_for(code: str, message: str) -> RemoteError:
     return cls(message) if cls is not None else Internal(message, code)
 
 
-def decode_header(header: bytes) -> int:
-    """The length a 4-byte frame header announces; ``FrameTooLarge`` over ``MAX_FRAME``."""
+def decode_header(header: bytes, max_frame: int = MAX_FRAME) -> int:
+    """The length a 4-byte frame header announces; ``FrameTooLarge`` over ``max_frame``."""
     (n,) = _HEADER.unpack(header)
-    if n > MAX_FRAME:
-        raise FrameTooLarge(f"frame of {n:,} bytes announced, over the {MAX_FRAME:,}-byte cap")
+    if n > max_frame:
+        raise FrameTooLarge(f"frame of {n:,} bytes announced, over the {max_frame:,}-byte cap")
     return int(n)
 
 
@@ -142,14 +142,14 @@ def encode_message(obj: dict[str, Any], binary: bytes | None = None) -> bytes:
     return out
 
 
-async def _read_frame(reader: asyncio.StreamReader) -> bytes | None:
+async def _read_frame(reader: asyncio.StreamReader, max_frame: int) -> bytes | None:
     try:
         header = await reader.readexactly(_HEADER.size)
     except asyncio.IncompleteReadError as exc:
         if not exc.partial:
             return None  # a clean end between messages
         raise ProtocolError("connection closed inside a frame header") from None
-    n = decode_header(header)
+    n = decode_header(header, max_frame)
     try:
         return await reader.readexactly(n)
     except asyncio.IncompleteReadError as exc:
@@ -158,10 +158,13 @@ async def _read_frame(reader: asyncio.StreamReader) -> bytes | None:
         ) from None
 
 
-async def read_message(reader: asyncio.StreamReader) -> tuple[dict[str, Any], bytes | None] | None:
+async def read_message(
+    reader: asyncio.StreamReader, max_frame: int = MAX_FRAME
+) -> tuple[dict[str, Any], bytes | None] | None:
     """The next message (its JSON object and binary part, if any); ``None`` at a clean end
-    of the stream. ``ProtocolError`` for anything that is not a message."""
-    data = await _read_frame(reader)
+    of the stream. ``ProtocolError`` for anything that is not a message, ``FrameTooLarge``
+    for a frame over ``max_frame`` (a reader may accept less than the protocol's cap)."""
+    data = await _read_frame(reader, max_frame)
     if data is None:
         return None
     try:
@@ -177,7 +180,7 @@ async def read_message(reader: asyncio.StreamReader) -> tuple[dict[str, Any], by
     n = obj["binary"]
     if not isinstance(n, int) or isinstance(n, bool) or n < 0:
         raise ProtocolError(f"'binary' must be a byte count, got {n!r:.40}")
-    blob = await _read_frame(reader)
+    blob = await _read_frame(reader, max_frame)
     if blob is None:
         raise ProtocolError("connection closed before the binary part")
     if len(blob) != n:
