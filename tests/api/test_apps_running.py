@@ -17,6 +17,7 @@ from andon.api import create_app
 from andon.api.deps import Services
 from andon.apps.catalog import Catalog, SupervisedRunner, Who
 from andon.apps.repository import SqlAppRepository
+from andon.apps.sandbox import SandboxCheck
 from andon.apps.supervisor import AppSupervisor
 from andon.platform.config import Settings
 from andon.store import DuckDBStore
@@ -24,12 +25,13 @@ from tests.api import appworld
 from tests.api.world import World, demo_yaml
 
 
-@pytest.fixture
-def running(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppSupervisor]:
-    """The world's API with a supervisor running installed apps (for this test only)."""
+def _supervised(
+    world: World, tmp_path_factory: pytest.TempPathFactory, **kw: Any
+) -> Iterator[AppSupervisor]:
+    """The world's API with a supervisor running installed apps (for one test only)."""
     svc = world.app.state.services
     run_dir = Path(tmp_path_factory.mktemp("run"))
-    sup = AppSupervisor(run_dir=run_dir, poll_s=0.1)
+    sup = AppSupervisor(run_dir=run_dir, poll_s=0.1, **kw)
     svc.app_runner = SupervisedRunner(
         sup,
         platform=svc.platform,
@@ -44,6 +46,41 @@ def running(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     finally:
         svc.app_runner = None
         world.run(sup.close)
+
+
+@pytest.fixture
+def running(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppSupervisor]:
+    yield from _supervised(world, tmp_path_factory)
+
+
+@pytest.fixture
+def no_sandbox(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppSupervisor]:
+    """A supervisor on a machine where bubblewrap cannot run (its check says so)."""
+    yield from _supervised(
+        world, tmp_path_factory, check=lambda: SandboxCheck(False, "bwrap: not installed (test)")
+    )
+
+
+def test_without_a_sandbox_the_instance_is_refused_and_says_why(
+    world: World, no_sandbox: AppSupervisor
+) -> None:
+    a = world.a
+    appworld.publish_probe(world)
+    body = {
+        "app_id": "probe",
+        "version": "0.1.0",
+        "site_ids": [a.site_id],
+        "accepted_permissions": appworld.PERMS["0.1.0"],
+    }
+    r = world.call("POST", "/apps/installations", a.admin, body)
+    assert r.status_code == 201, r.text  # installed (the admin's grant), but not run
+    inst = r.json()
+    got = world.call("GET", f"/apps/installations/{inst['id']}", a.admin).json()["status"]
+    assert got["state"] == "refused"
+    assert "bwrap: not installed (test)" in got["last_exit_reason"]
+    assert "apps.allow_unsandboxed" in got["last_exit_reason"]
+    assert no_sandbox.instances() == []  # nothing ran unsandboxed
+    assert world.call("DELETE", f"/apps/installations/{inst['id']}", a.admin).status_code == 204
 
 
 def _until(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:

@@ -34,7 +34,12 @@ from andon.apps.gateway import AppGateway, platform_sites
 from andon.apps.grant import AppGrant
 from andon.apps.manifest import AppManifest, load_manifest
 from andon.apps.repository import SqlAppRepository
-from andon.apps.supervisor import AppSupervisor, InstanceSpec, resource_limits
+from andon.apps.supervisor import (
+    AppSupervisor,
+    InstanceSpec,
+    SandboxUnavailable,
+    resource_limits,
+)
 from andon.bus import LiveBus
 from andon.model.loader import ModelError
 from andon.model.types import Micros
@@ -97,7 +102,9 @@ class InstanceRunner(Protocol):
 class SupervisedRunner:
     """The ``InstanceRunner`` of ``andon serve``: each instance runs sandboxed under
     ``supervisor`` beside its own ``AppGateway`` (its grant, the platform's store, bus and
-    sites, ``sink`` for what it writes), its data directory under ``data_root``."""
+    sites, ``sink`` for what it writes), its data directory under ``data_root``. An instance
+    the supervisor refuses to start (no sandbox here, a missing app directory) is not an
+    error of the change that asked for it: its status is ``refused`` with the reason."""
 
     def __init__(
         self,
@@ -117,8 +124,19 @@ class SupervisedRunner:
         self.sink = sink
         self.clock = clock
         self.data_root = data_root
+        self.refused: dict[str, str] = {}
+        """Instances the supervisor would not start, and why (until they start)."""
 
     async def start(self, grant: AppGrant, app_dir: Path, manifest: AppManifest) -> None:
+        try:
+            await self._start(grant, app_dir, manifest)
+        except (SandboxUnavailable, ValueError, RuntimeError, OSError) as exc:
+            log.warning("app instance %s (%s) refused: %s", grant.instance_id, grant.app_id, exc)
+            self.refused[grant.instance_id] = str(exc)[:500]
+        else:
+            self.refused.pop(grant.instance_id, None)
+
+    async def _start(self, grant: AppGrant, app_dir: Path, manifest: AppManifest) -> None:
         gateway = AppGateway(
             grant,
             self.store,
@@ -142,10 +160,13 @@ class SupervisedRunner:
         )
 
     async def stop(self, instance_id: str) -> None:
+        self.refused.pop(instance_id, None)
         if instance_id in self.supervisor.instances():
             await self.supervisor.stop(instance_id)
 
     def status(self, instance_id: str) -> dict[str, Any] | None:
+        if instance_id in self.refused:
+            return {"state": "refused", "last_exit_reason": self.refused[instance_id]}
         if instance_id not in self.supervisor.instances():
             return None
         return self.supervisor.status(instance_id).as_dict()
