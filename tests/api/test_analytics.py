@@ -165,7 +165,7 @@ def test_energy_page(world: World) -> None:
         assert sum(m["by_state"].values()) == pytest.approx(m["kwh"], rel=1e-3, abs=1e-3)
     plant = _plant(w.a.id)
     days = w.run(lambda: kpi.energy_periods(_store(w), plant, w.start, w.end, period="day"))
-    total = sum(d["kwh"] for d in days)
+    total = sum(d.kwh for d in days)
     assert [x["month"] for x in body["months"]] == ["2026-01"]
     assert body["months"][0]["kwh"] == pytest.approx(total, abs=1e-3)
     factor = grid_factor(plant.site.timezone)

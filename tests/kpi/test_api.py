@@ -228,7 +228,7 @@ def test_energy_baseline_and_savings(tmp_path: Path) -> None:
         day0 + d * 86_400 * S + 3600 * S + k * S for d, n in enumerate(produced) for k in range(n)
     ]
 
-    async def go() -> dict[str, Any]:
+    async def go() -> api.EnergyBaseline:
         store = DuckDBStore.open(tmp_path / "t.duckdb")
         try:
             await store.append(
@@ -253,10 +253,13 @@ def test_energy_baseline_and_savings(tmp_path: Path) -> None:
             await store.close()
 
     rep = asyncio.run(go())
-    bl = rep["baseline"]
-    assert (bl["intercept_kwh"], bl["kwh_per_unit"], bl["r2"]) == pytest.approx((100.0, 0.5, 1.0))
-    assert [r["production"] for r in rep["periods"]] == [250, 180]
-    assert rep["savings_kwh"] == pytest.approx(0.1 * (225.0 + 190.0))
+    bl = rep.baseline
+    assert (bl.intercept_kwh, bl.kwh_per_unit, bl.r2) == pytest.approx((100.0, 0.5, 1.0))
+    assert [r.production for r in rep.periods] == [250, 180]
+    assert rep.savings_kwh == pytest.approx(0.1 * (225.0 + 190.0))
+    assert [sorted(r) for r in rep.as_dict()["periods"]] == [
+        ["bucket", "kwh", "predicted_kwh", "production", "savings_kwh"]
+    ] * 2
 
 
 def test_losses_are_priced_and_ranked(data_dir: Path) -> None:

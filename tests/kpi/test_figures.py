@@ -273,8 +273,8 @@ def test_kwh_per_part_divides_by_the_line_output_and_cost_is_priced(store_path: 
     assert tot["cost_by_period"]["peak"]["kwh"] == pytest.approx(25.0)
     # the months (energy_periods) count the same energy as the headline
     days = _on_store(store_path, lambda s: api.energy_periods(s, plant, T0, T1, period="day"))
-    assert sum(d["kwh"] for d in days) == pytest.approx(tot["kwh"], abs=1e-6)
-    assert [d["production"] for d in days] == [98]
+    assert sum(d.kwh for d in days) == pytest.approx(tot["kwh"], abs=1e-6)
+    assert [d.production for d in days] == [98]
 
 
 def test_summary_throughput_is_output_per_planned_hour(store_path: Path) -> None:
@@ -315,7 +315,7 @@ def test_a_part_finished_at_the_range_end_counts_once_everywhere(store_path: Pat
     plant = _plant(TWO_SHIFTS, TARIFF)
     a, b = T0 + 150 * S, T0 + 50 * 100 * S
 
-    async def both(store: Any) -> tuple[PlantSummary, dict[str, Any], list[dict[str, Any]]]:
+    async def both(store: Any) -> tuple[PlantSummary, dict[str, Any], list[api.EnergyPeriod]]:
         return (
             await plant_summary(store, plant, a, b),
             await api.energy_report(store, plant, a, b),
@@ -327,4 +327,4 @@ def test_a_part_finished_at_the_range_end_counts_once_everywhere(store_path: Pat
     page = {m["machine"]: m["good_parts"] for m in energy["machines"]}
     assert board == page and board["s/a/l/m1"] == 49  # parts 2..50
     assert energy["total"]["good_out"] == summary.lines[0].good_out
-    assert [d["production"] for d in days] == [summary.lines[0].good_out]
+    assert [d.production for d in days] == [summary.lines[0].good_out]

@@ -425,18 +425,18 @@ async def _baseline(ctx: Access, plant: Plant, start: Micros, end: Micros) -> di
     store = ctx.services.store
     base0 = start - BASELINE_DAYS * 86_400_000_000
     base = await kpi.energy_periods(store, plant, base0, start, period="day")
-    base = [r for r in base if r["kwh"] > 0]
-    if len(base) < 3 or len({r["production"] for r in base}) < 2:
+    base = [r for r in base if r.kwh > 0]
+    if len(base) < 3 or len({r.production for r in base}) < 2:
         return None
     try:
-        model = fit_baseline([r["kwh"] for r in base], [r["production"] for r in base])
+        model = fit_baseline([r.kwh for r in base], [r.production for r in base])
     except ValueError:
         return None
     rep = await kpi.energy_periods(store, plant, start, end, period="day")
-    expected = float(np.sum(model.predict([r["production"] for r in rep])))
+    expected = float(np.sum(model.predict([r.production for r in rep])))
     return {
         "expected_kwh": round(expected, 3),
-        "actual_kwh": round(sum(r["kwh"] for r in rep), 3),
+        "actual_kwh": round(sum(r.kwh for r in rep), 3),
         "r2": round(model.r2, 6),
         "periods": model.n,
     }
@@ -475,7 +475,7 @@ async def energy(site_id: str, ctx: Ctx, start: Start, end: End) -> EnergyOut:
     days = await kpi.energy_periods(store, plant, start, end, period="day")
     months: dict[str, float] = defaultdict(float)
     for d in days:
-        months[d["bucket"][:7]] += d["kwh"]
+        months[d.bucket[:7]] += d.kwh
     tot = rep["total"]
 
     def tco2e(kwh: float) -> float | None:

@@ -344,31 +344,32 @@ def energy_cmd(
             except ValueError as exc:
                 _fail(str(exc))
             if as_json:
-                sys.stdout.write(json.dumps(rep, indent=2, ensure_ascii=False) + "\n")
+                sys.stdout.write(json.dumps(rep.as_dict(), indent=2, ensure_ascii=False) + "\n")
                 return
             cols = ["bucket", "kwh", "production", "predicted_kwh", "savings_kwh"]
-            _emit(rep["periods"], False, as_csv, "Energy against the baseline", cols)
+            periods = [p.as_dict() for p in rep.periods]
+            _emit(periods, False, as_csv, "Energy against the baseline", cols)
             if not as_csv:
-                bl = rep["baseline"]
+                bl = rep.baseline
                 out.print(
-                    f"baseline: {bl['intercept_kwh']:.1f} kWh + {bl['kwh_per_unit']:.3f} kWh/part"
-                    f" (R² {bl['r2']:.3f}, {bl['periods']} periods); "
-                    f"savings {rep['savings_kwh']:.1f} kWh"
+                    f"baseline: {bl.intercept_kwh:.1f} kWh + {bl.kwh_per_unit:.3f} kWh/part"
+                    f" (R² {bl.r2:.3f}, {bl.periods} periods); "
+                    f"savings {rep.savings_kwh:.1f} kWh"
                 )
             return
-        rep = _run(
+        energy = _run(
             lambda: api.energy_report(
                 store, plant, a, b, selection=sel, tariff=tariff, factor=factor
             )
         )
     if as_json:
-        sys.stdout.write(json.dumps(rep, indent=2, ensure_ascii=False) + "\n")
+        sys.stdout.write(json.dumps(energy, indent=2, ensure_ascii=False) + "\n")
         return
     cols = ["machine", "kwh", "idle_kwh", "nonproductive_kwh", "kwh_per_good_part"]
     cols += ["peak_kw_15min", "co2e_kg"]
-    _emit(rep["machines"], False, as_csv, "Energy", cols)
-    if not as_csv and rep["meters"]:
-        _emit(rep["meters"], False, False, "Meters", ["meter", "kwh", "peak_kw_15min", "cost"])
+    _emit(energy["machines"], False, as_csv, "Energy", cols)
+    if not as_csv and energy["meters"]:
+        _emit(energy["meters"], False, False, "Meters", ["meter", "kwh", "peak_kw_15min", "cost"])
 
 
 @app.command("losses")

@@ -17,6 +17,7 @@ Line OEE (``line_oee``) is given two ways, see ``docs/decisions/0101-line-oee.md
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -46,8 +47,11 @@ from andon.model.types import F64, I64, Micros, PartBatch, StateBatch
 from andon.store.base import TelemetryStore
 
 __all__ = [
+    "BaselineFit",
     "DowntimeReport",
     "DowntimeRow",
+    "EnergyBaseline",
+    "EnergyPeriod",
     "LineOEE",
     "ReliabilityRow",
     "Selection",
@@ -664,6 +668,70 @@ async def loss_report(
     return loss_costs(table, prices, kwh)
 
 
+@dataclass(frozen=True, slots=True)
+class EnergyPeriod:
+    """One period of ``energy_periods``: its label, kWh, good parts out and (when asked
+    for) degree days; with ``energy_baseline``, the baseline's prediction and the savings."""
+
+    bucket: str
+    kwh: float
+    production: int
+    degree_days: float | None = None
+    predicted_kwh: float | None = None
+    savings_kwh: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON row: degree days and the prediction only where there are."""
+        row: dict[str, Any] = {
+            "bucket": self.bucket,
+            "kwh": self.kwh,
+            "production": self.production,
+        }
+        if self.degree_days is not None:
+            row["degree_days"] = self.degree_days
+        if self.predicted_kwh is not None:
+            row["predicted_kwh"] = self.predicted_kwh
+            row["savings_kwh"] = self.savings_kwh
+        return row
+
+
+@dataclass(frozen=True, slots=True)
+class BaselineFit:
+    """An energy baseline's regression: kWh = intercept + per unit × production (+ per
+    degree day × degree days), its R² and the number of periods it was fitted on."""
+
+    intercept_kwh: float
+    kwh_per_unit: float
+    kwh_per_degree_day: float | None
+    r2: float
+    periods: int
+
+
+@dataclass(frozen=True, slots=True)
+class EnergyBaseline:
+    """``energy_baseline``'s answer: the fit, the reporting periods with prediction and
+    savings, and the total savings."""
+
+    baseline: BaselineFit
+    periods: tuple[EnergyPeriod, ...]
+    savings_kwh: float
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON object ``andon kpi energy --baseline-from ... --json`` prints."""
+        b = self.baseline
+        return {
+            "baseline": {
+                "intercept_kwh": b.intercept_kwh,
+                "kwh_per_unit": b.kwh_per_unit,
+                "kwh_per_degree_day": b.kwh_per_degree_day,
+                "r2": b.r2,
+                "periods": b.periods,
+            },
+            "periods": [p.as_dict() for p in self.periods],
+            "savings_kwh": self.savings_kwh,
+        }
+
+
 async def energy_periods(
     store: TelemetryStore,
     plant: Plant,
@@ -673,7 +741,7 @@ async def energy_periods(
     period: Period = "day",
     selection: Selection | None = None,
     degree_days: Mapping[str, float] | None = None,
-) -> list[dict[str, Any]]:
+) -> list[EnergyPeriod]:
     """Energy and production per period: the data of an energy baseline.
 
     Energy is the site's meters when the selection is the whole plant and the site's
@@ -707,17 +775,15 @@ async def energy_periods(
     k = b.of(parts.ts - 1)
     ok = k >= 0
     good = np.bincount(k[ok], weights=parts.good[ok].astype(np.float64), minlength=len(b))
-    rows = []
-    for i, label in enumerate(b.labels):
-        row: dict[str, Any] = {
-            "bucket": label,
-            "kwh": round(float(kwh[i]), 6),
-            "production": int(good[i]),
-        }
-        if degree_days is not None:
-            row["degree_days"] = float(degree_days.get(label, 0.0))
-        rows.append(row)
-    return rows
+    return [
+        EnergyPeriod(
+            label,
+            round(float(kwh[i]), 6),
+            int(good[i]),
+            None if degree_days is None else float(degree_days.get(label, 0.0)),
+        )
+        for i, label in enumerate(b.labels)
+    ]
 
 
 def _energy_signal(signals: Sequence[Signal]) -> Signal | None:
@@ -735,7 +801,7 @@ async def energy_baseline(
     period: Period = "day",
     selection: Selection | None = None,
     degree_days: Mapping[str, float] | None = None,
-) -> dict[str, Any]:
+) -> EnergyBaseline:
     """Fit an energy baseline over ``baseline`` periods and the savings of ``reporting``
     periods against it (ISO 50001 energy performance indicator with a regression
     baseline)."""
@@ -746,11 +812,11 @@ async def energy_baseline(
         store, plant, *reporting, period=period, selection=selection, degree_days=degree_days
     )
 
-    def cols(rows: list[dict[str, Any]]) -> tuple[F64, F64, F64 | None]:
-        e = np.array([r["kwh"] for r in rows], dtype=np.float64)
-        p = np.array([r["production"] for r in rows], dtype=np.float64)
+    def cols(rows: list[EnergyPeriod]) -> tuple[F64, F64, F64 | None]:
+        e = np.array([r.kwh for r in rows], dtype=np.float64)
+        p = np.array([r.production for r in rows], dtype=np.float64)
         dd = (
-            np.array([r["degree_days"] for r in rows], dtype=np.float64)
+            np.array([r.degree_days or 0.0 for r in rows], dtype=np.float64)
             if degree_days is not None
             else None
         )
@@ -760,17 +826,9 @@ async def energy_baseline(
     model = fit_baseline(e0, p0, d0)
     e1, p1, d1 = cols(rep)
     predicted = model.predict(p1, d1)
-    for r, pred in zip(rep, predicted.tolist(), strict=True):
-        r["predicted_kwh"] = round(pred, 6)
-        r["savings_kwh"] = round(pred - r["kwh"], 6)
-    return {
-        "baseline": {
-            "intercept_kwh": model.intercept,
-            "kwh_per_unit": model.per_unit,
-            "kwh_per_degree_day": model.per_degree_day,
-            "r2": model.r2,
-            "periods": model.n,
-        },
-        "periods": rep,
-        "savings_kwh": round(model.savings(e1, p1, d1), 6),
-    }
+    periods = tuple(
+        dataclasses.replace(r, predicted_kwh=round(pred, 6), savings_kwh=round(pred - r.kwh, 6))
+        for r, pred in zip(rep, predicted.tolist(), strict=True)
+    )
+    fit = BaselineFit(model.intercept, model.per_unit, model.per_degree_day, model.r2, model.n)
+    return EnergyBaseline(fit, periods, round(model.savings(e1, p1, d1), 6))
