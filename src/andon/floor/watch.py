@@ -28,6 +28,8 @@ from typing import Any
 
 from andon.bus import Payload, StateChanged, ValuesChanged
 from andon.floor.alerts import (
+    NOT_SCHEDULED,
+    OFFLINE,
     FloorSnapshot,
     Interval,
     MachineStatus,
@@ -67,6 +69,8 @@ class FloorWatch:
         self._checked: dict[str, Micros] = {}
         """Per machine, when the store last answered for it (see :meth:`to_confirm`)."""
         self._sent: dict[str, tuple[str, Micros | None]] = {}
+        self._quiet: set[str] = set()
+        """Machines last answered ``offline`` or ``not_scheduled``."""
         self.confirm(snapshot)
 
     # -- what comes in
@@ -98,13 +102,17 @@ class FloorWatch:
         if isinstance(payload, StateChanged):
             return self._state(payload)
         if isinstance(payload, ValuesChanged):
-            touched = False
+            # a sample changes a status only when it may end a silence (a machine last
+            # answered offline or not scheduled, or silent for longer than the threshold):
+            # otherwise it keeps a machine fresh, which every tick checks
+            woke = False
             for v in payload.values:
                 m = v.signal.rpartition("/")[0]
                 if m in self._mine:
+                    before = self.last_seen.get(m)
+                    woke |= m in self._quiet or before is None or v.ts - before > self.stale_us
                     self._heard(m, v.ts)
-                    touched = True
-            return touched
+            return woke
         return False
 
     def _state(self, e: StateChanged) -> bool:
@@ -168,6 +176,10 @@ class FloorWatch:
             if self._sent.get(m) != (st.state, st.since):
                 self._sent[m] = (st.state, st.since)
                 out.append(st)
+                if st.state in (OFFLINE, NOT_SCHEDULED):
+                    self._quiet.add(m)
+                else:
+                    self._quiet.discard(m)
         return out
 
 
