@@ -1,10 +1,11 @@
 """API routes of the shop floor (registered on the shared declared router of
 ``andon.api.routes``): the andon board, stops and operator reasons, the downtime Pareto,
-alerts, and the ``states``/``alerts`` events of the live feed (``FloorFeed``).
+and alerts (the feeds' ``states``/``alerts`` events: ``andon.api.live.FloorFeed``).
 
-Current machine states come from ``andon.floor.alerts.floor_snapshot``, read once per
-0.2 s step per site for every board and feed (``Services.floor_cache``); today's OEE shares
-``kpi_summary``'s once-per-step computation. See ``docs/decisions/0606-*.md``."""
+The board's machine states come from ``andon.floor.alerts.floor_snapshot``, read once per
+0.2 s step per site for every board (``andon.api.live.floor_now``, ``Services.floor_cache``);
+today's OEE shares ``kpi_summary``'s once-per-step computation. See
+``docs/decisions/0606-*.md`` and ``0802-*.md``."""
 
 from __future__ import annotations
 
