@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from andon.apps.catalog import Who
+from andon.apps.catalog import Who, grant_of
 from andon.apps.sinks import StateLimitExceeded
 from andon.platform import Role
 from andon.platform.service import Conflict, Invalid, NotFound
+from andon.sdk import WorkOrder
 from tests.api import appworld
 from tests.api.world import World
 
@@ -200,3 +201,20 @@ def test_sink_checks_sites_and_caps_state(world: World) -> None:
     world.run(repo.set_state, inst["id"], "a", '"small"', 1000)  # replacing fits
     world.run(repo.set_state, inst["id"], "b", '"' + "x" * 500 + '"', 1000)
     assert world.run(repo.get_state, inst["id"], "a") == '"small"'
+
+
+def test_proposed_work_orders_are_listed_per_site(world: World) -> None:
+    a, b = world.a, world.b
+    inst = appworld.install(world, a)
+    order = WorkOrder(a.site_id, appworld.MACHINE, "Replace spindle bearing", "RMS +40 %")
+    wid = world.run(appworld.repository(world).add_work_order, grant_of(inst), order, world.clock())
+    got = world.call("GET", f"/sites/{a.site_id}/workorders", world.a.app).json()
+    mine = next(w for w in got if w["id"] == wid)
+    assert (mine["machine"], mine["title"], mine["installation_id"]) == (
+        appworld.MACHINE,
+        "Replace spindle bearing",
+        inst["id"],
+    )
+    theirs = world.call("GET", f"/sites/{b.site_id}/workorders", b.admin).json()
+    assert wid not in [w["id"] for w in theirs]
+    assert world.call("GET", f"/sites/{a.site_id}/workorders", b.admin).status_code == 404

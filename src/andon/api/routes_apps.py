@@ -5,6 +5,7 @@
 * installations (``app:manage``, tenant-wide: the tenant admin): install on chosen sites
   with the asked permissions accepted, configure, upgrade, roll back, uninstall, the
   instance's status and logs (``not running`` when no supervisor runs it);
+* the work orders apps proposed per site (``state:read``);
 * the findings inbox per site (``state:read``), filtered by machine, type, app, verdict and
   window; a finding's evidence, its signals over its window (``telemetry:read``); a verdict
   with a comment (``finding:review``: operators, engineers, managers, tenant admins).
@@ -34,6 +35,7 @@ from andon.api.schemas_apps import (
     InstanceStatusOut,
     SettingsIn,
     UpgradeIn,
+    WorkOrderOut,
 )
 from andon.apps.catalog import Catalog, Who
 from andon.apps.repository import SqlAppRepository
@@ -369,3 +371,16 @@ async def feedback(site_id: str, finding_id: _Id, body: FeedbackIn, ctx: Ctx) ->
         },
     )
     return FindingOut(**f)
+
+
+@api.route(
+    "GET",
+    "/sites/{site_id}/workorders",
+    name="workorders.list",
+    permission=P.STATE_READ,
+    scope="site",
+)
+async def list_work_orders(site_id: str, ctx: Ctx) -> list[WorkOrderOut]:
+    """The work orders apps proposed for the site, newest first (at most 1000)."""
+    rows = await _repo(ctx).work_orders(ctx.tenant, ctx.site_id)
+    return [WorkOrderOut(**{k: r[k] for k in WorkOrderOut.model_fields}) for r in rows]

@@ -24,6 +24,7 @@ __all__ = [
     "InstanceStatusOut",
     "SettingsIn",
     "UpgradeIn",
+    "WorkOrderOut",
 ]
 
 _Perm = Annotated[str, Field(min_length=1, max_length=40)]
@@ -179,3 +180,16 @@ class EvidenceOut(BaseModel):
     bucket_us: int
     series: AggregatesOut
     unknown: list[str]
+
+
+class WorkOrderOut(BaseModel):
+    """A work order an app proposed (``workorders.propose``); people decide on it."""
+
+    id: str
+    site_id: str
+    installation_id: str
+    machine: str
+    title: str
+    detail: str
+    due_us: int | None
+    created_at: int
