@@ -58,9 +58,7 @@ async def _energy(
     return cumulative_from_power(ts, vs)
 
 
-def _finding(
-    site: str, m: Machine, signal: str, start: int, end: int, r: MachineEnergy, s: dict[str, Any]
-) -> Finding:
+def _finding(site: str, m: Machine, signal: str, r: MachineEnergy, s: dict[str, Any]) -> Finding:
     price, currency = float(s["price_per_kwh"]), str(s["currency"])
     cost = r.saving_kwh * price
     mins = float(s["min_idle_min"])
@@ -69,8 +67,8 @@ def _finding(
         type="idle_energy",
         site=site,
         machine=m.path,
-        start_us=start,
-        end_us=end,
+        start_us=r.first_us,
+        end_us=r.last_us,
         score=min(1.0, r.saving_kwh / float(s["score_full_kwh"])),
         title=(
             f"{m.id}: {r.idle_kwh:.1f} kWh while idle, {r.saving_kwh:.1f} kWh "
@@ -125,7 +123,7 @@ async def analyse_range(ctx: Context, start: int, end: int) -> int:
                 if r.idle_kwh <= 0.0005:
                     continue
                 try:
-                    fid = await ctx.emit(_finding(site, m, src[0], t, t1, r, s))
+                    fid = await ctx.emit(_finding(site, m, src[0], r, s))
                 except RateLimited as exc:
                     await ctx.log("warning", f"stopped at {t}: {exc.message}")
                     await _remember(ctx, emitted)

@@ -129,6 +129,9 @@ class MachineEnergy:
     """``measured`` (the machine's own offline periods) or ``assumed`` (``standby_share``)."""
     stretches: list[tuple[int, int, float]]
     """The long waits: (start, end, kWh), longest first."""
+    first_us: int
+    last_us: int
+    """When the first wait began and the last one ended (the finding's window)."""
 
 
 def analyse(
@@ -157,4 +160,6 @@ def analyse(
         basis = "assumed"
     saving = sum(max(0.0, e - standby_kw * (b - a) / US_PER_H) for a, b, e in long)
     long.sort(key=lambda x: x[0] - x[1])
-    return MachineEnergy(idle_kwh, idle_h, saving, standby_kw, basis, long)
+    first = min((s.start_us for s in idle), default=0)
+    last = max((s.end_us for s in idle), default=0)
+    return MachineEnergy(idle_kwh, idle_h, saving, standby_kw, basis, long, first, last)

@@ -57,6 +57,7 @@ def test_saving_is_the_long_waits_above_measured_standby() -> None:
     assert r.standby_basis == "measured" and r.standby_kw == pytest.approx(0.5)
     assert r.saving_kwh == pytest.approx(2.5)
     assert [(a, b) for a, b, _ in r.stretches] == [(h, 2 * h)]
+    assert (r.first_us, r.last_us) == (h, 3 * h + 5 * MIN)
 
 
 def test_without_an_offline_period_standby_is_a_share_of_idle_power() -> None:

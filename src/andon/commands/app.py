@@ -434,6 +434,12 @@ def _local(us: Micros, zone: ZoneInfo) -> str:
     return datetime.fromtimestamp(us / 1e6, zone).strftime("%a %H:%M")
 
 
+def _window(start: Micros, end: Micros, zone: ZoneInfo) -> str:
+    """``Mon 06:00-07:30``, or ``Mon 22:00-Tue 06:00`` across midnight."""
+    a, b = _local(start, zone), _local(end, zone)
+    return f"{a}-{b[4:] if a[:3] == b[:3] else b}"
+
+
 def _print_run(result: LocalRun) -> None:
     zone = ZoneInfo(result.plant.site.timezone)
     hours = (result.end_us - result.start_us) / 3.6e9
@@ -442,17 +448,17 @@ def _print_run(result: LocalRun) -> None:
     m = result.manifest
     title = f"{m.id} {m.version}: {len(findings)} findings on {result.plant.site.id}, {span}"
     table = Table(title=title)
-    for col in ("type", "machine", "from", "to", "score", "title"):
-        table.add_column(col, overflow="fold")
+    table.add_column("machine", no_wrap=True)
+    table.add_column("window (site time)", no_wrap=True)
+    table.add_column("score", justify="right", no_wrap=True)
+    table.add_column("finding", overflow="fold")
     for f in findings:
         x = f.finding
         table.add_row(
-            x.type,
-            (x.machine or "").removeprefix(f"{x.site}/"),
-            _local(x.start_us, zone),
-            _local(x.end_us, zone),
+            (x.machine or x.site).rsplit("/", 1)[-1],
+            _window(x.start_us, x.end_us, zone),
             f"{x.score:.2f}",
-            x.title,
+            f"[dim]{x.type}[/] {x.title}",
         )
     out.print(table)
     for w in result.sink.work_orders:
