@@ -62,6 +62,8 @@ def test_install_review_a_finding_and_uninstall(
     row = page.locator('[data-testid="installation-row"][data-app="probe"]')
     row.wait_for()
     assert row.get_attribute("data-status") == "not running"  # the demo runs no supervisor
+    row.get_by_test_id("instance-logs-open").click()
+    assert "not run here" in page.get_by_test_id("instance-logs").inner_text()
     iid = row.get_attribute("data-installation")
     assert iid is not None
     inst = api["admin"].get(f"/apps/installations/{iid}").json()

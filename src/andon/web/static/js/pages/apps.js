@@ -124,6 +124,23 @@ export default {
       sure.focus();
     }
 
+    async function showLogs(inst, tr) {
+      const next = tr.nextElementSibling;
+      if (next && next.getAttribute('data-testid') === 'instance-logs') {
+        next.remove();
+        return;
+      }
+      const lines = await api(`/apps/installations/${encodeURIComponent(inst.id)}/logs?limit=50`);
+      const body = lines.length
+        ? h('ol', { class: 'log-lines' }, lines.map((x) => {
+          allowData(x.text, x.stream, x.level);
+          return raw(`${x.stream} ${x.level}: ${x.text}`, 'li');
+        }))
+        : h('p', { class: 'muted' }, t('apps.nologs'));
+      tr.after(h('tr', { 'data-testid': 'instance-logs', 'data-installation': inst.id },
+        h('td', { colspan: 6 }, body)));
+    }
+
     async function loadInstalled() {
       if (!mayManage) return;
       const rows = await api('/apps/installations');
@@ -134,19 +151,26 @@ export default {
         const btn = h('button', { type: 'button', class: 'btn btn-small', 'data-testid': 'uninstall' },
           t('apps.uninstall'));
         btn.addEventListener('click', () => uninstall(inst, btn));
+        const logBtn = h('button', { type: 'button', class: 'btn btn-small',
+          'data-testid': 'instance-logs-open' }, t('apps.logs'));
         allowData(inst.version);
         const state = inst.status.state;
-        installed.append(h('tr', { 'data-testid': 'installation-row', 'data-installation': inst.id,
+        const use = state === 'running' ? t('apps.use', { cpu: num(inst.status.cpu_s, 1),
+          mb: num(inst.status.rss_mb, 0) }) : null;
+        const tr = h('tr', { 'data-testid': 'installation-row', 'data-installation': inst.id,
           'data-app': inst.app_id, 'data-status': state },
         h('td', null, raw(app ? appName(app.manifest, inst.name) : inst.name)),
         h('td', null, raw(inst.version)),
         h('td', null, raw(inst.site_ids.map(siteName).join(', '))),
         h('td', { 'data-testid': 'installation-status' },
           tMaybe(`apps.state.${state.replace(' ', '_')}`) || state,
+          use ? h('span', { class: 'muted' }, ` · ${use}`) : null,
           inst.status.last_exit_reason
             ? raw(` · ${inst.status.last_exit_reason}`, 'span', { class: 'muted' }) : null),
         h('td', null, dateTime(inst.installed_at)),
-        h('td', { class: 'actions' }, btn)));
+        h('td', { class: 'actions' }, logBtn, ' ', btn));
+        logBtn.addEventListener('click', () => showLogs(inst, tr));
+        installed.append(tr);
       }
     }
 
