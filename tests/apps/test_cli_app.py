@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from andon.apps.manifest import load_manifest
 from andon.cli import app
-from andon.commands.app import run_local, scaffold
+from andon.commands.app import parse_settings, run_local, scaffold
 from andon.commands.common import plant_or_exit
 from andon.kpi.api import energy_report
 from andon.model.types import MachineState
@@ -77,6 +77,14 @@ def test_run_reports_a_bad_manifest_or_setting_in_one_line(tmp_path: Path) -> No
     r = runner.invoke(app, ["app", "run", str(root)])
     assert r.exit_code == 2
     assert "andon-app.yaml:5:10: version: version 'one' is not MAJOR.MINOR.PATCH" in r.output
+
+
+def test_settings_on_the_command_line_take_the_schemas_types() -> None:
+    m = load_manifest(ROOT / "apps" / "energy_idle")
+    got = parse_settings(m, ["currency=978", "min_idle_min=7.5", "price_per_kwh=4"])
+    assert (got["currency"], got["min_idle_min"], got["price_per_kwh"]) == ("978", 7.5, 4.0)
+    with pytest.raises(ValueError, match="--set 'x': expected key=value"):
+        parse_settings(m, ["x"])
 
 
 def test_run_shows_why_an_app_failed(tmp_path: Path) -> None:

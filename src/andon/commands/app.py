@@ -264,15 +264,17 @@ def new(
 
 # --- andon app run ------------------------------------------------------------------------------
 def parse_settings(manifest: AppManifest, pairs: list[str]) -> dict[str, Any]:
-    """The manifest's defaults with ``key=value`` pairs over them (a value is JSON when it
-    parses as JSON, else text), checked against the settings schema; ``ValueError``."""
+    """The manifest's defaults with ``key=value`` pairs over them (the text of a string
+    setting, else JSON when it parses as JSON, else text), checked against the settings
+    schema; ``ValueError``."""
     values = manifest.settings_defaults()
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key:
             raise ValueError(f"--set {pair!r}: expected key=value")
+        kind = manifest.settings.get("properties", {}).get(key, {}).get("type")
         try:
-            values[key] = json.loads(raw)
+            values[key] = raw if kind == "string" else json.loads(raw)
         except ValueError:
             values[key] = raw
     return manifest.validate_settings(values)
