@@ -39,17 +39,18 @@ START_S = 90.0
 """The edge and andon serve starting (Python start-up on a loaded machine)."""
 
 
-async def _progress(edge: Edge, what: str, timeout: float = PROGRESS_S) -> float:
-    """Seconds until the edge reports more points acknowledged than now."""
+async def _progress(edge: Edge, total: int, what: str, timeout: float = PROGRESS_S) -> float:
+    """Seconds until the edge reports more points acknowledged than now, or all ``total``
+    (a slow machine may let the source end before the last restart)."""
     t0, base = time.monotonic(), max(edge.acked(), 0)
-    await until(lambda: edge.acked() > base, timeout, what)
+    await until(lambda: edge.acked() > base or edge.acked() == total, timeout, what)
     return time.monotonic() - t0
 
 
 def test_broker_restarts_during_a_stream_through_andon_serve(
     tmp_path: Path, broker: Broker
 ) -> None:
-    total = 24_000  # 2,000 points/s: the source still runs when the last restart ends
+    total = 40_000  # 2,000 points/s: the source still runs when the last restart ends
     db_url = f"sqlite:///{tmp_path / 'platform.db'}"
     keys = asyncio.run(provision(db_url))
     assert key_parts(keys.edge) is not None
@@ -61,14 +62,18 @@ def test_broker_restarts_during_a_stream_through_andon_serve(
         try:
             await asyncio.to_thread(serve.start)
             edge.start_edge()
-            await _progress(edge, "the first points stored", START_S)
-            recovery = 0.0
+            await _progress(edge, total, "the first points stored", START_S)
+            recovery, streaming = 0.0, 0
             for i in range(BROKER_RESTARTS):
+                st = edge.status()
+                streaming += st is not None and st["buffer"]["put_points"] < total
                 await asyncio.to_thread(broker.stop)  # kill -9
                 await asyncio.to_thread(broker.start)
-                took = await _progress(edge, f"storing again after broker restart {i + 1}")
+                took = await _progress(edge, total, f"storing again after broker restart {i + 1}")
                 recovery = max(recovery, took)
             assert edge.alive(), edge.edge_log()[-2000:]
+            print(f"broker_restart: {streaming} of {BROKER_RESTARTS} restarts mid-stream")
+            assert streaming >= 1  # at least one while the source still ran
 
             async def values() -> dict[str, np.ndarray]:
                 return await asyncio.to_thread(serve.values, START, START + 10**12)
@@ -159,7 +164,7 @@ def test_metadata_database_restarts_during_ingest_over_https_and_mqtt(
                 await asyncio.to_thread(serve.start)
                 edge.start_edge()
                 poster = asyncio.create_task(https.run())
-                await _progress(edge, "the first points stored", START_S)
+                await _progress(edge, total, "the first points stored", START_S)
                 recovery = 0.0
                 for i in range(DB_RESTARTS):
                     refused = https.unavailable
@@ -172,7 +177,7 @@ def test_metadata_database_restarts_during_ingest_over_https_and_mqtt(
                     assert not poster.done(), poster
                     await asyncio.to_thread(pg.start)
                     t0, sent = time.monotonic(), https.sent
-                    took = await _progress(edge, f"MQTT ingest again after restart {i + 1}")
+                    took = await _progress(edge, total, f"MQTT ingest again after restart {i + 1}")
                     await until(
                         lambda s=sent: https.sent > s or poster.done(),  # type: ignore[misc]
                         PROGRESS_S,
