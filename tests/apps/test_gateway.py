@@ -471,6 +471,23 @@ def test_live_events_come_from_the_granted_site_of_the_tenant_only(
     asyncio.run(body())
 
 
+def test_live_events_an_app_does_not_keep_up_with_are_dropped_and_counted(
+    store: DuckDBStore, plants: dict[tuple[str, str], Plant], tmp_path: Path
+) -> None:
+    bus = InProcessBus()
+
+    async def body() -> None:
+        async with gateway(store, plants, tmp_path, bus=bus) as (gw, path):
+            raw = await connect(path)
+            await raw.result("live.subscribe", {"site": "tc1"})
+            for i in range(1500):  # no await yields: the pump has no chance to take any
+                await bus.publish("demo", ("site", "tc1", "parts"), PartsCounted(MC, i, 1, 0))
+            stats = gw.stats()
+            assert (stats["subscriptions"], stats["events_dropped"]) == (1, 500)
+
+    asyncio.run(body())
+
+
 def test_feedback_and_work_orders_go_through_the_sink(
     store: DuckDBStore, plants: dict[tuple[str, str], Plant], tmp_path: Path
 ) -> None:

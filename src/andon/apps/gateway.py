@@ -34,7 +34,7 @@ import pyarrow as pa
 from andon.apps.grant import PLATFORM_PERMISSION, AppGrant
 from andon.apps.manifest import AppManifest
 from andon.apps.sinks import STATE_LIMIT_BYTES, AppSink, StateLimitExceeded
-from andon.bus import LiveBus
+from andon.bus import LiveBus, Subscription
 from andon.bus.events import encode
 from andon.kpi.summary import plant_summary
 from andon.model.plant import Plant
@@ -348,6 +348,8 @@ class AppGateway:
         self._server: asyncio.Server | None = None
         self._conns: set[_Connection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._live: set[Subscription] = set()
+        """The open live subscriptions (their drops count in ``stats`` as they happen)."""
         self._app_log = logging.getLogger(f"andon.apps.instance.{grant.app_id}")
         self._handlers: dict[str, tuple[str | None, Handler]] = {
             "time.now": (None, self._time_now),
@@ -408,8 +410,11 @@ class AppGateway:
     def stats(self) -> dict[str, Any]:
         """Counts since the gateway was made: connections, requests, each refusal code,
         protocol errors, findings and work orders kept, live events pushed and dropped, log
-        lines kept and dropped; ``methods`` counts requests per method."""
-        return {**self._counts, "methods": dict(self._by_method)}
+        lines kept and dropped; ``subscriptions`` open now; ``methods`` counts requests per
+        known method."""
+        counts = dict(self._counts)
+        counts["events_dropped"] += sum(sub.stats.dropped for sub in self._live)
+        return {**counts, "subscriptions": len(self._live), "methods": dict(self._by_method)}
 
     def logs(self) -> list[LogLine]:
         """The app's newest log lines (``log`` requests), oldest first."""
@@ -728,6 +733,7 @@ class AppGateway:
     ) -> None:
         pattern = ("site", info.key, "*")
         async with self.bus.subscribe(self.grant.tenant_id, pattern) as sub:
+            self._live.add(sub)
             ready.set()
             try:
                 async for msg in sub:
@@ -738,6 +744,7 @@ class AppGateway:
                     await conn.send({"sub": sub_id, "event": _finite(event)})
                     self._counts["events_pushed"] += 1
             finally:
+                self._live.discard(sub)
                 self._counts["events_dropped"] += sub.stats.dropped
 
     async def _live_unsubscribe(
