@@ -572,3 +572,13 @@ def test_platform_sites_are_the_tenants_own_by_their_ids(
             await db.close()
 
     asyncio.run(body())
+
+
+def test_each_reading_permission_is_a_platform_permission() -> None:
+    """The app permissions checked per site map onto the platform's own permissions."""
+    from andon.apps.grant import PLATFORM_PERMISSION
+    from andon.platform.permissions import KEY_KIND_PERMISSIONS, KeyKind, Permission
+
+    assert set(PLATFORM_PERMISSION) <= set(APP_PERMISSIONS)
+    mapped = {Permission(v) for v in PLATFORM_PERMISSION.values()}
+    assert mapped <= KEY_KIND_PERMISSIONS[KeyKind.APP]  # no more than an app API key reads

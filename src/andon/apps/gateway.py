@@ -39,6 +39,7 @@ from andon.bus.events import encode
 from andon.kpi.summary import plant_summary
 from andon.model.plant import Plant
 from andon.model.types import MachineState, Micros
+from andon.platform.permissions import Permission
 from andon.platform.service import NotFound as PlatformNotFound
 from andon.platform.service import Platform
 from andon.sdk.finding import Finding, WorkOrder
@@ -568,7 +569,9 @@ class AppGateway:
         if site_id not in self.grant.site_ids:
             raise _forbidden(f"site {site_id!r:.60} is not granted to this installation")
         platform_perm = PLATFORM_PERMISSION.get(perm) if perm is not None else None
-        if platform_perm is not None and not self._principal.can(platform_perm, site_id):
+        if platform_perm is not None and not self._principal.can(
+            Permission(platform_perm), site_id
+        ):
             raise _forbidden(f"{perm} is not granted on site {site_id!r}")
         info = await self._resolve(site_id)
         if info is None:

@@ -6,6 +6,7 @@ the granted permissions. Reading permissions map onto the platform's own
 (``andon.platform.permissions``) so an app is authorised by the same code as an API key
 (``principal()``).
 
+>>> from andon.platform.permissions import Permission
 >>> g = AppGrant("t1", "i1", "energy_idle", "1.0.0", frozenset({"s1"}),
 ...              frozenset({"telemetry:read"}), {})
 >>> p = g.principal()
@@ -16,10 +17,10 @@ the granted permissions. Reading permissions map onto the platform's own
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from andon.platform.permissions import Permission
-from andon.platform.service import Principal
+if TYPE_CHECKING:  # the platform package is heavy; reading a manifest does not need it
+    from andon.platform.service import Principal
 
 __all__ = ["APP_PERMISSIONS", "PLATFORM_PERMISSION", "AppGrant"]
 
@@ -36,14 +37,15 @@ APP_PERMISSIONS: Final = (
 """What a manifest may ask for (the table of decision 0900); ``sites.list``,
 ``machines.list``, ``state.*``, ``settings.get``, ``log`` and ``time.now`` need none."""
 
-PLATFORM_PERMISSION: Final[dict[str, Permission]] = {
-    "telemetry:read": Permission.TELEMETRY_READ,
-    "states:read": Permission.STATE_READ,
-    "parts:read": Permission.STATE_READ,
-    "kpi:read": Permission.KPI_READ,
-    "live:subscribe": Permission.TELEMETRY_READ,
+PLATFORM_PERMISSION: Final[dict[str, str]] = {
+    "telemetry:read": "telemetry:read",
+    "states:read": "state:read",
+    "parts:read": "state:read",
+    "kpi:read": "kpi:read",
+    "live:subscribe": "telemetry:read",
 }
-"""The platform permission each reading app permission is checked as, per site."""
+"""The platform permission (``andon.platform.permissions.Permission``'s value) each reading
+app permission is checked as, per site."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +76,11 @@ class AppGrant:
     def principal(self) -> Principal:
         """The instance as the platform's ``Principal`` (kind ``app``): on each granted
         site, the platform permissions its app permissions map to."""
+        from andon.platform.permissions import Permission
+        from andon.platform.service import Principal
+
         perms = frozenset(
-            PLATFORM_PERMISSION[p] for p in self.permissions if p in PLATFORM_PERMISSION
+            Permission(PLATFORM_PERMISSION[p]) for p in self.permissions if p in PLATFORM_PERMISSION
         )
         return Principal(
             kind="app",
