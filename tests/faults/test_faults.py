@@ -33,8 +33,12 @@ def _edge_status(run: Run) -> str:
     return " ".join(r.output.split())
 
 
-RECOVERY_S = 20.0
-"""Every scenario drains within this after the fault ends (measured: 1-6 s)."""
+START_S = 90.0
+"""An edge process starting and reaching its first milestone: Python start-up alone took
+28 s on two cores at load 20 (other test runs)."""
+RECOVERY_S = 45.0
+"""Every scenario drains within this after the fault ends (measured: 1-6 s on a quiet
+machine, up to 15 s at load 15, where the restarted edge's Python start-up is most of it)."""
 
 
 def test_shipped_acl_is_what_andon_broker_acl_prints() -> None:
@@ -49,7 +53,7 @@ def test_kill9_mid_stream(tmp_path: Path, broker: Broker) -> None:
         run.platform.start()
         try:
             run.start_edge()
-            await until(lambda: run.stored() > 0, 20, "first points stored")
+            await until(lambda: run.stored() > 0, START_S, "first points stored")
             assert run.proc is not None
             run.proc.send_signal(signal.SIGKILL)
             await asyncio.to_thread(run.proc.wait, 10)
@@ -85,7 +89,7 @@ def test_reject_new_drops_counted_once_across_a_restart(tmp_path: Path, broker: 
 
         try:
             run.start_edge()
-            await until(handed_over, 20, "the source read to its end")
+            await until(handed_over, START_S, "the source read to its end")
             assert run.proc is not None
             run.proc.send_signal(signal.SIGKILL)
             await asyncio.to_thread(run.proc.wait, 10)
@@ -128,7 +132,7 @@ def test_disk_full_below_the_cap(tmp_path: Path, broker: Broker) -> None:
         run = Run("disk_full", tmp_path, broker, cfg)
         try:
             run.start_edge()
-            await until(lambda: "disk is full" in run.edge_log(), 30, "the disk to fill")
+            await until(lambda: "disk is full" in run.edge_log(), START_S, "the disk to fill")
             await until(
                 lambda: "status file not written" in run.edge_log() or run.status() is not None,
                 5,
@@ -198,7 +202,9 @@ def test_hostile_acks_behind_the_shipped_acl(tmp_path: Path) -> None:
 
         try:
             run.start_edge()
-            await until(lambda: int(uplink().get("frames_sent", 0)) >= 8, 20, "frames in flight")
+            await until(
+                lambda: int(uplink().get("frames_sent", 0)) >= 8, START_S, "frames in flight"
+            )
             forged = encode_acks([Ack("gen", s, "ok") for s in range(1, 11)])
             async with aiomqtt.Client(
                 "127.0.0.1", broker.port, username=intruder_id, password=intruder_secret
