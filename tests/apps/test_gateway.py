@@ -332,12 +332,16 @@ def test_hello_comes_first_and_names_this_app(
             assert msg["error"]["code"] == "forbidden"
             assert await raw.ended()
             raw = await connect(path, hello=False)
+            msg = await raw.ask("hello", {"protocol": 1, "app_id": "probe", "version": "0.9.0"})
+            assert msg["error"]["code"] == "forbidden" and "probe 1.0.0" in msg["error"]["message"]
+            assert await raw.ended()
+            raw = await connect(path, hello=False)
             msg = await raw.ask("hello", {"protocol": 2, "app_id": "probe", "version": "1"})
             assert msg["error"]["code"] == "bad_request" and "protocol" in msg["error"]["message"]
             assert await raw.ended()
             raw = await connect(path)  # and a proper one still works
             assert (await raw.result("time.now"))["now_us"] == 20 * S
-            assert gw.stats()["connections"] == 4
+            assert gw.stats()["connections"] == 5
 
     asyncio.run(body())
 

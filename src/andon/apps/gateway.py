@@ -548,6 +548,11 @@ class AppGateway:
             raise _forbidden(
                 f"this socket serves app {self.grant.app_id!r}, not {params.get('app_id')!r:.60}"
             )
+        if params.get("version") != self.grant.app_version:
+            raise _forbidden(
+                f"this socket serves {self.grant.app_id} {self.grant.app_version}, "
+                f"not version {params.get('version')!r:.40}"
+            )
         g = self.grant
         return {
             "tenant": g.tenant_id,
