@@ -35,7 +35,10 @@ it, connectors included):
 
 Both uplinks authenticate with the edge's platform edge key (``andon_<id>_<secret>``, made by
 ``POST /api/v1/api-keys`` with ``kind: edge``); over MQTT its id and secret are also the broker
-login unless ``username``/``password`` say otherwise. An MQTT uplink with ``url`` and ``site``
+login unless ``username``/``password`` say otherwise. With ``cert_file``/``key_file`` the edge
+presents a client certificate; a broker that takes the certificate's CN as the user name
+(Mosquitto's ``use_identity_as_username``, decision 0316) needs the CN to be the key's id, which
+``resolved_key`` checks unless ``username`` is set. An MQTT uplink with ``url`` and ``site``
 also reports connection health to the API.
 
 >>> cfg = parse_edge_config("edge: {id: e1}\\ndata_dir: /tmp/x\\nuplink: {key_env: K}\\n")
@@ -107,6 +110,22 @@ def _secret(value: str | None, env: str | None, what: str) -> str | None:
     return found
 
 
+def _certificate_cn(path: str) -> str | None:
+    """The subject CN of the first certificate in the PEM file ``path``; a ``ValueError``
+    naming the file when it cannot be read."""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    try:
+        cert = x509.load_pem_x509_certificate(Path(path).read_bytes())
+    except OSError as exc:
+        raise ValueError(f"uplink.cert_file {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise ValueError(f"uplink.cert_file {path}: not a PEM certificate ({exc})") from None
+    cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(cns[0].value) if cns else None
+
+
 class UplinkSection(_Section):
     """Where the edge forwards to: the platform's MQTT broker (``kind: mqtt``, frames
     acknowledged on a topic) or its HTTPS API (``kind: https``, frames POSTed to
@@ -168,9 +187,19 @@ class UplinkSection(_Section):
         """The edge's platform edge key; a ``ValueError`` when unset, or malformed for MQTT
         (which logs in with its parts; over HTTPS the platform judges the bearer)."""
         key = _secret(self.key, self.key_env, "edge API key") or ""
-        if self.kind == "mqtt" and key_parts(key) is None:
+        parts = key_parts(key)
+        if self.kind == "mqtt" and parts is None:
             where = f"environment variable {self.key_env}" if self.key_env else "uplink.key"
             raise ValueError(f"{where} is not a platform edge key (andon_<id>_<secret>)")
+        if self.kind == "mqtt" and parts is not None and self.cert_file and not self.username:
+            cn = _certificate_cn(self.cert_file)
+            if cn != parts[0]:
+                raise ValueError(
+                    f"uplink.cert_file {self.cert_file}: the certificate's CN is {cn!r}, not "
+                    f"the edge key's id {parts[0]!r}; a broker that takes the CN as the user "
+                    "name would let this edge publish on no topic of its key (issue the "
+                    "certificate with CN = the key id, or set uplink.username)"
+                )
         return key
 
     def tls_context(self) -> ssl.SSLContext | None:
