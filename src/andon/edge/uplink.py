@@ -3,7 +3,8 @@ only when the platform has acknowledged them.
 
 * The edge authenticates with its **platform edge key** (``andon_<id>_<secret>``, created in
   the platform like any API key): the broker login is the key id and the secret (unless the
-  site file names other broker credentials), and every frame carries the key, which the
+  site file names other broker credentials, or the broker takes a client certificate's CN,
+  the key id, as the user name: decision 0316), and every frame carries the key, which the
   platform's ingest gateway checks.
 * Each buffered batch travels as one frame (``wire``) on ``andon/v1/up/<key id>`` with QoS 1;
   the platform answers on ``andon/v1/ack/<key id>`` after the batch is stored (or refused).

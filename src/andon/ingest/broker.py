@@ -10,6 +10,11 @@ key is made when the key is made (its secret is shown once): pipe the new key in
 the key in the platform (the gateway refuses its frames at once) and delete its line (the
 broker refuses its next login, and the edge stops within one reconnect).
 
+Edges may log in with a client certificate instead (decision 0316,
+``examples/mosquitto/certificates.conf``): the broker takes the certificate's CN as the user
+name, so the CN is the key's id and the same ACL binds the edge to its key's topics; to
+revoke, revoke the key and put the certificate on the broker's CRL.
+
 >>> print(mosquitto_acl("andon-platform"))  # doctest: +ELLIPSIS
 # andon: each edge logs in as the id of its platform edge key
 pattern write andon/v1/up/%u
