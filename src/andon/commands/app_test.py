@@ -17,18 +17,16 @@ import asyncio
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
-from andon.apps.testing import AppTestReport, Dataset, GroundTruthFault, render_html, run_app_test
-from andon.demo.run import DemoRun, default_start
-from andon.demo.web import builtin_plant_yaml
-from andon.model.loader import parse_plant
-from andon.model.plant import Plant
 from andon.model.types import Micros, to_micros
-from andon.store import open_store
+
+if TYPE_CHECKING:  # the harness, the demo and the store load when a command runs, not with the CLI
+    from andon.apps.testing import AppTestReport, Dataset
+    from andon.model.plant import Plant
 
 __all__ = ["SMALL_LINE", "register", "run_test", "standard_datasets"]
 
@@ -80,6 +78,10 @@ def _us(iso: str) -> Micros:
 
 
 async def _simulate(name: str, plant: Plant, seed: int, hours: float) -> Dataset:
+    from andon.apps.testing import Dataset, GroundTruthFault
+    from andon.demo.run import DemoRun, default_start
+    from andon.store import open_store
+
     store = open_store(None)
     start = default_start(plant)
     run = DemoRun.create(plant, store, seed, start)
@@ -95,6 +97,9 @@ async def _simulate(name: str, plant: Plant, seed: int, hours: float) -> Dataset
 
 async def standard_datasets(scale: float = 1.0) -> list[Dataset]:
     """The standard datasets (see the module); ``scale`` shortens them (tests)."""
+    from andon.demo.web import builtin_plant_yaml
+    from andon.model.loader import parse_plant
+
     demo = parse_plant(builtin_plant_yaml(), "<demo>")
     small = parse_plant(SMALL_LINE, "<small line>")
     return [
@@ -108,6 +113,7 @@ async def run_test(
     path: Path, *, scale: float = 1.0, timeout_s: float = 60.0, quiet: bool = False
 ) -> AppTestReport:
     """Make the standard datasets and test the app at ``path`` on them."""
+    from andon.apps.testing import run_app_test
 
     def say(what: str) -> None:
         if not quiet:
@@ -143,6 +149,8 @@ def _command(
     ] = 60.0,
 ) -> None:
     """Test an app: manifest, sandbox, replays with ground truth, claims measured."""
+    from andon.apps.testing import render_html
+
     report = asyncio.run(run_test(path, scale=scale, timeout_s=timeout))
     if json_out is not None:
         json_out.write_text(json.dumps(report.as_dict(), indent=2, sort_keys=True) + "\n")
