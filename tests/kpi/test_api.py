@@ -266,14 +266,15 @@ def test_losses_are_priced_and_ranked(data_dir: Path) -> None:
     plant = _plant()
     prices = LossPrices(per_hour=3600.0, per_scrap_part=100.0, per_kwh=5.0, currency="TWD")
     rows = _with_store(data_dir, lambda s: api.loss_report(s, plant, T0, T1, prices))
-    costs = [r["cost"] for r in rows]
+    costs = [r.cost for r in rows]
     assert costs == sorted(costs, reverse=True)
-    by = {r["loss"]: r for r in rows}
+    by = {r.loss: r for r in rows}
     # speed loss: 10 080 s running - 9 000 s ideal = 1 080 s at 1/s
-    assert by["reduced speed"]["cost"] == pytest.approx(1080.0)
-    assert by["breakdowns"]["cost"] == pytest.approx(600.0)
-    assert by["production rejects"]["cost"] == 200.0
-    assert by["idle energy"]["cost"] == pytest.approx(1.0)
+    assert by["reduced speed"].cost == pytest.approx(1080.0)
+    assert by["breakdowns"].cost == pytest.approx(600.0)
+    assert by["production rejects"].cost == 200.0
+    assert by["idle energy"].cost == pytest.approx(1.0)
+    assert by["idle energy"].as_dict()["unit"] == "kWh"
 
 
 def test_line_oee_average_and_bottleneck() -> None:

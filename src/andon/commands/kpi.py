@@ -397,7 +397,8 @@ def losses_cmd(
     prices = LossPrices(per_hour, per_scrap_part, per_kwh, currency)
     with _store(data_dir) as store:
         _require_data(store, plant, sel, a, b, data_dir)
-        rows = _run(lambda: api.loss_report(store, plant, a, b, prices, selection=sel))
+        losses = _run(lambda: api.loss_report(store, plant, a, b, prices, selection=sel))
+    rows = [r.as_dict() for r in losses]
     _emit(rows, as_json, as_csv, "Cost of losses", ["machine", "loss", "quantity", "unit", "cost"])
 
 

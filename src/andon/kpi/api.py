@@ -26,7 +26,7 @@ import numpy as np
 
 from andon.kpi.baseline import fit_baseline
 from andon.kpi.carbon import GridFactor, co2e_kg, grid_factor
-from andon.kpi.cost import LossPrices, loss_costs
+from andon.kpi.cost import LossPrices, LossRow, loss_costs
 from andon.kpi.energy import (
     Tariff,
     cumulative_power,
@@ -53,6 +53,7 @@ __all__ = [
     "EnergyBaseline",
     "EnergyPeriod",
     "LineOEE",
+    "LossRow",
     "ReliabilityRow",
     "Selection",
     "downtime_report",
@@ -659,8 +660,9 @@ async def loss_report(
     *,
     selection: Selection | None = None,
     model: TimeModel | None = None,
-) -> list[dict[str, Any]]:
-    """Every loss of the range in money, ranked (largest first)."""
+) -> list[LossRow]:
+    """Every loss of the range in money, ranked (largest first; ``as_dict()``: the JSON
+    row)."""
     sel = selection or select(plant)
     table = await oee(store, plant, start, end, model=model, selection=sel)
     energy = await energy_report(store, plant, start, end, selection=sel)

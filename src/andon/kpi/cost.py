@@ -16,7 +16,7 @@ from typing import Any
 
 from andon.kpi.oee import OEETable
 
-__all__ = ["LossPrices", "loss_costs"]
+__all__ = ["LossPrices", "LossRow", "loss_costs"]
 
 _TIME_LOSSES = {
     "breakdown_s": "breakdowns",
@@ -45,11 +45,42 @@ class LossPrices:
         return self.per_scrap_part_by_machine.get(machine, self.per_scrap_part)
 
 
+@dataclass(frozen=True, slots=True)
+class LossRow:
+    """One loss of one machine (and bucket, product) in money: how much was lost
+    (``quantity`` in ``unit``: h, parts or kWh), what it cost, and ``flag`` where the
+    quantity is a data problem (a negative speed loss, not priced)."""
+
+    machine: str
+    bucket: str
+    product: str
+    loss: str
+    quantity: float
+    unit: str
+    cost: float
+    flag: bool
+    currency: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON row (``andon kpi losses``, the report's ``losses`` sheet)."""
+        return {
+            "machine": self.machine,
+            "bucket": self.bucket,
+            "product": self.product,
+            "loss": self.loss,
+            "quantity": self.quantity,
+            "unit": self.unit,
+            "cost": self.cost,
+            "flag": self.flag,
+            "currency": self.currency,
+        }
+
+
 def loss_costs(
     table: OEETable,
     prices: LossPrices,
     nonproductive_kwh: Mapping[str, float] | None = None,
-) -> list[dict[str, Any]]:
+) -> list[LossRow]:
     """Every loss of every row in money, largest first.
 
     >>> from andon.kpi.oee import TIME_COLUMNS, COUNT_COLUMNS
@@ -57,54 +88,29 @@ def loss_costs(
     >>> cols = {k: np.zeros(1) for k in (*TIME_COLUMNS, *COUNT_COLUMNS)}
     >>> cols["breakdown_s"][0] = 7200.0; cols["scrap"][0] = 3
     >>> t = OEETable(("m",), ("all",), ("",), cols)
-    >>> [(r["loss"], r["cost"]) for r in loss_costs(t, LossPrices(100.0, 50.0, 4.0), {"m": 10})]
+    >>> [(r.loss, r.cost) for r in loss_costs(t, LossPrices(100.0, 50.0, 4.0), {"m": 10})]
     [('breakdowns', 200.0), ('production rejects', 150.0), ('idle energy', 40.0)]
     """
-    out: list[dict[str, Any]] = []
+    out: list[LossRow] = []
+    cur = prices.currency
     c = table.columns
     for i, machine in enumerate(table.machine):
-        where = {"machine": machine, "bucket": table.bucket[i], "product": table.product[i]}
+        where = (machine, table.bucket[i], table.product[i])
         for col, name in _TIME_LOSSES.items():
             hours = float(c[col][i]) / 3600.0
             flag = hours < 0
-            out.append(
-                {
-                    **where,
-                    "loss": name,
-                    "quantity": round(hours, 6),
-                    "unit": "h",
-                    "cost": 0.0 if flag else round(hours * prices.hourly(machine), 2),
-                    "flag": flag,
-                }
-            )
+            cost = 0.0 if flag else round(hours * prices.hourly(machine), 2)
+            out.append(LossRow(*where, name, round(hours, 6), "h", cost, flag, cur))
         startup = float(c["startup_scrap"][i])
         prod = float(c["scrap"][i]) - startup
         for name, n in (("start-up rejects", startup), ("production rejects", prod)):
-            out.append(
-                {
-                    **where,
-                    "loss": name,
-                    "quantity": n,
-                    "unit": "parts",
-                    "cost": round(n * prices.scrap(machine), 2),
-                    "flag": False,
-                }
-            )
+            cost = round(n * prices.scrap(machine), 2)
+            out.append(LossRow(*where, name, n, "parts", cost, False, cur))
     for machine, kwh in (nonproductive_kwh or {}).items():
+        cost = round(kwh * prices.per_kwh, 2)
         out.append(
-            {
-                "machine": machine,
-                "bucket": "all",
-                "product": "",
-                "loss": "idle energy",
-                "quantity": round(kwh, 6),
-                "unit": "kWh",
-                "cost": round(kwh * prices.per_kwh, 2),
-                "flag": False,
-            }
+            LossRow(machine, "all", "", "idle energy", round(kwh, 6), "kWh", cost, False, cur)
         )
-    out = [r for r in out if r["quantity"] != 0]
-    out.sort(key=lambda r: -r["cost"])
-    for r in out:
-        r["currency"] = prices.currency
+    out = [r for r in out if r.quantity != 0]
+    out.sort(key=lambda r: -r.cost)
     return out

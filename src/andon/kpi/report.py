@@ -118,5 +118,7 @@ async def build_report(
         "energy": energy["machines"] + energy["meters"],
     }
     if prices is not None:
-        sheets["losses"] = await api.loss_report(store, plant, start, end, prices)
+        sheets["losses"] = [
+            r.as_dict() for r in await api.loss_report(store, plant, start, end, prices)
+        ]
     return sheets
