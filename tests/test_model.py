@@ -72,8 +72,14 @@ def test_demo_plant_has_the_machines_the_issue_asks_for() -> None:
     # every machine has its own power meter
     assert all(any(s.type == "power" for s in m.signals) for _, _, m in plant.machines())
     # the YAML merge key '<<' works: MC-02 inherits MC-01's signals
+    mc1 = next(m for _, _, m in plant.machines() if m.id == "MC-01")
     mc2 = next(m for _, _, m in plant.machines() if m.id == "MC-02")
-    assert mc2.name == "Machining centre 2" and len(mc2.signals) == 8
+    assert mc2.name == "Machining centre 2" and mc2.signals == mc1.signals
+    # both kinds of failure (decision 0507): degrading modes on two machine types, and
+    # memoryless ones
+    kinds = {(m.type, fm.kind) for _, _, m in plant.machines() for fm in m.sim.failure_modes}
+    assert len({t for t, k in kinds if k == "degrading"}) >= 2
+    assert any(k == "memoryless" for _, k in kinds)
     paths = plant.signal_paths()
     assert "tc1/machining/L1/MC-01/spindle_load" in paths
     assert "tc1/cleanroom/particles" in paths and "tc1/main/energy" in paths

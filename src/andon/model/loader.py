@@ -353,6 +353,19 @@ def _reference_problems(plant: Plant) -> Iterable[tuple[Loc, str]]:
                     )
                 for d in _dupes(s.id for s in m.signals):
                     yield (*mloc, "signals"), f"duplicate signal id {d!r}"
+                for fi, fm in enumerate(m.sim.failure_modes):
+                    if fm.degradation is None:
+                        continue
+                    floc: Loc = (*mloc, "sim", "failure_modes", fi, "degradation")
+                    if m.sim.failure_basis == "calendar":
+                        yield (
+                            floc,
+                            "a degrading mode wears in operating time; "
+                            "it needs failure_basis: operating",
+                        )
+                    for p in fm.degradation.regimes:
+                        if p not in products:
+                            yield (*floc, "regimes", p), f"no product {p!r} on line {line.id!r}"
                 if (
                     m.sim.wear is not None
                     and m.sim.wear.dress_every_parts is not None

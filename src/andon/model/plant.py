@@ -23,6 +23,7 @@ __all__ = [
     "Area",
     "Buffer",
     "Calendar",
+    "Degradation",
     "Distribution",
     "ElectricityTariff",
     "FailureMode",
@@ -164,9 +165,50 @@ Distribution = Literal["deterministic", "exponential", "lognormal", "gamma", "em
 """Kinds of random durations the line model draws (cycle and repair times)."""
 
 
+class Degradation(_Model):
+    """A failure mode that announces itself: a hidden health index falls from 1 in wear time
+    (operating seconds × the product's regime factor) and the failure happens when it
+    reaches ``threshold`` (``andon.model.degradation`` has the law; decision 0507)."""
+
+    kind: Literal["gamma", "exponential"]
+    """``gamma``: a gamma process (monotone, random increments); ``exponential``: a path
+    that falls slowly, then faster."""
+    life_h: Positive
+    """Mean operating hours (at regime factor 1) from the onset to the threshold."""
+    onset_h: NonNeg = 0.0
+    """Mean operating hours of a life before the health starts to fall."""
+    onset_cv: NonNeg = 0.5
+    """Coefficient of variation of the onset between lives (lognormal)."""
+    unit_cv: NonNeg = 0.2
+    """Coefficient of variation of the time from onset to threshold between lives."""
+    path_cv: Positive = 0.25
+    """``gamma``: coefficient of variation of the damage reached at ``life_h``."""
+    sharpness: Positive = 3.0
+    """``exponential``: how much faster the end of the fall is than its start."""
+    threshold: Annotated[float, Field(ge=0, lt=1)] = 0.2
+    """The failure happens when the health reaches this."""
+    warnings: tuple[Annotated[float, Field(gt=0, lt=1)], ...] = (0.8, 0.5)
+    """Health levels whose crossing times the ground truth records."""
+    regimes: dict[Id, Positive] = Field(default_factory=dict)
+    """Wear-rate factor per product made (a heavier cut or a faster speed wears faster);
+    products not named run at 1."""
+    pm_resets: bool = True
+    """Whether a planned-maintenance window of the machine restores the health to 1."""
+
+    @model_validator(mode="after")
+    def _warnings_above_threshold(self) -> Degradation:
+        for w in self.warnings:
+            if w <= self.threshold:
+                raise ValueError(f"warning level {w} is not above the threshold {self.threshold}")
+        return self
+
+
 class FailureMode(_Model):
     """An unplanned stop: exponential time to failure counted in operating time (or calendar
-    time, see ``MachineSim.failure_basis``), lognormal time to repair by default."""
+    time, see ``MachineSim.failure_basis``), lognormal time to repair by default. With a
+    ``degradation`` block the mode is *degrading*: it fails when its health index reaches
+    the threshold instead (its ``mtbf_h`` is then the nominal ``onset_h + life_h``, not
+    given); without one it is *memoryless*."""
 
     code: Id
     description: str = ""
@@ -174,6 +216,7 @@ class FailureMode(_Model):
     """The description in other languages (the reason's label where an operator picks it)."""
     mtbf_h: Positive
     """Mean operating hours between failures of this mode."""
+    degradation: Degradation | None = None
     mttr_min: Positive
     """Mean minutes to repair."""
     ttr_cv: NonNeg = 0.5
@@ -186,6 +229,26 @@ class FailureMode(_Model):
     """Whether the machine reports this mode's code. ``false``: its stops reach the store
     without a reason code (an old controller with no alarm for it), so an operator has to
     enter the reason; the ground truth still names the mode."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _degrading_mtbf(cls, data: object) -> object:
+        if isinstance(data, dict) and isinstance(data.get("degradation"), dict):
+            if "mtbf_h" in data:
+                raise ValueError(
+                    "a degrading mode fails when its health reaches the threshold; "
+                    "leave mtbf_h out (it is onset_h + life_h)"
+                )
+            d = data["degradation"]
+            life, onset = d.get("life_h"), d.get("onset_h", 0.0)
+            if isinstance(life, int | float) and isinstance(onset, int | float):
+                data = {**data, "mtbf_h": float(onset) + float(life)}
+        return data
+
+    @property
+    def kind(self) -> str:
+        """``degrading`` or ``memoryless``."""
+        return "memoryless" if self.degradation is None else "degrading"
 
     @model_validator(mode="after")
     def _empirical_has_data(self) -> FailureMode:
@@ -256,6 +319,11 @@ class MachineSim(_Model):
         if self.cycle_dist == "empirical" and not self.cycle_empirical:
             raise ValueError("cycle_dist 'empirical' needs cycle_empirical values")
         return self
+
+    @property
+    def degrading(self) -> bool:
+        """Whether any failure mode has a degradation process."""
+        return any(fm.degradation is not None for fm in self.failure_modes)
 
 
 class Machine(_Model):

@@ -36,6 +36,11 @@ _TYPES = [
         "dressing_count", ("count",), "wheel dressing cycles since wheel change", counter=True
     ),
     SignalType("surface_roughness", ("µm", "um"), "surface roughness Ra of the last part"),
+    SignalType("vibration_low", ("(mm/s)²", "g²"), "vibration energy, low band (10 Hz–1 kHz)"),
+    SignalType("vibration_mid", ("(mm/s)²", "g²"), "vibration energy, mid band (1–5 kHz)"),
+    SignalType("vibration_high", ("(mm/s)²", "g²"), "vibration energy, high band (5–20 kHz)"),
+    SignalType("bearing_temperature", ("°C", "degC"), "bearing or motor winding temperature"),
+    SignalType("motor_current", ("A",), "drive motor current (RMS)"),
     SignalType("tool_rotation", ("rpm",), "friction-stir tool rotation speed"),
     SignalType("traverse_speed", ("mm/min",), "welding traverse speed"),
     SignalType("axial_force", ("kN",), "axial (plunge) force"),

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from andon.model.degradation import DegradationProcess
 from andon.model.plant import Area, Machine, Meter, Plant, Signal
 from andon.model.types import (
     F64,
@@ -30,10 +31,20 @@ from andon.model.types import (
     StateBatch,
     from_micros,
 )
-from andon.sim.physics import AMBIENT_C, LAG_TYPES, LEVEL_TYPES, lag_filter, state_share
+from andon.sim.physics import (
+    AMBIENT_C,
+    HEALTH_EFFECTS,
+    LAG_TYPES,
+    LEVEL_TYPES,
+    lag_filter,
+    state_share,
+)
 from andon.twin.line import FactoryModel, MachineRuntime
 
-__all__ = ["Flush", "VirtualFactory"]
+__all__ = ["HEALTH_SAMPLE_S", "Flush", "VirtualFactory"]
+
+HEALTH_SAMPLE_S = 60.0
+"""How often the ground truth samples each degrading mode's health (engine seconds)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +100,10 @@ class _MachineRec:
     energy_kwh: float = 0.0
     ra: float = 0.0
     cycle_s: float = 0.0
+    degr: list[tuple[str, DegradationProcess]] = field(default_factory=list)
+    """The machine's degrading modes (code, process), recorded for signals and truth."""
+    health_cache: dict[float, tuple[F64, F64]] = field(default_factory=dict)
+    """This window's (lowest health, regime factor) per sample period."""
 
     def condition_row(self) -> tuple[float, float, int, float, float, int, float]:
         rt = self.rt
@@ -129,6 +144,10 @@ class VirtualFactory:
             if rec is None:  # pragma: no cover - every machine reported its initial state
                 raise RuntimeError("machine did not report its initial state")
             rec.signals = sigs
+            for fm, proc in zip(rt.modes, rt.degr, strict=True):
+                if proc is not None:
+                    proc.start_recording()
+                    rec.degr.append((fm.code, proc))
             rec.c_t.append(0.0)
             rec.c_v.append(rec.condition_row())
         self.recs = [self._recs[id(rt)] for rt in self.model.machines]
@@ -160,6 +179,9 @@ class VirtualFactory:
             {fm.code for fm in r.rt.spec.sim.failure_modes if not fm.reported} for r in self.recs
         ]
         """Per machine, the failure codes it does not report (stored without a reason)."""
+        self._degrading_plant = any(r.degr for r in self.recs)
+        """Whether fault records say each mode's kind (absent for plants without degrading
+        modes, whose ground truth stays byte for byte what it was)."""
 
     # --- time ----------------------------------------------------------------------------
     @property
@@ -224,17 +246,22 @@ class VirtualFactory:
         )
 
     def on_fault(self, m: MachineRuntime, t: float, code: str, repair_s: float) -> None:
-        self.ground_truth.append(
-            {
-                "t": self._iso(t),
-                "kind": "fault",
-                "machine": m.path,
-                "code": code,
-                "end": self._iso(t + repair_s),
-                "duration_s": round(repair_s, 3),
-                "wear": round(m.wear, 4),
-            }
-        )
+        record: dict[str, Any] = {
+            "t": self._iso(t),
+            "kind": "fault",
+            "machine": m.path,
+            "code": code,
+            "end": self._iso(t + repair_s),
+            "duration_s": round(repair_s, 3),
+            "wear": round(m.wear, 4),
+        }
+        if self._degrading_plant:
+            i = next(i for i, fm in enumerate(m.modes) if fm.code == code)
+            proc = m.degr[i]
+            record["mode"] = m.modes[i].kind
+            if proc is not None:
+                record["warnings"] = {f"{lv:g}": self._iso(at) for at, lv in proc.life_crossings}
+        self.ground_truth.append(record)
 
     # --- environment disturbances ----------------------------------------------------------
     def _schedule_disturbance(self, k: int, rng: np.random.Generator) -> None:
@@ -289,6 +316,8 @@ class VirtualFactory:
         val_parts: list[np.ndarray] = []
         machine_power: dict[int, tuple[F64, F64]] = {}
         for rec in self.recs:
+            if rec.degr:
+                self._health_truth(rec, w0, w1)
             st_t = np.asarray(rec.st_t)
             st_s = np.asarray(rec.st_s, dtype=np.int64)
             c_t = np.asarray(rec.c_t)
@@ -349,11 +378,63 @@ class VirtualFactory:
                 np.concatenate(val_parts),
                 np.full(len(t), Quality.GOOD, dtype=np.uint8),
             )
+        for rec in self.recs:
+            rec.health_cache.clear()
+            for _code, proc in rec.degr:
+                proc.prune(w1)
         states = self._closed_states(w1, final)
         current = StateBatch.empty() if final else self._open_states(w1)
         parts = self._parts(w1)
         self._prune(w1)
         return Flush(self.ts(w0), self.ts(w1), samples, states, parts, current)
+
+    def _health_truth(self, rec: _MachineRec, w0: float, w1: float) -> None:
+        """Ground truth of a degrading machine's window: each mode's health every
+        ``HEALTH_SAMPLE_S`` and the warning levels its health fell through."""
+        grid = _grid(w0, w1, HEALTH_SAMPLE_S)
+        path = rec.rt.path
+        for code, proc in rec.degr:
+            done = [c for c in proc.crossings if c[0] < w1]
+            proc.crossings = [c for c in proc.crossings if c[0] >= w1]
+            for at, level in done:
+                self.ground_truth.append(
+                    {
+                        "t": self._iso(at),
+                        "kind": "health_warning",
+                        "machine": path,
+                        "code": code,
+                        "level": level,
+                    }
+                )
+            if len(grid):
+                h, _ = proc.health_at(grid)
+                for t, v in zip(grid.tolist(), np.round(h, 4).tolist(), strict=True):
+                    self.ground_truth.append(
+                        {
+                            "t": self._iso(t),
+                            "kind": "health",
+                            "machine": path,
+                            "code": code,
+                            "health": v,
+                        }
+                    )
+
+    def _health(self, rec: _MachineRec, grid: F64, period: float) -> tuple[F64, F64]:
+        """``(d, ρ)`` at the samples: ``1 -`` the lowest health of the machine's degrading
+        modes, and the regime factor while a cycle runs (1 otherwise)."""
+        got = rec.health_cache.get(period)
+        if got is not None and len(got[0]) == len(grid):
+            return got
+        low = np.ones(len(grid))
+        rho = np.zeros(len(grid))
+        for _code, proc in rec.degr:
+            h, r = proc.health_at(grid)
+            low = np.minimum(low, h)
+            rho += r
+        rho /= len(rec.degr)
+        out = (1.0 - low, np.where(rho > 0, rho, 1.0))
+        rec.health_cache[period] = out
+        return out
 
     def _power_breakpoints(
         self,
@@ -423,6 +504,9 @@ class VirtualFactory:
             default_nominal, tau = LAG_TYPES[typ]
             nominal = spec.nominal if spec.nominal is not None else default_nominal
             run_target = nominal * (1.0 + (0.15 * cv[:, 0] if typ == "tool_temperature" else 0))
+            if typ == "bearing_temperature" and rec.degr:
+                d, rho = self._health(rec, grid, spec.sample_period_s)
+                run_target = run_target + 25.0 * d**1.5 + 5.0 * (rho - 1.0)
             idle_target = AMBIENT_C + 0.35 * (nominal - AMBIENT_C)
             target = np.where(states == MachineState.RUNNING, run_target, idle_target)
             stopped = (states == MachineState.DOWN) | (states == MachineState.OFFLINE)
@@ -445,6 +529,11 @@ class VirtualFactory:
             gain = wear_model.power_gain if level.wear == "power" else wear_model.vibration_gain
             share = np.where(running, share * (1.0 + gain * cv[:, 0]), share)
         value = nominal * share
+        effect = HEALTH_EFFECTS.get(typ)
+        if effect is not None and rec.degr:
+            gain_k, power_p, gamma = effect
+            d, rho = self._health(rec, grid, spec.sample_period_s)
+            value = value * (1.0 + gain_k * d**power_p) * rho**gamma
         noise = sig.rng.normal(0.0, level.noise * abs(nominal), n)
         return value + np.where(share > 0, noise, noise * 0.05)
 

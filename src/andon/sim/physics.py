@@ -10,6 +10,13 @@ condition of its consumable (0 new … 1 worn out) and the signal type:
   a friction-stir tool is fast), so a stop shows as a cooling curve, not a step.
 * *Per-part values* (wear %, roughness Ra, last cycle time, reject rate, part count,
   dressing count) are piecewise constant between part completions.
+* *Health* (decision 0507): on a machine with degrading failure modes, with ``d = 1 - h``
+  (``h`` the lowest health of its degrading modes) and ``ρ`` the regime factor of the
+  product running (1 when no cycle runs), a level's noise-free value is multiplied by
+  ``(1 + k·d^p)·ρ^γ`` (``HEALTH_EFFECTS``: vibration RMS ×3.5 at ``d = 1``, the high band
+  rising first and most, load and current a little), and the bearing temperature's running
+  target rises by ``25·d^1.5 + 5·(ρ - 1)`` °C. The noise stays what it is: a sick machine's
+  signals stand out of it more and more.
 * *Power* follows the state (the machine's ``power`` block) and rises with wear while running;
   *energy* is the exact integral of the noise-free power, so a meter reading always agrees
   with the state timeline.
@@ -23,7 +30,7 @@ import numpy as np
 
 from andon.model.types import F64, MachineState
 
-__all__ = ["AMBIENT_C", "LAG_TYPES", "LEVEL_TYPES", "Level", "lag_filter"]
+__all__ = ["AMBIENT_C", "HEALTH_EFFECTS", "LAG_TYPES", "LEVEL_TYPES", "Level", "lag_filter"]
 
 AMBIENT_C = 22.0
 
@@ -59,6 +66,21 @@ LEVEL_TYPES: dict[str, Level] = {
     "rf_power": Level(1500.0, 0.0, 0.0, 0.01, None),
     "gas_flow": Level(50.0, 0.1, 0.0, 0.01, None),
     "pressure": Level(5.0, 0.05, 0.05, 0.02, None),
+    "vibration_low": Level(1.0, 0.15, 0.03, 0.10, "vibration"),
+    "vibration_mid": Level(0.5, 0.15, 0.03, 0.10, "vibration"),
+    "vibration_high": Level(0.2, 0.15, 0.03, 0.10, None),
+    "motor_current": Level(12.0, 0.2, 0.0, 0.03, "power"),
+}
+
+HEALTH_EFFECTS: dict[str, tuple[float, float, float]] = {
+    # type: (k, p, γ) in (1 + k·d^p)·ρ^γ
+    "vibration": (2.5, 1.5, 0.5),
+    "vibration_low": (0.6, 2.0, 0.5),
+    "vibration_mid": (2.5, 1.5, 0.5),
+    "vibration_high": (10.0, 1.0, 0.5),
+    "spindle_load": (0.25, 2.0, 1.0),
+    "spindle_power": (0.25, 2.0, 1.0),
+    "motor_current": (0.3, 2.0, 0.8),
 }
 
 LAG_TYPES: dict[str, tuple[float, float]] = {
@@ -66,6 +88,7 @@ LAG_TYPES: dict[str, tuple[float, float]] = {
     "coolant_temperature": (24.0, 900.0),
     "tool_temperature": (450.0, 40.0),
     "temperature": (180.0, 600.0),
+    "bearing_temperature": (45.0, 600.0),
 }
 
 

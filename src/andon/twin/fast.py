@@ -160,6 +160,8 @@ def _unsupported(plant: Plant, line: Line) -> str:
         s = m.sim
         if s.wear is not None:
             return f"{m.id}: tool wear"
+        if s.degrading:
+            return f"{m.id}: a degrading failure mode"
         if s.quality.scrap_base > 0 or s.quality.scrap_wear_gain > 0:
             return f"{m.id}: scrap"
         if s.changeover_min > 0 and len(line.products) > 1:

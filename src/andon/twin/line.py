@@ -56,6 +56,7 @@ from typing import Protocol
 import numpy as np
 
 from andon.model.calendar import BREAK, MAINTENANCE, SCHEDULED, expand_calendar
+from andon.model.degradation import DegradationProcess
 from andon.model.plant import Area, Distribution, FailureMode, Line, Machine, Plant
 from andon.model.types import MachineState, Micros
 from andon.twin.engine import Engine, Event
@@ -84,7 +85,8 @@ class LineListener(Protocol):
 
     def on_condition(self, m: MachineRuntime, t: float, event: str) -> None:
         """The consumable's condition changed (``tool_change``, ``wheel_change``,
-        ``dressing``)."""
+        ``dressing``), or a maintenance window restored the health of the machine's
+        degrading modes (``preventive_maintenance``, decision 0507)."""
 
     def on_fault(self, m: MachineRuntime, t: float, code: str, repair_s: float) -> None: ...
 
@@ -235,6 +237,15 @@ class MachineRuntime:
         self.rng_repair = np.random.Generator(np.random.PCG64(rr))
         self.rng_quality = np.random.Generator(np.random.PCG64(rq))
         self.modes: tuple[FailureMode, ...] = sim.failure_modes
+        # degrading modes (decision 0507): their own streams, spawned after the four above
+        # so that every other stream draws exactly as before; their ttf entry stays inf
+        self.degr: list[DegradationProcess | None] = [None] * len(self.modes)
+        if sim.degrading:
+            for i, (fm, sd) in enumerate(zip(self.modes, ss.spawn(len(self.modes)), strict=True)):
+                if fm.degradation is not None:
+                    gen = np.random.Generator(np.random.PCG64(sd))
+                    self.degr[i] = DegradationProcess(fm.degradation, gen)
+        self.failed_mode = -1
         self.ttf = [self._draw_ttf(fm) for fm in self.modes]
         self.calendar_failures = sim.failure_basis == "calendar"
         self.crew = crew
@@ -297,7 +308,17 @@ class MachineRuntime:
         return self.wear
 
     def _draw_ttf(self, fm: FailureMode) -> float:
+        if fm.degradation is not None:
+            return math.inf  # fails when its health reaches the threshold
         return float(self.rng_fail.exponential(fm.mtbf_h * 3600.0))
+
+    def _set_wear_rate(self, running: bool) -> None:
+        """Degrading modes wear while a cycle runs, at the product's regime factor."""
+        now = self.model.engine.now
+        for p in self.degr:
+            if p is not None:
+                r = p.spec.regimes.get(self.part or "", 1.0) if running else 0.0
+                p.set_rate(now, r)
 
     # --- state bookkeeping -------------------------------------------------------------
     def set_state(self, state: MachineState, reason: str = "") -> None:
@@ -337,6 +358,8 @@ class MachineRuntime:
         if self.failed:
             return  # a held part leaves passively; nothing new starts until repaired
         if self.sched != SCHEDULED:
+            if self.sched == MAINTENANCE and self.sim.degrading:
+                self._preventive_maintenance()
             if self.sched in (BREAK, MAINTENANCE):
                 self.set_state(MachineState.PLANNED_STOP, self.sched)
             else:
@@ -393,6 +416,17 @@ class MachineRuntime:
 
         self.activity = self.model.engine.after(seconds, finish)
 
+    def _preventive_maintenance(self) -> None:
+        """A maintenance window starts: degrading modes with ``pm_resets`` start a new life."""
+        if self.state == MachineState.PLANNED_STOP and self.reason == MAINTENANCE:
+            return
+        now = self.model.engine.now
+        for p in self.degr:
+            if p is not None and p.spec.pm_resets:
+                p.new_life(now)
+        for lst in self.model.listeners:
+            lst.on_condition(self, now, "preventive_maintenance")
+
     def _set_up(self, product: str) -> None:
         self.setup_done_for = product
 
@@ -419,6 +453,9 @@ class MachineRuntime:
         eng = self.model.engine
         self.run_started = eng.now
         ttf_min = min(self.ttf) if self.ttf and not self.calendar_failures else math.inf
+        if self.sim.degrading:
+            self._set_wear_rate(True)
+            ttf_min = min([ttf_min, *(p.seconds_left() for p in self.degr if p is not None)])
         if ttf_min < self.remaining:
             self.activity = eng.after(ttf_min, self._fail)
         else:
@@ -429,6 +466,8 @@ class MachineRuntime:
         self.remaining = max(0.0, self.remaining - elapsed)
         if not self.calendar_failures:
             self.ttf = [x - elapsed for x in self.ttf]
+        if self.sim.degrading:
+            self._set_wear_rate(False)
 
     def arm_failures(self) -> None:
         """Calendar basis: schedule the next failure from the clocks of every mode."""
@@ -453,7 +492,14 @@ class MachineRuntime:
         self._fail_mode()
 
     def _fail_mode(self) -> None:
-        i = min(range(len(self.ttf)), key=self.ttf.__getitem__)
+        if self.sim.degrading:  # a degrading mode at its threshold has no wear left
+            left = [
+                x if p is None else p.wear_left() for x, p in zip(self.ttf, self.degr, strict=True)
+            ]
+            i = min(range(len(left)), key=left.__getitem__)
+            self.failed_mode = i
+        else:
+            i = min(range(len(self.ttf)), key=self.ttf.__getitem__)
         fm = self.modes[i]
         self.ttf[i] = self._draw_ttf(fm)
         repair = draw_duration(
@@ -481,6 +527,11 @@ class MachineRuntime:
 
     def _repaired(self) -> None:
         self.failed = False
+        if self.failed_mode >= 0:
+            p = self.degr[self.failed_mode]
+            if p is not None:  # the repair restores the failed unit
+                p.new_life(self.model.engine.now)
+            self.failed_mode = -1
         crew = self.crew
         if crew is not None and crew.free is not None:
             if crew.queue:
