@@ -4,7 +4,9 @@ uninstall ending access at once, verdicts going back to the app through the ``Ap
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,7 +33,7 @@ def test_catalog_shows_claims_beside_measured_figures(world: World) -> None:
     r = world.call("GET", "/apps/catalog", world.b.app)  # any credential of any tenant
     assert r.status_code == 200, r.text
     probe = next(a for a in r.json() if a["app_id"] == "probe")
-    assert probe["version"] == "0.2.0" and probe["versions"] == ["0.2.0", "0.1.0"]
+    assert probe["version"] == "0.2.0" and probe["versions"][:2] == ["0.2.0", "0.1.0"]
     assert probe["manifest"]["name"] == {"en": "Spindle probe", "zh-TW": "主軸探測"}
     assert {c["metric"]: c["target"] for c in probe["manifest"]["claims"]} == {
         "precision": 0.8,
@@ -48,7 +50,7 @@ def test_catalog_shows_claims_beside_measured_figures(world: World) -> None:
     assert world.call("GET", "/apps/catalog", world.a.board).status_code == 403
 
 
-def test_publish_refuses_failed_foreign_or_repeated_reports(world: World, tmp_path: Any) -> None:
+def test_publish_refuses_failed_foreign_or_repeated_reports(world: World, tmp_path: Path) -> None:
     cat = appworld.catalog(world)
     d = appworld.APP_DIRS["0.1.0"]
     failed = {**appworld.report_of(d), "ok": False}
@@ -218,3 +220,29 @@ def test_proposed_work_orders_are_listed_per_site(world: World) -> None:
     theirs = world.call("GET", f"/sites/{b.site_id}/workorders", b.admin).json()
     assert wid not in [w["id"] for w in theirs]
     assert world.call("GET", f"/sites/{a.site_id}/workorders", b.admin).status_code == 404
+
+
+def test_a_changed_app_directory_is_not_installed(world: World, tmp_path: Path) -> None:
+    """What was tested is what runs: the catalog keeps the digest of the app's files."""
+    src = tmp_path / "probe"
+    shutil.copytree(appworld.APP_DIRS["0.1.0"], src)
+    manifest = src / "andon-app.yaml"
+    manifest.write_text(
+        manifest.read_text(encoding="utf-8").replace("version: 0.1.0", "version: 0.0.1"),
+        encoding="utf-8",
+    )
+    cat = appworld.catalog(world)
+    got = world.run(cat.publish, src, appworld.report_of(src), Who("cli"))
+    assert len(got["digest"]) == 64
+    a = world.a
+    body = {
+        "app_id": "probe",
+        "version": "0.0.1",
+        "site_ids": [a.site_id],
+        "accepted_permissions": appworld.PERMS["0.1.0"],
+    }
+    r = world.call("POST", "/apps/installations", a.admin, body)
+    assert r.status_code == 201, r.text
+    (src / "probe_one" / "app.py").write_text("raise SystemExit(0)\n", encoding="utf-8")
+    r = world.call("POST", "/apps/installations", a.admin, body)
+    assert r.status_code == 422 and "changed since it was tested" in r.text

@@ -64,6 +64,7 @@ class CatalogVersionOut(BaseModel):
     published_at: int
     published_by: str
     passed: bool
+    digest: str = Field(description="SHA-256 of the app's files as tested and published")
     manifest: dict[str, Any]
     figures: dict[str, Any]
     report: dict[str, Any]

@@ -20,6 +20,8 @@ the field and the reason in the message.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
@@ -57,6 +59,7 @@ __all__ = [
     "InstanceRunner",
     "SupervisedRunner",
     "Who",
+    "app_digest",
     "grant_of",
     "version_key",
 ]
@@ -213,6 +216,20 @@ def _manifest_json(m: AppManifest) -> dict[str, Any]:
     return dumped
 
 
+def app_digest(app_dir: Path) -> str:
+    """SHA-256 over the app directory's files (relative path, size and bytes, in path
+    order; ``__pycache__`` left out): what was tested is what runs."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in app_dir.rglob("*") if p.is_file()):
+        rel = path.relative_to(app_dir)
+        if "__pycache__" in rel.parts:
+            continue
+        data = path.read_bytes()
+        h.update(f"{rel.as_posix()}\0{len(data)}\0".encode())
+        h.update(data)
+    return h.hexdigest()
+
+
 def version_key(version: str) -> tuple[int, int, int, int, str]:
     """Order of versions ``MAJOR.MINOR.PATCH[-pre]`` (a pre-release before its release).
 
@@ -313,6 +330,7 @@ class Catalog:
             "passed": True,
             "published_by": who.actor[:200],
             "published_at": self.clock(),
+            "digest": await asyncio.to_thread(app_digest, app_dir),
         }
         try:
             async with self.db.begin() as conn:
@@ -367,7 +385,21 @@ class Catalog:
     async def _manifest(self, app_id: str, version: str) -> tuple[AppManifest, Path]:
         v = await self.version(app_id, version)
         app_dir = Path(v["source_dir"])
+        await self._unchanged(v)
         return AppManifest.model_validate(v["manifest"]), app_dir
+
+    @staticmethod
+    async def _unchanged(v: Mapping[str, Any]) -> None:
+        """``Invalid`` when the version's directory is gone or differs from what was tested."""
+        app_dir = Path(v["source_dir"])
+        what = f"{v['app_id']} {v['version']}"
+        if not app_dir.is_dir():
+            raise Invalid(f"app {what}: its directory {app_dir} is gone")
+        if await asyncio.to_thread(app_digest, app_dir) != v["digest"]:
+            raise Invalid(
+                f"app {what}: its directory {app_dir} changed since it was tested and "
+                "published; publish the change as a new version"
+            )
 
     # -- installations ----------------------------------------------------------------------
 
@@ -506,6 +538,7 @@ class Catalog:
         v = await self.version(app_id, version)
         manifest = AppManifest.model_validate(v["manifest"])
         perms = self._check_permissions(manifest, accepted_permissions)
+        await self._unchanged(v)
         ids = await self._check_sites(tenant_id, site_ids)
         valid = self._check_settings(manifest, settings or {})
         now = self.clock()
@@ -636,6 +669,7 @@ class Catalog:
         inst = await self._installed(tenant_id, installation_id)
         if inst["previous_version"] is None:
             raise Invalid(f"installation {installation_id}: nothing to roll back to")
+        await self._manifest(inst["app_id"], inst["previous_version"])  # still as tested
         new = await self._change(
             tenant_id,
             installation_id,

@@ -343,10 +343,12 @@ apps = Table(
     Column("passed", Boolean, nullable=False),
     Column("published_by", String(200), nullable=False),
     Column("published_at", BigInteger, nullable=False),
+    Column("digest", String(64), nullable=False),
 )
 """The app catalog (migration 0008): one row per published app version, shared by every
 tenant. ``manifest``, ``report`` (the test harness's report) and ``figures`` (the claims it
-measured) are JSON text; ``source_dir`` is the app's directory the supervisor runs."""
+measured) are JSON text; ``source_dir`` is the app's directory the supervisor runs and
+``digest`` the SHA-256 of its files when published (a changed directory is not run)."""
 
 app_installations = Table(
     "app_installations",

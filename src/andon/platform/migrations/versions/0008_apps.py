@@ -45,6 +45,7 @@ def upgrade() -> None:
         sa.Column("passed", sa.Boolean, nullable=False),
         sa.Column("published_by", sa.String(200), nullable=False),
         sa.Column("published_at", sa.BigInteger, nullable=False),
+        sa.Column("digest", sa.String(64), nullable=False),
     )
     op.create_table(
         "app_installations",
