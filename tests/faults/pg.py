@@ -6,10 +6,12 @@ server refuses to run as root)."""
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -64,6 +66,12 @@ class PrivatePostgres:
         wait_port(self.port, up=False)
 
     def close(self) -> None:
-        if (self.data / "postmaster.pid").exists():
-            self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
-        shutil.rmtree(self.dir, ignore_errors=True)
+        pidfile = self.data / "postmaster.pid"
+        try:
+            if pidfile.exists():
+                self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        except (OSError, RuntimeError):  # pg_ctl could not run (no process slots): signal it
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                os.kill(int(pidfile.read_text().split()[0]), signal.SIGQUIT)
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
