@@ -18,6 +18,16 @@ if ! command -v bwrap >/dev/null 2>&1; then
     fi
 fi
 
+# --- libgomp (OpenMP, which LightGBM's wheel links: andon.pdm.rul, decision 0903) ------------
+if ! ldconfig -p 2>/dev/null | grep -q 'libgomp\.so\.1'; then
+    echo "services: installing libgomp1"
+    export DEBIAN_FRONTEND=noninteractive
+    if ! as_root apt-get install -y -q --no-install-recommends libgomp1 >/dev/null 2>&1; then
+        as_root apt-get update -q >/dev/null
+        as_root apt-get install -y -q --no-install-recommends libgomp1 >/dev/null
+    fi
+fi
+
 # --- Mosquitto (MQTT broker) on 127.0.0.1:1883 ------------------------------------------------
 # The edge uplink, the MQTT/Sparkplug connectors and their tests need a real broker. Fault tests
 # start their own `mosquitto` on a free loopback port (so they can kill and restart it); the
