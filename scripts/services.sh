@@ -19,7 +19,7 @@ if ! command -v bwrap >/dev/null 2>&1; then
 fi
 
 # --- libgomp (OpenMP, which LightGBM's wheel links: andon.pdm.rul, decision 0903) ------------
-if ! ldconfig -p 2>/dev/null | grep -q 'libgomp\.so\.1'; then
+if ! compgen -G '/usr/lib/*/libgomp.so.1' >/dev/null && ! compgen -G '/lib/*/libgomp.so.1' >/dev/null; then
     echo "services: installing libgomp1"
     export DEBIAN_FRONTEND=noninteractive
     if ! as_root apt-get install -y -q --no-install-recommends libgomp1 >/dev/null 2>&1; then
