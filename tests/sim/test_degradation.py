@@ -342,3 +342,12 @@ def test_bad_degradation_is_a_model_error_at_its_line(change: Any, field: str, w
     assert err.field == "site.areas[0].lines[0].machines[0]." + field
     assert why in err.message
     assert str(err).startswith(f"plant.yaml:{err.line}:")
+
+
+def test_a_dumped_plant_with_degradation_validates_again() -> None:
+    # the API and the twin store plants as dumps; the nominal mtbf_h rides along
+    plant = build(plant_doc())
+    assert Plant.model_validate(plant.model_dump(by_alias=True)) == plant
+    assert Plant.model_validate_json(plant.model_dump_json(by_alias=True)) == plant
+    fm = plant.site.areas[0].lines[0].machines[0].sim.failure_modes[1]
+    assert fm.kind == "degrading" and fm.mtbf_h == 50.0

@@ -233,16 +233,21 @@ class FailureMode(_Model):
     @model_validator(mode="before")
     @classmethod
     def _degrading_mtbf(cls, data: object) -> object:
-        if isinstance(data, dict) and isinstance(data.get("degradation"), dict):
-            if "mtbf_h" in data:
+        deg = data.get("degradation") if isinstance(data, dict) else None
+        if isinstance(data, dict) and isinstance(deg, Degradation | dict):
+            d = deg.model_dump() if isinstance(deg, Degradation) else deg
+            life, onset = d.get("life_h"), d.get("onset_h", 0.0)
+            if not (isinstance(life, int | float) and isinstance(onset, int | float)):
+                return data  # the degradation block's own errors say what is wrong
+            nominal = float(onset) + float(life)
+            given = data.get("mtbf_h")
+            # a dumped plant (the API, the twin) carries the nominal value back: accept it
+            if given is not None and given != nominal:
                 raise ValueError(
                     "a degrading mode fails when its health reaches the threshold; "
                     "leave mtbf_h out (it is onset_h + life_h)"
                 )
-            d = data["degradation"]
-            life, onset = d.get("life_h"), d.get("onset_h", 0.0)
-            if isinstance(life, int | float) and isinstance(onset, int | float):
-                data = {**data, "mtbf_h": float(onset) + float(life)}
+            data = {**data, "mtbf_h": nominal}
         return data
 
     @property
