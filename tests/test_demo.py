@@ -159,7 +159,9 @@ def test_terminal_view_shows_what_the_kpi_facade_reads_from_the_store(tmp_path: 
     clock = ManualClock()
     seen: list[Snapshot] = []
 
-    async def go() -> tuple[DemoRun, Snapshot, list[dict[str, Any]], dict[str, Any], StateBatch]:
+    async def go() -> tuple[
+        DemoRun, Snapshot, list[dict[str, Any]], kpi_api.EnergyReport, StateBatch
+    ]:
         store = DuckDBStore.open(tmp_path / "view.duckdb")
         try:
             view = KpiView(store, every_s=1.0, monotonic=clock.monotonic)
@@ -191,9 +193,7 @@ def test_terminal_view_shows_what_the_kpi_facade_reads_from_the_store(tmp_path: 
             r["oee"],
         )
         assert (m.good, m.scrap) == parts_of(r)
-    assert {m.machine: m.kwh for m in snap.machines} == {
-        e["machine"]: e["kwh"] for e in energy["machines"]
-    }
+    assert {m.machine: m.kwh for m in snap.machines} == {e.machine: e.kwh for e in energy.machines}
     assert any(m.oee is not None and m.oee > 0 for m in snap.machines)
     assert sum(m.good for m in snap.machines) > 0
     states = {

@@ -119,7 +119,7 @@ def test_energy_idle_measures_idle_energy_and_its_saving(tmp_path: Path) -> None
             states = await store.read_states(plant.tenant, None, run.start_us, run.end_us)
         finally:
             await store.close()
-        truth_idle = sum(float(m["idle_kwh"] or 0.0) for m in kpi["machines"])
+        truth_idle = sum(m.idle_kwh for m in kpi.machines)
         idle = sum(f.evidence["idle_kwh"] for f in found)
         assert truth_idle > 5.0
         tolerance = manifest.claims[0].tolerance_pct

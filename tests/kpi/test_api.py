@@ -159,15 +159,16 @@ def test_reason_entries_explain_stops_and_give_mtta(data_dir: Path, tmp_path: Pa
 def test_energy_by_state_idle_and_co2e(data_dir: Path) -> None:
     plant = _plant()
     rep = _with_store(data_dir, lambda s: api.energy_report(s, plant, T0, T1))
-    (m,) = rep["machines"]
+    (m,) = rep.machines
     # 10 kW x 10 080 s and 1 kW x 720 s
-    assert m["kwh_by_state"]["running"] == pytest.approx(28.0)
-    assert m["kwh_by_state"]["down"] == pytest.approx(0.2)
-    assert m["nonproductive_kwh"] == pytest.approx(0.2)
-    assert m["kwh_per_good_part"] == pytest.approx((28.0 + 0.2) / 148, abs=1e-6)
-    assert m["peak_kw_15min"] == pytest.approx(10.0)
-    assert rep["grid_factor"]["country"] == "TW"
-    assert m["co2e_kg"] == pytest.approx(28.2 * GRID_FACTORS["TW"].kg_per_kwh)
+    assert m.kwh_by_state["running"] == pytest.approx(28.0)
+    assert m.kwh_by_state["down"] == pytest.approx(0.2)
+    assert m.nonproductive_kwh == pytest.approx(0.2)
+    assert m.kwh_per_good_part == pytest.approx((28.0 + 0.2) / 148, abs=1e-6)
+    assert m.peak_kw_15min == pytest.approx(10.0)
+    assert rep.as_dict()["grid_factor"]["country"] == "TW"
+    assert m.co2e_kg == pytest.approx(28.2 * GRID_FACTORS["TW"].kg_per_kwh)
+    assert "cost" not in m.as_dict() and m.as_dict()["co2e_kg"] == m.co2e_kg
 
 
 def test_meter_rollover_tariff_cost_and_factor_override(data_dir: Path) -> None:
@@ -185,11 +186,12 @@ def test_meter_rollover_tariff_cost_and_factor_override(data_dir: Path) -> None:
     rep = _with_store(
         data_dir, lambda s: api.energy_report(s, plant, T0, T1, tariff=tariff, factor=factor)
     )
-    (meter,) = rep["meters"]
-    assert meter["kwh"] == pytest.approx(28.2)  # across the wrap at 100 000 kWh
-    assert meter["cost_by_period"]["peak"]["kwh"] == pytest.approx(8.5)
-    assert meter["cost"] == pytest.approx(8.5 * 5.0 + 19.7 * 2.0)
-    assert meter["co2e_kg"] == pytest.approx(28.2 * 0.5)
+    (meter,) = rep.meters
+    assert meter.kwh == pytest.approx(28.2)  # across the wrap at 100 000 kWh
+    assert meter.cost_by_period is not None
+    assert meter.cost_by_period["peak"]["kwh"] == pytest.approx(8.5)
+    assert meter.cost == pytest.approx(8.5 * 5.0 + 19.7 * 2.0)
+    assert meter.co2e_kg == pytest.approx(28.2 * 0.5)
     with pytest.raises(ValueError, match="unknown tariff keys"):
         Tariff.from_dict({"base_price": 1.0, "peak": 2.0})
     with pytest.raises(ValueError, match="unknown days"):

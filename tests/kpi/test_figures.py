@@ -242,14 +242,14 @@ def store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_board_kwh_equals_the_energy_page_exactly(store_path: Path) -> None:
     plant = _plant(TWO_SHIFTS, TARIFF)
 
-    async def both(store: Any) -> tuple[PlantSummary, dict[str, Any]]:
+    async def both(store: Any) -> tuple[PlantSummary, api.EnergyReport]:
         return await plant_summary(store, plant, A, B), await api.energy_report(store, plant, A, B)
 
     summary, energy = _on_store(store_path, both)
     board = {m.machine: (m.kwh, m.kwh_per_good_part) for m in summary.machines}
-    page = {m["machine"]: (m["kwh"], m["kwh_per_good_part"]) for m in energy["machines"]}
+    page = {m.machine: (m.kwh, m.kwh_per_good_part) for m in energy.machines}
     assert board == page
-    assert [m.kwh for m in summary.meters] == [m["kwh"] for m in energy["meters"]]
+    assert [m.kwh for m in summary.meters] == [m.kwh for m in energy.meters]
     # the range's ends fall between samples: interpolated at the ends, as on the energy page;
     # the register's delta over the samples inside the range (05:31-08:45) is another number
     m1 = 12.0 * (2.75 + 30 / 3600) + 1.0 * 29.5 / 60
@@ -260,7 +260,7 @@ def test_board_kwh_equals_the_energy_page_exactly(store_path: Path) -> None:
 def test_kwh_per_part_divides_by_the_line_output_and_cost_is_priced(store_path: Path) -> None:
     plant = _plant(TWO_SHIFTS, TARIFF)
     rep = _on_store(store_path, lambda s: api.energy_report(s, plant, T0, T1))
-    tot = rep["total"]
+    tot = rep.total.as_dict()
     # 06:00-09:00: m1 36 kWh, m2 24 kWh, base load 15 kWh on the site meter
     assert tot["basis"] == "meters"
     assert tot["machines_kwh"] == pytest.approx(60.0)
@@ -315,7 +315,7 @@ def test_a_part_finished_at_the_range_end_counts_once_everywhere(store_path: Pat
     plant = _plant(TWO_SHIFTS, TARIFF)
     a, b = T0 + 150 * S, T0 + 50 * 100 * S
 
-    async def both(store: Any) -> tuple[PlantSummary, dict[str, Any], list[api.EnergyPeriod]]:
+    async def both(store: Any) -> tuple[PlantSummary, api.EnergyReport, list[api.EnergyPeriod]]:
         return (
             await plant_summary(store, plant, a, b),
             await api.energy_report(store, plant, a, b),
@@ -324,7 +324,7 @@ def test_a_part_finished_at_the_range_end_counts_once_everywhere(store_path: Pat
 
     summary, energy, days = _on_store(store_path, both)
     board = {m.machine: m.parts.good for m in summary.machines}
-    page = {m["machine"]: m["good_parts"] for m in energy["machines"]}
+    page = {m.machine: m.good_parts for m in energy.machines}
     assert board == page and board["s/a/l/m1"] == 49  # parts 2..50
-    assert energy["total"]["good_out"] == summary.lines[0].good_out
+    assert energy.total.good_out == summary.lines[0].good_out
     assert [d.production for d in days] == [summary.lines[0].good_out]

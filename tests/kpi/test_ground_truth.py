@@ -55,7 +55,7 @@ def test_kpis_from_the_store_match_the_ground_truth(tmp_path: Path) -> None:
     start = default_start(plant)
     end = start + HOURS * 3600 * 1_000_000
 
-    async def go() -> tuple[DemoRun, list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
+    async def go() -> tuple[DemoRun, list[dict[str, Any]], list[dict[str, Any]], api.EnergyReport]:
         store = DuckDBStore.open(tmp_path / "telemetry.duckdb")
         try:
             run = DemoRun.create(plant, store, seed=11, start=start)
@@ -119,15 +119,16 @@ def test_kpis_from_the_store_match_the_ground_truth(tmp_path: Path) -> None:
         assert r["mtbf_s"] == pytest.approx(mtbf, rel=0.005), path
         assert r["mttr_s"] == pytest.approx(mttr, rel=0.005), path
         # energy while off shift is the power model's offline draw over the offline time
-        e = next(x for x in energy["machines"] if x["machine"] == path)
+        e = energy.machine(path)
+        assert e is not None, path
         offline_h = rt.durations[MachineState.OFFLINE] / 3600
         want = rt.sim.power.offline_kw * offline_h
-        assert e["kwh_by_state"]["offline"] == pytest.approx(want, rel=0.005), path
+        assert e.kwh_by_state["offline"] == pytest.approx(want, rel=0.005), path
         checked += 1
     assert checked == len(plant.machines())
     # the main meter (it rolls over at 100 000 kWh during the week) covers every machine plus
     # 35 kW of base load
-    (meter,) = energy["meters"]
-    machines_kwh = sum(x["kwh"] for x in energy["machines"])
-    assert meter["kwh"] == pytest.approx(machines_kwh + 35.0 * HOURS, rel=0.005)
-    assert meter["kwh"] > 100_000 - 99_200  # more than the register had left before wrapping
+    (meter,) = energy.meters
+    machines_kwh = sum(x.kwh for x in energy.machines)
+    assert meter.kwh == pytest.approx(machines_kwh + 35.0 * HOURS, rel=0.005)
+    assert meter.kwh > 100_000 - 99_200  # more than the register had left before wrapping

@@ -246,7 +246,7 @@ def test_live_figures_equal_the_batch_kpis_through_36_plant_hours(
         energy = h.call(
             kpi.energy_report(site.store, plant, s.start, s.end, factor=None), timeout=120
         )
-        kwh = {r["machine"]: r["kwh"] for r in energy["machines"]}
+        kwh = {r.machine: r.kwh for r in energy.machines}
         for m in s.board["machines"]:
             r = batch.get(m["machine"], {})
             mp = m["machine"]

@@ -380,7 +380,7 @@ async def machine_kpi(
     rel = reliability(states, acknowledged=acked, per_reason=False)
     mine = next((r.as_dict() for r in rel if r.machine == path), None)
     energy = await kpi.energy_report(store, plant, start, end, selection=sel, factor=None)
-    e = next((r for r in energy["machines"] if r["machine"] == path), None)
+    e = energy.machine(path)
     good = sum(parts_of(r)[0] for r in rows.values())
     return MachineKpiOut.model_validate(
         {
@@ -402,8 +402,8 @@ async def machine_kpi(
             "mttr_s": mine["mttr_s"] if mine else None,
             "mtta_s": mine["mtta_s"] if mine else None,
             "failures": mine["failures"] if mine else 0,
-            "kwh": e["kwh"] if e else None,
-            "kwh_per_part": e["kwh_per_good_part"] if e else None,
+            "kwh": e.kwh if e else None,
+            "kwh_per_part": e.kwh_per_good_part if e else None,
             "good": good,
         }
     )
@@ -460,23 +460,23 @@ async def energy(site_id: str, ctx: Ctx, start: Start, end: End) -> EnergyOut:
     rep = await kpi.energy_report(store, plant, start, end, factor=factor)
     by_machine = [
         {
-            "machine": r["machine"],
-            "kwh": r["kwh"],
-            "by_state": r["kwh_by_state"],
-            "parts": r["good_parts"],
-            "kwh_per_part": r["kwh_per_good_part"],
+            "machine": r.machine,
+            "kwh": r.kwh,
+            "by_state": r.kwh_by_state,
+            "parts": r.good_parts,
+            "kwh_per_part": r.kwh_per_good_part,
         }
-        for r in rep["machines"]
+        for r in rep.machines
     ]
-    peaks = [(r["peak_kw_15min"], r.get("peak_at")) for r in rep["meters"]]
+    peaks: list[tuple[float, int | None]] = [(r.peak_kw_15min, r.peak_at) for r in rep.meters]
     if not peaks:
-        peaks = [(r["peak_kw_15min"], None) for r in rep["machines"]]
+        peaks = [(r.peak_kw_15min, None) for r in rep.machines]
     peak_kw, peak_at = max(peaks, key=lambda x: x[0], default=(0.0, None))
     days = await kpi.energy_periods(store, plant, start, end, period="day")
     months: dict[str, float] = defaultdict(float)
     for d in days:
         months[d.bucket[:7]] += d.kwh
-    tot = rep["total"]
+    tot = rep.total
 
     def tco2e(kwh: float) -> float | None:
         return None if factor is None else round(co2e_kg(kwh, factor) / 1000, 9)
@@ -487,15 +487,15 @@ async def energy(site_id: str, ctx: Ctx, start: Start, end: End) -> EnergyOut:
             "end": end,
             "by_machine": by_machine,
             "total": {
-                "basis": tot["basis"],
-                "kwh": round(tot["kwh"], 6),
-                "machines_kwh": round(tot["machines_kwh"], 6),
-                "site_kwh": tot["site_kwh"],
-                "tco2e": tco2e(tot["kwh"]),
-                "good_out": tot["good_out"],
-                "kwh_per_part": tot["kwh_per_part"],
-                "cost": tot.get("cost"),
-                "currency": tot.get("currency"),
+                "basis": tot.basis,
+                "kwh": round(tot.kwh, 6),
+                "machines_kwh": round(tot.machines_kwh, 6),
+                "site_kwh": tot.site_kwh,
+                "tco2e": tco2e(tot.kwh),
+                "good_out": tot.good_out,
+                "kwh_per_part": tot.kwh_per_part,
+                "cost": tot.cost,
+                "currency": tot.currency,
                 "cost_by_period": [
                     {
                         "period": k,
@@ -503,7 +503,7 @@ async def energy(site_id: str, ctx: Ctx, start: Start, end: End) -> EnergyOut:
                         "price": v["price"],
                         "cost": round(v["cost"], 2),
                     }
-                    for k, v in (tot.get("cost_by_period") or {}).items()
+                    for k, v in (tot.cost_by_period or {}).items()
                 ],
             },
             "peak_kw": round(peak_kw, 3),

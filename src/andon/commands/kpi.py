@@ -363,13 +363,14 @@ def energy_cmd(
             )
         )
     if as_json:
-        sys.stdout.write(json.dumps(energy, indent=2, ensure_ascii=False) + "\n")
+        sys.stdout.write(json.dumps(energy.as_dict(), indent=2, ensure_ascii=False) + "\n")
         return
     cols = ["machine", "kwh", "idle_kwh", "nonproductive_kwh", "kwh_per_good_part"]
     cols += ["peak_kw_15min", "co2e_kg"]
-    _emit(energy["machines"], False, as_csv, "Energy", cols)
-    if not as_csv and energy["meters"]:
-        _emit(energy["meters"], False, False, "Meters", ["meter", "kwh", "peak_kw_15min", "cost"])
+    _emit([r.as_dict() for r in energy.machines], False, as_csv, "Energy", cols)
+    if not as_csv and energy.meters:
+        meters = [r.as_dict() for r in energy.meters]
+        _emit(meters, False, False, "Meters", ["meter", "kwh", "peak_kw_15min", "cost"])
 
 
 @app.command("losses")

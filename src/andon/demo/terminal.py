@@ -85,7 +85,7 @@ async def read_snapshot(
     if end > start:
         rows = {str(r["machine"]): r for r in (await oee(store, plant, start, end, now=end)).rows()}
         energy = await energy_report(store, plant, start, end, factor=None)
-        kwh = {r["machine"]: r["kwh"] for r in energy["machines"]}
+        kwh = {r.machine: r.kwh for r in energy.machines}
     open_ = await store.open_states(plant.tenant, machines)
     current = {
         open_.names[int(i)]: (MachineState(int(s)), r, int(a))

@@ -52,8 +52,12 @@ __all__ = [
     "DowntimeRow",
     "EnergyBaseline",
     "EnergyPeriod",
+    "EnergyReport",
+    "EnergyTotal",
     "LineOEE",
     "LossRow",
+    "MachineEnergy",
+    "MeterEnergy",
     "ReliabilityRow",
     "Selection",
     "downtime_report",
@@ -485,6 +489,146 @@ def _money(cost: Mapping[str, Mapping[str, float]]) -> float:
     return round(sum(v["cost"] for v in cost.values()), 2)
 
 
+CostByPeriod = Mapping[str, Mapping[str, float]]
+"""Cost per tariff period: ``{period: {"kwh", "price", "cost"}}``."""
+
+
+@dataclass(frozen=True, slots=True)
+class MachineEnergy:
+    """A machine's energy in ``energy_report``: kWh (and by state), idle (starved or
+    blocked) and non-productive kWh, good parts and kWh per good part, the 15-min peak; with
+    a tariff its ``cost``, with a grid factor its ``co2e_kg``."""
+
+    machine: str
+    source: str
+    kwh: float
+    kwh_by_state: Mapping[str, float]
+    idle_kwh: float
+    nonproductive_kwh: float
+    good_parts: int
+    kwh_per_good_part: float | None
+    peak_kw_15min: float
+    cost: float | None = None
+    co2e_kg: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON row: ``cost`` and ``co2e_kg`` only where there are."""
+        row: dict[str, Any] = {
+            "machine": self.machine,
+            "source": self.source,
+            "kwh": self.kwh,
+            "kwh_by_state": dict(self.kwh_by_state),
+            "idle_kwh": self.idle_kwh,
+            "nonproductive_kwh": self.nonproductive_kwh,
+            "good_parts": self.good_parts,
+            "kwh_per_good_part": self.kwh_per_good_part,
+            "peak_kw_15min": self.peak_kw_15min,
+        }
+        if self.cost is not None:
+            row["cost"] = self.cost
+        if self.co2e_kg is not None:
+            row["co2e_kg"] = self.co2e_kg
+        return row
+
+
+@dataclass(frozen=True, slots=True)
+class MeterEnergy:
+    """A site meter's energy in ``energy_report``: kWh, the 15-min peak and when; with a
+    tariff its cost (per period, in ``currency``), with a grid factor its ``co2e_kg``."""
+
+    meter: str
+    source: str
+    kwh: float
+    peak_kw_15min: float
+    peak_at: Micros | None
+    cost: float | None = None
+    cost_by_period: CostByPeriod | None = None
+    currency: str | None = None
+    co2e_kg: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON row: the cost and ``co2e_kg`` only where there are."""
+        row: dict[str, Any] = {
+            "meter": self.meter,
+            "source": self.source,
+            "kwh": self.kwh,
+            "peak_kw_15min": self.peak_kw_15min,
+            "peak_at": self.peak_at,
+        }
+        if self.cost is not None:
+            row["cost"] = self.cost
+            row["cost_by_period"] = self.cost_by_period
+            row["currency"] = self.currency
+        if self.co2e_kg is not None:
+            row["co2e_kg"] = self.co2e_kg
+        return row
+
+
+@dataclass(frozen=True, slots=True)
+class EnergyTotal:
+    """``energy_report``'s total of the selection (see there)."""
+
+    basis: str
+    kwh: float
+    machines_kwh: float
+    site_kwh: float | None
+    good_out: int
+    kwh_per_part: float | None
+    cost: float | None = None
+    cost_by_period: CostByPeriod | None = None
+    currency: str | None = None
+    co2e_kg: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON object: the cost and ``co2e_kg`` only where there are."""
+        out: dict[str, Any] = {
+            "basis": self.basis,
+            "kwh": self.kwh,
+            "machines_kwh": self.machines_kwh,
+            "site_kwh": self.site_kwh,
+            "good_out": self.good_out,
+            "kwh_per_part": self.kwh_per_part,
+        }
+        if self.cost is not None:
+            out["cost"] = self.cost
+            out["cost_by_period"] = self.cost_by_period
+            out["currency"] = self.currency
+        if self.co2e_kg is not None:
+            out["co2e_kg"] = self.co2e_kg
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class EnergyReport:
+    """``energy_report``'s answer: machines, meters, the total and the grid factor used."""
+
+    machines: tuple[MachineEnergy, ...]
+    meters: tuple[MeterEnergy, ...]
+    total: EnergyTotal
+    grid_factor: GridFactor | None
+
+    def machine(self, path: str) -> MachineEnergy | None:
+        """The row of machine ``path`` (None: no energy signal or no data)."""
+        return next((r for r in self.machines if r.machine == path), None)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON object ``andon kpi energy --json`` prints."""
+        f = self.grid_factor
+        return {
+            "machines": [r.as_dict() for r in self.machines],
+            "meters": [r.as_dict() for r in self.meters],
+            "total": self.total.as_dict(),
+            "grid_factor": None
+            if f is None
+            else {
+                "country": f.country,
+                "kg_per_kwh": f.kg_per_kwh,
+                "year": f.year,
+                "source": f.source,
+            },
+        }
+
+
 async def energy_report(
     store: TelemetryStore,
     plant: Plant,
@@ -494,7 +638,7 @@ async def energy_report(
     selection: Selection | None = None,
     tariff: Tariff | None = None,
     factor: GridFactor | None = None,
-) -> dict[str, Any]:
+) -> EnergyReport:
     """Energy per machine and state, idle energy, energy per good part, peak demand, cost
     and CO2e, for machines and meters, and the ``total`` of the selection. An energy
     register is used where the machine or meter has one, its power signal otherwise.
@@ -544,7 +688,7 @@ async def energy_report(
     def good_of(path: str) -> int:
         return int(parts.good[parts.index == pt_pos[path]].sum()) if path in pt_pos else 0
 
-    machines_out = []
+    machines_out: list[MachineEnergy] = []
     m_cost: dict[str, dict[str, float]] = {}
     for path, (sig_path, sig) in m_src.items():
         series = series_of.get(sig_path)
@@ -557,28 +701,30 @@ async def energy_report(
         kwh = _kwh(series, start, end)
         idle = by_state["starved"] + by_state["blocked"]
         nonprod = kwh - by_state["running"] - by_state["offline"]
-        row: dict[str, Any] = {
-            "machine": path,
-            "source": sig.type,
-            "kwh": round(kwh, 6),
-            "kwh_by_state": {k: round(v, 6) for k, v in by_state.items()},
-            "idle_kwh": round(idle, 6),
-            "nonproductive_kwh": round(nonprod, 6),
-            "good_parts": good,
-            "kwh_per_good_part": round(kwh / good, 6) if good else None,
-            "peak_kw_15min": round(peak_demand(ts, cum, start, end).kw, 6),
-        }
+        money: float | None = None
         if tariff is not None:
             cost = tariff_cost(ts, cum, start, end, tariff)
-            row["cost"] = _money(cost)
+            money = _money(cost)
             for k, v in cost.items():
                 acc = m_cost.setdefault(k, {"kwh": 0.0, "price": v["price"], "cost": 0.0})
                 acc["kwh"] += v["kwh"]
                 acc["cost"] += v["cost"]
-        if factor is not None:
-            row["co2e_kg"] = round(co2e_kg(kwh, factor), 6)
-        machines_out.append(row)
-    meters_out = []
+        machines_out.append(
+            MachineEnergy(
+                machine=path,
+                source=sig.type,
+                kwh=round(kwh, 6),
+                kwh_by_state={k: round(v, 6) for k, v in by_state.items()},
+                idle_kwh=round(idle, 6),
+                nonproductive_kwh=round(nonprod, 6),
+                good_parts=good,
+                kwh_per_good_part=round(kwh / good, 6) if good else None,
+                peak_kw_15min=round(peak_demand(ts, cum, start, end).kw, 6),
+                cost=money,
+                co2e_kg=None if factor is None else round(co2e_kg(kwh, factor), 6),
+            )
+        )
+    meters_out: list[MeterEnergy] = []
     mt_cost: dict[str, dict[str, float]] = {}
     for key, (sig_path, sig, _) in mt_src.items():
         series = series_of.get(sig_path)
@@ -587,57 +733,44 @@ async def energy_report(
         ts, cum = series
         demand = peak_demand(ts, cum, start, end)
         kwh = _kwh(series, start, end)
-        row = {
-            "meter": key,
-            "source": sig.type,
-            "kwh": round(kwh, 6),
-            "peak_kw_15min": round(demand.kw, 6),
-            "peak_at": demand.at,
-        }
+        mt_money: tuple[float | None, CostByPeriod | None, str | None] = (None, None, None)
         if tariff is not None:
             cost = tariff_cost(ts, cum, start, end, tariff)
-            row["cost"] = _money(cost)
-            row["cost_by_period"] = cost
-            row["currency"] = tariff.currency
+            mt_money = (_money(cost), cost, tariff.currency)
             for k, v in cost.items():
                 acc = mt_cost.setdefault(k, {"kwh": 0.0, "price": v["price"], "cost": 0.0})
                 acc["kwh"] += v["kwh"]
                 acc["cost"] += v["cost"]
-        if factor is not None:
-            row["co2e_kg"] = round(co2e_kg(kwh, factor), 6)
-        meters_out.append(row)
-    machines_kwh = sum(r["kwh"] for r in machines_out)
-    site_kwh = sum(r["kwh"] for r in meters_out) if meters_out else None
+        meters_out.append(
+            MeterEnergy(
+                key,
+                sig.type,
+                round(kwh, 6),
+                round(demand.kw, 6),
+                demand.at,
+                *mt_money,
+                co2e_kg=None if factor is None else round(co2e_kg(kwh, factor), 6),
+            )
+        )
+    machines_kwh = sum(r.kwh for r in machines_out)
+    site_kwh = sum(r.kwh for r in meters_out) if meters_out else None
     kwh = site_kwh if site_kwh is not None else machines_kwh
     good_out = sum(good_of(p) for p in _outputs(plant, sel))
-    total: dict[str, Any] = {
-        "basis": "meters" if site_kwh is not None else "machines",
-        "kwh": round(kwh, 6),
-        "machines_kwh": round(machines_kwh, 6),
-        "site_kwh": None if site_kwh is None else round(site_kwh, 6),
-        "good_out": good_out,
-        "kwh_per_part": round(kwh / good_out, 6) if good_out else None,
-    }
+    t_money: tuple[float | None, CostByPeriod | None, str | None] = (None, None, None)
     if tariff is not None:
         by_period = mt_cost if site_kwh is not None else m_cost
-        total["cost"] = _money(by_period)
-        total["cost_by_period"] = by_period
-        total["currency"] = tariff.currency
-    if factor is not None:
-        total["co2e_kg"] = round(co2e_kg(kwh, factor), 6)
-    return {
-        "machines": machines_out,
-        "meters": meters_out,
-        "total": total,
-        "grid_factor": None
-        if factor is None
-        else {
-            "country": factor.country,
-            "kg_per_kwh": factor.kg_per_kwh,
-            "year": factor.year,
-            "source": factor.source,
-        },
-    }
+        t_money = (_money(by_period), by_period, tariff.currency)
+    total = EnergyTotal(
+        "meters" if site_kwh is not None else "machines",
+        round(kwh, 6),
+        round(machines_kwh, 6),
+        None if site_kwh is None else round(site_kwh, 6),
+        good_out,
+        round(kwh / good_out, 6) if good_out else None,
+        *t_money,
+        co2e_kg=None if factor is None else round(co2e_kg(kwh, factor), 6),
+    )
+    return EnergyReport(tuple(machines_out), tuple(meters_out), total, factor)
 
 
 def _take(states: StateBatch, rows: np.ndarray) -> StateBatch:
@@ -666,7 +799,7 @@ async def loss_report(
     sel = selection or select(plant)
     table = await oee(store, plant, start, end, model=model, selection=sel)
     energy = await energy_report(store, plant, start, end, selection=sel)
-    kwh: Mapping[str, float] = {m["machine"]: m["nonproductive_kwh"] for m in energy["machines"]}
+    kwh: Mapping[str, float] = {m.machine: m.nonproductive_kwh for m in energy.machines}
     return loss_costs(table, prices, kwh)
 
 

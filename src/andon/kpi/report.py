@@ -115,7 +115,7 @@ async def build_report(
             for r in await api.reliability_report(store, plant, start, end, reason_log=reason_log)
         ],
         "downtime": [r.as_dict() for r in down.pareto],
-        "energy": energy["machines"] + energy["meters"],
+        "energy": [r.as_dict() for r in energy.machines] + [r.as_dict() for r in energy.meters],
     }
     if prices is not None:
         sheets["losses"] = [

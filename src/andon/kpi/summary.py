@@ -202,7 +202,7 @@ async def plant_summary(
     table = await oee(store, plant, start, end, now=now)
     rows = {r["machine"]: r for r in table.rows()}
     energy = await energy_report(store, plant, start, end, factor=None)
-    kwh_rows = {r["machine"]: r for r in energy["machines"]}
+    kwh_rows = {r.machine: r for r in energy.machines}
     states = await read_states_live(store, plant.tenant, machines, start, end)
     st_pos = {n: i for i, n in enumerate(states.names)}
     st_dur = (states.end - states.start).astype(np.float64) / 1e6
@@ -227,12 +227,12 @@ async def plant_summary(
                 quality=_r(row.get("quality")),
                 oee=_r(row.get("oee")),
                 performance_flag=bool(row.get("performance_flag", False)),
-                kwh=None if e is None else e["kwh"],
-                kwh_per_good_part=None if e is None else e["kwh_per_good_part"],
+                kwh=None if e is None else e.kwh,
+                kwh_per_good_part=None if e is None else e.kwh_per_good_part,
             )
         )
     return PlantSummary(
         tuple(machines_out),
         tuple(LineRate(**r) for r in line_rates(plant, good_by, start, end, now)),
-        tuple(MeterKwh(m["meter"], m["kwh"]) for m in energy["meters"]),
+        tuple(MeterKwh(m.meter, m.kwh) for m in energy.meters),
     )

@@ -516,7 +516,7 @@ async def _idle_truth(runs: Sequence[_Run]) -> float:
     for r in runs:
         d = r.dataset
         rep = await energy_report(d.store, d.plant, d.start_us, d.end_us)
-        total += sum(float(row.get("idle_kwh") or 0.0) for row in rep["machines"])
+        total += sum(row.idle_kwh for row in rep.machines)
     return total
 
 
