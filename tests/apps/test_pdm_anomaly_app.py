@@ -75,7 +75,9 @@ def test_findings_carry_evidence_and_a_rejection_raises_the_threshold(
                 assert abs(sum(contrib.values()) - 1.0) < 0.01
                 assert set(f.signals) <= set(contrib) and f.machine is not None
                 assert set(contrib) <= signals[f.machine]
-                assert f.evidence["peak_score"] > f.evidence["threshold"]
+                ev = f.evidence
+                assert ev["episode_peak_score"] >= ev["peak_score"] > ev["threshold"]
+                assert f.end_us <= ev["episode_end_us"]
                 assert f.evidence["learned_until_us"] <= f.start_us < f.end_us <= end
                 top = max(contrib, key=contrib.__getitem__)
                 assert top.rsplit("/", 1)[-1] in f.explanation and f.signals[0] == top

@@ -8,7 +8,9 @@ of ``step_s`` seconds; only steps where it is running are learned and scored (a 
 machine's signals say nothing about its condition). The first ``learn_h`` hours (at most
 ``learn_share`` of the data there is) are learned as normal; the threshold is set for
 ``target_far`` false alarms on them. Flagged steps at most ``merge_min`` apart form one
-episode; one with at least ``min_steps`` flagged steps is a finding.
+episode; one with at least ``min_steps`` flagged steps is a finding, raised at its
+``min_steps``-th flagged step (its window ends there, its explanation says what was known
+then; the episode's end and its own peak are in the evidence).
 
 A following installation (not ``once``) learns from the first hours of its first run's
 range and, every ``interval_min`` minutes, scores that range again up to ``now`` (the
@@ -126,13 +128,17 @@ async def analyse_machine(
     gap = round(float(s["merge_min"]) * 60 * US_PER_S / step)
     out = []
     for a, b in episodes(flag, max_gap=gap, min_steps=int(s["min_steps"])):
-        sel = np.flatnonzero(flag[a : b + 1]) + a
+        every = np.flatnonzero(flag[a : b + 1]) + a
+        # the alarm: raised at the episode's min_steps-th flagged step, as a following
+        # installation would raise it; what it says is what was known then
+        sel = every[: int(s["min_steps"])]
+        c = int(sel[-1])
         peak = float(score[sel].max())
         share = contrib[sel].mean(axis=0)
         order = np.argsort(-share)
         top = [j for j in order[:5] if share[j] >= 0.05] or [int(order[0])]
         t0 = start + int(scored[a]) * step
-        t1 = start + (int(scored[b]) + 1) * step
+        t1 = start + (int(scored[c]) + 1) * step
         names = [signals[j].rsplit("/", 1)[-1] for j in top]
         parts = ", ".join(f"{signals[j].rsplit('/', 1)[-1]} {100 * share[j]:.0f} %" for j in top)
         out.append(
@@ -146,7 +152,8 @@ async def analyse_machine(
                 title=f"{m.id}: unusual {', '.join(names[:3])} (score {peak / thr:.1f}× threshold)",
                 explanation=(
                     f"{m.name}'s condition signals left their normal behaviour for its product "
-                    f"for {len(sel)} of {b - a + 1} running steps of {float(s['step_s']):g} s. "
+                    f"for {len(sel)} of {c - a + 1} running steps of {float(s['step_s']):g} s "
+                    f"(the episode went on for {len(every)} flagged steps). "
                     f"Peak smoothed score {peak:.2f} against a threshold of {thr:.2f} (set for "
                     f"{100 * cfg.target_far:g} % false alarms on the first "
                     f"{(learn_steps - first) * step / US_PER_H:.1f} h). Contributions: {parts}."
@@ -157,9 +164,12 @@ async def analyse_machine(
                     "threshold": round(thr, 4),
                     "ratio": round(peak / thr, 4),
                     "flagged_steps": len(sel),
+                    "episode_flagged_steps": len(every),
+                    "episode_end_us": start + (int(scored[b]) + 1) * step,
+                    "episode_peak_score": round(float(score[every].max()), 4),
                     "step_s": float(s["step_s"]),
                     "contributions": {signals[j]: round(float(share[j]), 4) for j in order},
-                    "regime": regime[int(scored[b])],
+                    "regime": regime[int(scored[c])],
                     "learned_from_us": start + first * step,
                     "learned_until_us": start + learn_steps * step,
                     "learned_steps": int(train.size),
@@ -217,7 +227,8 @@ async def analyse(ctx: Context, start: int, end: int, after: int) -> int:
                 except RateLimited as exc:
                     await ctx.log("warning", f"{m.id}: finding not emitted: {exc.message}")
                     continue
-                emitted[fid] = [m.path, f.evidence["ratio"]]
+                ev = f.evidence  # a rejection covers the whole episode, not only its start
+                emitted[fid] = [m.path, ev["episode_peak_score"] / ev["threshold"]]
     await ctx.set_state(EMITTED_KEY, dict(list(emitted.items())[-MAX_REMEMBERED:]))
     return end
 
