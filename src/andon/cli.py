@@ -12,6 +12,7 @@ from andon.commands import app as app_commands
 from andon.commands import demo as demo_commands
 from andon.commands import edge as edge_commands
 from andon.commands import kpi as kpi_commands
+from andon.commands import pdm as pdm_commands
 from andon.commands import platform as platform_commands
 from andon.commands import twin as twin_commands
 from andon.commands.common import plant_or_exit as _load
@@ -27,6 +28,7 @@ app.add_typer(kpi_commands.app, name="kpi")
 app.add_typer(twin_commands.app, name="twin")
 app.add_typer(edge_commands.app, name="edge")
 app.add_typer(app_commands.app, name="app")
+app.add_typer(pdm_commands.app, name="pdm")
 platform_commands.register(app)
 demo_commands.register(app)
 
