@@ -19,7 +19,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 ROOT = SRC / "andon"
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("model", "sdk"),
+    ("model", "sdk", "pdm"),
     ("wire",),
     ("connect", "store", "bus"),
     ("edge", "ingest", "kpi", "twin"),
@@ -40,9 +40,10 @@ SIDEWAYS: frozenset[tuple[str, str]] = frozenset(
 )
 """Imports between two packages of one layer that the doc allows (importer, imported)."""
 
-STANDALONE: frozenset[str] = frozenset({"sdk"})
+STANDALONE: frozenset[str] = frozenset({"sdk", "pdm"})
 """Packages that import no other andon package at all: ``andon.sdk`` ships to app vendors
-as its own wheel (decision 0900)."""
+as its own wheel (decision 0900); ``andon.pdm`` is mounted beside it in the app sandbox
+(decision 0903)."""
 
 ONLY_FOR: dict[str, frozenset[str]] = {
     "sim": frozenset({"demo"}),  # the virtual factory is no production code path's

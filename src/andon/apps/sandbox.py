@@ -52,7 +52,8 @@ APP_DIR = "/app"
 DATA_DIR = "/data"
 """The instance's one writable directory."""
 SDK_DIR = "/opt/andon-sdk"
-"""Holds ``andon/sdk`` (read-only): the only andon code an app can import."""
+"""Holds ``andon/sdk`` and ``andon/pdm`` (read-only): the only andon code an app can import
+(``andon.pdm``, the predictive-maintenance library, imports nothing else of andon: 0903)."""
 SOCKET_PATH = "/run/andon/app.sock"
 """The instance's socket inside the sandbox (``ANDON_APP_SOCKET``)."""
 
@@ -258,6 +259,9 @@ def build_argv(
         "--ro-bind",
         str(sdk),
         f"{SDK_DIR}/andon/sdk",
+        "--ro-bind",
+        str(Path(__file__).resolve().parents[1] / "pdm"),
+        f"{SDK_DIR}/andon/pdm",
         "--bind",
         str(spec.data_dir.resolve()),
         DATA_DIR,
