@@ -7,10 +7,13 @@ andon, so an app (which may import only ``andon.sdk`` and this) and ``andon pdm`
 * ``andon.pdm.rul``: the remaining-useful-life model (``RulModel``), imported on its own
   since it loads LightGBM.
 * ``andon.pdm.synthetic``: a degradation simulator writing C-MAPSS-shaped fleets.
+* ``andon.pdm.anomaly``: anomaly scoring in stream per operating regime, with per-signal
+  contributions, a threshold from a target false-alarm rate and feedback (numpy only).
 """
 
 from __future__ import annotations
 
+from andon.pdm.anomaly import AnomalyConfig, AnomalyModel, RegimeClusters, Scorer
 from andon.pdm.cmapss import (
     RUL_CAP,
     CmapssError,
@@ -25,9 +28,13 @@ from andon.pdm.cmapss import (
 
 __all__ = [
     "RUL_CAP",
+    "AnomalyConfig",
+    "AnomalyModel",
     "CmapssError",
     "Evaluation",
     "Fleet",
+    "RegimeClusters",
+    "Scorer",
     "evaluate",
     "read_cmapss",
     "read_rul",
