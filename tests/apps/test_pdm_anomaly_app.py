@@ -108,3 +108,19 @@ def test_findings_carry_evidence_and_a_rejection_raises_the_threshold(
             await store.close()
 
     asyncio.run(body())
+
+
+@pytest.mark.slow
+def test_pdm_anomaly_passes_the_test_run_with_its_claims_measured() -> None:
+    """``andon app test`` (the harness of andon.commands.app_test) on half-length datasets:
+    sandboxed (andon.pdm mounted beside the SDK), every check passes and the detector's
+    claims are measured against the replays' failures."""
+    from andon.commands.app_test import run_test
+
+    report = asyncio.run(run_test(APP, scale=0.5, quiet=True))
+    failed = [f"{c.name}: {c.detail}" for c in report.checks if not c.ok]
+    assert report.ok and not failed, failed
+    got = {c["metric"]: c for c in report.claims}
+    assert set(got) == {"precision", "recall", "lead_time_s"}
+    assert got["recall"]["failures"] > 0 and got["recall"]["detected"] > 0
+    assert all(c["ok"] and c["measured"] is not None for c in got.values())
