@@ -69,6 +69,13 @@ def test_fit_predict_evaluate_round_trip(tmp_path: Path) -> None:
     assert 0 < got["rmse"] < 40
     assert got["score"] > 0
 
+    rul.write_text("10\n20\n")
+    r = runner.invoke(
+        cli, ["pdm", "rul", "evaluate", str(model), "--cmapss", str(test), "--truth", str(rul)]
+    )
+    assert r.exit_code == 2
+    assert "2 true values for 6 units" in r.output
+
 
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
     bad = tmp_path / "bad.txt"

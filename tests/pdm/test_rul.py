@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from andon.pdm.cmapss import evaluate
+from andon.pdm.cmapss import Fleet, evaluate
 from andon.pdm.rul import (
     MODEL_VERSION,
     ModelFormatError,
@@ -116,3 +116,17 @@ def test_fitting_is_deterministic() -> None:
     a = RulModel.fit(fleet, config).predict(test)
     b = RulModel.fit(fleet, config).predict(test)
     np.testing.assert_array_equal(a.rul, b.rul)
+
+
+def test_a_unit_with_one_cycle_gets_an_estimate() -> None:
+    test, _ = truncated_fleet(units=3, regimes=6, seed=15)
+    keep = (test.unit != 2) | (test.cycle == 1)  # unit 2 keeps its first cycle only
+    one = Fleet(
+        unit=test.unit[keep],
+        cycle=test.cycle[keep],
+        settings=test.settings[keep],
+        sensors=test.sensors[keep],
+    )
+    p = six_regime_model(True).predict(one)
+    assert p.units.tolist() == [1, 2, 3]
+    assert np.all(np.isfinite(p.rul))
