@@ -14,9 +14,10 @@ from lxml import etree
 
 from andon.connect.mtconnect import MTConnectConfig, MTConnectConnector, parse_streams
 from andon.model.loader import load_plant
+from andon.model.signals import SIGNAL_TYPES
 from andon.model.types import Quality, SampleBatch
 from andon.sim.servers.bridge import FactoryServers
-from andon.sim.servers.mtconnect import MTConnectAgent
+from andon.sim.servers.mtconnect import MTConnectAgent, data_item
 from tests.connect.pki import make_ca, tls_leaf
 
 ITEMS = [("s1", "S", "SAMPLE", "SPINDLE_SPEED")]
@@ -115,6 +116,55 @@ def test_virtual_factory_documents_validate_against_the_mtconnect_xsds() -> None
     for kind, doc in docs:
         schema = _schema(kind)
         assert schema.validate(etree.fromstring(doc.encode())), (kind, schema.error_log)
+
+
+_TEXT = {"execution": "ACTIVE", "availability": "AVAILABLE", "controller_mode": "AUTOMATIC"}
+
+
+def test_every_signal_type_is_a_standard_data_item_that_validates_and_reads_back() -> None:
+    """Each type of the catalogue served by the agent: probe and streams validate against the
+    official XSDs (no element outside them), and andon's reader gets every value back."""
+    items = [data_item(f"i{k}", n, n, t.units[0]) for k, (n, t) in enumerate(SIGNAL_TYPES.items())]
+    assert not [d for d in items if ":" in d.type]  # standard types; x: only in subType
+    agent = MTConnectAgent("vmc1", items)
+    sent: dict[str, float | str] = {}
+    for d in items:
+        kind = SIGNAL_TYPES[d.name].kind
+        v: float | str = (
+            _TEXT.get(d.name, f"{d.name} Ø1")
+            if kind == "text"
+            else (12.0 if d.category == "EVENT" else 1.5)
+        )
+        agent.observe(d.id, v)
+        sent[f"s/{d.name}"] = v
+    for kind, doc in [("Devices", agent.probe()), ("Streams", agent.respond("/current")[1])]:
+        schema = _schema(kind)
+        assert schema.validate(etree.fromstring(doc.encode())), (kind, schema.error_log)
+
+    async def go() -> dict[str, float | str]:
+        await agent.start()
+        cfg = MTConnectConfig(
+            name="m",
+            url=f"http://127.0.0.1:{agent.port}",
+            items={d.id: f"s/{d.name}" for d in items},
+            poll_s=0.01,
+        )
+        it = MTConnectConnector(cfg).batches(None).__aiter__()
+        try:
+            ((b, _),) = await _take(it, 1)
+        finally:
+            await it.aclose()  # type: ignore[attr-defined]
+            await agent.stop()
+        got: dict[str, float | str] = {
+            b.names[i]: v for i, v in zip(b.index, b.value.tolist(), strict=True)
+        }
+        if b.text is not None:
+            got.update(
+                {b.text.names[i]: v for i, v in zip(b.text.index, b.text.value, strict=True)}
+            )
+        return got
+
+    assert asyncio.run(go()) == sent
 
 
 FOREIGN = b"""<?xml version="1.0"?>

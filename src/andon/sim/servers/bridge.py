@@ -27,7 +27,7 @@ from andon.connect.sparkplug.payload import DOUBLE
 from andon.model.plant import MachineType, Plant
 from andon.model.types import SampleBatch
 from andon.sim.servers.modbus import ModbusImage, ModbusSimServer
-from andon.sim.servers.mtconnect import MTConnectAgent
+from andon.sim.servers.mtconnect import MTConnectAgent, data_item
 from andon.sim.servers.opcua import OpcUaSimServer
 from andon.sim.servers.sparkplug import SparkplugEdgeNode
 
@@ -44,21 +44,6 @@ class Assignment:
     mtconnect: dict[str, str] = field(default_factory=dict)  # path → data item id
     modbus: dict[str, tuple[int, int]] = field(default_factory=dict)  # path → (unit, address)
     sparkplug: dict[str, tuple[str, str]] = field(default_factory=dict)  # path → (device, metric)
-
-
-# signal type -> MTConnect (category, type), so the agent's documents validate against the
-# MTConnect XSDs; other types become extension types (x:NAME), outside the XSDs
-_MTCONNECT_TYPES: dict[str, tuple[str, str]] = {
-    "spindle_load": ("SAMPLE", "LOAD"),
-    "spindle_speed": ("SAMPLE", "ROTARY_VELOCITY"),
-    "vibration": ("SAMPLE", "ACCELERATION"),
-    "coolant_temperature": ("SAMPLE", "TEMPERATURE"),
-    "tool_wear": ("SAMPLE", "LENGTH"),
-    "power": ("SAMPLE", "WATTAGE"),
-    "energy": ("SAMPLE", "ELECTRICAL_ENERGY"),
-    "part_count": ("EVENT", "PART_COUNT"),
-}
-_MTC_OTHER = ("SAMPLE", "x:OTHER")
 
 
 def assign(plant: Plant) -> Assignment:
@@ -112,9 +97,9 @@ class FactoryServers:
         size = 2 * max((addr for _, addr in a.modbus.values()), default=0) + 8
         self.images = {u: ModbusImage(size) for u in units}
         self.modbus = ModbusSimServer(self.images)
-        kinds = {f"{m.id}.{s.id}": s.type for _, _, m in plant.machines() for s in m.signals}
+        kinds = {f"{m.id}.{s.id}": s for _, _, m in plant.machines() for s in m.signals}
         items = [
-            (i, i.split(".", 1)[1], *_MTCONNECT_TYPES.get(kinds.get(i, ""), _MTC_OTHER))
+            data_item(i, i.split(".", 1)[1], kinds[i].type, kinds[i].unit)
             for i in a.mtconnect.values()
         ]
         self.mtconnect = MTConnectAgent("machine-tool", items)

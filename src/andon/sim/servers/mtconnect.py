@@ -7,6 +7,11 @@ a ``SAMPLE``, text for an ``EVENT`` (``ACTIVE``), a level for a ``CONDITION`` (`
 ``WARNING``, ``FAULT``). Every document validates against the official MTConnect 2.0 XSDs
 (tested with the schemas under tests/data/mtconnect/); error documents carry no sequence
 numbers, as real agents' do.
+
+``data_item(id, name, signal_type, unit)`` gives each of andon's signal types a standard
+MTConnect DataItem (category, type, and where the standard has no closer type a ``x:``
+subType, the extension form the schemas allow for subTypes and units): no observation is an
+element outside the schemas.
 """
 
 from __future__ import annotations
@@ -17,32 +22,111 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import NamedTuple
 from urllib.parse import parse_qs, urlsplit
 from xml.sax.saxutils import escape
 
-__all__ = ["MTConnectAgent"]
+__all__ = ["DataItem", "MTConnectAgent", "data_item"]
 
 NS = "urn:mtconnect.org:MTConnectStreams:2.0"
 NS_DEV = "urn:mtconnect.org:MTConnectDevices:2.0"
 NS_ERR = "urn:mtconnect.org:MTConnectError:2.0"
 NS_EXT = "urn:andon.dev:sim"
-"""Types written ``x:NAME`` are extensions in this namespace (signals with no MTConnect type)."""
+"""SubTypes and units written ``x:NAME`` are extensions in this namespace."""
 _GROUP = {"SAMPLE": "Samples", "EVENT": "Events", "CONDITION": "Condition"}
 
 
+class DataItem(NamedTuple):
+    """One served data item; a plain ``(id, name, category, type)`` tuple is one too."""
+
+    id: str
+    name: str
+    category: str
+    type: str
+    sub_type: str | None = None
+    units: str | None = None
+
+
+# andon signal type -> MTConnect (category, type, subType): each an element of the 2.0 XSDs
+_TYPES: dict[str, tuple[str, str, str | None]] = {
+    "spindle_load": ("SAMPLE", "LOAD", None),
+    "spindle_speed": ("SAMPLE", "ROTARY_VELOCITY", None),
+    "spindle_power": ("SAMPLE", "WATTAGE", None),
+    "vibration": ("SAMPLE", "VELOCITY", None),
+    "coolant_temperature": ("SAMPLE", "TEMPERATURE", None),
+    "tool_wear": ("SAMPLE", "LENGTH", "x:TOOL_WEAR"),
+    "wheel_wear": ("SAMPLE", "LENGTH", "x:WHEEL_WEAR"),
+    "dressing_count": ("EVENT", "CYCLE_COUNT", None),
+    "surface_roughness": ("SAMPLE", "LENGTH", "x:ROUGHNESS_RA"),
+    # band energies (mean square of the band's velocity): no MTConnect type measures one
+    "vibration_low": ("SAMPLE", "VELOCITY", "x:BAND_ENERGY_LOW"),
+    "vibration_mid": ("SAMPLE", "VELOCITY", "x:BAND_ENERGY_MID"),
+    "vibration_high": ("SAMPLE", "VELOCITY", "x:BAND_ENERGY_HIGH"),
+    "bearing_temperature": ("SAMPLE", "TEMPERATURE", "x:BEARING"),
+    "motor_current": ("SAMPLE", "AMPERAGE_AC", None),
+    "tool_rotation": ("SAMPLE", "ROTARY_VELOCITY", None),
+    "traverse_speed": ("SAMPLE", "PATH_FEEDRATE", None),
+    "axial_force": ("SAMPLE", "LINEAR_FORCE", None),
+    "tool_temperature": ("SAMPLE", "TEMPERATURE", "x:TOOL"),
+    "joint_torque": ("SAMPLE", "TORQUE", None),
+    "joint_current": ("SAMPLE", "AMPERAGE_AC", None),
+    "power": ("SAMPLE", "WATTAGE", None),
+    "energy": ("SAMPLE", "ELECTRICAL_ENERGY", None),
+    "part_count": ("EVENT", "PART_COUNT", None),
+    "cycle_time": ("SAMPLE", "PROCESS_TIMER", None),
+    "temperature": ("SAMPLE", "TEMPERATURE", None),
+    "humidity": ("SAMPLE", "HUMIDITY_RELATIVE", None),
+    "particle_count": ("SAMPLE", "CONCENTRATION", "x:PARTICLES"),
+    "pressure": ("SAMPLE", "PRESSURE", None),
+    "gas_flow": ("SAMPLE", "FLOW", None),
+    "rf_power": ("SAMPLE", "WATTAGE", "x:RF_FORWARD"),
+    "reject_rate": ("EVENT", "VARIABLE", "x:REJECT_RATE"),
+    "execution": ("EVENT", "EXECUTION", None),
+    "availability": ("EVENT", "AVAILABILITY", None),
+    "controller_mode": ("EVENT", "CONTROLLER_MODE", None),
+    "program": ("EVENT", "PROGRAM", None),
+    "text": ("EVENT", "MESSAGE", None),
+}
+_OTHER = ("EVENT", "VARIABLE", None)
+"""A type outside the catalogue: a Variable event (numbers stay numbers, text is text)."""
+# andon units with an MTConnect name for exactly that unit (others are left out: optional)
+_UNITS = {
+    "%": "PERCENT",
+    "rpm": "REVOLUTION/MINUTE",
+    "mm/s": "MILLIMETER/SECOND",
+    "°C": "CELSIUS",
+    "degC": "CELSIUS",
+    "A": "AMPERE",
+    "W": "WATT",
+    "Pa": "PASCAL",
+    "s": "SECOND",
+    "count": "COUNT",
+    "N·m": "NEWTON_METER",
+    "Nm": "NEWTON_METER",
+    "%RH": "PERCENT",
+}
+
+
+def data_item(item_id: str, name: str, signal_type: str, unit: str = "") -> DataItem:
+    """The MTConnect DataItem serving a signal of ``signal_type`` measured in ``unit``."""
+    category, typ, sub = _TYPES.get(signal_type, _OTHER)
+    units = _UNITS.get(unit) if category == "SAMPLE" else None
+    return DataItem(item_id, name, category, typ, sub, units)
+
+
 class MTConnectAgent:
-    """Serves one device with ``items``: ``[(id, name, category, type)]``."""
+    """Serves one device with ``items``: ``[DataItem]`` or ``[(id, name, category, type)]``."""
 
     def __init__(
         self,
         device: str,
-        items: Sequence[tuple[str, str, str, str]],
+        items: Sequence[DataItem | tuple[str, str, str, str]],
         buffer_size: int = 1024,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
         self.device = device
-        self.items = list(items)
+        self.items: list[DataItem | tuple[str, str, str, str]] = list(items)
         self.buffer: deque[tuple[int, str, float, str]] = deque(maxlen=buffer_size)
         self.started = time.time()
         self.next_seq = 1
@@ -110,8 +194,9 @@ class MTConnectAgent:
 
     def probe(self) -> str:
         items = "".join(
-            f'<DataItem id="{i}" name="{escape(n)}" category="{c}" type="{t}"/>'
-            for i, n, c, t in self.items
+            f'<DataItem id="{d.id}" name="{escape(d.name)}" category="{d.category}" '
+            f'type="{d.type}"{_attr("subType", d.sub_type)}{_attr("units", d.units)}/>'
+            for d in self._items()
         )
         header = self._header(sequences=False).replace(
             ' sender="sim"', ' sender="sim" assetBufferSize="1024" assetCount="0"'
@@ -125,13 +210,16 @@ class MTConnectAgent:
         )
 
     def streams(self, obs: list[tuple[int, str, float, str]], next_seq: int) -> str:
-        names = {i: (n, c, t) for i, n, c, t in self.items}
+        names = {d.id: d for d in self._items()}
         groups: dict[str, list[str]] = {}
         for s, i, w, v in obs:
             if i not in names:
                 continue
-            name, cat, typ = names[i]
-            attrs = f'dataItemId="{i}" name="{escape(name)}" sequence="{s}" timestamp="{_iso(w)}"'
+            _, name, cat, typ, sub, _ = names[i]
+            attrs = (
+                f'dataItemId="{i}" name="{escape(name)}" sequence="{s}" timestamp="{_iso(w)}"'
+                f"{_attr('subType', sub)}"
+            )
             if cat == "CONDITION":
                 level = "Unavailable" if v == "UNAVAILABLE" else v.capitalize()
                 el = f'<{level} {attrs} type="{typ}"/>'
@@ -150,6 +238,9 @@ class MTConnectAgent:
             f'<ComponentStream component="Device" componentId="{self.device}">'
             f"{body}</ComponentStream></DeviceStream></Streams></MTConnectStreams>"
         )
+
+    def _items(self) -> list[DataItem]:
+        return [DataItem(*d) for d in self.items]
 
     def _error(self, code: str, text: str) -> str:
         return (
@@ -200,9 +291,13 @@ class MTConnectAgent:
             writer.close()
 
 
+def _attr(name: str, value: str | None) -> str:
+    return f' {name}="{escape(value)}"' if value else ""
+
+
 def _tag(kind: str) -> str:
     prefix, _, kind = kind.rpartition(":")
-    name = "".join(p.capitalize() for p in kind.lower().split("_"))
+    name = "".join(p if p in ("AC", "DC") else p.capitalize() for p in kind.split("_"))
     return f"{prefix}:{name}" if prefix else name
 
 
