@@ -45,9 +45,9 @@ BAD = "s1/area/line/m/nope"
 class World:
     """A gateway over a file-backed store, one tenant ``t1`` with site ``s1``."""
 
-    def __init__(self, path: Path, **store_kw: int) -> None:
+    def __init__(self, path: Path, max_signals_per_tenant: int | None = None) -> None:
         self.path = path
-        self.store = DuckDBStore.open(path, **store_kw)
+        self.store = DuckDBStore.open(path, max_signals_per_tenant=max_signals_per_tenant)
         self.ingestor = Ingestor(self.store)
         self.ingestor.register("t1", S1, [])
         keys = StaticKeys({KEY_A: EdgeIdentity(A_ID, "t1")})
