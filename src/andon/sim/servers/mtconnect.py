@@ -107,10 +107,10 @@ _UNITS = {
 }
 
 
-def data_item(item_id: str, name: str, signal_type: str, unit: str = "") -> DataItem:
+def data_item(item_id: str, name: str, signal_type: str, unit: str | None = None) -> DataItem:
     """The MTConnect DataItem serving a signal of ``signal_type`` measured in ``unit``."""
     category, typ, sub = _TYPES.get(signal_type, _OTHER)
-    units = _UNITS.get(unit) if category == "SAMPLE" else None
+    units = _UNITS.get(unit or "") if category == "SAMPLE" else None
     return DataItem(item_id, name, category, typ, sub, units)
 
 
