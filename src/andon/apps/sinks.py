@@ -20,9 +20,11 @@ from typing import Any, Final, Protocol, runtime_checkable
 
 from andon.apps.grant import AppGrant
 from andon.model.types import Micros
+from andon.platform.service import Invalid
 from andon.sdk import Feedback, Finding, WorkOrder
 
 __all__ = [
+    "STATE_KEY_MAX",
     "STATE_LIMIT_BYTES",
     "AppSink",
     "MemorySink",
@@ -34,6 +36,8 @@ __all__ = [
 
 STATE_LIMIT_BYTES: Final = 1024 * 1024
 """An instance's state, all keys together: key lengths plus their JSON values' lengths."""
+STATE_KEY_MAX: Final = 200
+"""Characters of one state key at most."""
 
 
 class StateLimitExceeded(Exception):
@@ -71,11 +75,13 @@ class AppSink(Protocol):
     """What the gateway writes to and reads from. Values of ``state`` are JSON texts."""
 
     async def add_finding(self, grant: AppGrant, finding: Finding, at_us: Micros) -> str:
-        """Keep a finding (already checked by the gateway); its id."""
+        """Keep a finding (already checked by the gateway); its id. ``Invalid`` (nothing
+        kept) when its site is not one of the grant's."""
         ...
 
     async def add_work_order(self, grant: AppGrant, order: WorkOrder, at_us: Micros) -> str:
-        """Keep a work-order proposal (already checked by the gateway); its id."""
+        """Keep a work-order proposal (already checked by the gateway); its id. ``Invalid``
+        (nothing kept) when its site is not one of the grant's."""
         ...
 
     async def get_state(self, instance_id: str, key: str) -> str | None:
@@ -83,14 +89,27 @@ class AppSink(Protocol):
         ...
 
     async def set_state(self, instance_id: str, key: str, value: str, limit_bytes: int) -> None:
-        """Store ``value`` (JSON text) under ``key``; ``StateLimitExceeded`` (and nothing
-        stored) when the instance's state would exceed ``limit_bytes`` (``state_size``)."""
+        """Store ``value`` (JSON text; ``ValueError`` if not) under ``key`` (1 to 200
+        characters; ``Invalid`` if not); ``StateLimitExceeded`` (and nothing stored) when the
+        instance's state would exceed ``limit_bytes`` (``state_size``)."""
         ...
 
     async def feedback_since(self, instance_id: str, since_us: Micros) -> list[Feedback]:
         """People's verdicts on the instance's findings given at or after ``since_us``,
         oldest first."""
         ...
+
+
+def _own_site(grant: AppGrant, site: str) -> None:
+    if site not in grant.site_ids:
+        raise Invalid(f"site: {site!r:.80} is not one of the installation's sites")
+
+
+def _state_key(key: str) -> None:
+    if not key:
+        raise Invalid("key: must not be empty")
+    if len(key) > STATE_KEY_MAX:
+        raise Invalid(f"key: {len(key):,} characters, over the limit of {STATE_KEY_MAX:,}")
 
 
 @dataclass
@@ -104,6 +123,7 @@ class MemorySink:
     """Per instance: (finding id, feedback) in the order given."""
 
     async def add_finding(self, grant: AppGrant, finding: Finding, at_us: Micros) -> str:
+        _own_site(grant, finding.site)
         fid = f"f{len(self.findings) + 1}"
         self.findings.append(
             StoredFinding(
@@ -119,6 +139,7 @@ class MemorySink:
         return fid
 
     async def add_work_order(self, grant: AppGrant, order: WorkOrder, at_us: Micros) -> str:
+        _own_site(grant, order.site)
         wid = f"w{len(self.work_orders) + 1}"
         self.work_orders.append(
             StoredWorkOrder(wid, grant.tenant_id, grant.instance_id, grant.app_id, at_us, order)
@@ -129,6 +150,7 @@ class MemorySink:
         return self.state.get(instance_id, {}).get(key)
 
     async def set_state(self, instance_id: str, key: str, value: str, limit_bytes: int) -> None:
+        _state_key(key)
         json.loads(value)  # the gateway sends JSON; anything else is a bug worth seeing
         current = self.state.get(instance_id, {})
         after = {**current, key: value}
