@@ -24,14 +24,17 @@ from andon.bus.events import (
     Event,
     PartsCounted,
     Payload,
+    SignalText,
     SignalValue,
     StateChanged,
+    TextsChanged,
     ValuesChanged,
     alerts_topic,
     decode,
     encode,
     parts_topic,
     states_topic,
+    texts_topic,
     values_topic,
 )
 from andon.bus.inprocess import InProcessBus
@@ -48,10 +51,12 @@ __all__ = [
     "Message",
     "PartsCounted",
     "Payload",
+    "SignalText",
     "SignalValue",
     "StateChanged",
     "SubscriberStats",
     "Subscription",
+    "TextsChanged",
     "Topic",
     "ValuesChanged",
     "alerts_topic",
@@ -61,6 +66,7 @@ __all__ = [
     "open_bus",
     "parts_topic",
     "states_topic",
+    "texts_topic",
     "values_topic",
 ]
 

@@ -7,6 +7,8 @@ events the platform publishes, one topic each per site (its plant key):
 
 * ``("site", key, "values")`` — :class:`ValuesChanged`: the newest stored value of each signal
   a write touched;
+* ``("site", key, "texts")`` — :class:`TextsChanged`: the newest stored text value
+  (decision 0202) of each signal a write touched;
 * ``("site", key, "states")`` — :class:`StateChanged`, one per machine;
 * ``("site", key, "parts")`` — :class:`PartsCounted`, one per machine;
 * ``("site", key, "alerts")`` — :class:`AlertChanged`.
@@ -31,14 +33,17 @@ __all__ = [
     "Event",
     "PartsCounted",
     "Payload",
+    "SignalText",
     "SignalValue",
     "StateChanged",
+    "TextsChanged",
     "ValuesChanged",
     "alerts_topic",
     "decode",
     "encode",
     "parts_topic",
     "states_topic",
+    "texts_topic",
     "values_topic",
 ]
 
@@ -60,6 +65,24 @@ class ValuesChanged:
     """The newest stored value of each signal one write touched (one site's)."""
 
     values: tuple[SignalValue, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SignalText:
+    """A signal's newest stored text value; ``code`` an enumeration's code, if any."""
+
+    signal: str
+    ts: Micros
+    value: str
+    quality: int
+    code: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TextsChanged:
+    """The newest stored text value of each signal one write touched (one site's)."""
+
+    values: tuple[SignalText, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +118,7 @@ class AlertChanged:
     machine: str | None = None
 
 
-Event = ValuesChanged | StateChanged | PartsCounted | AlertChanged
+Event = ValuesChanged | TextsChanged | StateChanged | PartsCounted | AlertChanged
 Payload = Event | bytes
 
 
@@ -106,6 +129,11 @@ def _topic(site_key: str, kind: str) -> tuple[str, ...]:
 def values_topic(site_key: str) -> tuple[str, ...]:
     """``("site", site_key, "values")``."""
     return _topic(site_key, "values")
+
+
+def texts_topic(site_key: str) -> tuple[str, ...]:
+    """``("site", site_key, "texts")``."""
+    return _topic(site_key, "texts")
 
 
 def states_topic(site_key: str) -> tuple[str, ...]:
@@ -137,6 +165,11 @@ def encode(payload: Payload) -> bytes:
         obj = {
             "type": "values",
             "values": [[v.signal, v.ts, v.value, v.quality] for v in payload.values],
+        }
+    elif isinstance(payload, TextsChanged):
+        obj = {
+            "type": "texts",
+            "values": [[v.signal, v.ts, v.value, v.quality, v.code] for v in payload.values],
         }
     elif isinstance(payload, StateChanged):
         obj = {
@@ -198,6 +231,22 @@ def _value(row: Any) -> SignalValue:
     return SignalValue(sig, ts, float(value), quality)
 
 
+def _text(row: Any) -> SignalText:
+    if not (isinstance(row, list) and len(row) == 5):
+        raise CodecError(f"bus message field 'values': bad text row {row!r:.80}")
+    sig, ts, value, quality, code = row
+    ok = (
+        isinstance(sig, str)
+        and isinstance(ts, int)
+        and isinstance(value, str)
+        and isinstance(quality, int)
+        and (code is None or isinstance(code, int | float))
+    )
+    if not ok:
+        raise CodecError(f"bus message field 'values': bad text row {row!r:.80}")
+    return SignalText(sig, ts, value, quality, None if code is None else float(code))
+
+
 def decode(data: bytes) -> Payload:
     """The payload of a wire message; :class:`CodecError` when it is not one."""
     try:
@@ -219,6 +268,11 @@ def decode(data: bytes) -> Payload:
         if not isinstance(rows, list):
             raise CodecError("bus message field 'values': expected a list")
         return ValuesChanged(tuple(_value(r) for r in rows))
+    if kind == "texts":
+        rows = obj.get("values")
+        if not isinstance(rows, list):
+            raise CodecError("bus message field 'values': expected a list")
+        return TextsChanged(tuple(_text(r) for r in rows))
     if kind == "state":
         end = obj.get("end")
         if end is not None and (not isinstance(end, int) or isinstance(end, bool)):
@@ -236,5 +290,5 @@ def decode(data: bytes) -> Payload:
             raise CodecError(f"bus message field 'machine': expected a string, got {machine!r}")
         return AlertChanged(_str(obj, "alert_id"), _str(obj, "status"), _int(obj, "ts"), machine)
     raise CodecError(
-        f"bus message type {kind!r:.40} is not one of bytes, values, state, parts, alert"
+        f"bus message type {kind!r:.40} is not one of bytes, values, texts, state, parts, alert"
     )
