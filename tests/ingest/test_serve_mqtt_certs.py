@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiomqtt
 import httpx
 import pytest
 from cryptography import x509
@@ -39,10 +40,10 @@ from andon.connect.counting import DEFAULT_START, counter_batch
 from andon.edge.agent import make_uplink
 from andon.edge.buffer import EdgeBuffer
 from andon.edge.config import parse_edge_config
-from andon.edge.uplink import Uplink, UplinkConfig
+from andon.edge.uplink import Uplink
 from andon.ingest.broker import mosquitto_acl, mosquitto_password_line
 from andon.model.types import SampleBatch
-from andon.wire.frames import key_parts
+from andon.wire.frames import key_parts, up_topic
 from andon.wire.net import tls_context
 from tests.connect.pki import Pair, make_ca, tls_leaf
 from tests.edge.broker import free_port, wait_port
@@ -350,20 +351,12 @@ def test_edges_log_in_with_client_certificates_mapped_to_their_keys(
             bad = parse_edge_config(w.site_file("edge-b", cert_x, "ANDON_TEST_KEY_A"))
             with pytest.raises(ValueError, match="certificate's CN is"):
                 bad.uplink.resolved_key()
-            buf_b = await EdgeBuffer.open(w.tmp / "b.db")
-            up_b = Uplink(
-                buf_b,
-                UplinkConfig("edge-b", k.key_a, port=w.broker.edge_port, tls=ctx_x),
-            )
-            run_b = asyncio.create_task(up_b.run())
-            try:
-                await buf_b.put("gen", _batch(60, DEFAULT_START + 5 * 10**9))
-                denied = f"Denied PUBLISH from andon-edge-{_key_id(k.key_a)}"
-                await until(lambda: w.broker.logged(denied), 30, "the broker's ACL denial")
-                assert up_b.stats.acks == 0
-            finally:
-                await _stop(run_b)
-                await buf_b.close()
+            async with aiomqtt.Client(
+                "127.0.0.1", w.broker.edge_port, identifier="edge-b", tls_context=ctx_x
+            ) as intruder:
+                await intruder.publish(up_topic(_key_id(k.key_a)), b"frame", qos=1)
+            denied = f"Denied PUBLISH from edge-b (d0, q1, r0, m1, '{up_topic(_key_id(k.key_a))}'"
+            await until(lambda: w.broker.logged(denied), 30, "the broker's ACL denial")
             assert len(await asyncio.to_thread(w.stored)) == 600
 
             # revoking key A: the gateway refuses the connected edge's next frame
