@@ -205,8 +205,24 @@ class Services:
             model = SiteModel(plant, signals, frozenset(signals), machines)
             self._models = {k: v for k, v in self._models.items() if k[:2] != key[:2]}
             self._models[key] = model
-            self.ingestor.register(tenant, signals, machines)
+            self.ingestor.register(tenant, signals, machines, texts=_text_signals(plant))
         return model
+
+
+def _text_signals(plant: Plant) -> list[str]:
+    """The plant's signals of kind text (decision 0202), as ``signal_paths`` names them."""
+    site = plant.site
+    out = [
+        f"{plant.machine_path(a, ln, m)}/{s.id}"
+        for a, ln, m in plant.machines()
+        for s in m.signals
+        if s.kind == "text"
+    ]
+    out += [f"{site.id}/{a.id}/{s.id}" for a in site.areas for s in a.sensors if s.kind == "text"]
+    out += [
+        f"{site.id}/{mt.id}/{s.id}" for mt in site.meters for s in mt.signals if s.kind == "text"
+    ]
+    return out
 
 
 def get_services(request: Request) -> Services:

@@ -20,12 +20,13 @@ from andon.bus.events import (
     PartsCounted,
     Payload,
     StateChanged,
+    TextsChanged,
     ValuesChanged,
 )
 
 __all__ = ["InProcessBus"]
 
-_PAYLOADS = (bytes, ValuesChanged, StateChanged, PartsCounted, AlertChanged)
+_PAYLOADS = (bytes, ValuesChanged, TextsChanged, StateChanged, PartsCounted, AlertChanged)
 
 
 class InProcessBus(BusCore):

@@ -121,11 +121,31 @@ class Ingestor:
         """Publishes what each write stored on the live bus (``andon.ingest.live``)."""
         self._signals: dict[str, set[str]] = {}
         self._machines: dict[str, set[str]] = {}
+        self._texts: dict[str, set[str]] = {}
 
-    def register(self, tenant: str, signals: Iterable[str], machines: Iterable[str]) -> None:
-        """Declare the signals and machines a tenant may send (from its asset model)."""
+    def register(
+        self,
+        tenant: str,
+        signals: Iterable[str],
+        machines: Iterable[str],
+        texts: Iterable[str] | None = None,
+    ) -> None:
+        """Declare the signals and machines a tenant may send (from its asset model).
+        ``texts``: those of them declared of kind text; given (even empty), each value's kind
+        is checked against its signal's, a number for a text signal or text for another
+        refused (``wrong_kind``); ``None``: kinds are not declared, not checked."""
         self._signals.setdefault(tenant, set()).update(signals)
         self._machines.setdefault(tenant, set()).update(machines)
+        if texts is not None:
+            self._texts.setdefault(tenant, set()).update(texts)
+
+    def declares_kinds(self, tenant: str) -> bool:
+        """Whether ``tenant`` registered its signals' kinds (``register(texts=...)``)."""
+        return tenant in self._texts
+
+    def text_signals_of(self, tenant: str) -> AbstractSet[str]:
+        """The signals of ``tenant`` declared of kind text (a view, not a copy)."""
+        return self._texts.get(tenant, frozenset())
 
     def signals_of(self, tenant: str) -> AbstractSet[str] | None:
         """The signals ``tenant`` may send (``None``: not registered for ingest); a view,
@@ -170,6 +190,16 @@ class Ingestor:
     async def samples(self, tenant: str, batch: SampleBatch) -> IngestReport:
         before = self.stats.rejected.copy()
         ok = self._known("signal", tenant, batch.names, batch.index)
+        texts = self._texts.get(tenant)
+        if texts:  # only a tenant with text signals pays for the check
+            is_text = np.array([n in texts for n in batch.names], dtype=bool)
+            wrong = ok & is_text[batch.index] if len(batch.names) else ok & False
+            if wrong.any():
+                bad = sorted({batch.names[i] for i in np.unique(batch.index[wrong])})
+                self.stats.reject(
+                    "wrong_kind", int(wrong.sum()), f"a number for text signal {', '.join(bad[:3])}"
+                )
+                ok &= ~wrong
         ok &= self._ts_ok(batch.ts, "sample")
         if self.clock is not None:
             now = self.now()

@@ -7,6 +7,8 @@ path component is its site's plant key) on the topics of ``andon.bus.events``:
   and only when it is newer than the one last published for that signal — a late,
   out-of-order sample never replaces a newer value, and a resend the store refused as a
   duplicate is not published again. A write of duplicates only publishes nothing.
+* text values (decision 0202): per signal, the newest text value of the write, by the same
+  rule as samples (``TextsChanged``, on the site's ``texts`` topic).
 * states: each closed interval, and each open state whose ``(state, start)`` differs from
   the one last published for the machine (an edge re-confirms its open states every flush).
 * parts: per machine, the good and scrap counts the write added.
@@ -27,15 +29,18 @@ from andon.bus import (
     LiveBus,
     PartsCounted,
     Payload,
+    SignalText,
     SignalValue,
     StateChanged,
+    TextsChanged,
     ValuesChanged,
     parts_topic,
     states_topic,
+    texts_topic,
     values_topic,
 )
 from andon.ingest.ratelog import RateLimitedLog
-from andon.model.types import Micros, PartBatch, SampleBatch, StateBatch
+from andon.model.types import Micros, PartBatch, SampleBatch, StateBatch, TextBatch
 
 __all__ = ["LivePublisher", "LiveStats"]
 
@@ -57,7 +62,7 @@ def _site(name: str) -> str:
     return name.partition("/")[0]
 
 
-def _newest_rows(batch: SampleBatch) -> np.ndarray:
+def _newest_rows(batch: SampleBatch | TextBatch) -> np.ndarray:
     """The row of each signal's greatest ts (the last such row on a tie). O(n) when each
     signal's rows come in time order, as an edge sends them; a sort otherwise."""
     n = len(batch)
@@ -80,6 +85,7 @@ class LivePublisher:
         self.bus = bus
         self.stats = LiveStats()
         self._newest: dict[tuple[str, str], Micros] = {}
+        self._newest_text: dict[tuple[str, str], Micros] = {}
         self._open: dict[tuple[str, str], tuple[int, Micros]] = {}
         self._log = RateLimitedLog(log_interval_s, emit=log.warning, what=("message", "messages"))
 
@@ -113,6 +119,32 @@ class LivePublisher:
             by_site[_site(name)].append(SignalValue(name, ts, value, quality))
         for site, values in by_site.items():
             await self._send(tenant, values_topic(site), ValuesChanged(tuple(values)))
+
+    async def texts(self, tenant: str, batch: TextBatch) -> None:
+        """``batch``: the text values the store was given; call only when it wrote some."""
+        if len(batch) == 0:
+            return
+        last = _newest_rows(batch).tolist()
+        by_site: dict[str, list[SignalText]] = defaultdict(list)
+        for row in last:
+            name = batch.names[int(batch.index[row])]
+            ts = int(batch.ts[row])
+            key = (tenant, name)
+            if self._newest_text.get(key, -1) >= ts:
+                continue
+            self._newest_text[key] = ts
+            code = float(batch.code[row])
+            by_site[_site(name)].append(
+                SignalText(
+                    name,
+                    ts,
+                    batch.value[row],
+                    int(batch.quality[row]),
+                    None if np.isnan(code) else code,
+                )
+            )
+        for site, values in by_site.items():
+            await self._send(tenant, texts_topic(site), TextsChanged(tuple(values)))
 
     async def states(self, tenant: str, batch: StateBatch, *, open_: bool) -> None:
         """Stored state intervals (``open_``: the machines' open states)."""

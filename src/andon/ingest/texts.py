@@ -4,9 +4,12 @@ A frame's text part (``SampleBatch.text``: strings, enumeration labels, events) 
 checks samples pass, with the reasons counted in the same ``IngestStats.rejected``:
 ``unknown_signal``, ``bad_timestamp``, ``future`` (with the ingestor's clock),
 ``bad_quality_code``, and one of its own, ``text_too_long`` (over ``MAX_TEXT_CHARS``
-characters: a value is a state, a program name or a message, not a file). What passes is
+characters: a value is a state, a program name or a message, not a file), and
+``wrong_kind``: text for a signal the model declares numeric (a number for a text signal is
+refused by the sample checks, with the same reason). What passes is
 stored with ``TelemetryStore.append_text``: the first write of each ``(signal, ts)`` wins, a
-repeat is a duplicate, one with another value a conflict too (logged, rate-limited).
+repeat is a duplicate, one with another value a conflict too (logged, rate-limited); the
+newest stored value of each signal then goes out on the live bus (``TextsChanged``).
 """
 
 from __future__ import annotations
@@ -49,6 +52,16 @@ def _valid(ingestor: Ingestor, tenant: str, text: TextBatch) -> TextBatch:
     if not ok.all():
         bad = sorted({text.names[i] for i in np.unique(text.index[~ok])})
         stats.reject("unknown_signal", int((~ok).sum()), ", ".join(bad[:3]))
+    declared = ingestor.text_signals_of(tenant)
+    if ingestor.declares_kinds(tenant):
+        is_text = np.array([n in declared for n in text.names], dtype=bool)
+        wrong = ok & ~is_text[text.index] if len(text.names) else ok & False
+        if wrong.any():
+            bad = sorted({text.names[i] for i in np.unique(text.index[wrong])})
+            stats.reject(
+                "wrong_kind", int(wrong.sum()), f"text for numeric signal {', '.join(bad[:3])}"
+            )
+            ok &= ~wrong
     in_range = (text.ts >= _MIN_TS) & (text.ts < _MAX_TS)
     if not (in_range | ~ok).all():
         first = int(text.ts[ok & ~in_range][0])
@@ -101,4 +114,6 @@ async def ingest_text(ingestor: Ingestor, tenant: str, text: TextBatch) -> TextR
             "same signal and timestamp as a stored text value, another value (first kept)",
             result.conflicts,
         )
+    if ingestor.live is not None and result.written:
+        await ingestor.live.texts(tenant, valid)
     return TextReport(result.written, result.duplicates, result.conflicts, dict(rejected))
