@@ -351,3 +351,32 @@ def test_a_dumped_plant_with_degradation_validates_again() -> None:
     assert Plant.model_validate_json(plant.model_dump_json(by_alias=True)) == plant
     fm = plant.site.areas[0].lines[0].machines[0].sim.failure_modes[1]
     assert fm.kind == "degrading" and fm.mtbf_h == 50.0
+
+
+def test_calibrating_a_degrading_line_gives_a_memoryless_twin(tmp_path: Any) -> None:
+    # the store holds the stops, not the health: the twin's calibration fits an MTBF
+    import asyncio
+
+    from andon.demo.run import run_headless
+    from andon.store.duckdb_store import DuckDBStore
+    from andon.twin.calibrate import calibrate_line
+
+    doc = plant_doc({**GAMMA, "onset_h": 2, "life_h": 10})
+    doc["site"]["areas"][0]["lines"][0]["machines"][0]["signals"] = []  # stops are enough
+    plant = build(doc)
+
+    async def go() -> Any:
+        store = DuckDBStore.open(tmp_path / "h.duckdb")
+        try:
+            await run_headless(plant, store, seed=4, hours=3 * 24, start=T0)
+            return await calibrate_line(store, plant, "l", T0, T0 + round(3 * DAY * 1e6))
+        finally:
+            await store.close()
+
+    cal = asyncio.run(go())
+    twin = parse_plant(cal.to_yaml(), "<twin.yaml>")
+    modes = {fm.code: fm for fm in twin.site.areas[0].lines[0].machines[0].sim.failure_modes}
+    rep = cal.report["machines"]["m"]["failures"]["BEARING"]
+    assert rep["source"] == "data" and rep["n"] >= 2
+    assert modes["BEARING"].kind == "memoryless"
+    assert modes["BEARING"].mtbf_h == pytest.approx(rep["mtbf_h"])

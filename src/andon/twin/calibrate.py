@@ -214,6 +214,9 @@ def _fit_machine(
         if n >= 1:
             f["mtbf_h"] = exposure_s / 3600.0 / n
             r["source"] = "data"
+            # the store holds the stops, not the hidden health: a degrading mode is
+            # calibrated as a memoryless one with its measured MTBF (decision 0507)
+            f.pop("degradation", None)
         r["mtbf_h"] = f["mtbf_h"]
         lo, hi = _mtbf_ci(exposure_s / 3600.0, n)
         r["mtbf_ci_h"] = [lo, hi if math.isfinite(hi) else None]

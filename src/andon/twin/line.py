@@ -240,7 +240,8 @@ class MachineRuntime:
         # degrading modes (decision 0507): their own streams, spawned after the four above
         # so that every other stream draws exactly as before; their ttf entry stays inf
         self.degr: list[DegradationProcess | None] = [None] * len(self.modes)
-        if sim.degrading:
+        self.degrading = sim.degrading
+        if self.degrading:
             for i, (fm, sd) in enumerate(zip(self.modes, ss.spawn(len(self.modes)), strict=True)):
                 if fm.degradation is not None:
                     gen = np.random.Generator(np.random.PCG64(sd))
@@ -358,7 +359,7 @@ class MachineRuntime:
         if self.failed:
             return  # a held part leaves passively; nothing new starts until repaired
         if self.sched != SCHEDULED:
-            if self.sched == MAINTENANCE and self.sim.degrading:
+            if self.sched == MAINTENANCE and self.degrading:
                 self._preventive_maintenance()
             if self.sched in (BREAK, MAINTENANCE):
                 self.set_state(MachineState.PLANNED_STOP, self.sched)
@@ -453,7 +454,7 @@ class MachineRuntime:
         eng = self.model.engine
         self.run_started = eng.now
         ttf_min = min(self.ttf) if self.ttf and not self.calendar_failures else math.inf
-        if self.sim.degrading:
+        if self.degrading:
             self._set_wear_rate(True)
             ttf_min = min([ttf_min, *(p.seconds_left() for p in self.degr if p is not None)])
         if ttf_min < self.remaining:
@@ -466,7 +467,7 @@ class MachineRuntime:
         self.remaining = max(0.0, self.remaining - elapsed)
         if not self.calendar_failures:
             self.ttf = [x - elapsed for x in self.ttf]
-        if self.sim.degrading:
+        if self.degrading:
             self._set_wear_rate(False)
 
     def arm_failures(self) -> None:
@@ -492,7 +493,7 @@ class MachineRuntime:
         self._fail_mode()
 
     def _fail_mode(self) -> None:
-        if self.sim.degrading:  # a degrading mode at its threshold has no wear left
+        if self.degrading:  # a degrading mode at its threshold has no wear left
             left = [
                 x if p is None else p.wear_left() for x, p in zip(self.ttf, self.degr, strict=True)
             ]
