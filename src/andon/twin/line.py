@@ -30,7 +30,10 @@ Behaviour, per machine:
   default, ``ttr_dist``) the cycle resumes where it stopped. A failed machine loads no new
   part, but a finished part it holds still leaves when space opens downstream. Repairs go
   on during breaks and off shift. With ``repair_crew: k`` on the line at most ``k``
-  repairs run at once; failed machines wait first come, first served.
+  repairs run at once; failed machines wait first come, first served. A mode with a
+  ``degradation`` block fails instead when its hidden health reaches its threshold: the
+  health falls in operating time times the product's regime factor, the repair or a
+  maintenance window starts a new life (``andon.model.degradation``, decision 0507).
 * Planned stops: breaks and maintenance windows from the shift calendar, product
   changeovers, tool changes and wheel dressing. A calendar stop that comes while a cycle
   runs takes effect when the cycle ends (an operator finishes the part first).
