@@ -142,6 +142,8 @@ def test_ingest_with_an_edge_key(world: World) -> None:
         "states": 1,
         "parts": 1,
         "open_states": 0,
+        "texts": 0,
+        "texts_duplicate": 0,
     }
     again = w.call("POST", f"/sites/{b.site_id}/ingest", b.edge, {"samples": body["samples"]})
     assert again.json()["duplicates"] == 3

@@ -6,6 +6,9 @@ floor's one ``floor_snapshot``) is the feed's only store read, but for the one c
 
 * ``values`` (``/live`` only): the newest value of each signal, coalesced over ``window_s``
   (default 0.1 s); a value not newer than the one the feed already sent is not sent again.
+* ``text`` (``/live`` only): the newest text value (decision 0202: an ``Execution``, a
+  program name) of each signal, coalesced like ``values``, with its ``code`` (``null`` when
+  none). Only what arrives on the bus: the snapshot holds numeric values only.
 * ``states``: machines whose status (state and since) changed, from ``FloorWatch``: pushed
   when a state arrives, and at every tick for what time alone changes (offline when silent,
   not scheduled).
@@ -34,6 +37,7 @@ from andon.bus import (
     Message,
     Payload,
     Subscription,
+    TextsChanged,
     ValuesChanged,
 )
 from andon.floor.alerts import FloorRecords, FloorSnapshot, floor_snapshot
@@ -193,6 +197,8 @@ class SiteFeed:
         self.max_queue = max_queue
         self.sent_ts: dict[str, Micros] = {}
         self._values: dict[str, tuple[Micros, float, int]] = {}
+        self.sent_text_ts: dict[str, Micros] = {}
+        self._texts: dict[str, tuple[Micros, str, int, float | None]] = {}
         self._floor = False
         """Whether the floor took an event since its changes were last sent."""
         self._sub: tuple[AbstractAsyncContextManager[Subscription], Subscription] | None = None
@@ -219,6 +225,14 @@ class SiteFeed:
                 old = self._values.get(v.signal)
                 if old is None or old[0] < v.ts:
                     self._values[v.signal] = (v.ts, v.value, v.quality)
+                    added = True
+        if isinstance(p, TextsChanged) and self.signals:
+            for t in p.values:
+                if t.signal not in self.signals or self.sent_text_ts.get(t.signal, -1) >= t.ts:
+                    continue
+                had = self._texts.get(t.signal)
+                if had is None or had[0] < t.ts:
+                    self._texts[t.signal] = (t.ts, t.value, t.quality, t.code)
                     added = True
         if self.floor.fold(p):
             self._floor = added = True
@@ -277,6 +291,19 @@ class SiteFeed:
                 )
             )
             self.sent_ts.update((s, t) for s, (t, _, _) in values)
+        if self._texts:
+            texts = sorted(self._texts.items())
+            out.append(
+                sse(
+                    "text",
+                    [
+                        {"signal": s, "ts": t, "value": v, "quality": q, "code": c}
+                        for s, (t, v, q, c) in texts
+                    ],
+                )
+            )
+            self.sent_text_ts.update((s, t) for s, (t, _, _, _) in texts)
+            self._texts.clear()
         if self._floor:
             out += await self.floor.changes()
         self._values.clear()
@@ -289,6 +316,6 @@ class SiteFeed:
         self.drain()
         got = await self.floor.tick()
         self._floor = False
-        if not self._values:
+        if not self._values and not self._texts:
             self._first = None
         return got

@@ -4,7 +4,7 @@
 at the site), handed to the ingest gateway (``andon.ingest.gateway``) like the frames that
 arrive over MQTT: either one binary frame (``Content-Type: application/vnd.andon.frame``,
 what the edge's HTTPS uplink sends, historical flag included) or JSON columns (``IngestIn``:
-samples, states, open states, parts) from simple clients.
+samples, text values, states, open states, parts) from simple clients.
 
 ``POST /sites/{site_id}/edge/health``: an edge agent (an edge API key, ``ingest:write`` at
 the site) reports its connection health; the platform keeps the latest snapshot per
@@ -34,7 +34,7 @@ from andon.ingest.edge_health import (
     StoredHealth,
 )
 from andon.ingest.gateway import EdgeIdentity, IngestGateway, OutsideSite, SiteRef
-from andon.model.types import PartBatch, SampleBatch, StateBatch
+from andon.model.types import PartBatch, SampleBatch, StateBatch, TextBatch
 from andon.platform.permissions import Permission
 from andon.platform.service import Invalid
 from andon.platform.tables import edge_health
@@ -125,9 +125,10 @@ async def ingest(
     ctx: Ctx,
 ) -> IngestOut:
     """Data from an edge agent: one binary uplink frame (``Content-Type:
-    application/vnd.andon.frame``) or JSON columns (samples, state intervals, open states,
-    part counts). Rows of unknown signals or machines, bad timestamps or values are refused
-    and counted; a resent point is stored once (counted in ``duplicates``)."""
+    application/vnd.andon.frame``) or JSON columns (samples, text values, state intervals,
+    open states, part counts). Rows of unknown signals or machines, bad timestamps or values,
+    values of the wrong kind for their signal are refused and counted; a resent point is
+    stored once (counted in ``duplicates``, ``texts_duplicate`` for text values)."""
     svc = ctx.services
     gateway = svc.gateway
     if gateway is None:
@@ -143,12 +144,12 @@ async def ingest(
         raise Invalid(f"send JSON columns (IngestIn) or one frame as {FRAME_CONTENT_TYPE}")
     points = sum(
         len(x.ts) if hasattr(x, "ts") else len(x.start)
-        for x in (body.samples, body.states, body.parts, body.open_states)
+        for x in (body.samples, body.states, body.parts, body.open_states, body.texts)
         if x is not None
     )
     _limit(ctx, points)
     try:
-        s, st, op, pt = body.samples, body.states, body.open_states, body.parts
+        s, st, op, pt, tx = body.samples, body.states, body.open_states, body.parts, body.texts
         res = await gateway.columns(
             ctx.tenant,
             site,
@@ -166,6 +167,16 @@ async def ingest(
             parts=None
             if pt is None
             else PartBatch.build(pt.names, pt.index, pt.ts, pt.product, pt.good, pt.scrap),
+            texts=None
+            if tx is None
+            else TextBatch.build(
+                tx.names,
+                tx.index,
+                tx.ts,
+                tx.value,
+                tx.quality,
+                code=None if tx.code is None else [math.nan if c is None else c for c in tx.code],
+            ),
         )
     except OutsideSite as exc:
         raise await _deny_outside(ctx, "names outside the site", exc.names) from None
@@ -179,6 +190,8 @@ async def ingest(
         states=res.states,
         parts=res.parts,
         open_states=res.open_states,
+        texts=res.texts,
+        texts_duplicate=res.texts_duplicate,
     )
 
 
@@ -207,6 +220,8 @@ async def _ingest_frame(
         conflicts=res.conflicts,
         states=0,
         parts=0,
+        texts=res.texts_accepted,
+        texts_duplicate=res.texts_duplicate,
     )
 
 

@@ -242,6 +242,23 @@ class SamplesIn(_In):
     quality: Annotated[list[Annotated[int, Field(ge=0, le=255)]], Field(max_length=MAX_POINTS)]
 
 
+class TextsIn(_In):
+    """Text values (decision 0202): strings, enumeration labels, events; ``code`` an
+    enumeration's numeric code where there is one."""
+
+    names: Names
+    index: Codes
+    ts: Times
+    value: Annotated[
+        list[Annotated[str, Strict(), Field(max_length=16_384)]],
+        Field(max_length=MAX_POINTS, description="text only: numbers are refused"),
+    ]
+    quality: Annotated[list[Annotated[int, Field(ge=0, le=255)]], Field(max_length=MAX_POINTS)]
+    code: Annotated[
+        list[Annotated[float, Strict()] | None] | None, Field(max_length=MAX_POINTS)
+    ] = None
+
+
 class StatesIn(_In):
     names: Names
     index: Codes
@@ -262,6 +279,7 @@ class PartsIn(_In):
 
 class IngestIn(_In):
     samples: SamplesIn | None = None
+    texts: TextsIn | None = None
     states: StatesIn | None = None
     parts: PartsIn | None = None
     open_states: StatesIn | None = Field(
@@ -282,6 +300,9 @@ class IngestOut(BaseModel):
     states: int
     parts: int
     open_states: int = 0
+    texts: int = 0
+    """Text values stored (decision 0202); their refusals are in ``rejected``."""
+    texts_duplicate: int = 0
 
 
 class AuditOut(BaseModel):

@@ -47,7 +47,7 @@ from typing import NoReturn, Protocol
 from andon.ingest import Ingestor
 from andon.ingest.ratelog import RateLimitedLog
 from andon.ingest.texts import ingest_text
-from andon.model.types import PartBatch, SampleBatch, StateBatch
+from andon.model.types import PartBatch, SampleBatch, StateBatch, TextBatch
 from andon.wire.frames import (
     HEADER,
     MAGIC,
@@ -288,6 +288,9 @@ class ColumnsResult:
     states: int = 0
     open_states: int = 0
     parts: int = 0
+    texts: int = 0
+    """Text values stored (decision 0202)."""
+    texts_duplicate: int = 0
 
 
 @dataclass
@@ -603,12 +606,13 @@ class IngestGateway:
         states: StateBatch | None = None,
         open_states: StateBatch | None = None,
         parts: PartBatch | None = None,
+        texts: TextBatch | None = None,
     ) -> ColumnsResult:
         """Columns from the JSON route for ``site`` of ``tenant`` (the route authenticated the
         key and checked it may write the site). Raises ``OutsideSite`` before storing
         anything when a name lies outside the site."""
         base = site.key + "/"
-        for part in (samples, states, open_states, parts):
+        for part in (samples, states, open_states, parts, texts):
             if part is not None:
                 outside = [n for n in part.names if not n.startswith(base)]
                 if outside:
@@ -623,6 +627,13 @@ class IngestGateway:
             self.stats.points_duplicate += rep.duplicates
             self.stats.points_conflict += rep.conflicts
         rows: Counter[str] = Counter(out.rejected)  # state and part rows refused, too
+        if texts is not None:
+            trep = await ingest_text(self.ingestor, tenant, texts)
+            out.texts, out.texts_duplicate = trep.accepted, trep.duplicates
+            rows.update(trep.rejected)
+            self.stats.texts_stored += trep.accepted
+            self.stats.texts_duplicate += trep.duplicates
+            self.stats.texts_conflict += trep.conflicts
         if states is not None:
             out.states = await self.ingestor.states(tenant, states, rows)
         if open_states is not None:
