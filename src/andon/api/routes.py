@@ -626,7 +626,9 @@ async def live(
 ) -> StreamingResponse:
     """Server-sent events: the signals (under ``prefix``) whose newest value changed, as
     ``event: values`` (all on the first tick, then from the live bus as they are stored,
-    coalesced over 0.1 s, never read from the store again); the machines whose current state
+    coalesced over 0.1 s, never read from the store again); the newest text values (decision
+    0202) stored since the feed opened, as ``event: text``, from the live bus likewise; the
+    machines whose current state
     changed, as ``event: states`` (all on the first tick, then from the live bus as they
     arrive, and every ``interval_s`` the floor's own view: not scheduled, offline when
     silent); the alerts opened, acknowledged or closed, as ``event: alerts`` (all open ones
