@@ -218,11 +218,14 @@ def test_energy_idle_takes_no_for_an_answer(
 @pytest.mark.slow
 @pytest.mark.parametrize("which", ["scaffold", "energy_idle"])
 def test_the_scaffold_and_energy_idle_pass_the_test_run(tmp_path: Path, which: str) -> None:
-    """``andon app test`` (the harness of andon.commands.app_test) on shortened datasets."""
+    """``andon app test`` (the harness of andon.commands.app_test): the scaffold on shortened
+    datasets; energy_idle on the standard ones, which its saving claim is about (shortened,
+    one long wait is left, on a robot whose standby it assumes at 0.14 kW, truly 0.3 kW: the
+    saving 16.6 % off)."""
     from andon.commands.app_test import run_test
 
     root = scaffold("fresh_app", tmp_path) if which == "scaffold" else ROOT / "apps" / which
-    report = asyncio.run(run_test(root, scale=0.25, quiet=True))
+    report = asyncio.run(run_test(root, scale=0.25 if which == "scaffold" else 1.0, quiet=True))
     failed = [f"{c.name}: {c.detail}" for c in report.checks if not c.ok]
     assert report.ok and not failed, failed
 

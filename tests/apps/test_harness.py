@@ -1,20 +1,29 @@
 """The app test harness (``andon app test``): a whole run of the command on a small detector
 app written here (JSON and HTML reports checked), a broken manifest, an app that crashes on
-damaged data, and the claim measures on hand-made findings and failures with known answers."""
+damaged data, and the claim measures on hand-made findings, failures and state records with
+known answers (a saving against the plant's power model)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
-from andon.apps.manifest import Claim
+from andon.apps.manifest import Claim, load_manifest
 from andon.apps.supervisor import InstanceState, InstanceStatus
-from andon.apps.testing import Dataset, GroundTruthFault, render_html, run_app_test
-from andon.apps.testing.harness import _detector, _Run
+from andon.apps.testing import (
+    Dataset,
+    GroundTruthFault,
+    GroundTruthState,
+    render_html,
+    run_app_test,
+    standby_saving_truth,
+)
+from andon.apps.testing.harness import _claims, _detector, _Run
 from andon.cli import app as cli
 from andon.commands.app_test import SMALL_LINE, standard_datasets
 from andon.model.loader import parse_plant
@@ -220,4 +229,90 @@ def test_claim_measures_on_known_findings_and_failures() -> None:
         3,
         2,
     )
+    asyncio.run(d.store.close())
+
+
+def _saving_dataset(states: tuple[GroundTruthState, ...]) -> Dataset:
+    return Dataset(
+        "known", parse_plant(SMALL_LINE, "<small>"), open_store(None), 0, 48 * H, (), states
+    )
+
+
+H = 3_600_000_000
+MIN = 60_000_000
+PRESS, WELD = "small/a/l1/press", "small/a/l1/weld"
+KNOWN_STATES = (
+    # press (idle 3.0 kW, offline 0.2 kW): starved then blocked, one wait of 1 h -> 2.8 kWh;
+    # a 5 min wait, under the 10 min an energy_idle wait needs
+    GroundTruthState(PRESS, 0, "running"),
+    GroundTruthState(PRESS, 1 * H, "starved"),
+    GroundTruthState(PRESS, 1 * H + 30 * MIN, "blocked"),
+    GroundTruthState(PRESS, 2 * H, "running"),
+    GroundTruthState(PRESS, 3 * H, "starved"),
+    GroundTruthState(PRESS, 3 * H + 5 * MIN, "down"),
+    # weld (idle 2.0, offline 0.2): starved from before the replay until 0:10 (10 min count,
+    # 0.3 kWh), blocked in the last 30 min (0.9 kWh); listed out of order
+    GroundTruthState(WELD, 47 * H + 30 * MIN, "blocked"),
+    GroundTruthState(WELD, -1 * H, "starved"),
+    GroundTruthState(WELD, 10 * MIN, "running"),
+)
+
+
+def test_saving_truth_is_the_power_model_over_the_ground_truth_waits() -> None:
+    """Idle minus offline power of the plant's power model over the waits of the factory's
+    state records: merged across starved/blocked, clipped to the replay, short ones left out."""
+    d = _saving_dataset(KNOWN_STATES)
+    got = standby_saving_truth(d, 10 * MIN)
+    assert {k: (round(kwh, 9), n) for k, (kwh, n) in got.items()} == {
+        PRESS: (2.8, 1),
+        WELD: (0.3 + 0.9, 2),
+    }
+    every = standby_saving_truth(d, 0)
+    assert every[PRESS][0] == pytest.approx(2.8 + 2.8 * 5 / 60) and every[PRESS][1] == 2
+    assert every[WELD] == got[WELD]
+    with pytest.raises(ValueError, match="no ground-truth state records"):
+        standby_saving_truth(_saving_dataset(()), 0)
+    with pytest.raises(ValueError, match="'small/a/l1/nope', not in the plant"):
+        standby_saving_truth(_saving_dataset((GroundTruthState("small/a/l1/nope", 0, "x"),)), 0)
+    asyncio.run(d.store.close())
+
+
+def test_energy_idle_saving_claim_is_measured_against_the_power_model() -> None:
+    """energy_idle's manifest claim (saving_kwh within 5 %, waits of min_idle_min = 10 min)
+    on hand-made findings: 4.1 kWh claimed against 4.0 kWh true holds (2.5 % off), 4.3 kWh
+    does not (7.5 %); a dataset without state records is reported as not measurable."""
+    m = load_manifest(Path(__file__).resolve().parents[2] / "apps" / "energy_idle")
+    [claim] = m.claims
+    assert (claim.metric, claim.evidence_key, claim.tolerance_pct) == (
+        "saving_kwh",
+        "saving_kwh",
+        5,
+    )
+    d = _saving_dataset(KNOWN_STATES)
+
+    def run_with(*savings: float, dataset: Dataset = d, machine: str = PRESS) -> dict[str, Any]:
+        fs = [
+            Finding(
+                "idle_energy", "small", 0, H, 0.5, "x", machine=machine, evidence={"saving_kwh": s}
+            )
+            for s in savings
+        ]
+        [row] = _claims(m, [_Run("clean", dataset, _status(), fs, 1.0, 1.0, 1.0, {}, [], True)])
+        return row
+
+    good = run_with(3.0, 1.1)
+    assert good["ok"] and good["truth"] == pytest.approx(4.0) and good["estimated"] == 4.1
+    assert good["error_pct"] == pytest.approx(2.5) and good["waits"] == 3
+    assert "power model" in good["truth_basis"] and "10 min" in good["truth_basis"]
+    assert good["machines"] == [
+        {"dataset": "known", "machine": PRESS, "estimated": 4.1, "truth": 2.8, "waits": 1,
+         "error_pct": pytest.approx(46.43)},
+        {"dataset": "known", "machine": WELD, "estimated": 0.0, "truth": 1.2, "waits": 2,
+         "error_pct": 100.0},
+    ]  # fmt: skip
+    bad = run_with(4.3)
+    assert not bad["ok"] and bad["error_pct"] == pytest.approx(7.5)
+    assert "7.5 % off, 5 % allowed" in bad["verdict"]
+    none = run_with(4.0, dataset=_saving_dataset(()))
+    assert not none["ok"] and "no ground-truth state records" in none["verdict"]
     asyncio.run(d.store.close())

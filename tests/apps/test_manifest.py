@@ -36,7 +36,7 @@ def test_energy_idle_declares_what_it_reads_and_claims() -> None:
     assert (claim.metric, claim.finding_type, claim.evidence_key) == (
         "saving_kwh",
         "idle_energy",
-        "idle_kwh",
+        "saving_kwh",
     )
     assert m.name.zh_tw == "閒置耗能" and m.package == "energy_idle"
 

@@ -78,7 +78,7 @@ def _us(iso: str) -> Micros:
 
 
 async def _simulate(name: str, plant: Plant, seed: int, hours: float) -> Dataset:
-    from andon.apps.testing import Dataset, GroundTruthFault
+    from andon.apps.testing import Dataset, GroundTruthFault, GroundTruthState
     from andon.demo.run import DemoRun, default_start
     from andon.store import open_store
 
@@ -92,7 +92,12 @@ async def _simulate(name: str, plant: Plant, seed: int, hours: float) -> Dataset
         for g in run.factory.ground_truth
         if g.get("kind") == "fault" and "machine" in g and "end" in g
     )
-    return Dataset(name, plant, store, start, start + round(hours * 3600e6), faults)
+    states = tuple(
+        GroundTruthState(str(g["machine"]), _us(g["t"]), str(g["state"]))
+        for g in run.factory.ground_truth
+        if g.get("kind") == "state"
+    )
+    return Dataset(name, plant, store, start, start + round(hours * 3600e6), faults, states)
 
 
 async def standard_datasets(scale: float = 1.0) -> list[Dataset]:

@@ -14,7 +14,9 @@ from andon.apps.testing.harness import (
     DamagedStore,
     Dataset,
     GroundTruthFault,
+    GroundTruthState,
     run_app_test,
+    standby_saving_truth,
 )
 from andon.apps.testing.report import render_html
 
@@ -25,6 +27,8 @@ __all__ = [
     "DamagedStore",
     "Dataset",
     "GroundTruthFault",
+    "GroundTruthState",
     "render_html",
     "run_app_test",
+    "standby_saving_truth",
 ]

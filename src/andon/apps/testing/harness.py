@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
@@ -52,7 +52,6 @@ from andon.apps.supervisor import (
     resource_limits,
 )
 from andon.bus.inprocess import InProcessBus
-from andon.kpi.api import energy_report
 from andon.model.loader import ModelError
 from andon.model.plant import Plant
 from andon.model.types import Micros, SampleBatch
@@ -66,7 +65,9 @@ __all__ = [
     "DamagedStore",
     "Dataset",
     "GroundTruthFault",
+    "GroundTruthState",
     "run_app_test",
+    "standby_saving_truth",
 ]
 
 LEAD_WINDOW_S = 8 * 3600
@@ -109,8 +110,19 @@ class GroundTruthFault:
 
 
 @dataclass(frozen=True)
+class GroundTruthState:
+    """The factory's record of a machine entering ``state`` (a ``MachineState`` label) at
+    ``at_us``; it lasts until the machine's next record (or the replay's end)."""
+
+    machine: str
+    at_us: Micros
+    state: str
+
+
+@dataclass(frozen=True)
 class Dataset:
-    """One replay: ``plant``'s run in ``store`` over ``[start_us, end_us)``."""
+    """One replay: ``plant``'s run in ``store`` over ``[start_us, end_us)``, with the
+    factory's ground truth: its failures and every machine's state changes."""
 
     name: str
     plant: Plant
@@ -118,6 +130,7 @@ class Dataset:
     start_us: Micros
     end_us: Micros
     faults: tuple[GroundTruthFault, ...] = ()
+    states: tuple[GroundTruthState, ...] = ()
 
 
 @dataclass
@@ -511,16 +524,53 @@ def _detector(claim: Claim, runs: Sequence[_Run]) -> dict[str, Any]:
     }
 
 
-async def _idle_truth(runs: Sequence[_Run]) -> float:
-    total = 0.0
-    for r in runs:
-        d = r.dataset
-        rep = await energy_report(d.store, d.plant, d.start_us, d.end_us)
-        total += sum(row.idle_kwh for row in rep.machines)
-    return total
+WAITING: Final = ("starved", "blocked")
 
 
-async def _claims(m: AppManifest, runs: Sequence[_Run]) -> list[dict[str, Any]]:
+def standby_saving_truth(d: Dataset, min_wait_us: int) -> dict[str, tuple[float, int]]:
+    """What standby would truly have saved in ``d``: for every wait (back-to-back starved or
+    blocked time of one machine, clipped to the replay) of at least ``min_wait_us`` in the
+    factory's state records, the plant's power model's idle minus offline power (what the
+    machine draws waiting, less what it draws switched off) times the wait; per machine with
+    a state record, (kWh, waits).
+    No meter reading enters it: the factory's power signals are made from the same model.
+
+    ``ValueError`` when the dataset has no state records or names a machine not in the plant.
+    """
+    if not d.states:
+        raise ValueError(f"dataset {d.name!r}: no ground-truth state records")
+    power = {d.plant.machine_path(a, ln, m): m.sim.power for a, ln, m in d.plant.machines()}
+    by_machine: dict[str, list[GroundTruthState]] = {}
+    for st in d.states:
+        if st.machine not in power:
+            raise ValueError(f"dataset {d.name!r}: state of {st.machine!r}, not in the plant")
+        by_machine.setdefault(st.machine, []).append(st)
+    out: dict[str, tuple[float, int]] = {}
+    for machine, recs in by_machine.items():
+        recs.sort(key=lambda st: st.at_us)
+        runs: list[list[int]] = []
+        for i, st in enumerate(recs):
+            a = max(st.at_us, d.start_us)
+            b = min(recs[i + 1].at_us if i + 1 < len(recs) else d.end_us, d.end_us)
+            if st.state not in WAITING or b <= a:
+                continue
+            if runs and runs[-1][1] == a:
+                runs[-1][1] = b
+            else:
+                runs.append([a, b])
+        pw = power[machine]
+        long = [b - a for a, b in runs if b - a >= min_wait_us]
+        out[machine] = ((pw.idle_kw - pw.offline_kw) * sum(long) / 3.6e9, len(long))
+    return out
+
+
+def _min_wait_us(m: AppManifest) -> int:
+    """The shortest wait a saving claim counts: the app's ``min_idle_min`` setting."""
+    v = m.settings_defaults().get("min_idle_min", 0)
+    return round(float(v) * 60e6) if isinstance(v, int | float) else 0
+
+
+def _claims(m: AppManifest, runs: Sequence[_Run]) -> list[dict[str, Any]]:
     out = []
     for c in m.claims:
         row: dict[str, Any] = {
@@ -546,18 +596,54 @@ async def _claims(m: AppManifest, runs: Sequence[_Run]) -> list[dict[str, Any]]:
         elif c.metric == "saving_kwh":
             key = c.evidence_key or "saving_kwh"
             est = 0.0
+            est_by: dict[tuple[str, str], float] = {}
             for r in runs:
                 for f in r.findings:
                     v = f.evidence.get(key) if f.type == c.finding_type else None
                     if isinstance(v, int | float) and math.isfinite(v):
                         est += float(v)
-            truth = await _idle_truth(runs)
+                        k = (r.dataset.name, f.machine or "")
+                        est_by[k] = est_by.get(k, 0.0) + float(v)
+            min_wait = _min_wait_us(m)
+            try:
+                per = {
+                    (r.dataset.name, machine): got
+                    for r in runs
+                    for machine, got in standby_saving_truth(r.dataset, min_wait).items()
+                }
+            except ValueError as e:
+                row.update(ok=False, measured=round(est, 3), verdict=f"no ground truth: {e}")
+                out.append(row)
+                continue
+            truth = sum(kwh for kwh, _ in per.values())
+            machines = [
+                {
+                    "dataset": name,
+                    "machine": machine,
+                    "estimated": round(est_by.get((name, machine), 0.0), 4),
+                    "truth": round(kwh, 4),
+                    "waits": n,
+                    "error_pct": (
+                        round(abs(est_by.get((name, machine), 0.0) - kwh) / kwh * 100, 2)
+                        if kwh > 0
+                        else None
+                    ),
+                }
+                for (name, machine), (kwh, n) in sorted(per.items())
+                if kwh > 0 or est_by.get((name, machine), 0.0) != 0.0
+            ]
             err = abs(est - truth) / truth * 100 if truth > 0 else None
             tol = c.tolerance_pct if c.tolerance_pct is not None else 20.0
             row.update(
                 estimated=round(est, 3),
                 truth=round(truth, 3),
-                truth_basis="idle energy (starved + blocked) by andon's energy KPI on the replay",
+                truth_basis=(
+                    "the plant's power model: idle minus offline power over every starved or "
+                    f"blocked wait of at least {min_wait / 60e6:g} min in the factory's state "
+                    "records"
+                ),
+                waits=sum(n for _, n in per.values()),
+                machines=machines,
                 error_pct=None if err is None else round(err, 2),
                 measured=round(est, 3),
                 ok=err is not None and err <= tol,
@@ -703,7 +789,7 @@ async def run_app_test(
         max_cpu_s=round(cpu, 3),
         max_wall_s=round(max(r.wall_s for r in all_runs), 3),
     )
-    report.claims = await _claims(m, runs)
+    report.claims = _claims(m, runs)
     if report.claims:
         bad_claims = [c for c in report.claims if not c["ok"]]
         report.add(
