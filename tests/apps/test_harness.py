@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from andon.apps.manifest import Claim, load_manifest
 from andon.apps.supervisor import InstanceState, InstanceStatus
 from andon.apps.testing import (
+    AppTestReport,
     Dataset,
     GroundTruthFault,
     GroundTruthState,
@@ -310,6 +311,11 @@ def test_energy_idle_saving_claim_is_measured_against_the_power_model() -> None:
         {"dataset": "known", "machine": WELD, "estimated": 0.0, "truth": 1.2, "waits": 2,
          "error_pct": 100.0},
     ]  # fmt: skip
+    rep = AppTestReport("x", "energy_idle", "1.0.0", 0.0)
+    rep.claims = [good]
+    page = render_html(rep)
+    assert "truth: the plant&#x27;s power model" in page
+    assert "per machine up to 100 % off (small/a/l1/weld, known: 0 vs 1.2 kWh)" in page
     bad = run_with(4.3)
     assert not bad["ok"] and bad["error_pct"] == pytest.approx(7.5)
     assert "7.5 % off, 5 % allowed" in bad["verdict"]

@@ -57,10 +57,20 @@ def render_html(report: AppTestReport) -> str:
         )
     claims = []
     for cl in r.claims:
+        verdict = escape(str(cl.get("verdict", "")))
+        if cl.get("truth_basis"):
+            verdict += f"<br><small>truth: {escape(str(cl['truth_basis']))}</small>"
+        worst = [x for x in cl.get("machines") or () if x.get("error_pct") is not None]
+        if worst:
+            w = max(worst, key=lambda x: x["error_pct"])
+            verdict += escape(
+                f"; per machine up to {_fig(w['error_pct'])} % off ({w['machine']}, "
+                f"{w['dataset']}: {_fig(w['estimated'])} vs {_fig(w['truth'])} kWh)"
+            )
         claims.append(
             f"<tr><td>{escape(str(cl.get('metric')))}</td><td>{escape(str(cl.get('finding_type')))}</td>"
             f"<td>{escape(_claimed(cl))}</td><td>{escape(_fig(cl.get('measured')))}</td>"
-            f"<td>{_ok(bool(cl.get('ok')))}</td><td>{escape(str(cl.get('verdict', '')))}</td></tr>"
+            f"<td>{_ok(bool(cl.get('ok')))}</td><td>{verdict}</td></tr>"
         )
     runs = []
     for run in r.runs:
