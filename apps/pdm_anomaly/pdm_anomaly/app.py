@@ -10,7 +10,9 @@ machine's signals say nothing about its condition). The first ``learn_h`` hours 
 ``target_far`` false alarms on them. Flagged steps at most ``merge_min`` apart form one
 episode; one with at least ``min_steps`` flagged steps is a finding, raised at its
 ``min_steps``-th flagged step (its window ends there, its explanation says what was known
-then; the episode's end and its own peak are in the evidence).
+then; the episode's end and its own peak are in the evidence). An episode that goes on
+(a machine wearing out stays anomalous for days) is reported again every ``report_h`` hours
+of it, each report raised the same way.
 
 A following installation (not ``once``) learns from the first hours of its first run's
 range and, every ``interval_min`` minutes, scores that range again up to ``now`` (the
@@ -127,56 +129,83 @@ async def analyse_machine(
     thr = float(scorer.threshold[0])
     gap = round(float(s["merge_min"]) * 60 * US_PER_S / step)
     out = []
-    for a, b in episodes(flag, max_gap=gap, min_steps=int(s["min_steps"])):
+    report = max(1, round(float(s["report_h"]) * US_PER_H / step))
+    need = int(s["min_steps"])
+    for a, b in episodes(flag, max_gap=gap, min_steps=need):
         every = np.flatnonzero(flag[a : b + 1]) + a
-        # the alarm: raised at the episode's min_steps-th flagged step, as a following
-        # installation would raise it; what it says is what was known then
-        sel = every[: int(s["min_steps"])]
-        c = int(sel[-1])
-        peak = float(score[sel].max())
-        share = contrib[sel].mean(axis=0)
-        order = np.argsort(-share)
-        top = [j for j in order[:5] if share[j] >= 0.05] or [int(order[0])]
-        t0 = start + int(scored[a]) * step
-        t1 = start + (int(scored[c]) + 1) * step
-        names = [signals[j].rsplit("/", 1)[-1] for j in top]
-        parts = ", ".join(f"{signals[j].rsplit('/', 1)[-1]} {100 * share[j]:.0f} %" for j in top)
-        out.append(
-            Finding(
-                type="condition_anomaly",
-                site=site,
-                machine=m.path,
-                start_us=t0,
-                end_us=t1,
-                score=float(min(1.0, max(0.0, 1.0 - thr / peak))),
-                title=f"{m.id}: unusual {', '.join(names[:3])} (score {peak / thr:.1f}× threshold)",
-                explanation=(
-                    f"{m.name}'s condition signals left their normal behaviour for its product "
-                    f"for {len(sel)} of {c - a + 1} running steps of {float(s['step_s']):g} s "
-                    f"(the episode went on for {len(every)} flagged steps). "
-                    f"Peak smoothed score {peak:.2f} against a threshold of {thr:.2f} (set for "
-                    f"{100 * cfg.target_far:g} % false alarms on the first "
-                    f"{(learn_steps - first) * step / US_PER_H:.1f} h). Contributions: {parts}."
-                ),
-                signals=tuple(signals[j] for j in top),
-                evidence={
-                    "peak_score": round(peak, 4),
-                    "threshold": round(thr, 4),
-                    "ratio": round(peak / thr, 4),
-                    "flagged_steps": len(sel),
-                    "episode_flagged_steps": len(every),
-                    "episode_end_us": start + (int(scored[b]) + 1) * step,
-                    "episode_peak_score": round(float(score[every].max()), 4),
-                    "step_s": float(s["step_s"]),
-                    "contributions": {signals[j]: round(float(share[j]), 4) for j in order},
-                    "regime": regime[int(scored[c])],
-                    "learned_from_us": start + first * step,
-                    "learned_until_us": start + learn_steps * step,
-                    "learned_steps": int(train.size),
-                },
-            )
-        )
+        # one finding per report_h hours of the episode: the first is the alarm, raised at
+        # its min_steps-th flagged step as a following installation would raise it (what
+        # it says is what was known then); the next ones say the condition goes on
+        piece = (scored[every] - scored[a]) // report
+        for k in np.unique(piece):
+            mine = every[piece == k]
+            if mine.size < need:
+                continue
+            out.append(
+                _finding(
+                    site, m, signals, start, step, scored, score, contrib, mine[:need],
+                    int(mine[0]) if k else a, (a, b, every), int(k), thr, cfg.target_far,
+                    (first, learn_steps, int(train.size)), regime, s,
+                )
+            )  # fmt: skip
     return out
+
+
+def _finding(
+    site: str, m: Machine, signals: list[str], start: int, step: int, scored: Any,
+    score: Any, contrib: Any, sel: Any, a: int, episode: tuple[int, int, Any], k: int,
+    thr: float, far: float, learned: tuple[int, int, int], regime: list[str],
+    s: dict[str, Any],
+) -> Finding:  # fmt: skip
+    ep_a, ep_b, every = episode
+    first, learn_steps, n_train = learned
+    c = int(sel[-1])
+    peak = float(score[sel].max())
+    share = contrib[sel].mean(axis=0)
+    order = np.argsort(-share)
+    top = [j for j in order[:5] if share[j] >= 0.05] or [int(order[0])]
+    t0 = start + int(scored[a]) * step
+    t1 = start + (int(scored[c]) + 1) * step
+    ep0 = start + int(scored[ep_a]) * step
+    names = [signals[j].rsplit("/", 1)[-1] for j in top]
+    parts = ", ".join(f"{signals[j].rsplit('/', 1)[-1]} {100 * share[j]:.0f} %" for j in top)
+    so_far = (t1 - ep0) / US_PER_H
+    what = "unusual" if k == 0 else f"still unusual after {so_far:.1f} h"
+    return Finding(
+        type="condition_anomaly",
+        site=site,
+        machine=m.path,
+        start_us=t0,
+        end_us=t1,
+        score=float(min(1.0, max(0.0, 1.0 - thr / peak))),
+        title=f"{m.id}: {what}: {', '.join(names[:3])} (score {peak / thr:.1f}× threshold)",
+        explanation=(
+            f"{m.name}'s condition signals left their normal behaviour for its product: "
+            f"{len(sel)} of {c - a + 1} running steps of {float(s['step_s']):g} s flagged"
+            + ("" if k == 0 else f", {so_far:.1f} h into an episode that began earlier")
+            + f". Peak smoothed score {peak:.2f} against a threshold of {thr:.2f} (set for "
+            f"{100 * far:g} % false alarms on the first "
+            f"{(learn_steps - first) * step / US_PER_H:.1f} h). Contributions: {parts}."
+        ),
+        signals=tuple(signals[j] for j in top),
+        evidence={
+            "peak_score": round(peak, 4),
+            "threshold": round(thr, 4),
+            "ratio": round(peak / thr, 4),
+            "flagged_steps": len(sel),
+            "report": k,
+            "episode_start_us": ep0,
+            "episode_flagged_steps": len(every),
+            "episode_end_us": start + (int(scored[ep_b]) + 1) * step,
+            "episode_peak_score": round(float(score[every].max()), 4),
+            "step_s": float(s["step_s"]),
+            "contributions": {signals[j]: round(float(share[j]), 4) for j in order},
+            "regime": regime[int(scored[c])],
+            "learned_from_us": start + first * step,
+            "learned_until_us": start + learn_steps * step,
+            "learned_steps": n_train,
+        },
+    )
 
 
 async def _feedback(ctx: Context, emitted: dict[str, list[Any]]) -> dict[str, Any]:
