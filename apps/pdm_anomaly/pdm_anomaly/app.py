@@ -31,9 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from andon.pdm.anomaly import AnomalyConfig, AnomalyModel, Scorer
 from andon.sdk import Context, Finding, Machine, RateLimited
-from pdm_anomaly.detect import episodes, grid_mean, product_at, running_mask
+from pdm_anomaly.detect import grid_mean, product_at, reports, running_mask, score_machine
 
 US_PER_S = 1_000_000
 US_PER_H = 3600 * US_PER_S
@@ -93,62 +92,20 @@ async def analyse_machine(
         if "parts:read" in ctx.permissions
         else [""] * n
     )
-    seen = run & ~np.all(np.isnan(x), axis=1)
-    if not seen.any():
-        await ctx.log("info", f"{m.id}: no running steps with data")
-        return []
-    first = int(np.argmax(seen))  # learning starts where the data does
-    learn_steps = first + min(
-        round(float(s["learn_h"]) * US_PER_H / step), round(float(s["learn_share"]) * (n - first))
-    )
-    train = np.flatnonzero(seen[:learn_steps])
-    if train.size < int(s["min_learn_steps"]):
-        await ctx.log("info", f"{m.id}: {train.size} running steps to learn from, too few")
-        return []
-    have = ~np.all(np.isnan(x[train]), axis=0)
-    if not have.all():
-        keep = np.flatnonzero(have)
-        signals = [signals[j] for j in keep]
-        x = x[:, keep]
-    cfg = AnomalyConfig(alpha=float(s["alpha"]), target_far=float(s["target_far"]))
-    model = AnomalyModel.fit(x[train], [regime[i] for i in train], signals=signals, config=cfg)
-    scorer = Scorer(model)
     fb = feedback.get(m.path)
-    if fb and fb.get("raise"):
-        scorer.reject(0, float(fb["raise"]) * float(model.threshold[0]))
-    scored = np.flatnonzero(run[learn_steps:]) + learn_steps
-    idx = model.regime_index([regime[i] for i in scored], len(scored))
-    for i in train:  # the smoothing starts where learning ended
-        scorer.step(x[i : i + 1], model.regime_index([regime[i]], 1))
-    score = np.zeros(len(scored))
-    flag = np.zeros(len(scored), dtype=bool)
-    contrib = np.zeros((len(scored), len(signals)))
-    for k, i in enumerate(scored):
-        r = scorer.step(x[i : i + 1], idx[k : k + 1])
-        score[k], flag[k], contrib[k] = r.score[0], r.flag[0], r.contrib[0]
-    thr = float(scorer.threshold[0])
-    gap = round(float(s["merge_min"]) * 60 * US_PER_S / step)
-    out = []
-    report = max(1, round(float(s["report_h"]) * US_PER_H / step))
-    need = int(s["min_steps"])
-    for a, b in episodes(flag, max_gap=gap, min_steps=need):
-        every = np.flatnonzero(flag[a : b + 1]) + a
-        # one finding per report_h hours of the episode: the first is the alarm, raised at
-        # its min_steps-th flagged step as a following installation would raise it (what
-        # it says is what was known then); the next ones say the condition goes on
-        piece = (scored[every] - scored[a]) // report
-        for k in np.unique(piece):
-            mine = every[piece == k]
-            if mine.size < need:
-                continue
-            out.append(
-                _finding(
-                    site, m, signals, start, step, scored, score, contrib, mine[:need],
-                    int(mine[0]) if k else a, (a, b, every), int(k), thr, cfg.target_far,
-                    (first, learn_steps, int(train.size)), regime, s,
-                )
-            )  # fmt: skip
-    return out
+    raise_ratio = float(fb["raise"]) if fb and fb.get("raise") else 0.0
+    sc = score_machine(x, run, regime, signals, s, raise_ratio)
+    if isinstance(sc, str):
+        await ctx.log("info", f"{m.id}: {sc}")
+        return []
+    learned = (sc.first, sc.learn_steps, sc.train)
+    return [
+        _finding(
+            site, m, sc.signals, start, step, sc.scored, sc.score, sc.contrib, r.sel, r.at,
+            r.episode, r.k, sc.threshold, sc.config.target_far, learned, regime, s,
+        )
+        for r in reports(sc, s)
+    ]  # fmt: skip
 
 
 def _finding(

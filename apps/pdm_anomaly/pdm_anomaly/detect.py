@@ -1,5 +1,7 @@
 """The arithmetic of pdm_anomaly, without a platform: samples onto a time grid, the regime
-at each step, and flagged steps into episodes (one finding each).
+at each step, learning and scoring a machine's steps (:func:`score_machine`), and flagged
+steps into episodes and reports (one finding each, :func:`reports`). The app and
+``benchmarks/pdm_factory.py`` both detect with these functions: one definition.
 
 >>> import numpy as np
 >>> episodes(np.array([0, 1, 1, 1, 0, 0, 1, 1, 0], dtype=bool), max_gap=1, min_steps=2)
@@ -10,14 +12,26 @@ at each step, and flagged steps into episodes (one finding each).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from andon.pdm.anomaly import AnomalyConfig, AnomalyModel, Scorer
 from andon.sdk import Part, State
 
-__all__ = ["episodes", "grid_mean", "product_at", "running_mask"]
+__all__ = [
+    "Report",
+    "Scored",
+    "episodes",
+    "grid_mean",
+    "product_at",
+    "reports",
+    "running_mask",
+    "score_machine",
+]
 
 F64 = npt.NDArray[np.float64]
 
@@ -84,4 +98,112 @@ def episodes(flag: npt.NDArray[np.bool_], *, max_gap: int, min_steps: int) -> li
         count = 1
     if count >= min_steps:
         out.append((first, prev))
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class Scored:
+    """One machine learned and scored: ``scored`` are the grid steps scored (running, after
+    learning), ``score``/``flag``/``contrib`` one row per scored step."""
+
+    signals: list[str]
+    first: int
+    """The first running step with data (learning starts there)."""
+    learn_steps: int
+    """Steps ``[0, learn_steps)`` are learned; scoring starts after them."""
+    train: int
+    """Running steps learned from."""
+    scored: npt.NDArray[np.int64]
+    score: F64
+    flag: npt.NDArray[np.bool_]
+    contrib: F64
+    threshold: float
+    config: AnomalyConfig
+
+
+def score_machine(
+    x: F64,
+    run: npt.NDArray[np.bool_],
+    regime: Sequence[str],
+    signals: Sequence[str],
+    settings: Mapping[str, Any],
+    raise_ratio: float = 0.0,
+) -> Scored | str:
+    """Learn a machine's first hours (``learn_h``, at most ``learn_share`` of the steps) as
+    normal per regime and score its later running steps in time order. ``x`` is ``(steps,
+    signals)`` on the grid, ``run`` whether it ran at each step, ``regime`` the product at
+    each step; ``raise_ratio`` > 0: people rejected an alarm that peaked at that ratio to
+    the threshold. Returns why not (a sentence) when there is too little to learn from."""
+    s = settings
+    names = list(signals)
+    n = len(run)
+    seen = run & ~np.all(np.isnan(x), axis=1)
+    if not seen.any():
+        return "no running steps with data"
+    step_s = float(s["step_s"])
+    first = int(np.argmax(seen))  # learning starts where the data does
+    learn_steps = first + min(
+        round(float(s["learn_h"]) * 3600.0 / step_s), round(float(s["learn_share"]) * (n - first))
+    )
+    train = np.flatnonzero(seen[:learn_steps])
+    if train.size < int(s["min_learn_steps"]):
+        return f"{train.size} running steps to learn from, too few"
+    have = ~np.all(np.isnan(x[train]), axis=0)
+    if not have.all():
+        keep = np.flatnonzero(have)
+        names = [names[j] for j in keep]
+        x = x[:, keep]
+    cfg = AnomalyConfig(alpha=float(s["alpha"]), target_far=float(s["target_far"]))
+    model = AnomalyModel.fit(x[train], [regime[i] for i in train], signals=names, config=cfg)
+    scorer = Scorer(model)
+    if raise_ratio > 0:
+        scorer.reject(0, raise_ratio * float(model.threshold[0]))
+    scored = np.flatnonzero(run[learn_steps:]) + learn_steps
+    idx = model.regime_index([regime[i] for i in scored], len(scored))
+    for i in train:  # the smoothing starts where learning ended
+        scorer.step(x[i : i + 1], model.regime_index([regime[i]], 1))
+    score = np.zeros(len(scored))
+    flag = np.zeros(len(scored), dtype=bool)
+    contrib = np.zeros((len(scored), len(names)))
+    for k, i in enumerate(scored):
+        r = scorer.step(x[i : i + 1], idx[k : k + 1])
+        score[k], flag[k], contrib[k] = r.score[0], r.flag[0], r.contrib[0]
+    return Scored(
+        names, first, learn_steps, int(train.size), scored, score, flag, contrib,
+        float(scorer.threshold[0]), cfg,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True, eq=False)
+class Report:
+    """One finding: ``sel`` the flagged scored steps it is raised on (its ``min_steps``
+    first), ``at`` the scored step its window starts, ``k`` the report's number in its
+    episode (0: the alarm), ``episode`` its episode's ``(first, last, every flagged)``."""
+
+    episode: tuple[int, int, npt.NDArray[np.int64]]
+    sel: npt.NDArray[np.int64]
+    at: int
+    k: int
+
+
+def reports(sc: Scored, settings: Mapping[str, Any]) -> list[Report]:
+    """The findings of a scored machine: one per episode of flagged steps at most
+    ``merge_min`` apart with ``min_steps`` flagged, and again every ``report_h`` hours of an
+    episode that goes on."""
+    step_s = float(settings["step_s"])
+    gap = round(float(settings["merge_min"]) * 60.0 / step_s)
+    every_n = max(1, round(float(settings["report_h"]) * 3600.0 / step_s))
+    need = int(settings["min_steps"])
+    out: list[Report] = []
+    for a, b in episodes(sc.flag, max_gap=gap, min_steps=need):
+        every = np.flatnonzero(sc.flag[a : b + 1]) + a
+        # one finding per report_h hours of the episode: the first is the alarm, raised at
+        # its min_steps-th flagged step as a following installation would raise it (what
+        # it says is what was known then); the next ones say the condition goes on
+        piece = (sc.scored[every] - sc.scored[a]) // every_n
+        for k in np.unique(piece):
+            mine = every[piece == k]
+            if mine.size < need:
+                continue
+            out.append(Report((a, b, every), mine[:need], int(mine[0]) if k else a, int(k)))
     return out
