@@ -226,6 +226,7 @@ class _Instance:
         self.gateway_server: Any = None
         self.bare_socket: Any = None
         self.stopping = False
+        self.stop_requested = asyncio.Event()
         self.changed = asyncio.Event()
 
     def log(self, stream: str, level: str, text: str) -> None:
@@ -312,11 +313,20 @@ class AppSupervisor:
         """Stop the process (SIGTERM, then SIGKILL after ``timeout``) and the gateway."""
         inst = self._get(instance_id)
         inst.stopping = True
+        inst.stop_requested.set()
         inst.changed.set()
         await self._terminate(inst, timeout)
-        if inst.task is not None:
-            inst.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+        if inst.task is not None and not inst.task.done():
+            # The run task still drains the pipes, kills the cgroup and reaps: let it finish
+            # (its reader wait is bounded at 5 s); cancel only a task that does not.
+            try:
+                await asyncio.wait_for(asyncio.shield(inst.task), timeout + 6.0)
+            except TimeoutError:
+                inst.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await inst.task
+        elif inst.task is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await inst.task
         await self._stop_gateway(inst)
         if inst.state is not InstanceState.FINISHED:
@@ -559,23 +569,20 @@ class AppSupervisor:
             )
             await self._emit(spec.instance_id, "started")
             inst.changed.set()
+            proc = inst.proc
             readers = [
-                asyncio.create_task(self._read(inst, inst.proc.stdout, "stdout")),
-                asyncio.create_task(self._read(inst, inst.proc.stderr, "stderr")),
+                asyncio.create_task(self._read(inst, proc.stdout, "stdout")),
+                asyncio.create_task(self._read(inst, proc.stderr, "stderr")),
             ]
             watch = asyncio.create_task(self._watch(inst))
-            rc = await inst.proc.wait()
-            watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watch
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.gather(*readers), 5.0)
-            for r in readers:
-                r.cancel()
-            if inst.cgroup is not None:
-                inst.cgroup.kill()
-                await asyncio.to_thread(inst.cgroup.remove)
-                inst.cgroup = None
+            try:
+                rc = await proc.wait()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.gather(*readers), 5.0)
+            finally:
+                # On every way out (a cancelled run included): no task left behind, the
+                # sandbox's processes gone, the pipes and the transport closed.
+                await self._end_run(inst, proc, [watch, *readers])
             ran = time.monotonic() - started
             reason = self._exit_reason(inst, rc)
             inst.last_exit_reason = reason
@@ -603,8 +610,30 @@ class AppSupervisor:
             inst.state = InstanceState.BACKOFF
             inst.changed.set()
             inst.log("supervisor", "info", f"restart in {pause:.2f} s")
-            await asyncio.sleep(pause)
+            with contextlib.suppress(TimeoutError):  # a stop ends the pause
+                await asyncio.wait_for(inst.stop_requested.wait(), pause)
+            if inst.stopping:
+                return
             inst.restarts += 1
+
+    async def _end_run(
+        self, inst: _Instance, proc: asyncio.subprocess.Process, tasks: list[asyncio.Task[None]]
+    ) -> None:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if proc.returncode is None:  # cancelled before it exited
+            self._kill(inst)
+        if inst.cgroup is not None:
+            inst.cgroup.kill()
+            await asyncio.to_thread(inst.cgroup.remove)
+            inst.cgroup = None
+        if proc.returncode is None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(proc.wait(), 5.0)
+        transport = getattr(proc, "_transport", None)  # asyncio has no public close
+        if transport is not None:
+            transport.close()
 
     async def _emit(self, instance_id: str, what: str) -> None:
         if self.on_event is not None:
