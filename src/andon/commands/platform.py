@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -14,6 +15,8 @@ from rich.console import Console
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from andon.api.deps import Services
+    from andon.apps.catalog import SupervisedRunner
     from andon.platform.audit import VerifyResult
     from andon.platform.config import Settings
 
@@ -58,10 +61,11 @@ def serve(
     mqtt = _check_broker(settings)
     if check:
         live = _check_bus(settings)
+        apps = _check_apps(settings)
         _out.print(
             f"[green]ok[/] {config or 'environment'}: {settings.mode} mode, "
             f"http{'s' if settings.tls.certfile else ''}://{settings.host}:{settings.port}, "
-            f"{mqtt}, {live}",
+            f"{mqtt}, {live}, {apps}",
             highlight=False,
             soft_wrap=True,
         )
@@ -90,10 +94,78 @@ def platform_app(settings: Settings) -> FastAPI:
     from andon.api import create_app
     from andon.web import mount
 
-    app = create_app(settings)
+    app = create_app(settings, app_runner=_app_runner(settings) if settings.apps.enabled else None)
     if settings.web:
         mount(app)
     return app
+
+
+def _app_runner(settings: Settings) -> Callable[[Services], SupervisedRunner]:
+    """What runs installed apps in ``andon serve`` (``settings.apps``): an ``AppSupervisor``
+    behind the catalog's ``SupervisedRunner``. Running unsandboxed is audited at each start."""
+    from andon.apps.catalog import SupervisedRunner
+    from andon.apps.repository import SqlAppRepository
+    from andon.apps.supervisor import AppSupervisor
+
+    a = settings.apps
+
+    class ServeRunner(SupervisedRunner):
+        """Also waits, when it closes, for the audit entry of an unsandboxed start."""
+
+        audit_task: asyncio.Task[int] | None = None
+
+        async def close(self) -> None:
+            if self.audit_task is not None:
+                await self.audit_task
+            await super().close()
+
+    def build(svc: Services) -> SupervisedRunner:
+        sup = AppSupervisor(
+            allow_unsandboxed=a.allow_unsandboxed,
+            poll_s=a.poll_s,
+            backoff_s=a.backoff_s,
+            backoff_cap_s=a.backoff_cap_s,
+            crash_loop_after=a.crash_loop_after,
+        )
+        runner = ServeRunner(
+            sup,
+            platform=svc.platform,
+            store=svc.store,
+            bus=svc.bus,
+            sink=SqlAppRepository(svc.platform.db, svc.clock),
+            clock=svc.clock,
+            data_root=a.data_dir.resolve(),
+        )
+        if a.allow_unsandboxed:
+            runner.audit_task = asyncio.get_running_loop().create_task(
+                svc.platform.audit.record(
+                    tenant_id=None,
+                    actor="operator",
+                    source="settings",
+                    action="apps.allow_unsandboxed",
+                    obj="apps",
+                    result="ok",
+                    detail={"sandbox": sup.sandbox_check().reason},
+                )
+            )
+        return runner
+
+    return build
+
+
+def _check_apps(settings: Settings) -> str:
+    """Whether installed apps will run, in words (``settings.apps`` and ``check_sandbox``)."""
+    a = settings.apps
+    if not a.enabled:
+        return "apps off (apps.enabled: false)"
+    from andon.apps.sandbox import check_sandbox
+
+    sb = check_sandbox()
+    if sb.ok:
+        return f"apps run sandboxed ({sb.reason}; processes capped by {sb.cgroup or 'watchdog'})"
+    if a.allow_unsandboxed:
+        return f"apps run UNSANDBOXED (apps.allow_unsandboxed, audited): {sb.reason}"
+    return f"apps will be refused: {sb.reason} (apps.allow_unsandboxed is off)"
 
 
 def _check_bus(settings: Settings) -> str:

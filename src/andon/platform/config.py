@@ -23,6 +23,7 @@ from andon.model.loader import ModelError, safe_load
 
 __all__ = [
     "TLS",
+    "Apps",
     "Broker",
     "Bus",
     "ConfigError",
@@ -283,6 +284,28 @@ class Security(_Part):
     oidc: Oidc | None = Field(None, description="single sign-on provider (none: passwords only)")
 
 
+class Apps(_Part):
+    """Installed apps (``andon.apps``, decisions 0900-0902): ``andon serve`` runs each
+    instance sandboxed under bubblewrap; without bubblewrap it refuses them and says why,
+    unless ``allow_unsandboxed`` (audited at every start of the service)."""
+
+    enabled: bool = Field(False, description="run installed app instances with the service")
+    data_dir: Path = Field(
+        Path("andon-apps"), description="each instance's data directory lives under it"
+    )
+    allow_unsandboxed: bool = Field(
+        False, description="run apps without bubblewrap where it cannot run (audited)"
+    )
+    poll_s: float = Field(
+        0.5, gt=0, le=10, description="seconds between the watchdog's reads of an app's usage"
+    )
+    backoff_s: float = Field(1.0, gt=0, le=600, description="first pause before a restart")
+    backoff_cap_s: float = Field(60.0, gt=0, le=3600, description="longest pause")
+    crash_loop_after: int = Field(
+        5, ge=1, le=100, description="crashes in a row after which an instance stays down"
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="ANDON_", env_nested_delimiter="__", extra="forbid"
@@ -338,6 +361,7 @@ class Settings(BaseSettings):
     ingest: Ingest = Field(default_factory=Ingest)
     bus: Bus = Field(default_factory=Bus)
     security: Security = Field(default_factory=Security)
+    apps: Apps = Field(default_factory=Apps)
 
     @classmethod
     def settings_customise_sources(
