@@ -537,5 +537,61 @@ def run(
         raise typer.Exit(1)
 
 
+@app.command("publish")
+def publish(
+    path: Annotated[Path, typer.Argument(help="The app's directory (holding andon-app.yaml)")],
+    report: Annotated[
+        Path, typer.Option("--report", help="The passing report of `andon app test PATH`")
+    ],
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="andon serve's settings (YAML; ANDON_* override)"),
+    ] = None,
+) -> None:
+    """Publish a tested app to the catalog of the platform database that `andon serve`
+    (same settings) uses; the platform runs it from PATH, so keep PATH where it is."""
+    from andon.api.deps import wall_clock
+    from andon.apps.catalog import Catalog, Who
+    from andon.apps.repository import SqlAppRepository
+    from andon.platform import Conflict, Database, Invalid, Platform
+    from andon.platform.config import ConfigError, load_settings
+
+    try:
+        settings = load_settings(config)
+    except ConfigError as exc:
+        fail(str(exc))
+    try:
+        rep = json.loads(report.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        fail(f"{report}: {exc}")
+    if not isinstance(rep, dict):
+        fail(f"{report}: a test report is a JSON object, not {type(rep).__name__}")
+
+    async def go() -> dict[str, Any]:
+        db = Database(settings.database_url)
+        try:
+            pf = Platform(
+                db,
+                wall_clock,
+                secret_key=settings.secret_key,
+                secrets_dir=settings.security.secrets_dir,
+            )
+            await pf.start()
+            cat = Catalog(db, pf.audit, SqlAppRepository(db, wall_clock), wall_clock)
+            return await cat.publish(path, rep, Who(f"cli:{os.environ.get('USER', '?')}"))
+        finally:
+            await db.close()
+
+    try:
+        got = asyncio.run(go())
+    except (Conflict, Invalid) as exc:
+        fail(f"{path}: {exc}")
+    out.print(
+        f"[green]ok[/] published {got['app_id']} {got['version']} ({got['source_dir']})",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
 # --- andon app test: the harness (andon.commands.app_test) ---------------------------------------
 app_test.register(app)
