@@ -1,6 +1,10 @@
 """Connector types by name: each registers its config model and a factory. The edge agent
 builds connectors from the site file through here; the conformance suite finds every type here.
 
+A protocol's package is imported only when a connector of its type is built or looked up
+(``build_connector``, ``connector_type``): an edge with one Modbus device does not load the
+OPC UA, MQTT, MTConnect or file libraries. ``connector_types`` imports them all.
+
 >>> "synthetic" in connector_types()
 True
 """
@@ -16,7 +20,14 @@ from pydantic import BaseModel
 
 from andon.connect.base import Connector, Manifest
 
-__all__ = ["ConnectorType", "build_connector", "check_manifest", "connector_types", "register"]
+__all__ = [
+    "ConnectorType",
+    "build_connector",
+    "check_manifest",
+    "connector_type",
+    "connector_types",
+    "register",
+]
 
 _IOT_CLASSES = ("local_polling", "local_push", "file")
 
@@ -72,13 +83,25 @@ def connector_types() -> dict[str, ConnectorType]:
     return dict(_TYPES)
 
 
+def connector_type(kind: object) -> ConnectorType:
+    """One connector type, importing only its own protocol package. Raises ``KeyError`` for
+    an unknown type (naming the known ones: only then is every package imported) or one whose
+    protocol library is not installed."""
+    if isinstance(kind, str) and kind not in _TYPES and kind in _MODULES:
+        try:
+            importlib.import_module(_MODULES[kind])
+        except ImportError as exc:  # pragma: no cover - optional library missing
+            raise KeyError(f"connector type {kind!r} cannot load its library: {exc}") from exc
+    if isinstance(kind, str) and kind in _TYPES:
+        return _TYPES[kind]
+    known = ", ".join(sorted(connector_types()))
+    raise KeyError(f"unknown connector type {kind!r} (known: {known})")
+
+
 def build_connector(options: dict[str, Any]) -> Connector:
-    """A connector from one ``connectors:`` entry (``type`` selects the kind). Raises
-    ``KeyError`` for an unknown type and pydantic's ``ValidationError`` for bad options."""
-    kind = options.get("type")
-    types = connector_types()
-    if kind not in types:
-        raise KeyError(f"unknown connector type {kind!r} (known: {', '.join(sorted(types))})")
-    t = types[kind]
+    """A connector from one ``connectors:`` entry (``type`` selects the kind), importing only
+    that type's protocol package. Raises ``KeyError`` for an unknown type and pydantic's
+    ``ValidationError`` for bad options."""
+    t = connector_type(options.get("type"))
     cfg = t.config.model_validate({k: v for k, v in options.items() if k != "type"})
     return t.factory(cfg)
