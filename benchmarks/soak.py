@@ -147,6 +147,22 @@ def rss_mb(pid: int) -> float:
         return 0.0
 
 
+def smaps_mb(pid: int) -> tuple[float, float]:
+    """Anonymous and file-backed resident memory of one process, MB, from
+    ``/proc/PID/smaps_rollup`` ((0, 0) when it is gone): native heap growth shows as anon."""
+    anon = file = 0
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            key, _, rest = line.partition(":")
+            if key == "Anonymous":
+                anon = int(rest.split()[0])
+            elif key == "Rss":
+                file = int(rest.split()[0])
+    except (OSError, IndexError, ValueError):
+        return 0.0, 0.0
+    return anon / 1e3, max(0, file - anon) / 1e3
+
+
 def fds(pid: int) -> int:
     """Open file descriptors of one process (0 when it is gone)."""
     try:
@@ -220,7 +236,7 @@ def _broker(work: Path, keys: list[str], port: int) -> Iterator[int]:
 
 @contextlib.contextmanager
 def _serve(
-    work: Path, db_url: str, broker_port: int, memory_limit: str
+    work: Path, db_url: str, broker_port: int, memory_limit: str, extra_env: dict[str, str]
 ) -> Iterator[tuple[int, int]]:
     port = _free_port()
     config = work / "andon.yaml"
@@ -239,7 +255,12 @@ def _serve(
         },
     }
     config.write_text(json.dumps(doc))
-    env = {**os.environ, "ANDON_SOAK_BROKER_PASSWORD": BROKER_PASSWORD, "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "ANDON_SOAK_BROKER_PASSWORD": BROKER_PASSWORD,
+        "PYTHONUNBUFFERED": "1",
+        **extra_env,
+    }
     cmd = [sys.executable, "-m", "andon.cli", "serve", "--config", str(config)]
     with (work / "serve.log").open("ab") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -431,6 +452,8 @@ async def _board(client: httpx.AsyncClient, site: str, rps: float, r: Readers) -
 COLUMNS = (
     "t_s",
     "serve_rss_mb",
+    "serve_anon_mb",
+    "serve_file_mb",
     "serve_fds",
     "serve_procs",
     "edges_rss_sum_mb",
@@ -486,11 +509,14 @@ def sample(
     store_mb: float,
 ) -> dict[str, float]:
     tree = _tree(serve_pid)
+    maps = [smaps_mb(p) for p in tree]
     e_rss = [rss_mb(p.pid) for p in edges]
     e_fds = [fds(p.pid) for p in edges]
     return {
         "t_s": round(t, 1),
         "serve_rss_mb": round(sum(rss_mb(p) for p in tree), 2),
+        "serve_anon_mb": round(sum(m[0] for m in maps), 2),
+        "serve_file_mb": round(sum(m[1] for m in maps), 2),
         "serve_fds": sum(fds(p) for p in tree),
         "serve_procs": len(tree),
         "edges_rss_sum_mb": round(sum(e_rss), 2),
@@ -590,6 +616,8 @@ def slope_per_h(rows: list[dict[str, float]], col: str) -> float:
 
 SERIES = (
     ("serve_rss", "serve_rss_mb", "MB"),
+    ("serve_anon", "serve_anon_mb", "MB"),
+    ("serve_file", "serve_file_mb", "MB"),
     ("serve_fds", "serve_fds", "fds"),
     ("edges_rss_sum", "edges_rss_sum_mb", "MB"),
     ("edges_rss_max", "edges_rss_max_mb", "MB"),
@@ -659,7 +687,7 @@ def _col(rows: list[dict[str, float]], col: str) -> list[float]:
 def svg(rows: list[dict[str, float]], path: Path, title: str) -> None:
     """The time series as small multiples in one SVG (no plotting library needed)."""
     panels = (
-        ("andon serve RSS (MB)", ("serve_rss_mb",)),
+        ("andon serve RSS, anon (MB)", ("serve_rss_mb", "serve_anon_mb")),
         ("andon serve open fds", ("serve_fds",)),
         ("edges RSS (MB): sum", ("edges_rss_sum_mb",)),
         ("edges RSS (MB): max", ("edges_rss_max_mb",)),
@@ -724,17 +752,28 @@ def main() -> None:
         help="DuckDB memory limit of andon serve's store (below the default 256MB so that "
         "the cache reaches its bound within a short run)",
     )
+    p.add_argument(
+        "--serve-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an environment variable for andon serve only (repeatable), e.g. "
+        "MALLOC_ARENA_MAX=2 to compare allocator settings",
+    )
     p.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     a = p.parse_args()
     if a.edges < 1 or a.minutes <= 0 or a.interval <= 0:
         p.error("--edges, --minutes and --interval must be positive")
+    extra_env = dict(kv.split("=", 1) for kv in a.serve_env if "=" in kv)
+    if len(extra_env) != len(a.serve_env):
+        p.error("--serve-env takes NAME=VALUE")
     a.out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="andon-soak-"))
     try:
         db_url = f"sqlite:///{work / 'platform.db'}"
         s = asyncio.run(_provision(db_url, a.edges))
         keys = [*s.edge_keys, s.probe_key]
-        serve = _serve(work, db_url, broker_port := _free_port(), a.store_memory_limit)
+        serve = _serve(work, db_url, broker_port := _free_port(), a.store_memory_limit, extra_env)
         with _broker(work, keys, broker_port), serve as served:
             rows, r = asyncio.run(_soak(a, work, s, broker_port, *served))
         svg(
