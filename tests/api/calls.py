@@ -142,6 +142,8 @@ BODIES: dict[str, Callable[[World], Any]] = {
     "auth.oidc.callback": lambda w: {"code": "not a code", "state": "not a state"},
     # enabling an enabled user changes nothing
     "users.status": lambda w: {"disabled": False},
+    # publishing a directory without a manifest is refused (422) and publishes nothing
+    "apps.publish": lambda w: {"app_dir": "/nonexistent/app", "report": {}},
     "apps.install": lambda w: {
         "app_id": "probe",
         "version": "0.1.0",
