@@ -2,6 +2,8 @@
 
 * the catalog (``tenant:read`` anywhere in the tenant): published apps, each with the
   vendor's claims in its manifest beside the figures its test run measured;
+* publishing (platform administrators): an app directory on the platform's host with its
+  passing test report;
 * installations (``app:manage``, tenant-wide: the tenant admin): install on chosen sites
   with the asked permissions accepted, configure, upgrade, roll back, uninstall, the
   instance's status and logs (``not running`` when no supervisor runs it);
@@ -15,9 +17,11 @@ See ``docs/decisions/0902-app-catalog-and-findings.md``."""
 
 from __future__ import annotations
 
+from pathlib import Path as FsPath
 from typing import Annotated, Any, Literal
 
 from fastapi import Path, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from andon.api.deps import Access, Ctx
 from andon.api.params import _floats, _model, api
@@ -93,6 +97,37 @@ async def get_catalog_app(
     v = await cat.version(app_id, version)
     versions: list[str] = next(
         (a["versions"] for a in await cat.apps() if a["app_id"] == app_id), []
+    )
+    return CatalogVersionOut(**{**v, "versions": versions})
+
+
+class PublishIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    app_dir: str = Field(
+        min_length=1,
+        max_length=4096,
+        description="the app's directory on the platform's host (the platform runs it from there)",
+    )
+    report: dict[str, Any] = Field(description="its passing report (`andon app test --json`)")
+
+
+@api.route(
+    "POST",
+    "/apps/catalog",
+    name="apps.publish",
+    permission=P.PLATFORM_ADMIN,
+    scope="platform",
+    status_code=201,
+)
+async def publish(body: PublishIn, ctx: Ctx) -> CatalogVersionOut:
+    """Publish a tested app (platform administrators; ``andon app publish`` does the same
+    from the platform's host): its manifest, the report's app and version must match and the
+    report must have passed; 409 when that version is already published."""
+    cat = _catalog(ctx)
+    v = await cat.publish(FsPath(body.app_dir), body.report, _who(ctx))
+    versions: list[str] = next(
+        (a["versions"] for a in await cat.apps() if a["app_id"] == v["app_id"]), []
     )
     return CatalogVersionOut(**{**v, "versions": versions})
 
