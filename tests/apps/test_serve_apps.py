@@ -1,5 +1,6 @@
 """``andon serve`` runs installed apps (settings ``apps``): a real ``andon serve`` process, an
-app published with ``andon app publish`` and installed through the API runs sandboxed
+app published with ``andon app publish`` (or ``POST /apps/catalog`` by a platform
+administrator) and installed through the API runs sandboxed
 (status ``running`` with a pid), and stopping the service stops the app with it (its pid is
 gone, not orphaned). ``andon serve --check`` says whether apps can run.
 """
@@ -33,6 +34,7 @@ from tests.edge.broker import free_port, wait_port
 
 SECRET = "s" * 40
 ADMIN = ("admin@ta.example", "a long tenant password")
+ROOT = ("root@platform.example", "a long root password")
 
 needs_sandbox = pytest.mark.skipif(not check_sandbox().ok, reason=check_sandbox().reason)
 
@@ -67,6 +69,8 @@ async def _provision(db_url: str) -> str:
     pf = Platform(Database(db_url), wall_clock, secret_key=SECRET)
     await pf.start()
     try:
+        await pf.create_tenant("platform", "Platform")
+        await pf.create_user("platform", *ROOT, [(Role.PLATFORM_ADMIN, None)])
         await pf.create_tenant("ta", "TA")
         site = str((await pf.create_site("ta", demo_yaml()))["id"])
         await pf.create_user("ta", *ADMIN, [(Role.TENANT_ADMIN, None)])
@@ -182,6 +186,21 @@ def test_serve_runs_an_installed_app_and_stops_it(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, (status, log.read_text(errors="replace")[-3000:])
             time.sleep(0.2)
         assert status["sandboxed"] is True
+
+        # publishing through the API: platform administrators only
+        v2 = APP_DIRS["0.2.0"]
+        body = {"app_dir": str(v2), "report": report_of(v2, precision=0.8)}
+        r = api.post("/apps/catalog", json=body)
+        assert r.status_code == 403, r.text
+        r = api.post("/auth/login", json={"email": ROOT[0], "password": ROOT[1]})
+        root = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        r = api.post("/apps/catalog", json={**body, "app_dir": str(tmp_path)}, headers=root)
+        assert r.status_code == 422 and "manifest" in r.text, r.text
+        r = api.post("/apps/catalog", json=body, headers=root)
+        assert r.status_code == 201, r.text
+        assert r.json()["version"] == "0.2.0" and r.json()["versions"] == ["0.2.0", "0.1.0"]
+        r = api.post("/apps/catalog", json=body, headers=root)
+        assert r.status_code == 409, r.text
         # the app's processes: bubblewrap and what it runs, below andon serve
         app_pids = {
             p
