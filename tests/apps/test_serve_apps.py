@@ -21,13 +21,18 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
 from typer.testing import CliRunner, Result
 
 from andon.apps.sandbox import check_sandbox
 from andon.apps.supervisor import AppSupervisor, InstanceSpec, InstanceState
 from andon.cli import app
+from andon.commands.platform import platform_app
 from andon.model.clock import wall_clock
 from andon.platform import Database, Platform, Role
+from andon.platform.config import load_settings
+from andon.platform.tables import audit_log
 from tests.api.appworld import APP_DIRS, PERMS, report_of
 from tests.api.world import demo_yaml
 from tests.edge.broker import free_port, wait_port
@@ -270,3 +275,24 @@ def test_stop_lets_the_run_finish_and_closes_its_pipes(tmp_path: Path) -> None:
         gc.collect()
     leaks = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
     assert not leaks, leaks
+
+
+def test_allow_unsandboxed_is_audited_at_each_start(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, 8080, enabled=True, allow_unsandboxed=True)
+    settings = load_settings(cfg)
+    for _ in range(2):
+        with TestClient(platform_app(settings)):
+            pass
+
+    async def entries() -> list[Any]:
+        db = Database(settings.database_url)
+        try:
+            async with db.begin() as conn:
+                q = select(audit_log).where(audit_log.c.action == "apps.allow_unsandboxed")
+                return list((await conn.execute(q)).mappings().all())
+        finally:
+            await db.close()
+
+    rows = asyncio.run(entries())
+    assert len(rows) == 2
+    assert rows[0]["actor"] == "operator" and rows[0]["tenant_id"] is None
