@@ -36,7 +36,13 @@ __all__ = [
 F64 = npt.NDArray[np.float64]
 
 
-def grid_mean(ts: Sequence[int], values: Sequence[float], start: int, step: int, n: int) -> F64:
+def grid_mean(
+    ts: Sequence[int] | npt.NDArray[np.int64],
+    values: Sequence[float] | F64,
+    start: int,
+    step: int,
+    n: int,
+) -> F64:
     """The mean of the samples in each step ``[start + i·step, start + (i+1)·step)`` (NaN
     where a step has none; NaN samples are skipped): step ``i`` is known at its end."""
     t = np.asarray(ts, dtype=np.int64)
@@ -154,14 +160,14 @@ def score_machine(
         names = [names[j] for j in keep]
         x = x[:, keep]
     cfg = AnomalyConfig(alpha=float(s["alpha"]), target_far=float(s["target_far"]))
-    model = AnomalyModel.fit(x[train], [regime[i] for i in train], signals=names, config=cfg)
+    model = AnomalyModel.fit(x[train], [regime[int(i)] for i in train], signals=names, config=cfg)
     scorer = Scorer(model)
     if raise_ratio > 0:
         scorer.reject(0, raise_ratio * float(model.threshold[0]))
     scored = np.flatnonzero(run[learn_steps:]) + learn_steps
-    idx = model.regime_index([regime[i] for i in scored], len(scored))
+    idx = model.regime_index([regime[int(i)] for i in scored], len(scored))
     for i in train:  # the smoothing starts where learning ended
-        scorer.step(x[i : i + 1], model.regime_index([regime[i]], 1))
+        scorer.step(x[i : i + 1], model.regime_index([regime[int(i)]], 1))
     score = np.zeros(len(scored))
     flag = np.zeros(len(scored), dtype=bool)
     contrib = np.zeros((len(scored), len(names)))
