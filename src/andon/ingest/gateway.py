@@ -568,10 +568,16 @@ class IngestGateway:
         """Columns from an in-process producer holding an edge key (the demo's factory):
         the key authenticated through the directory (cached as for frames), every name in
         one site of its tenant that it may write, then stored as :meth:`columns` stores.
+        The samples' text part (``SampleBatch.text``) is stored as text values.
         Refusals are counted like a frame's and raise :class:`KeyRefused`."""
         check = await self.authenticate(key)
         who = f"key {check.key_id}" if check.key_id else "an unknown sender"
-        parts_ = [b for b in (samples, states, open_states, parts) if b is not None and len(b)]
+        texts = samples.text if samples is not None and samples.text is not None else None
+        if samples is not None:
+            samples = samples.numeric()
+        parts_ = [
+            b for b in (samples, states, open_states, parts, texts) if b is not None and len(b)
+        ]
         points = sum(len(b) for b in parts_)
         if check.identity is None:
             self._refuse_columns(check.refusal, points, who)
@@ -589,6 +595,7 @@ class IngestGateway:
             states=states,
             open_states=open_states,
             parts=parts,
+            texts=texts,
         )
 
     def _refuse_columns(self, reason: str, points: int, who: str, detail: str = "") -> NoReturn:
