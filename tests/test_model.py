@@ -71,10 +71,16 @@ def test_demo_plant_has_the_machines_the_issue_asks_for() -> None:
     assert [mt.id for mt in plant.site.meters] == ["main"]
     # every machine has its own power meter
     assert all(any(s.type == "power" for s in m.signals) for _, _, m in plant.machines())
-    # the YAML merge key '<<' works: MC-02 inherits MC-01's signals
+    # the YAML merge key '<<' works: MC-02 inherits MC-01's modes; its signals are MC-01's
+    # and its controller's execution and program (text, issue 12: the MTConnect machine)
     mc1 = next(m for _, _, m in plant.machines() if m.id == "MC-01")
     mc2 = next(m for _, _, m in plant.machines() if m.id == "MC-02")
-    assert mc2.name == "Machining centre 2" and mc2.signals == mc1.signals
+    assert mc2.name == "Machining centre 2" and mc2.sim == mc1.sim
+    assert mc2.signals[: len(mc1.signals)] == mc1.signals
+    assert [(s.id, s.kind) for s in mc2.signals[len(mc1.signals) :]] == [
+        ("execution", "text"),
+        ("program", "text"),
+    ]
     # both kinds of failure (decision 0507): degrading modes on two machine types, and
     # memoryless ones
     kinds = {(m.type, fm.kind) for _, _, m in plant.machines() for fm in m.sim.failure_modes}

@@ -101,8 +101,12 @@ def test_virtual_factory_documents_validate_against_the_mtconnect_xsds() -> None
         ("ex", "execution", "EVENT", "EXECUTION"),
         ("sys", "system", "CONDITION", "SYSTEM"),
     ]
+    # MC-02's own items: the first is a LOAD, then numbers, a PART_COUNT, and two text
+    # events (its Execution and Program, issue 12)
+    texts = {"MC-02.execution": "ACTIVE", "MC-02.program": "A-100"}
+    assert set(texts) <= {i for i, *_ in agent.items}
     for k, (item, *_) in enumerate(agent.items[:-2]):
-        agent.observe(item, 12.0 if k else 1.5)  # the first is a LOAD, the last a PART_COUNT
+        agent.observe(item, texts.get(item, 12.0 if k else 1.5))
     for v in ("ACTIVE", None):
         agent.observe("ex", v)
     for v in ("NORMAL", "FAULT", None):

@@ -29,6 +29,7 @@ from andon.model.types import (
     Quality,
     SampleBatch,
     StateBatch,
+    TextBatch,
     from_micros,
 )
 from andon.sim.physics import (
@@ -36,8 +37,10 @@ from andon.sim.physics import (
     HEALTH_EFFECTS,
     LAG_TYPES,
     LEVEL_TYPES,
+    TEXT_TYPES,
     lag_filter,
     state_share,
+    text_value,
 )
 from andon.twin.line import FactoryModel, MachineRuntime
 
@@ -77,6 +80,7 @@ class _SignalState:
     spec: Signal
     rng: np.random.Generator
     last: float | None = None  # lag filters carry their value across windows
+    last_text: str | None = None  # text signals emit on change only
 
 
 @dataclass(eq=False)
@@ -90,6 +94,7 @@ class _MachineRec:
     st_t: list[float] = field(default_factory=list)
     st_s: list[int] = field(default_factory=list)
     st_r: list[str] = field(default_factory=list)
+    st_p: list[str | None] = field(default_factory=list)  # product made or last made
     # condition points: after each part or consumable event
     c_t: list[float] = field(default_factory=list)
     c_v: list[tuple[float, float, int, float, float, int, float]] = field(default_factory=list)
@@ -219,6 +224,7 @@ class VirtualFactory:
         rec.st_t.append(t)
         rec.st_s.append(int(state))
         rec.st_r.append(reason)
+        rec.st_p.append(m.part if m.part is not None else m.last_product)
 
     def on_part(
         self, m: MachineRuntime, t: float, product: str, good: bool, cycle_s: float
@@ -314,6 +320,7 @@ class VirtualFactory:
         idx_parts: list[np.ndarray] = []
         ts_parts: list[np.ndarray] = []
         val_parts: list[np.ndarray] = []
+        text_rows: list[tuple[int, float, str]] = []
         machine_power: dict[int, tuple[F64, F64]] = {}
         for rec in self.recs:
             if rec.degr:
@@ -326,6 +333,9 @@ class VirtualFactory:
             machine_power[rec.index] = (bp_t, bp_p)
             e0 = rec.energy_kwh
             for sig in rec.signals:
+                if sig.spec.type in TEXT_TYPES:
+                    text_rows += self._text_changes(rec, sig, w0, w1)
+                    continue
                 grid = _grid(w0, w1, sig.spec.sample_period_s)
                 if len(grid) == 0:
                     continue
@@ -368,7 +378,18 @@ class VirtualFactory:
                 bt, bpv = machine_power[r.index]
                 total += _integral(bt, bpv, np.array([w1]))[0] / 3600.0
             energy[0] = total
-        samples = SampleBatch.empty()
+        text = None
+        if text_rows:
+            text = TextBatch.build(
+                self.signal_names,
+                [r[0] for r in text_rows],
+                [self.ts(r[1]) for r in text_rows],
+                [r[2] for r in text_rows],
+                np.full(len(text_rows), Quality.GOOD, dtype=np.uint8),
+            )
+        samples = (
+            SampleBatch.empty() if text is None else SampleBatch.build((), [], [], [], text=text)
+        )
         if ts_parts:
             t = np.concatenate(ts_parts)
             samples = SampleBatch(
@@ -377,6 +398,7 @@ class VirtualFactory:
                 self.start + np.round(t * 1e6).astype(np.int64),
                 np.concatenate(val_parts),
                 np.full(len(t), Quality.GOOD, dtype=np.uint8),
+                text,
             )
         for rec in self.recs:
             rec.health_cache.clear()
@@ -387,6 +409,28 @@ class VirtualFactory:
         parts = self._parts(w1)
         self._prune(w1)
         return Flush(self.ts(w0), self.ts(w1), samples, states, parts, current)
+
+    def _text_changes(
+        self, rec: _MachineRec, sig: _SignalState, w0: float, w1: float
+    ) -> list[tuple[int, float, str]]:
+        """A text signal's changes in ``[w0, w1)`` as ``(name index, engine s, value)``: the
+        value in force at ``w0`` when the signal has emitted nothing yet, then each state
+        change that changes it. Several state changes at one instant count as their last."""
+        out: list[tuple[int, float, str]] = []
+        k = self._name_index[sig.path]
+        typ = sig.spec.type
+        n = len(rec.st_t)
+        for j in range(n):
+            t = rec.st_t[j]
+            if t >= w1:
+                break
+            if j + 1 < n and rec.st_t[j + 1] <= max(t, w0):
+                continue  # superseded at the same instant, or before the window
+            v = text_value(typ, rec.st_s[j], rec.st_r[j], rec.st_p[j])
+            if v != sig.last_text:
+                out.append((k, max(t, w0), v))
+                sig.last_text = v
+        return out
 
     def _health_truth(self, rec: _MachineRec, w0: float, w1: float) -> None:
         """Ground truth of a degrading machine's window: each mode's health every
@@ -633,7 +677,7 @@ class VirtualFactory:
         for rec in self.recs:
             k = int(np.searchsorted(np.asarray(rec.st_t), w1, side="right")) - 1
             if k > 0:
-                del rec.st_t[:k], rec.st_s[:k], rec.st_r[:k]
+                del rec.st_t[:k], rec.st_s[:k], rec.st_r[:k], rec.st_p[:k]
             k = int(np.searchsorted(np.asarray(rec.c_t), w1, side="right")) - 1
             if k > 0:
                 del rec.c_t[:k], rec.c_v[:k]

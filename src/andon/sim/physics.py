@@ -17,6 +17,12 @@ condition of its consumable (0 new … 1 worn out) and the signal type:
   rising first and most, load and current a little), and the bearing temperature's running
   target rises by ``25·d^1.5 + 5·(ρ - 1)`` °C. The noise stays what it is: a sick machine's
   signals stand out of it more and more.
+* *Text values* (decision 0202) follow the state timeline and are emitted on change only,
+  as events: ``execution`` ACTIVE while running, READY while idle (starved, blocked, a
+  break), INTERRUPTED during a failure or a setup (changeover, tool or wheel change,
+  dressing, maintenance), STOPPED while offline; ``availability`` AVAILABLE (UNAVAILABLE
+  while offline); ``controller_mode`` AUTOMATIC (MANUAL during a setup or a repair);
+  ``program`` the product being made, or the last one (``TEXT_TYPES``, ``text_value``).
 * *Power* follows the state (the machine's ``power`` block) and rises with wear while running;
   *energy* is the exact integral of the noise-free power, so a meter reading always agrees
   with the state timeline.
@@ -28,9 +34,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from andon.model.calendar import MAINTENANCE
 from andon.model.types import F64, MachineState
 
-__all__ = ["AMBIENT_C", "HEALTH_EFFECTS", "LAG_TYPES", "LEVEL_TYPES", "Level", "lag_filter"]
+__all__ = [
+    "AMBIENT_C",
+    "HEALTH_EFFECTS",
+    "LAG_TYPES",
+    "LEVEL_TYPES",
+    "SETUP_REASONS",
+    "TEXT_TYPES",
+    "Level",
+    "lag_filter",
+    "text_value",
+]
 
 AMBIENT_C = 22.0
 
@@ -108,3 +125,33 @@ def state_share(states: np.ndarray, level: Level) -> F64:
     stopped = (states == MachineState.DOWN) | (states == MachineState.OFFLINE)
     share[stopped] = level.stopped
     return share
+
+
+TEXT_TYPES = frozenset({"execution", "availability", "controller_mode", "program", "text"})
+"""Signal types of kind text the sim models from the machine's state."""
+
+SETUP_REASONS = frozenset({"changeover", "tool_change", "wheel_change", "dressing", MAINTENANCE})
+"""Planned-stop reasons during which someone works on the machine (a setup)."""
+
+
+def text_value(typ: str, state: int, reason: str, product: str | None) -> str:
+    """A text signal's value while the machine is in ``state`` for ``reason``, making (or
+    last made) ``product``."""
+    setup = state == MachineState.PLANNED_STOP and reason in SETUP_REASONS
+    if typ == "execution":
+        if state == _RUN:
+            return "ACTIVE"
+        if state == MachineState.OFFLINE:
+            return "STOPPED"
+        if state == MachineState.DOWN or setup:
+            return "INTERRUPTED"
+        return "READY"
+    if typ == "availability":
+        return "UNAVAILABLE" if state == MachineState.OFFLINE else "AVAILABLE"
+    if typ == "controller_mode":
+        return "MANUAL" if state == MachineState.DOWN or setup else "AUTOMATIC"
+    if typ == "program":
+        return product or ""
+    if typ == "text":
+        return MachineState(state).label.upper()
+    raise ValueError(f"no physical model for text signal type {typ!r}")

@@ -9,6 +9,10 @@ would have them:
 * every other machine (legacy: inspection, FSW, generic) and the energy meters → Modbus TCP
   (one unit id each, float32 holding registers at ``2 * k``).
 
+Text signals (execution, program… decision 0202) are served where the protocol has text:
+the MTConnect machine's as events. On OPC UA, Sparkplug and Modbus machines they are not
+served, and listed in ``Assignment.unserved``.
+
 ``publish(batch)`` writes the newest value of each signal in a ``SampleBatch`` (a factory
 window's samples) into its server; ``connectors()`` returns the ``connectors:`` entries of an
 edge site file that map every address back onto the plant's signal paths.
@@ -44,6 +48,7 @@ class Assignment:
     mtconnect: dict[str, str] = field(default_factory=dict)  # path → data item id
     modbus: dict[str, tuple[int, int]] = field(default_factory=dict)  # path → (unit, address)
     sparkplug: dict[str, tuple[str, str]] = field(default_factory=dict)  # path → (device, metric)
+    unserved: list[str] = field(default_factory=list)  # text signals off MTConnect
 
 
 def assign(plant: Plant) -> Assignment:
@@ -58,14 +63,17 @@ def assign(plant: Plant) -> Assignment:
         if m.id == mt_id:
             for s in m.signals:
                 a.mtconnect[f"{base}/{s.id}"] = f"{m.id}.{s.id}"
-        elif m.type in _OPCUA:
-            for s in m.signals:
+            continue
+        a.unserved += [f"{base}/{s.id}" for s in m.signals if s.kind == "text"]
+        numeric = [s for s in m.signals if s.kind != "text"]
+        if m.type in _OPCUA:
+            for s in numeric:
                 a.opcua[f"{base}/{s.id}"] = (m.id, s.id)
         elif m.type == MachineType.ROBOT_CELL:
-            for s in m.signals:
+            for s in numeric:
                 a.sparkplug[f"{base}/{s.id}"] = (m.id, s.id)
         else:
-            for k, s in enumerate(m.signals):
+            for k, s in enumerate(numeric):
                 a.modbus[f"{base}/{s.id}"] = (unit, 2 * k)
             unit += 1
     for area in plant.site.areas:
@@ -143,8 +151,17 @@ class FactoryServers:
         self._started = False
 
     async def publish(self, batch: SampleBatch) -> None:
-        """Serve the newest value of every signal in ``batch``."""
+        """Serve the newest value of every signal in ``batch`` (its text values: every
+        change, as MTConnect events)."""
         a = self.assignment
+        text = batch.text
+        if text is not None:
+            for i in np.argsort(text.ts, kind="stable"):
+                path = text.names[int(text.index[i])]
+                if path in a.mtconnect:
+                    self.mtconnect.observe(
+                        a.mtconnect[path], text.value[i], float(text.ts[i]) / 1e6
+                    )
         if not len(batch):
             return
         order = np.lexsort((batch.ts, batch.index))
