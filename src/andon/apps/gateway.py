@@ -329,6 +329,9 @@ class AppGateway:
         if manifest is not None and manifest.id != grant.app_id:
             raise ValueError(f"manifest is app {manifest.id!r}, the grant {grant.app_id!r}")
         self.grant = grant
+        self.on_request: Callable[[int], object] | None = None
+        """Called with the request count before each request is answered (the test
+        harness's restart probe kills the app there, so a fast app cannot finish first)."""
         self.store = store
         self.bus = bus
         self.sink = sink
@@ -484,6 +487,8 @@ class AppGateway:
     async def _request(self, conn: _Connection, rid: int, msg: dict[str, Any]) -> bool:
         """Answer one request; False when the connection must end (a failed hello)."""
         self._counts["requests"] += 1
+        if self.on_request is not None:
+            self.on_request(self._counts["requests"])
         method = msg.get("method")
         params = msg.get("params", {})
         if not isinstance(method, str):

@@ -325,8 +325,16 @@ class _Harness:
         peak = 0.0
         cpu = 0.0
         killed = False
-        await self.sup.start(spec)
         iid = grant.instance_id
+
+        def kill_at(requests: int) -> None:
+            nonlocal killed
+            if kill and not killed and requests >= 3:
+                killed = self.sup.kill(iid, "killed by the test harness (restart probe)")
+
+        # In the request path, before the third reply: polling let a fast app finish first.
+        gw.on_request = kill_at
+        await self.sup.start(spec)
         deadline = t0 + self.timeout_s
         done = (InstanceState.FINISHED, InstanceState.CRASH_LOOP)
         while True:
@@ -335,8 +343,7 @@ class _Harness:
             cpu = max(cpu, st.cpu_s)
             if st.state in done or time.monotonic() > deadline:
                 break
-            if kill and not killed and gw.stats()["requests"] >= 3:
-                killed = self.sup.kill(iid, "killed by the test harness (restart probe)")
+            kill_at(gw.stats()["requests"])
             with contextlib.suppress(TimeoutError):
                 await self.sup.wait_for(iid, lambda s: s.state in done, 0.1)
         wall = time.monotonic() - t0
