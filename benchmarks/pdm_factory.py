@@ -60,7 +60,7 @@ from andon.sim.factory import HEALTH_SAMPLE_S, VirtualFactory
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "apps" / "pdm_anomaly"
 sys.path.insert(0, str(APP))
-from pdm_anomaly.detect import (  # noqa: E402  (the app's package, on its own path)
+from pdm_anomaly.detect import (  # type: ignore[import-not-found]  # noqa: E402  (the app's package, on its own path)
     grid_mean,
     product_at,
     reports,
