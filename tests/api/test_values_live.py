@@ -40,7 +40,9 @@ def test_an_ingested_text_value_reaches_the_live_feed_as_a_text_event(tmp_path: 
         monitoring={"alert_interval_s": 0},
         security={"secrets_dir": str(tmp_path / "secrets")},
     )
-    yaml = demo_yaml().replace(ANCHOR, ANCHOR + "                - {id: program, type: program}\n")
+    yaml = demo_yaml().replace(
+        ANCHOR, ANCHOR + "                - {id: program, type: program}\n", 1
+    )
     plant = parse_plant(yaml)
     prg = plant.machine_path(*plant.machines()[0]) + "/program"
     store = DuckDBStore.open(None)
