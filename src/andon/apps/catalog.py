@@ -187,6 +187,16 @@ def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
+def _as_previous(inst: Mapping[str, Any]) -> dict[str, Any]:
+    """The installation's current version, settings and permissions as the columns a
+    rollback returns to (every change keeps the state before it)."""
+    return {
+        "previous_version": inst["version"],
+        "previous_settings": _dumps(inst["settings"]),
+        "previous_permissions": _dumps(inst["permissions"]),
+    }
+
+
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
 
@@ -601,9 +611,7 @@ class Catalog:
             installation_id,
             {
                 "settings": _dumps(valid),
-                "previous_version": inst["version"],
-                "previous_settings": _dumps(inst["settings"]),
-                "previous_permissions": _dumps(inst["permissions"]),
+                **_as_previous(inst),
             },
         )
         await self._audit(
@@ -645,9 +653,7 @@ class Catalog:
                 "version": version,
                 "settings": _dumps(valid),
                 "permissions": _dumps(perms),
-                "previous_version": inst["version"],
-                "previous_settings": _dumps(inst["settings"]),
-                "previous_permissions": _dumps(inst["permissions"]),
+                **_as_previous(inst),
             },
         )
         await self._audit(
@@ -677,9 +683,7 @@ class Catalog:
                 "version": inst["previous_version"],
                 "settings": _dumps(inst["previous_settings"]),
                 "permissions": _dumps(inst["previous_permissions"]),
-                "previous_version": inst["version"],
-                "previous_settings": _dumps(inst["settings"]),
-                "previous_permissions": _dumps(inst["permissions"]),
+                **_as_previous(inst),
             },
         )
         await self._audit(
