@@ -5,18 +5,8 @@ a 401 that is audited."""
 
 from __future__ import annotations
 
-import json
-import os
-import re
-import shutil
-import socket
-import subprocess
-import time
-import urllib.parse
 from collections.abc import Iterator
-from pathlib import Path
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -24,53 +14,18 @@ from andon.api import PREFIX, create_app
 from andon.platform import Platform, Role
 from andon.platform.config import Settings
 from andon.store import DuckDBStore
+from tests.oidc.harness import CLIENT_ID, CLIENT_SECRET, sign_in_at_provider
+from tests.oidc.harness import provider as oidc_provider
 
-HERE = Path(__file__).parent.parent / "oidc"
 REDIRECT = "http://127.0.0.1:9/sso/callback"  # never fetched: the test reads the redirect
 PASSWORD = "correct horse battery"
 ACCOUNTS = {"alice": "alice@ta.example", "mallory": "mallory@elsewhere.example"}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def provider() -> Iterator[str]:
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        raise RuntimeError("the single sign-on tests need Node.js and npm on PATH")
-    if not (HERE / "node_modules" / "oidc-provider").is_dir():
-        subprocess.run(
-            [npm, "install", "--no-audit", "--no-fund", "--silent"], cwd=HERE, check=True
-        )
-    port = _free_port()
-    env = {**os.environ, "ACCOUNTS": json.dumps(ACCOUNTS)}
-    proc = subprocess.Popen(
-        [node, "provider.mjs", str(port), "andon", "a-client-secret-of-length", REDIRECT],
-        cwd=HERE,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        deadline = time.monotonic() + 30
-        for line in proc.stdout:  # the provider prints "ready <issuer>" once it listens
-            if line.startswith("ready "):
-                break
-            assert time.monotonic() < deadline, "the OIDC provider did not start"
-        else:
-            raise RuntimeError(f"the OIDC provider exited ({proc.wait()})")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        if proc.stdout is not None:
-            proc.stdout.close()
+    with oidc_provider(REDIRECT, ACCOUNTS) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +38,8 @@ def client(provider: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         security={
             "oidc": {
                 "issuer": provider,
-                "client_id": "andon",
-                "client_secret": "a-client-secret-of-length",
+                "client_id": CLIENT_ID,
+                "client_secret": CLIENT_SECRET,
                 "redirect_uri": REDIRECT,
                 "tenant": "ta",
             }
@@ -106,27 +61,7 @@ def client(provider: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
 
 def _sign_in_at_provider(url: str, account: str) -> dict[str, str]:
-    """What the browser does at the provider: its login and consent forms, up to the redirect
-    back to andon; returns the redirect's query (code, state)."""
-    with httpx.Client(timeout=10) as browser:
-        r = browser.get(url)
-        for _ in range(12):
-            if r.status_code in (302, 303):
-                loc = urllib.parse.urljoin(str(r.url), r.headers["location"])
-                if loc.startswith(REDIRECT):
-                    return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(loc).query))
-                r = browser.get(loc)
-                continue
-            assert r.status_code == 200, r.text
-            action = re.search(r'<form[^>]*action="([^"]+)"', r.text)
-            assert action, r.text
-            names = re.findall(r'<input[^>]*name="([^"]+)"', r.text)
-            values = dict(re.findall(r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', r.text))
-            form = {n: values.get(n, "") for n in names}
-            if "login" in form:
-                form.update(login=account, password="any")
-            r = browser.post(urllib.parse.urljoin(str(r.url), action.group(1)), data=form)
-    raise AssertionError("the provider never redirected back")
+    return sign_in_at_provider(url, account, REDIRECT)
 
 
 def _start(client: TestClient) -> str:
